@@ -1,0 +1,19 @@
+//! The contracts shared between crmpulse stages.
+//!
+//! - [`event`]: the input event contract, its validated Rust form, the canonical JSON
+//!   form and the protobuf wire form ([`proto`]), with checked conversions between them.
+//! - [`metrics`]: what the pipeline emits and the view store consumes, so that
+//!   `query-api` never depends on `pipeline` internals.
+//! - [`time`]: bucket arithmetic both sides agree on.
+
+pub mod event;
+pub mod metrics;
+pub mod time;
+
+/// Protobuf types generated from `proto/crmpulse/v1/events.proto` by prost.
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/crmpulse.v1.rs"));
+}
+
+pub use event::{Event, EventError, Payload};

@@ -1,0 +1,117 @@
+//! The pipeline's output contract: metric facts, their multiplicities, and progress.
+//!
+//! The pipeline maintains, for every metric family, a multiset of *facts*: small
+//! records such as "one conversation of account 1 is active and held by the bot" or
+//! "one first response of 93 s was given in the bucket starting at t". It emits the
+//! changes to that multiset as `(fact, diff)` pairs, grouped into [`MetricBatch`]es
+//! that are each complete up to a pipeline timestamp. A reader that sums every diff
+//! per fact up to some batch holds the exact state at that batch's `progress`, and
+//! answers any range query by summing facts over buckets (see [`crate::time`]).
+//!
+//! Facts carry only what the API needs to filter and aggregate, never pipeline
+//! internals, so `query-api` (and, later, consumers of `crm.metrics.v1`) depend on this
+//! module alone.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Channel, Direction, Priority};
+
+/// Who currently holds an active conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holder {
+    /// Open and assigned to nobody (or handed over by the bot and not yet picked up).
+    Unassigned,
+    /// Assigned to the bot.
+    Bot,
+    /// Assigned to a human agent.
+    Agent,
+}
+
+/// One unit of a metric. The multiplicity of a fact is carried by the diff beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Fact {
+    /// A conversation that is open now (opened or reopened, not resolved since).
+    ActiveConversation {
+        /// Tenant.
+        account_id: u64,
+        /// Who holds it.
+        holder: Holder,
+        /// Channel the conversation was opened on.
+        channel: Channel,
+        /// Inbox it arrived in.
+        inbox_id: String,
+    },
+    /// A conversation's first human response, counted in the bucket of the reply.
+    FirstResponse {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket (ms since epoch, see [`crate::time`]) of the reply.
+        bucket: i64,
+        /// Seconds from open (or bot hand-over) to the first human agent message.
+        seconds: u32,
+        /// Conversation channel.
+        channel: Channel,
+        /// Conversation inbox.
+        inbox_id: String,
+        /// The agent who replied, when the message named one.
+        agent_id: Option<String>,
+        /// The team of the agent assignment in force at the reply, if any.
+        team_id: Option<String>,
+    },
+    /// An outbound WhatsApp message that reached some status, in the bucket it was created.
+    WhatsappOutcome {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of the message's creation.
+        bucket: i64,
+        /// Reached `delivered` or `read` (a `read` implies delivery).
+        delivered: bool,
+    },
+    /// A message, in the bucket it was created.
+    Message {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of creation.
+        bucket: i64,
+        /// Inbound or outbound.
+        direction: Direction,
+        /// Channel the message travelled on.
+        channel: Channel,
+    },
+    /// A ticket that is open now.
+    OpenTicket {
+        /// Tenant.
+        account_id: u64,
+        /// Its priority.
+        priority: Priority,
+    },
+}
+
+impl Fact {
+    /// The account the fact belongs to.
+    pub fn account_id(&self) -> u64 {
+        match self {
+            Fact::ActiveConversation { account_id, .. }
+            | Fact::FirstResponse { account_id, .. }
+            | Fact::WhatsappOutcome { account_id, .. }
+            | Fact::Message { account_id, .. }
+            | Fact::OpenTicket { account_id, .. } => *account_id,
+        }
+    }
+}
+
+/// Changes to the fact multiset, complete up to `progress`.
+///
+/// Every change at a pipeline time `< progress` is in this batch or an earlier one;
+/// no later batch carries a change at such a time. `updates` is consolidated: each
+/// fact appears at most once, with a non-zero diff.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricBatch {
+    /// Pipeline time (ms since epoch) up to which (exclusive) the state is complete.
+    pub progress: u64,
+    /// Consolidated changes.
+    pub updates: Vec<(Fact, i64)>,
+    /// Input events the pipeline had consumed when this batch was complete.
+    pub events_consumed: u64,
+}

@@ -1,1 +1,13 @@
+//! Getting events into crmpulse.
+//!
+//! - [`log`]: the embedded durable, deduplicating event log (redb).
+//! - [`http`]: `POST /api/v1/events` (JSON array or NDJSON), per-event validation.
+//! - [`replay`]: bulk load of NDJSON files.
+//! - [`simulator`]: a seeded, realistic CRM workload for demos, tests and benchmarks.
 
+pub mod http;
+pub mod log;
+pub mod replay;
+pub mod simulator;
+
+pub use log::{AppendOutcome, EventLog, LogError};

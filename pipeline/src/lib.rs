@@ -1,1 +1,18 @@
+//! The crmpulse pipeline: a timely/differential-dataflow job that incrementally
+//! maintains every dashboard metric.
+//!
+//! - [`records`]: events routed to the entities they affect.
+//! - [`metrics`]: one pure fold per entity family, and the facts it contributes.
+//! - [`dataflow`]: the differential graph running those folds incrementally.
+//! - [`runtime`]: workers, the input clock, and the collector that releases output
+//!   only at complete timestamps.
+//! - [`reference`]: a batch recomputation of the same facts, used by property tests
+//!   and by `crmpulse bench --verify`.
 
+pub mod dataflow;
+pub mod metrics;
+pub mod records;
+pub mod reference;
+pub mod runtime;
+
+pub use runtime::{Pipeline, PipelineConfig, PipelineError, wall_clock_ms};

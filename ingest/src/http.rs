@@ -1,0 +1,191 @@
+//! `POST /api/v1/events`: the HTTP front door for events.
+//!
+//! Takes a JSON array or NDJSON. Each event is validated on its own: valid events are
+//! appended to the durable log even when others in the same body are rejected, and
+//! every rejected one is answered with its position and reason, dead-lettered with its
+//! original text, and counted in `crmpulse_ingest_rejected_events_total{reason}`.
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use schemas::Event;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::log::EventLog;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// One rejected event in an ingest response.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Rejected {
+    /// 0-based position in the array, or 0-based line number in NDJSON.
+    pub index: usize,
+    /// The event's id, when it had a readable one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// `field: problem`.
+    pub error: String,
+}
+
+/// Body of every ingest response.
+#[derive(Debug, Serialize, Default)]
+pub struct IngestResponse {
+    /// Events newly stored.
+    pub accepted: u64,
+    /// Events already stored (same `event_id`): accepted, changed nothing.
+    pub duplicates: u64,
+    /// Events refused, with reasons.
+    pub rejected: Vec<Rejected>,
+}
+
+/// The ingest routes, to be merged into the application router.
+pub fn router(log: Arc<EventLog>) -> Router {
+    Router::new()
+        .route("/api/v1/events", post(events_create))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(log)
+}
+
+/// Splits a body into `(index, raw text)` items. An array body yields its elements; any
+/// other body is NDJSON (blank lines skipped, numbering kept).
+fn split_body(body: &str) -> Result<Vec<(usize, &str)>, String> {
+    if body.trim_start().starts_with('[') {
+        let items: Vec<&RawValue> =
+            serde_json::from_str(body).map_err(|e| format!("body: not a valid JSON array: {e}"))?;
+        Ok(items.into_iter().map(RawValue::get).enumerate().collect())
+    } else {
+        Ok(body
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .collect())
+    }
+}
+
+/// Validates every item of a body; returns the valid events and the rejections.
+pub fn parse_body(body: &str) -> Result<(Vec<Event>, Vec<(Rejected, &str)>), String> {
+    let mut events = Vec::new();
+    let mut rejected = Vec::new();
+    for (index, raw) in split_body(body)? {
+        match Event::from_json(raw) {
+            Ok(e) => events.push(e),
+            Err(err) => {
+                let event_id = serde_json::from_str::<serde_json::Value>(raw)
+                    .ok()
+                    .and_then(|v| v.get("event_id")?.as_str().map(str::to_owned));
+                metrics::counter!("crmpulse_ingest_rejected_events_total", "reason" => err.kind())
+                    .increment(1);
+                rejected.push((
+                    Rejected {
+                        index,
+                        event_id,
+                        error: err.to_string(),
+                    },
+                    raw,
+                ));
+            }
+        }
+    }
+    Ok((events, rejected))
+}
+
+fn error_body(status: StatusCode, code: &str, message: String) -> Response {
+    (status, Json(serde_json::json!({"error": {"code": code, "message": message}}))).into_response()
+}
+
+async fn events_create(State(log): State<Arc<EventLog>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if !(ctype.starts_with("application/json")
+        || ctype.starts_with("application/x-ndjson")
+        || ctype.starts_with("application/ndjson"))
+    {
+        return error_body(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("content-type {ctype:?}: expected application/json or application/x-ndjson"),
+        );
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return error_body(StatusCode::BAD_REQUEST, "bad_request", "body: not valid UTF-8".into());
+    };
+    let text = text.to_owned();
+    let result = tokio::task::spawn_blocking(move || {
+        let (events, rejected) = match parse_body(&text) {
+            Ok(parsed) => parsed,
+            Err(message) => return Ok(Err(message)),
+        };
+        let mut response = IngestResponse::default();
+        for (r, raw) in rejected {
+            log.dead_letter("http", raw.as_bytes(), &r.error)?;
+            response.rejected.push(r);
+        }
+        let outcome = log.append(&events)?;
+        response.accepted = outcome.accepted;
+        response.duplicates = outcome.duplicates;
+        Ok::<_, crate::log::LogError>(Ok(response))
+    })
+    .await;
+    match result {
+        Ok(Ok(Ok(response))) => {
+            metrics::counter!("crmpulse_ingest_accepted_events_total").increment(response.accepted);
+            let status = if response.rejected.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            (status, Json(response)).into_response()
+        }
+        Ok(Ok(Err(message))) => error_body(StatusCode::BAD_REQUEST, "bad_request", message),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "ingest append failed");
+            error_body(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "ingest task failed");
+            error_body(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"event_id":"e1","account_id":1,"occurred_at":"2026-11-24T10:00:00Z","type":"ticket_resolved","ticket_id":"t1"}"#;
+    const BAD: &str = r#"{"event_id":"e2","account_id":1,"occurred_at":"2026-11-24T10:00:00Z","type":"ticket_opened","ticket_id":"t2","priority":"meh"}"#;
+
+    #[test]
+    fn array_and_ndjson_keep_valid_items_and_name_bad_fields() {
+        for body in [format!("[{GOOD},{BAD}]"), format!("{GOOD}\n\n{BAD}\n")] {
+            let (events, rejected) = parse_body(&body).unwrap();
+            assert_eq!(events.len(), 1);
+            assert_eq!(events[0].event_id, "e1");
+            assert_eq!(rejected.len(), 1);
+            let (r, raw) = &rejected[0];
+            assert_eq!(r.event_id.as_deref(), Some("e2"));
+            assert!(r.error.starts_with("priority: unknown value \"meh\""), "{}", r.error);
+            assert_eq!(*raw, BAD);
+        }
+        // NDJSON numbering counts blank lines, so the index is the line number.
+        let body = format!("{GOOD}\n\n{BAD}\n");
+        let (_, rejected) = parse_body(&body).unwrap();
+        assert_eq!(rejected[0].0.index, 2);
+    }
+
+    #[test]
+    fn a_broken_array_is_a_body_error() {
+        assert!(parse_body("[{\"a\":1},").unwrap_err().starts_with("body: not a valid JSON array"));
+    }
+}

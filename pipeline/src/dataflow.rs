@@ -1,0 +1,114 @@
+//! The dataflow graph: three keyed input collections, one incremental fold per entity
+//! family, and the union of their facts captured for the output.
+//!
+//! ```text
+//!  conversations ─ reduce(fold response_time) ─┐
+//!  messages      ─ reduce(fold messages)      ─┼─ facts ─ probe ─ capture
+//!  tickets       ─ reduce(fold tickets)       ─┘
+//! ```
+//!
+//! No trace handle is kept outside the graph, so every arrangement compacts as the
+//! input frontier advances.
+
+use std::sync::mpsc;
+
+use differential_dataflow::input::{Input, InputSession};
+use schemas::metrics::Fact;
+use timely::dataflow::ProbeHandle;
+use timely::dataflow::operators::capture::{Capture, Event as CaptureEvent};
+use timely::worker::Worker;
+
+use crate::metrics::{messages, response_time, tickets};
+use crate::records::{ConvEvent, EntityKey, MsgEvent, Routed, TicketEvent};
+
+/// Pipeline time: milliseconds since the Unix epoch on the pipeline's clock.
+pub type Time = u64;
+
+/// What the capture operator sends: fact updates `(fact, time, diff)` and progress.
+pub type FactEvent = CaptureEvent<Time, Vec<(Fact, Time, isize)>>;
+
+/// One worker's input handles.
+pub struct Inputs {
+    conversations: InputSession<Time, (EntityKey, ConvEvent), isize>,
+    messages: InputSession<Time, (EntityKey, MsgEvent), isize>,
+    tickets: InputSession<Time, (EntityKey, TicketEvent), isize>,
+}
+
+impl Inputs {
+    /// Inserts routed records at the current input time.
+    pub fn insert(&mut self, routed: Routed) {
+        for r in routed.conversations {
+            self.conversations.insert(r);
+        }
+        for r in routed.messages {
+            self.messages.insert(r);
+        }
+        for r in routed.tickets {
+            self.tickets.insert(r);
+        }
+    }
+
+    /// The current input time.
+    pub fn time(&self) -> Time {
+        *self.conversations.time()
+    }
+
+    /// Advances every input to `t` (no-op when not later) and flushes.
+    pub fn advance_to(&mut self, t: Time) {
+        if t > self.time() {
+            self.conversations.advance_to(t);
+            self.messages.advance_to(t);
+            self.tickets.advance_to(t);
+        }
+        self.conversations.flush();
+        self.messages.flush();
+        self.tickets.flush();
+    }
+}
+
+/// Builds the dataflow on `worker`; fact updates and progress go to `sink`.
+pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, ProbeHandle<Time>) {
+    worker.dataflow::<Time, _, _>(move |scope| {
+        let (conversations, conv) = scope.new_collection::<(EntityKey, ConvEvent), isize>();
+        let (messages, msg) = scope.new_collection::<(EntityKey, MsgEvent), isize>();
+        let (tickets, tick) = scope.new_collection::<(EntityKey, TicketEvent), isize>();
+
+        let conv_facts = conv
+            .reduce_named("ConversationFold", |key: &EntityKey, input, output| {
+                if let Some(summary) = response_time::fold(input.iter().map(|(v, _)| *v)) {
+                    let mut facts = Vec::new();
+                    response_time::facts(key.0, &summary, &mut facts);
+                    output.extend(facts.into_iter().map(|f| (f, 1isize)));
+                }
+            })
+            .map(|(_, fact)| fact);
+
+        let msg_facts = msg
+            .reduce_named("MessageFold", |key: &EntityKey, input, output| {
+                let summary = messages::fold(input.iter().map(|(v, _)| *v));
+                let mut facts = Vec::new();
+                messages::facts(key.0, &summary, &mut facts);
+                output.extend(facts.into_iter().map(|f| (f, 1isize)));
+            })
+            .map(|(_, fact)| fact);
+
+        let ticket_facts = tick
+            .reduce_named("TicketFold", |key: &EntityKey, input, output| {
+                let mut facts = Vec::new();
+                tickets::facts(key.0, tickets::fold(input.iter().map(|(v, _)| *v)), &mut facts);
+                output.extend(facts.into_iter().map(|f| (f, 1isize)));
+            })
+            .map(|(_, fact)| fact);
+
+        let (probe, facts) = conv_facts.concat(msg_facts).concat(ticket_facts).probe();
+        facts.inner.capture_into(sink);
+        (
+            Inputs {
+                conversations,
+                messages,
+                tickets,
+            },
+            probe,
+        )
+    })
+}

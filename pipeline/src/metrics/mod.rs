@@ -1,0 +1,7 @@
+//! Metric families, one module per entity fold. Each module exposes a pure `fold`
+//! over one entity's events and the [`schemas::metrics::Fact`]s it contributes; the
+//! dataflow ([`crate::dataflow`]) runs them incrementally, tests run them directly.
+
+pub mod messages;
+pub mod response_time;
+pub mod tickets;

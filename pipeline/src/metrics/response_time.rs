@@ -1,0 +1,215 @@
+//! The conversation fold: active conversations now, and first response time (FRT).
+//!
+//! FRT runs from the conversation's open, or from the bot's hand-over when a bot held
+//! the conversation first, to the first message a human agent sends. The hand-over is
+//! the first `conversation_escalated` after the bot was assigned, or failing that the
+//! first assignment to an agent after it. FRT is measured once per conversation (a
+//! reopen does not start a new one) and counted in the 15-minute bucket of the reply.
+//!
+//! A conversation is active when it was opened or reopened and not resolved since, in
+//! event-time order. Its holder is who it was last assigned to; an escalation makes it
+//! unassigned until an agent takes it.
+
+use schemas::event::{Assignee, Channel, Sender};
+use schemas::metrics::{Fact, Holder};
+use schemas::time::bucket_of;
+
+use crate::records::{ConvEvent, ConvKind};
+
+/// A conversation's first human response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstResponse {
+    /// When the reply was sent.
+    pub at: i64,
+    /// Seconds from open or hand-over, floored, never negative.
+    pub seconds: u32,
+    /// Replying agent.
+    pub agent_id: Option<String>,
+    /// Team of the agent assignment in force at the reply.
+    pub team_id: Option<String>,
+}
+
+/// What the conversation's events add up to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationSummary {
+    /// Channel it was opened on.
+    pub channel: Channel,
+    /// Inbox it was opened in.
+    pub inbox_id: String,
+    /// Who holds it, when it is active now.
+    pub active: Option<Holder>,
+    /// Its first human response, if any.
+    pub first_response: Option<FirstResponse>,
+}
+
+/// Folds a conversation's events, which must be sorted by `(at, kind)`. Returns
+/// `None` while no `conversation_opened` is known (events may arrive before it).
+pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<ConversationSummary> {
+    let mut opened: Option<(i64, Channel, String)> = None;
+    let mut open = false;
+    let mut holder = Holder::Unassigned;
+    let mut bot_held = false;
+    let mut handover_at: Option<i64> = None;
+    let mut team: Option<String> = None;
+    let mut first_response: Option<FirstResponse> = None;
+
+    for ev in events {
+        match &ev.kind {
+            ConvKind::Opened {
+                channel, inbox_id, ..
+            } => {
+                if opened.is_none() {
+                    opened = Some((ev.at, *channel, inbox_id.clone()));
+                }
+                open = true;
+            }
+            ConvKind::Assigned {
+                assignee: Assignee::Bot,
+                ..
+            } => {
+                holder = Holder::Bot;
+                if first_response.is_none() {
+                    bot_held = true;
+                }
+            }
+            ConvKind::Assigned {
+                assignee: Assignee::Agent,
+                team_id,
+                ..
+            } => {
+                holder = Holder::Agent;
+                team.clone_from(team_id);
+                if bot_held && handover_at.is_none() {
+                    handover_at = Some(ev.at);
+                }
+            }
+            ConvKind::Escalated => {
+                holder = Holder::Unassigned;
+                if bot_held && handover_at.is_none() {
+                    handover_at = Some(ev.at);
+                }
+            }
+            ConvKind::Message {
+                sender: Sender::Agent,
+                agent_id,
+                ..
+            } => {
+                if let (None, Some((open_at, _, _))) = (&first_response, &opened) {
+                    let start = if bot_held { handover_at.unwrap_or(*open_at) } else { *open_at };
+                    let seconds = u32::try_from((ev.at - start).max(0) / 1000).unwrap_or(u32::MAX);
+                    first_response = Some(FirstResponse {
+                        at: ev.at,
+                        seconds,
+                        agent_id: agent_id.clone(),
+                        team_id: team.clone(),
+                    });
+                }
+            }
+            ConvKind::Message { .. } => {}
+            ConvKind::Resolved { .. } => open = false,
+            ConvKind::Reopened => open = true,
+        }
+    }
+    let (_, channel, inbox_id) = opened?;
+    Some(ConversationSummary {
+        channel,
+        inbox_id,
+        active: open.then_some(holder),
+        first_response,
+    })
+}
+
+/// The facts a conversation contributes.
+pub fn facts(account_id: u64, summary: &ConversationSummary, out: &mut Vec<Fact>) {
+    if let Some(holder) = summary.active {
+        out.push(Fact::ActiveConversation {
+            account_id,
+            holder,
+            channel: summary.channel,
+            inbox_id: summary.inbox_id.clone(),
+        });
+    }
+    if let Some(fr) = &summary.first_response {
+        out.push(Fact::FirstResponse {
+            account_id,
+            bucket: bucket_of(fr.at),
+            seconds: fr.seconds,
+            channel: summary.channel,
+            inbox_id: summary.inbox_id.clone(),
+            agent_id: fr.agent_id.clone(),
+            team_id: fr.team_id.clone(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::event::{Direction, Origin, ResolvedBy};
+
+    fn ev(at_s: i64, kind: ConvKind) -> ConvEvent {
+        ConvEvent { at: at_s * 1000, kind }
+    }
+    fn opened() -> ConvKind {
+        ConvKind::Opened {
+            customer_id: "u".into(),
+            channel: Channel::Whatsapp,
+            inbox_id: "i".into(),
+            origin: Origin::Inbound,
+            campaign_id: None,
+        }
+    }
+    fn assigned(a: Assignee) -> ConvKind {
+        ConvKind::Assigned { assignee: a, agent_id: Some("ag".into()), team_id: Some("t1".into()) }
+    }
+    fn msg(sender: Sender) -> ConvKind {
+        ConvKind::Message { direction: Direction::Outbound, sender, agent_id: Some("ag".into()), auto_reply: false }
+    }
+
+    fn run(mut events: Vec<ConvEvent>) -> Option<ConversationSummary> {
+        events.sort();
+        fold(&events)
+    }
+
+    #[test]
+    fn frt_from_open_when_no_bot() {
+        let s = run(vec![ev(100, opened()), ev(130, assigned(Assignee::Agent)), ev(190, msg(Sender::Agent)), ev(200, msg(Sender::Agent))]).unwrap();
+        let fr = s.first_response.unwrap();
+        assert_eq!((fr.at, fr.seconds, fr.team_id.as_deref()), (190_000, 90, Some("t1")));
+        assert_eq!(s.active, Some(Holder::Agent));
+    }
+
+    #[test]
+    fn frt_from_bot_handover() {
+        let s = run(vec![
+            ev(0, opened()),
+            ev(1, assigned(Assignee::Bot)),
+            ev(5, msg(Sender::Bot)),
+            ev(60, ConvKind::Escalated),
+            ev(90, assigned(Assignee::Agent)),
+            ev(180, msg(Sender::Agent)),
+        ])
+        .unwrap();
+        assert_eq!(s.first_response.unwrap().seconds, 120);
+    }
+
+    #[test]
+    fn escalation_leaves_it_unassigned_and_resolve_reopen_toggle_activity() {
+        let s = run(vec![ev(0, opened()), ev(1, assigned(Assignee::Bot)), ev(60, ConvKind::Escalated)]).unwrap();
+        assert_eq!(s.active, Some(Holder::Unassigned));
+        assert_eq!(s.first_response, None);
+        let resolved = ConvKind::Resolved { by: ResolvedBy::Bot, agent_id: None };
+        let s = run(vec![ev(0, opened()), ev(1, assigned(Assignee::Bot)), ev(9, resolved.clone())]).unwrap();
+        assert_eq!(s.active, None);
+        let s = run(vec![ev(0, opened()), ev(9, resolved), ev(20, ConvKind::Reopened)]).unwrap();
+        assert_eq!(s.active, Some(Holder::Unassigned));
+    }
+
+    #[test]
+    fn out_of_order_arrival_is_folded_in_event_time_order_and_unopened_is_nothing() {
+        // The agent message arrives first; only after the open is known does it count.
+        assert_eq!(run(vec![ev(50, msg(Sender::Agent))]), None);
+        let s = run(vec![ev(50, msg(Sender::Agent)), ev(20, opened())]).unwrap();
+        assert_eq!(s.first_response.unwrap().seconds, 30);
+    }
+}

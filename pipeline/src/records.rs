@@ -1,0 +1,240 @@
+//! The pipeline's internal records: each [`Event`] routed to the entities it affects.
+//!
+//! Every metric family is a *fold over one entity's events* (a conversation, a
+//! message, a ticket), maintained incrementally by a differential `reduce` keyed by the
+//! entity. Keeping the entity's events (not running totals) in the reduce is what makes
+//! late and out-of-order events exact: the fold is re-run over the entity's events in
+//! event-time order, and only that entity's facts change.
+//!
+//! Duplicate deliveries of an event produce identical records, which a reduce sees as
+//! one value with a multiplicity above one: folds look at values, never at
+//! multiplicities, so duplicates change nothing.
+
+use schemas::event::{
+    Assignee, Channel, DeliveryStatus, Direction, Origin, Payload, Priority, ResolvedBy, Sender,
+};
+use schemas::Event;
+use serde::{Deserialize, Serialize};
+
+/// `(account_id, entity_id)`.
+pub type EntityKey = (u64, String);
+
+/// A conversation lifecycle or message event, as the conversation fold sees it.
+/// Derived `Ord` sorts by event time first, so a reduce hands them over in time order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConvEvent {
+    /// Event time, ms since epoch.
+    pub at: i64,
+    /// What happened. Variant order breaks ties at equal `at` (open before anything).
+    pub kind: ConvKind,
+}
+
+/// See [`ConvEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum ConvKind {
+    Opened {
+        customer_id: String,
+        channel: Channel,
+        inbox_id: String,
+        origin: Origin,
+        campaign_id: Option<String>,
+    },
+    Assigned {
+        assignee: Assignee,
+        agent_id: Option<String>,
+        team_id: Option<String>,
+    },
+    Escalated,
+    Message {
+        direction: Direction,
+        sender: Sender,
+        agent_id: Option<String>,
+        auto_reply: bool,
+    },
+    Resolved {
+        by: ResolvedBy,
+        agent_id: Option<String>,
+    },
+    Reopened,
+}
+
+/// A message's creation or status change, as the message fold sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MsgEvent {
+    /// Event time, ms since epoch.
+    pub at: i64,
+    /// What happened.
+    pub kind: MsgKind,
+}
+
+/// See [`MsgEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum MsgKind {
+    Created {
+        direction: Direction,
+        channel: Channel,
+        sender: Sender,
+    },
+    Status {
+        status: DeliveryStatus,
+        error_code: Option<i64>,
+    },
+}
+
+/// A ticket's lifecycle event.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TicketEvent {
+    /// Event time, ms since epoch.
+    pub at: i64,
+    /// What happened.
+    pub kind: TicketKind,
+}
+
+/// See [`TicketEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum TicketKind {
+    Opened { priority: Priority },
+    Resolved,
+}
+
+/// The records one event contributes, per entity family.
+#[derive(Debug, Default)]
+pub struct Routed {
+    /// Conversation records.
+    pub conversations: Vec<(EntityKey, ConvEvent)>,
+    /// Message records.
+    pub messages: Vec<(EntityKey, MsgEvent)>,
+    /// Ticket records.
+    pub tickets: Vec<(EntityKey, TicketEvent)>,
+}
+
+impl Routed {
+    /// Routes one event. Event types no metric of this build uses are dropped here.
+    pub fn push(&mut self, e: Event) {
+        let at = e.occurred_at_ms;
+        let account = e.account_id;
+        let conv = |kind| (account, kind, at);
+        let mut push_conv = |id: String, kind: ConvKind| {
+            let (account, kind, at) = conv(kind);
+            self.conversations.push(((account, id), ConvEvent { at, kind }));
+        };
+        match e.payload {
+            Payload::ConversationOpened {
+                conversation_id,
+                customer_id,
+                channel,
+                inbox_id,
+                origin,
+                campaign_id,
+            } => push_conv(
+                conversation_id,
+                ConvKind::Opened {
+                    customer_id,
+                    channel,
+                    inbox_id,
+                    origin,
+                    campaign_id,
+                },
+            ),
+            Payload::ConversationAssigned {
+                conversation_id,
+                assignee,
+                agent_id,
+                team_id,
+            } => push_conv(
+                conversation_id,
+                ConvKind::Assigned {
+                    assignee,
+                    agent_id,
+                    team_id,
+                },
+            ),
+            Payload::ConversationEscalated { conversation_id, .. } => {
+                push_conv(conversation_id, ConvKind::Escalated)
+            }
+            Payload::ConversationResolved {
+                conversation_id,
+                resolved_by,
+                agent_id,
+            } => push_conv(
+                conversation_id,
+                ConvKind::Resolved {
+                    by: resolved_by,
+                    agent_id,
+                },
+            ),
+            Payload::ConversationReopened { conversation_id } => {
+                push_conv(conversation_id, ConvKind::Reopened)
+            }
+            Payload::MessageCreated {
+                message_id,
+                conversation_id,
+                direction,
+                sender,
+                agent_id,
+                channel,
+                auto_reply,
+                ..
+            } => {
+                push_conv(
+                    conversation_id,
+                    ConvKind::Message {
+                        direction,
+                        sender,
+                        agent_id,
+                        auto_reply,
+                    },
+                );
+                self.messages.push((
+                    (account, message_id),
+                    MsgEvent {
+                        at,
+                        kind: MsgKind::Created {
+                            direction,
+                            channel,
+                            sender,
+                        },
+                    },
+                ));
+            }
+            Payload::MessageStatus {
+                message_id,
+                status,
+                error_code,
+                ..
+            } => self.messages.push((
+                (account, message_id),
+                MsgEvent {
+                    at,
+                    kind: MsgKind::Status { status, error_code },
+                },
+            )),
+            Payload::TicketOpened {
+                ticket_id, priority, ..
+            } => self.tickets.push((
+                (account, ticket_id),
+                TicketEvent {
+                    at,
+                    kind: TicketKind::Opened { priority },
+                },
+            )),
+            Payload::TicketResolved { ticket_id } => self.tickets.push((
+                (account, ticket_id),
+                TicketEvent {
+                    at,
+                    kind: TicketKind::Resolved,
+                },
+            )),
+            Payload::AgentStatusChanged { .. }
+            | Payload::IntentDetected { .. }
+            | Payload::CsatSubmitted { .. }
+            | Payload::LeadCreated { .. }
+            | Payload::DealWon { .. }
+            | Payload::BroadcastSent { .. }
+            | Payload::ChannelHealth { .. } => {}
+        }
+    }
+}

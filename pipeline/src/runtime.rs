@@ -1,0 +1,361 @@
+//! Running the dataflow: worker threads, the input clock, and the output collector.
+//!
+//! The [`Pipeline`] handle owns the input side. Each [`Pipeline::push`] stamps a batch
+//! of events with the next pipeline time (`max(wall clock ms, previous + 1)`), splits it
+//! round-robin over the workers and advances every worker's inputs past it.
+//! [`Pipeline::tick`] advances time without events, so that time-based results move
+//! even when nothing arrives. Bounded command queues and a cap on batches in flight
+//! per worker push back on the source when the dataflow falls behind.
+//!
+//! The collector thread receives every worker's captured output. A time is complete
+//! only when the progress reports of *all* workers say so: the collector accumulates
+//! them in one [`MutableAntichain`] (starting from each worker's initial capability)
+//! and releases updates at times below its frontier as one consolidated
+//! [`MetricBatch`]. Readers therefore never see half of a batch.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use schemas::Event;
+use schemas::metrics::{Fact, MetricBatch};
+use timely::dataflow::operators::capture::Event as CaptureEvent;
+use timely::progress::frontier::MutableAntichain;
+
+use crate::dataflow::{self, FactEvent, Time};
+use crate::records::Routed;
+
+/// Errors starting or running the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Timely could not start its workers.
+    #[error("starting dataflow workers: {0}")]
+    Start(String),
+    /// The workers are gone (a worker panicked).
+    #[error("the dataflow workers stopped")]
+    Stopped,
+}
+
+/// How the pipeline runs (runtime behaviour, not what it computes).
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Timely worker threads.
+    pub workers: usize,
+    /// Batches a worker may have in the dataflow before it stops taking new ones.
+    pub max_in_flight: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            max_in_flight: 4,
+        }
+    }
+}
+
+enum Command {
+    /// Insert events at `time`, then advance inputs to `time + 1`.
+    Batch { time: Time, events: Vec<Event> },
+    /// Advance inputs to `time`.
+    Advance(Time),
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn wall_clock_ms() -> Time {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Time)
+        .unwrap_or(0)
+}
+
+/// Handle to a running pipeline. Dropping it (or [`Pipeline::finish`]) closes the
+/// inputs; the collector then delivers everything still pending.
+pub struct Pipeline {
+    senders: Vec<Sender<Command>>,
+    workers: Option<timely::communication::WorkerGuards<()>>,
+    collector: Option<JoinHandle<()>>,
+    /// The latest time handed to the workers.
+    time: Time,
+    /// Events pushed so far.
+    pushed: u64,
+    /// `(time, events pushed up to and including time)`, for the collector.
+    marks: Arc<Mutex<VecDeque<(Time, u64)>>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("workers", &self.senders.len())
+            .field("time", &self.time)
+            .field("pushed", &self.pushed)
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// Starts the workers and the collector. `on_batch` is called from the collector
+    /// thread with each complete batch, in progress order.
+    ///
+    /// # Errors
+    /// [`PipelineError::Start`] when timely cannot start.
+    pub fn start(
+        config: &PipelineConfig,
+        on_batch: impl FnMut(MetricBatch) + Send + 'static,
+    ) -> Result<Self, PipelineError> {
+        let workers = config.workers.max(1);
+        let max_in_flight = config.max_in_flight.max(1);
+        let (capture_tx, capture_rx) = mpsc::channel::<FactEvent>();
+        let mut senders = Vec::with_capacity(workers);
+        let mut receivers = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (tx, rx) = crossbeam_channel::bounded::<Command>(max_in_flight);
+            senders.push(tx);
+            receivers.push(Some(rx));
+        }
+        let receivers = Arc::new(Mutex::new(receivers));
+        let marks = Arc::new(Mutex::new(VecDeque::new()));
+
+        let capture_tx = Mutex::new(capture_tx);
+        let guards = timely::execute(timely::Config::process(workers), move |worker| {
+            let rx = receivers.lock().expect("receivers lock")[worker.index()]
+                .take()
+                .expect("each worker takes its own receiver once");
+            let sink = capture_tx.lock().expect("capture lock").clone();
+            let (inputs, probe) = dataflow::build(worker, sink);
+            run_worker(worker, inputs, &probe, &rx, max_in_flight);
+        })
+        .map_err(PipelineError::Start)?;
+
+        let collector_marks = Arc::clone(&marks);
+        let collector = std::thread::Builder::new()
+            .name("crmpulse-collector".into())
+            .spawn(move || collect(workers, &capture_rx, &collector_marks, on_batch))
+            .map_err(|e| PipelineError::Start(e.to_string()))?;
+
+        Ok(Self {
+            senders,
+            workers: Some(guards),
+            collector: Some(collector),
+            time: 0,
+            pushed: 0,
+            marks,
+        })
+    }
+
+    /// The latest pipeline time handed to the workers.
+    pub fn time(&self) -> Time {
+        self.time
+    }
+
+    /// Events pushed so far.
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    fn next_time(&self, at_least: Time) -> Time {
+        at_least.max(self.time + 1)
+    }
+
+    /// Pushes a batch at the next time on the wall clock. Blocks while the workers are
+    /// behind. Returns the batch's time.
+    ///
+    /// # Errors
+    /// [`PipelineError::Stopped`] when the workers are gone.
+    pub fn push(&mut self, events: Vec<Event>) -> Result<Time, PipelineError> {
+        let time = self.next_time(wall_clock_ms());
+        self.push_at(time, events)
+    }
+
+    /// Pushes a batch at an explicit time (raised to keep times increasing).
+    ///
+    /// # Errors
+    /// [`PipelineError::Stopped`] when the workers are gone.
+    pub fn push_at(&mut self, time: Time, events: Vec<Event>) -> Result<Time, PipelineError> {
+        let time = self.next_time(time);
+        let n = self.senders.len();
+        let count = events.len() as u64;
+        let mut parts: Vec<Vec<Event>> = (0..n).map(|_| Vec::with_capacity(events.len() / n + 1)).collect();
+        for (i, e) in events.into_iter().enumerate() {
+            parts[i % n].push(e);
+        }
+        self.pushed += count;
+        self.time = time;
+        self.marks.lock().expect("marks lock").push_back((time, self.pushed));
+        for (tx, events) in self.senders.iter().zip(parts) {
+            tx.send(Command::Batch { time, events })
+                .map_err(|_| PipelineError::Stopped)?;
+        }
+        Ok(time)
+    }
+
+    /// Advances pipeline time to the wall clock without events.
+    ///
+    /// # Errors
+    /// [`PipelineError::Stopped`] when the workers are gone.
+    pub fn tick(&mut self) -> Result<Time, PipelineError> {
+        let now = wall_clock_ms();
+        if now > self.time {
+            self.advance_to(now)?;
+        }
+        Ok(self.time)
+    }
+
+    /// Advances pipeline time to `time` (no-op when not later).
+    ///
+    /// # Errors
+    /// [`PipelineError::Stopped`] when the workers are gone.
+    pub fn advance_to(&mut self, time: Time) -> Result<(), PipelineError> {
+        if time <= self.time {
+            return Ok(());
+        }
+        self.time = time;
+        self.marks.lock().expect("marks lock").push_back((time, self.pushed));
+        for tx in &self.senders {
+            tx.send(Command::Advance(time)).map_err(|_| PipelineError::Stopped)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the inputs and waits until every update has been delivered.
+    pub fn finish(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.senders.clear();
+        if let Some(guards) = self.workers.take() {
+            drop(guards.join());
+        }
+        if let Some(collector) = self.collector.take() {
+            let _ = collector.join();
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn run_worker(
+    worker: &mut timely::worker::Worker,
+    mut inputs: dataflow::Inputs,
+    probe: &timely::dataflow::ProbeHandle<Time>,
+    rx: &Receiver<Command>,
+    max_in_flight: usize,
+) {
+    let mut in_flight: VecDeque<Time> = VecDeque::new();
+    loop {
+        while in_flight.front().is_some_and(|t| !probe.less_equal(t)) {
+            in_flight.pop_front();
+        }
+        if in_flight.len() >= max_in_flight {
+            worker.step();
+            continue;
+        }
+        match rx.try_recv() {
+            Ok(Command::Batch { time, events }) => {
+                inputs.advance_to(time);
+                let mut routed = Routed::default();
+                for e in events {
+                    routed.push(e);
+                }
+                inputs.insert(routed);
+                inputs.advance_to(time + 1);
+                in_flight.push_back(time);
+                worker.step();
+            }
+            Ok(Command::Advance(time)) => {
+                inputs.advance_to(time);
+                worker.step();
+            }
+            Err(TryRecvError::Empty) => {
+                worker.step_or_park(Some(Duration::from_millis(2)));
+            }
+            Err(TryRecvError::Disconnected) => break,
+        }
+    }
+    // Dropping the inputs closes them; timely drains the dataflow after we return.
+}
+
+fn collect(
+    workers: usize,
+    rx: &mpsc::Receiver<FactEvent>,
+    marks: &Mutex<VecDeque<(Time, u64)>>,
+    mut on_batch: impl FnMut(MetricBatch),
+) {
+    // Every worker's capture starts holding the minimum time; its reports are changes.
+    let mut frontier = MutableAntichain::new();
+    frontier.update_iter([(Time::default(), workers as i64)]);
+    let mut pending: BTreeMap<Time, HashMap<Fact, i64>> = BTreeMap::new();
+    let mut released: Time = 0;
+    let mut consumed: u64 = 0;
+    let apply = |event: FactEvent,
+                 frontier: &mut MutableAntichain<Time>,
+                 pending: &mut BTreeMap<Time, HashMap<Fact, i64>>| match event {
+        CaptureEvent::Progress(changes) => {
+            frontier.update_iter(changes);
+        }
+        CaptureEvent::Messages(_, updates) => {
+            for (fact, time, diff) in updates {
+                *pending.entry(time).or_default().entry(fact).or_default() += diff as i64;
+            }
+        }
+    };
+    let mut closed = false;
+    while !closed {
+        match rx.recv() {
+            Ok(event) => apply(event, &mut frontier, &mut pending),
+            Err(_) => closed = true,
+        }
+        // Drain what is already queued before deciding what is complete.
+        loop {
+            match rx.try_recv() {
+                Ok(event) => apply(event, &mut frontier, &mut pending),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        let progress = match frontier.frontier().first() {
+            Some(t) => *t,
+            // All inputs closed and drained: everything seen is complete.
+            None => {
+                let last_mark = marks.lock().expect("marks lock").back().map(|m| m.0 + 1);
+                let last_pending = pending.keys().next_back().map(|t| t + 1);
+                released.max(last_mark.unwrap_or(0)).max(last_pending.unwrap_or(0))
+            }
+        };
+        if progress <= released {
+            continue;
+        }
+        released = progress;
+        let later = pending.split_off(&progress);
+        let complete = std::mem::replace(&mut pending, later);
+        let mut merged: HashMap<Fact, i64> = HashMap::new();
+        for (_, updates) in complete {
+            for (fact, diff) in updates {
+                *merged.entry(fact).or_default() += diff;
+            }
+        }
+        {
+            let mut marks = marks.lock().expect("marks lock");
+            while marks.front().is_some_and(|(t, _)| *t < progress) {
+                consumed = marks.pop_front().map_or(consumed, |(_, c)| c);
+            }
+        }
+        metrics::gauge!("crmpulse_pipeline_progress_ms").set(progress as f64);
+        metrics::counter!("crmpulse_pipeline_batches_total").increment(1);
+        on_batch(MetricBatch {
+            progress,
+            updates: merged.into_iter().filter(|(_, d)| *d != 0).collect(),
+            events_consumed: consumed,
+        });
+    }
+}

@@ -1,0 +1,153 @@
+//! The incremental pipeline equals a batch recomputation of the same events, for any
+//! arrival order, any batching, any duplicates and late events, with two workers, and
+//! every released batch is the state of a whole prefix of batches (never half of one).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crmpulse_pipeline::{Pipeline, PipelineConfig, reference};
+use proptest::prelude::*;
+use proptest::sample::select;
+use schemas::event::*;
+use schemas::metrics::{Fact, MetricBatch};
+
+fn conv() -> impl Strategy<Value = String> {
+    select(vec!["c0", "c1", "c2", "c3", "c4"]).prop_map(String::from)
+}
+fn msg() -> impl Strategy<Value = String> {
+    select(vec!["m0", "m1", "m2", "m3", "m4", "m5"]).prop_map(String::from)
+}
+fn agent() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(select(vec!["a1", "a2"]).prop_map(String::from))
+}
+
+fn payload() -> impl Strategy<Value = Payload> {
+    prop_oneof![
+        3 => (conv(), select(Channel::ALL), select(vec!["i1", "i2"])).prop_map(|(conversation_id, channel, inbox)| {
+            Payload::ConversationOpened {
+                conversation_id, customer_id: "u".into(), channel, inbox_id: inbox.into(),
+                origin: Origin::Inbound, campaign_id: None,
+            }
+        }),
+        2 => (conv(), select(Assignee::ALL), agent(), proptest::option::of(Just("t1".to_string()))).prop_map(
+            |(conversation_id, assignee, agent_id, team_id)| Payload::ConversationAssigned { conversation_id, assignee, agent_id, team_id }
+        ),
+        1 => conv().prop_map(|conversation_id| Payload::ConversationEscalated { conversation_id, reason: None }),
+        1 => (conv(), select(ResolvedBy::ALL)).prop_map(|(conversation_id, resolved_by)| {
+            Payload::ConversationResolved { conversation_id, resolved_by, agent_id: None }
+        }),
+        1 => conv().prop_map(|conversation_id| Payload::ConversationReopened { conversation_id }),
+        4 => (msg(), conv(), select(Direction::ALL), select(Sender::ALL), agent(), select(vec![Channel::Whatsapp, Channel::Webchat]))
+            .prop_map(|(message_id, conversation_id, direction, sender, agent_id, channel)| Payload::MessageCreated {
+                message_id, conversation_id, direction, sender, agent_id, channel, broadcast_id: None, auto_reply: false,
+            }),
+        3 => (msg(), select(DeliveryStatus::ALL)).prop_map(|(message_id, status)| Payload::MessageStatus {
+            message_id, status, error_code: None, error_title: None,
+        }),
+        1 => (select(vec!["t0", "t1", "t2"]), select(Priority::ALL)).prop_map(|(t, priority)| Payload::TicketOpened {
+            ticket_id: t.into(), conversation_id: None, priority,
+        }),
+        1 => select(vec!["t0", "t1", "t2"]).prop_map(|t| Payload::TicketResolved { ticket_id: t.into() }),
+    ]
+}
+
+/// A stream of events with unique ids, then duplicated and shuffled, cut into batches.
+fn scenario() -> impl Strategy<Value = (Vec<Event>, Vec<usize>)> {
+    proptest::collection::vec((1u64..=2, 0i64..4_000_000, payload()), 1..60)
+        .prop_map(|items| {
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, (account_id, t, payload))| Event {
+                    event_id: format!("e{i}"), account_id, occurred_at_ms: 1_764_000_000_000 + t, payload,
+                })
+                .collect::<Vec<_>>()
+        })
+        .prop_flat_map(|events| {
+            let n = events.len();
+            (Just(events), proptest::collection::vec(0..n, 0..n / 2 + 1))
+        })
+        .prop_map(|(mut events, dups)| {
+            for i in dups {
+                events.push(events[i].clone());
+            }
+            events
+        })
+        .prop_shuffle()
+        .prop_flat_map(|events| {
+            let n = events.len();
+            (Just(events), proptest::collection::vec(1..=n.max(1), 1..6))
+        })
+}
+
+fn apply(state: &mut HashMap<Fact, i64>, batch: &MetricBatch) {
+    for (fact, diff) in &batch.updates {
+        let e = state.entry(fact.clone()).or_default();
+        *e += diff;
+        if *e == 0 {
+            state.remove(fact);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn incremental_equals_batch((events, cuts) in scenario()) {
+        let batches: Arc<Mutex<Vec<MetricBatch>>> = Arc::default();
+        let sink = Arc::clone(&batches);
+        let mut pipeline = Pipeline::start(&PipelineConfig { workers: 2, max_in_flight: 2 }, move |b| {
+            sink.lock().unwrap().push(b);
+        }).unwrap();
+        let mut pos = 0;
+        let mut t = 1_000;
+        for cut in cuts.iter().cycle() {
+            if pos >= events.len() { break; }
+            let end = (pos + cut).min(events.len());
+            pipeline.push_at(t, events[pos..end].to_vec()).unwrap();
+            t += 10;
+            pos = end;
+        }
+        pipeline.finish();
+
+        let batches = batches.lock().unwrap();
+        let mut state = HashMap::new();
+        let mut last_progress = 0;
+        for b in batches.iter() {
+            prop_assert!(b.progress > last_progress, "progress must increase");
+            last_progress = b.progress;
+            apply(&mut state, b);
+            // Released state is exactly that of a whole prefix of pushed batches.
+            let prefix = &events[..b.events_consumed as usize];
+            prop_assert_eq!(&state, &reference::facts(prefix), "at progress {}", b.progress);
+        }
+        prop_assert_eq!(batches.last().map(|b| b.events_consumed), Some(events.len() as u64));
+        prop_assert_eq!(state, reference::facts(&events));
+    }
+}
+
+#[test]
+fn a_duplicate_delivery_changes_nothing() {
+    let opened = Event {
+        event_id: "e1".into(), account_id: 1, occurred_at_ms: 1_764_000_000_000,
+        payload: Payload::ConversationOpened {
+            conversation_id: "c".into(), customer_id: "u".into(), channel: Channel::Whatsapp,
+            inbox_id: "i".into(), origin: Origin::Inbound, campaign_id: None,
+        },
+    };
+    let batches: Arc<Mutex<Vec<MetricBatch>>> = Arc::default();
+    let sink = Arc::clone(&batches);
+    let mut p = Pipeline::start(&PipelineConfig::default(), move |b| sink.lock().unwrap().push(b)).unwrap();
+    p.push_at(10, vec![opened.clone()]).unwrap();
+    p.push_at(20, vec![opened]).unwrap();
+    p.finish();
+    let mut state = HashMap::new();
+    for b in batches.lock().unwrap().iter() {
+        apply(&mut state, b);
+    }
+    let expected = Fact::ActiveConversation {
+        account_id: 1, holder: schemas::metrics::Holder::Unassigned, channel: Channel::Whatsapp, inbox_id: "i".into(),
+    };
+    assert_eq!(state, HashMap::from([(expected, 1)]));
+}

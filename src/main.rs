@@ -1,1 +1,176 @@
-fn main() {}
+//! `crmpulse`: the command-line entry point. Parses arguments and configuration, then
+//! hands over to the libraries (see `app` for how the parts are composed).
+
+mod app;
+mod bench;
+mod config;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use ingest::EventLog;
+use ingest::simulator::{Simulator, SimulatorConfig};
+
+/// Live CRM effectiveness analytics.
+#[derive(Debug, Parser)]
+#[command(name = "crmpulse", version, about)]
+struct Cli {
+    /// Configuration file (TOML); see docs/operations.md.
+    #[arg(long, global = true, env = "CRMPULSE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the embedded stack (event log, pipeline, API and dashboard), no synthetic traffic.
+    Run(ServeArgs),
+    /// `run` plus the simulator: backfills history, then produces live traffic.
+    Demo(DemoArgs),
+    /// Write simulated events as NDJSON.
+    Simulate(SimulateArgs),
+    /// Load an NDJSON file of events into the event log.
+    Replay(ReplayArgs),
+    /// Measure pipeline throughput and event-to-WebSocket latency.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address for the API and dashboard.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory of the durable event log.
+    #[arg(long, default_value = "crmpulse-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Days of history to backfill on first start.
+    #[arg(long, default_value_t = 7)]
+    backfill_days: u32,
+    /// Simulator seed (kept in the data dir after the first start).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// Days of events to generate, ending now.
+    #[arg(long, default_value_t = 1)]
+    days: u32,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Account id of the generated events.
+    #[arg(long, default_value_t = 1)]
+    account: u64,
+    /// Output file; standard output when absent.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// NDJSON file of events.
+    file: PathBuf,
+    /// Directory of the event log (the server must not be running on it).
+    #[arg(long, default_value = "crmpulse-data")]
+    data_dir: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Run(args) => serve(args, &config, None),
+        Command::Demo(args) => serve(args.serve, &config, Some((args.backfill_days, args.seed))),
+        Command::Simulate(args) => simulate(&args, &config),
+        Command::Replay(args) => replay(&args),
+        Command::Bench(args) => bench::run(&args, &config),
+    }
+}
+
+fn serve(args: ServeArgs, config: &config::Config, demo: Option<(u32, u64)>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut embedded = app::Embedded::start(&args.data_dir, config)?;
+    if let Some((days, seed)) = demo {
+        let tz = query_api::Settings::new(config.accounts.clone()).account(1).timezone;
+        embedded.start_simulator(days, seed, tz)?;
+    }
+    let result = runtime.block_on(app::serve(&embedded, config, args.listen));
+    embedded.shutdown();
+    result
+}
+
+fn simulate(args: &SimulateArgs, config: &config::Config) -> anyhow::Result<()> {
+    let tz = query_api::Settings::new(config.accounts.clone()).account(args.account).timezone;
+    let now = pipeline::wall_clock_ms() as i64;
+    let mut sim = Simulator::new(
+        SimulatorConfig {
+            seed: args.seed,
+            account_id: args.account,
+            timezone: tz,
+            ..SimulatorConfig::default()
+        },
+        now - i64::from(args.days) * 86_400_000,
+    );
+    let mut out: Box<dyn std::io::Write> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut n = 0u64;
+    while sim.now_ms() < now {
+        let until = (sim.now_ms() + 3_600_000).min(now);
+        for e in sim.advance_to(until) {
+            writeln!(out, "{}", e.to_json())?;
+            n += 1;
+        }
+    }
+    out.flush()?;
+    eprintln!("wrote {n} events");
+    Ok(())
+}
+
+fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
+    let log = EventLog::open(&args.data_dir).context("opening the event log (stop the server first)")?;
+    let size = std::fs::metadata(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?
+        .len();
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        )
+        .expect("valid template"),
+    );
+    let stats = ingest::replay::replay_file(&args.file, &log, |bytes, s| {
+        bar.set_position(bytes);
+        bar.set_message(format!("{} accepted, {} rejected", s.accepted, s.rejected));
+    })?;
+    bar.finish();
+    println!(
+        "replayed {}: {} lines, {} accepted, {} duplicates, {} rejected (dead-lettered)",
+        args.file.display(),
+        stats.lines,
+        stats.accepted,
+        stats.duplicates,
+        stats.rejected
+    );
+    Ok(())
+}

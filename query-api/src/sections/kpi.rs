@@ -1,0 +1,329 @@
+//! The KPI strip: active conversations now, first response time with SLA status,
+//! WhatsApp delivery rate, open tickets now, messages today. Every range metric comes
+//! with its value for the previous period of equal length.
+
+use std::collections::BTreeMap;
+
+use schemas::event::{Direction, Priority, format_rfc3339_ms};
+use schemas::metrics::{Fact, Holder};
+use schemas::time::{BUCKET_MS, floor_to_bucket};
+use serde::Serialize;
+
+use super::Params;
+use crate::range::{Range, local_date, local_midnight};
+use crate::settings::AccountSettings;
+use crate::store::{AccountFacts, Snapshot};
+
+/// `{from, to}` as RFC 3339.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct RangeBody {
+    /// Inclusive start.
+    pub from: String,
+    /// Exclusive end.
+    pub to: String,
+}
+
+impl From<Range> for RangeBody {
+    fn from(r: Range) -> Self {
+        Self {
+            from: format_rfc3339_ms(r.from),
+            to: format_rfc3339_ms(r.to),
+        }
+    }
+}
+
+/// Active conversations now, by holder.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Active {
+    /// All active conversations.
+    pub total: i64,
+    /// Open, assigned to nobody (includes bot hand-overs not yet picked up).
+    pub unassigned: i64,
+    /// Held by the bot.
+    pub bot: i64,
+    /// Held by a human agent.
+    pub agent: i64,
+}
+
+/// First-response statistics over one range.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct FrtStats {
+    /// Conversations whose first human reply fell in the range.
+    pub count: i64,
+    /// Mean seconds; `null` without data.
+    pub avg_s: Option<f64>,
+    /// Median (nearest rank); `null` without data.
+    pub p50_s: Option<u32>,
+    /// 90th percentile (nearest rank); `null` without data.
+    pub p90_s: Option<u32>,
+}
+
+/// First response time, now and before, with SLA status.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct FirstResponse {
+    /// In the range.
+    pub current: FrtStats,
+    /// In the previous period.
+    pub previous: FrtStats,
+    /// The account's target.
+    pub sla_target_s: u32,
+    /// `green` (p90 ≤ target), `yellow` (≤ 2× target), `red`, or `null` without data.
+    pub sla_status: Option<&'static str>,
+}
+
+/// WhatsApp delivery over one range.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Delivery {
+    /// Outbound WhatsApp messages created in the range that reached delivered or read.
+    pub delivered: i64,
+    /// Those that reached any status.
+    pub with_status: i64,
+    /// `delivered / with_status`, `null` when `with_status` is 0.
+    pub rate: Option<f64>,
+}
+
+/// WhatsApp delivery rate, now and before, with the alert.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct WhatsappDelivery {
+    /// In the range.
+    pub current: Delivery,
+    /// In the previous period.
+    pub previous: Delivery,
+    /// Alert threshold.
+    pub alert_below: f64,
+    /// `current.rate < alert_below`.
+    pub alert: bool,
+}
+
+/// Open tickets now by priority.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct OpenTickets {
+    /// All open tickets.
+    pub total: i64,
+    #[allow(missing_docs)]
+    pub low: i64,
+    #[allow(missing_docs)]
+    pub medium: i64,
+    #[allow(missing_docs)]
+    pub high: i64,
+    #[allow(missing_docs)]
+    pub urgent: i64,
+}
+
+/// Messages by direction.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct MessageCounts {
+    #[allow(missing_docs)]
+    pub inbound: i64,
+    #[allow(missing_docs)]
+    pub outbound: i64,
+    #[allow(missing_docs)]
+    pub total: i64,
+}
+
+/// Messages since local midnight, and the same window yesterday.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct MessagesToday {
+    /// Local midnight today.
+    pub since: String,
+    /// Today so far.
+    pub current: MessageCounts,
+    /// Yesterday from midnight to the same 15-minute slot.
+    pub previous: MessageCounts,
+}
+
+/// The KPI strip body.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Kpi {
+    /// Always `kpi`.
+    pub section: &'static str,
+    #[allow(missing_docs)]
+    pub account_id: u64,
+    /// The account's IANA zone.
+    pub timezone: String,
+    /// Effective range.
+    pub range: RangeBody,
+    /// The previous period.
+    pub previous_range: RangeBody,
+    /// Pipeline time up to which the state is complete.
+    pub progress: u64,
+    #[allow(missing_docs)]
+    pub active_conversations: Active,
+    #[allow(missing_docs)]
+    pub first_response: FirstResponse,
+    #[allow(missing_docs)]
+    pub whatsapp_delivery: WhatsappDelivery,
+    #[allow(missing_docs)]
+    pub open_tickets: OpenTickets,
+    #[allow(missing_docs)]
+    pub messages_today: MessagesToday,
+}
+
+fn matches(opt: &Option<String>, filter: &Option<String>) -> bool {
+    filter.is_none() || opt == filter
+}
+
+fn frt(facts: Option<&AccountFacts>, r: Range, p: &Params) -> FrtStats {
+    let mut hist: BTreeMap<u32, i64> = BTreeMap::new();
+    for (fact, n) in facts.into_iter().flat_map(|f| f.range(r.from, r.to)) {
+        if let Fact::FirstResponse {
+            seconds,
+            channel,
+            inbox_id,
+            agent_id,
+            team_id,
+            ..
+        } = fact
+        {
+            if p.channel.is_none_or(|c| c == *channel)
+                && p.inbox_id.as_ref().is_none_or(|i| i == inbox_id)
+                && matches(agent_id, &p.agent_id)
+                && matches(team_id, &p.team_id)
+            {
+                *hist.entry(*seconds).or_default() += n;
+            }
+        }
+    }
+    let count: i64 = hist.values().sum();
+    if count <= 0 {
+        return FrtStats::default();
+    }
+    let sum: i64 = hist.iter().map(|(s, n)| i64::from(*s) * n).sum();
+    let nearest_rank = |q: f64| {
+        let rank = ((q * count as f64).ceil() as i64).max(1);
+        let mut seen = 0;
+        hist.iter()
+            .find(|(_, n)| {
+                seen += **n;
+                seen >= rank
+            })
+            .map(|(s, _)| *s)
+    };
+    FrtStats {
+        count,
+        avg_s: Some(((sum as f64 / count as f64) * 10.0).round() / 10.0),
+        p50_s: nearest_rank(0.5),
+        p90_s: nearest_rank(0.9),
+    }
+}
+
+fn delivery(facts: Option<&AccountFacts>, r: Range) -> Delivery {
+    let mut d = Delivery::default();
+    for (fact, n) in facts.into_iter().flat_map(|f| f.range(r.from, r.to)) {
+        if let Fact::WhatsappOutcome { delivered, .. } = fact {
+            d.with_status += n;
+            if *delivered {
+                d.delivered += n;
+            }
+        }
+    }
+    d.rate = (d.with_status > 0).then(|| ((d.delivered as f64 / d.with_status as f64) * 10_000.0).round() / 10_000.0);
+    d
+}
+
+fn messages(facts: Option<&AccountFacts>, r: Range, p: &Params) -> MessageCounts {
+    let mut m = MessageCounts::default();
+    for (fact, n) in facts.into_iter().flat_map(|f| f.range(r.from, r.to)) {
+        if let Fact::Message {
+            direction, channel, ..
+        } = fact
+        {
+            if p.channel.is_none_or(|c| c == *channel) {
+                match direction {
+                    Direction::Inbound => m.inbound += n,
+                    Direction::Outbound => m.outbound += n,
+                }
+            }
+        }
+    }
+    m.total = m.inbound + m.outbound;
+    m
+}
+
+/// Computes the KPI strip.
+pub fn compute(snap: &Snapshot, p: &Params, settings: &AccountSettings, range: Range, now_ms: i64) -> Kpi {
+    let facts = snap.accounts.get(&p.account_id);
+    let mut active = Active::default();
+    let mut tickets = OpenTickets::default();
+    for (fact, n) in facts.into_iter().flat_map(|f| f.now.iter()) {
+        match fact {
+            Fact::ActiveConversation {
+                holder,
+                channel,
+                inbox_id,
+                ..
+            } if p.channel.is_none_or(|c| c == *channel)
+                && p.inbox_id.as_ref().is_none_or(|i| i == inbox_id) =>
+            {
+                active.total += n;
+                match holder {
+                    Holder::Unassigned => active.unassigned += n,
+                    Holder::Bot => active.bot += n,
+                    Holder::Agent => active.agent += n,
+                }
+            }
+            Fact::OpenTicket { priority, .. } => {
+                tickets.total += n;
+                match priority {
+                    Priority::Low => tickets.low += n,
+                    Priority::Medium => tickets.medium += n,
+                    Priority::High => tickets.high += n,
+                    Priority::Urgent => tickets.urgent += n,
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let previous = range.previous();
+    let current_frt = frt(facts, range, p);
+    let target = settings.sla_first_response_s;
+    let sla_status = current_frt.p90_s.map(|p90| {
+        if p90 <= target {
+            "green"
+        } else if p90 <= target.saturating_mul(2) {
+            "yellow"
+        } else {
+            "red"
+        }
+    });
+
+    let current_delivery = delivery(facts, range);
+    let alert = current_delivery
+        .rate
+        .is_some_and(|r| r < settings.whatsapp_delivery_alert_below);
+
+    let tz = settings.timezone;
+    let today = local_date(now_ms, tz);
+    let midnight = local_midnight(today, tz);
+    let yesterday = local_midnight(today.pred_opt().unwrap_or(today), tz);
+    let elapsed = floor_to_bucket(now_ms) + BUCKET_MS - midnight;
+
+    Kpi {
+        section: "kpi",
+        account_id: p.account_id,
+        timezone: tz.name().to_owned(),
+        range: range.into(),
+        previous_range: previous.into(),
+        progress: snap.progress,
+        active_conversations: active,
+        first_response: FirstResponse {
+            previous: frt(facts, previous, p),
+            current: current_frt,
+            sla_target_s: target,
+            sla_status,
+        },
+        whatsapp_delivery: WhatsappDelivery {
+            previous: delivery(facts, previous),
+            current: current_delivery,
+            alert_below: settings.whatsapp_delivery_alert_below,
+            alert,
+        },
+        open_tickets: tickets,
+        messages_today: MessagesToday {
+            since: format_rfc3339_ms(midnight),
+            current: messages(facts, Range { from: midnight, to: i64::MAX }, p),
+            previous: messages(facts, Range { from: yesterday, to: yesterday + elapsed }, p),
+        },
+    }
+}

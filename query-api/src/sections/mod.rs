@@ -1,0 +1,94 @@
+//! Dashboard sections: each turns the view store's facts into one response body.
+//! REST (`GET /api/dashboard/{section}`) and WebSocket subscriptions share
+//! [`compute`], so both always say the same thing.
+
+pub mod kpi;
+
+use std::collections::HashMap;
+
+use schemas::event::Channel;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::range::{self, Range};
+
+/// Section names served.
+pub const SECTIONS: &[&str] = &["kpi"];
+
+/// Parameters common to every section, parsed from the query string.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Params {
+    /// Account to read.
+    pub account_id: u64,
+    /// `from` as given.
+    pub from: Option<String>,
+    /// `to` as given.
+    pub to: Option<String>,
+    /// Channel filter.
+    pub channel: Option<Channel>,
+    /// Inbox filter.
+    pub inbox_id: Option<String>,
+    /// Agent filter.
+    pub agent_id: Option<String>,
+    /// Team filter.
+    pub team_id: Option<String>,
+}
+
+impl Params {
+    /// Parses query parameters; unknown names are refused so typos do not pass silently.
+    ///
+    /// # Errors
+    /// `400` naming the parameter.
+    pub fn parse(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let mut p = Params {
+            account_id: 1,
+            ..Params::default()
+        };
+        for (k, v) in query {
+            match k.as_str() {
+                "account_id" => {
+                    p.account_id = v.parse().map_err(|_| {
+                        ApiError::bad_request(format!("account_id: expected a non-negative integer, got {v:?}"))
+                    })?;
+                }
+                "from" => p.from = Some(v.clone()),
+                "to" => p.to = Some(v.clone()),
+                "channel" => {
+                    p.channel = Some(Channel::parse(v).ok_or_else(|| {
+                        let all: Vec<_> = Channel::ALL.iter().map(|c| c.as_str()).collect();
+                        ApiError::bad_request(format!(
+                            "channel: unknown value {v:?}, expected one of {}",
+                            all.join(", ")
+                        ))
+                    })?);
+                }
+                "inbox_id" => p.inbox_id = Some(v.clone()),
+                "agent_id" => p.agent_id = Some(v.clone()),
+                "team_id" => p.team_id = Some(v.clone()),
+                other => return Err(ApiError::bad_request(format!("{other}: unknown parameter"))),
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// Computes a section body at the store's latest complete timestamp.
+///
+/// # Errors
+/// `404` for an unknown section, `400` for bad parameters.
+pub fn compute(app: &AppState, section: &str, params: &Params, now_ms: i64) -> Result<serde_json::Value, ApiError> {
+    let settings = app.settings.account(params.account_id);
+    let range: Range = range::resolve(params.from.as_deref(), params.to.as_deref(), settings.timezone, now_ms)?;
+    let body = match section {
+        "kpi" => app.store.read(|snap| {
+            serde_json::to_value(kpi::compute(snap, params, &settings, range, now_ms))
+        }),
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "section: unknown section {other:?}, expected one of {}",
+                SECTIONS.join(", ")
+            )));
+        }
+    };
+    body.map_err(|e| ApiError::Internal(e.to_string()))
+}

@@ -1,0 +1,193 @@
+//! Composition of the embedded stack: event log → pipeline → view store → API, plus
+//! the demo simulator. The binary's `main` only parses arguments and calls in here.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono_tz::Tz;
+use ingest::EventLog;
+use ingest::simulator::{Simulator, SimulatorConfig};
+use pipeline::{Pipeline, PipelineConfig};
+use query_api::{AppState, ViewStore};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// Events read from the log per pipeline batch.
+const READ_BATCH: usize = 20_000;
+/// Pipeline clock tick while idle.
+const TICK: Duration = Duration::from_millis(250);
+
+/// What the demo simulator persists so that a restart continues the same world.
+#[derive(Debug, Serialize, Deserialize)]
+struct DemoState {
+    seed: u64,
+    account_id: u64,
+    start_ms: i64,
+}
+
+/// The running embedded stack (without the HTTP server).
+pub struct Embedded {
+    /// The durable log.
+    pub log: Arc<EventLog>,
+    /// The view store.
+    pub store: Arc<ViewStore>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Embedded {
+    /// Opens the log in `data_dir` and starts the pipeline reading it from the start.
+    pub fn start(data_dir: &Path, config: &Config) -> anyhow::Result<Self> {
+        let log = Arc::new(EventLog::open(data_dir).context("opening the event log")?);
+        let store = Arc::new(ViewStore::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let sink = Arc::clone(&store);
+        let mut pipeline = Pipeline::start(
+            &PipelineConfig {
+                workers: config.pipeline.workers,
+                ..PipelineConfig::default()
+            },
+            move |batch| sink.apply(batch),
+        )?;
+        let driver_log = Arc::clone(&log);
+        let driver_stop = Arc::clone(&stop);
+        let driver = std::thread::Builder::new()
+            .name("crmpulse-log-reader".into())
+            .spawn(move || {
+                if let Err(e) = drive(&driver_log, &mut pipeline, &driver_stop) {
+                    tracing::error!(error = %e, "pipeline driver stopped");
+                }
+                pipeline.finish();
+            })?;
+        Ok(Self {
+            log,
+            store,
+            stop,
+            threads: vec![driver],
+        })
+    }
+
+    /// Starts the demo simulator: backfills `days` of history on an empty log, then
+    /// produces live traffic. On a log it already wrote, it continues the same seeded
+    /// world; events it had stored are recognised by id and skipped.
+    pub fn start_simulator(&mut self, days: u32, seed: u64, timezone: Tz) -> anyhow::Result<()> {
+        let state = match self.log.meta("demo")? {
+            Some(bytes) => serde_json::from_slice::<DemoState>(&bytes).context("reading demo state")?,
+            None => {
+                let state = DemoState {
+                    seed,
+                    account_id: 1,
+                    start_ms: pipeline::wall_clock_ms() as i64 - i64::from(days) * 86_400_000,
+                };
+                self.log.set_meta("demo", &serde_json::to_vec(&state)?)?;
+                state
+            }
+        };
+        let log = Arc::clone(&self.log);
+        let stop = Arc::clone(&self.stop);
+        let handle = std::thread::Builder::new()
+            .name("crmpulse-simulator".into())
+            .spawn(move || {
+                let mut sim = Simulator::new(
+                    SimulatorConfig {
+                        seed: state.seed,
+                        account_id: state.account_id,
+                        timezone,
+                        ..SimulatorConfig::default()
+                    },
+                    state.start_ms,
+                );
+                let started = Instant::now();
+                let mut total = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let now = pipeline::wall_clock_ms() as i64;
+                    // Catch up an hour of simulated time per append, then follow the clock.
+                    let until = (sim.now_ms() + 3_600_000).min(now);
+                    let events = sim.advance_to(until);
+                    if !events.is_empty() {
+                        match log.append(&events) {
+                            Ok(out) => total += out.accepted,
+                            Err(e) => tracing::error!(error = %e, "simulator append failed"),
+                        }
+                    }
+                    if until >= now {
+                        if total > 0 && started.elapsed() > Duration::ZERO {
+                            tracing::debug!(events = total, "simulator caught up");
+                        }
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                }
+            })?;
+        self.threads.push(handle);
+        Ok(())
+    }
+
+    /// Stops the reader and simulator threads; the pipeline drains.
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Feeds the pipeline from the log, in order, forever; ticks the clock while idle.
+fn drive(log: &EventLog, pipeline: &mut Pipeline, stop: &AtomicBool) -> anyhow::Result<()> {
+    let mut next: u64 = 0;
+    let mut last_tick = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let events = log.read(next, READ_BATCH)?;
+        if events.is_empty() {
+            if last_tick.elapsed() >= TICK {
+                pipeline.tick()?;
+                last_tick = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        next += events.len() as u64;
+        metrics::counter!("crmpulse_pipeline_events_total").increment(events.len() as u64);
+        pipeline.push(events)?;
+        last_tick = Instant::now();
+    }
+    Ok(())
+}
+
+/// Binds `listen` and serves the API over an embedded stack until Ctrl-C.
+pub async fn serve(embedded: &Embedded, config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    serve_on(embedded, config, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+/// Serves the API over an embedded stack on `listener` until `shutdown` resolves.
+pub async fn serve_on(
+    embedded: &Embedded,
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut state = AppState::new(Arc::clone(&embedded.store));
+    state.settings = query_api::Settings::new(config.accounts.clone());
+    state.live = config.live.to_live_config();
+    state.log_len = Some(embedded.log.subscribe());
+    state.prometheus = Some(query_api::install_metrics());
+    let app = query_api::router(state).merge(ingest::http::router(Arc::clone(&embedded.log)));
+    let addr = listener.local_addr()?;
+    println!("crmpulse listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! `crmpulse bench`: the figures the design asks for, measured on this machine.
+//!
+//! - Throughput: N simulated events (generated before the clock starts) pushed
+//!   through the pipeline in log-sized batches until every result is released.
+//! - Latency: a full embedded stack on loopback; events POSTed to
+//!   `/api/v1/events` at a steady rate, each opening a conversation; a WebSocket
+//!   client subscribed to the KPI strip notes when `active_conversations.total`
+//!   first reflects each event. Reported with the default 1 s coalescing and with a
+//!   short one, since coalescing dominates.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use ingest::simulator::{Simulator, SimulatorConfig};
+use pipeline::{Pipeline, PipelineConfig};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::app::Embedded;
+use crate::config::Config;
+
+/// Arguments of `crmpulse bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Events to push through the pipeline for the throughput figure.
+    #[arg(long, default_value_t = 5_000_000)]
+    events: u64,
+    /// Events per second for the latency figure.
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// Seconds of steady load for each latency run.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Skip the throughput run.
+    #[arg(long)]
+    skip_throughput: bool,
+    /// Skip the latency runs.
+    #[arg(long)]
+    skip_latency: bool,
+}
+
+/// Runs the selected benchmarks and prints their figures.
+pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
+    println!("crmpulse bench on {} cores, {} pipeline workers", num_cores(), config.pipeline.workers);
+    if !args.skip_throughput {
+        throughput(args.events, config)?;
+    }
+    if !args.skip_latency {
+        let runtime = tokio::runtime::Runtime::new()?;
+        for coalesce_ms in [config.live.coalesce_ms, 50] {
+            runtime.block_on(latency(args, config, coalesce_ms))?;
+        }
+    }
+    Ok(())
+}
+
+fn num_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn throughput(n: u64, config: &Config) -> anyhow::Result<()> {
+    let gen_start = Instant::now();
+    let now = pipeline::wall_clock_ms() as i64;
+    let mut sim = Simulator::new(
+        SimulatorConfig {
+            seed: 7,
+            ..SimulatorConfig::default()
+        },
+        now - 365 * 86_400_000,
+    );
+    let mut events = Vec::with_capacity(n as usize);
+    while (events.len() as u64) < n {
+        let until = sim.now_ms() + 86_400_000;
+        events.extend(sim.advance_to(until));
+    }
+    events.truncate(n as usize);
+    let conversations = events
+        .iter()
+        .filter(|e| e.type_name() == "conversation_opened")
+        .count();
+    let days = (sim.now_ms() - (now - 365 * 86_400_000)) as f64 / 86_400_000.0;
+    println!(
+        "generated {} events ({conversations} conversations, {days:.0} simulated days) in {:.1}s (not timed below)",
+        events.len(),
+        gen_start.elapsed().as_secs_f64()
+    );
+
+    let released = Arc::new(AtomicU64::new(0));
+    let sink = Arc::clone(&released);
+    let mut pipeline = Pipeline::start(
+        &PipelineConfig {
+            workers: config.pipeline.workers,
+            ..PipelineConfig::default()
+        },
+        move |b| sink.store(b.events_consumed, Ordering::Relaxed),
+    )?;
+    let start = Instant::now();
+    let mut it = events.into_iter();
+    loop {
+        let batch: Vec<_> = it.by_ref().take(20_000).collect();
+        if batch.is_empty() {
+            break;
+        }
+        pipeline.push(batch)?;
+    }
+    pipeline.finish();
+    let secs = start.elapsed().as_secs_f64();
+    let done = released.load(Ordering::Relaxed);
+    println!(
+        "throughput: {done} events through the KPI pipeline in {secs:.2}s = {:.0} events/s (peak RSS {:.0} MiB)",
+        done as f64 / secs,
+        peak_rss_mib()
+    );
+    Ok(())
+}
+
+fn active_total(data: &Value) -> i64 {
+    data["active_conversations"]["total"].as_i64().unwrap_or(-1)
+}
+
+async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut config = config.clone();
+    config.live.coalesce_ms = coalesce_ms;
+    let embedded = Embedded::start(dir.path(), &config)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = {
+        let config = config.clone();
+        async move {
+            crate::app::serve_on(&embedded, &config, listener, async {
+                let _ = stop_rx.await;
+            })
+            .await
+            .map(|()| embedded)
+        }
+    };
+    let server = tokio::spawn(server);
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/live"))
+        .await
+        .context("connecting the WebSocket")?;
+    ws.send(Message::text(
+        json!({"op": "subscribe", "id": "kpi", "section": "kpi", "params": {}}).to_string(),
+    ))
+    .await?;
+    let mut data = Value::Null;
+    while let Some(msg) = ws.next().await {
+        let msg: Value = serde_json::from_str(msg?.to_text()?)?;
+        if msg["type"] == "snapshot" {
+            data = msg["data"].clone();
+            break;
+        }
+    }
+    let base = active_total(&data);
+
+    let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let sender_sent = Arc::clone(&sent);
+    let (rate, seconds) = (args.rate, args.seconds);
+    let sender = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}/api/v1/events");
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+        for k in 0..rate * seconds {
+            tick.tick().await;
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let event = json!({
+                "event_id": format!("bench-{coalesce_ms}-{k}"), "account_id": 1, "occurred_at": now,
+                "type": "conversation_opened", "conversation_id": format!("bench-{k}"),
+                "customer_id": "bench", "channel": "whatsapp", "inbox_id": "bench", "origin": "inbound",
+            });
+            sender_sent.lock().expect("sent lock").push(Instant::now());
+            let _ = client.post(&url).json(&json!([event])).send().await;
+        }
+    });
+
+    let total = (rate * seconds) as usize;
+    let mut hist = Histogram::<u64>::new(3)?;
+    let mut seen = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(seconds + 10);
+    while seen < total && Instant::now() < deadline {
+        let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(2), ws.next()).await else {
+            continue;
+        };
+        let msg: Value = serde_json::from_str(msg?.to_text()?)?;
+        if msg["type"] != "delta" {
+            continue;
+        }
+        let patch: json_patch::Patch = serde_json::from_value(msg["patch"].clone())?;
+        json_patch::patch(&mut data, &patch)?;
+        let now_seen = usize::try_from(active_total(&data) - base).unwrap_or(0).min(total);
+        let received = Instant::now();
+        let sent = sent.lock().expect("sent lock");
+        for at in &sent[seen.min(sent.len())..now_seen.min(sent.len())] {
+            hist.record(received.duration_since(*at).as_micros() as u64)?;
+        }
+        seen = seen.max(now_seen.min(sent.len()));
+    }
+    sender.await?;
+    let _ = stop_tx.send(());
+    if let Ok(Ok(embedded)) = server.await {
+        embedded.shutdown();
+    }
+    println!(
+        "latency (coalesce {coalesce_ms} ms, {rate} events/s for {seconds}s, {} of {total} observed): POST → WebSocket delta p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        hist.len(),
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.max() as f64 / 1000.0,
+    );
+    Ok(())
+}

@@ -1,0 +1,64 @@
+// Range presets for the KPI strip. Dates are computed in the browser's local zone and
+// sent as YYYY-MM-DD; the server reads them as local midnight in the *account's* zone
+// (docs/api.md), which is the same day as long as browser and account agree.
+
+export const RANGE_PRESETS = ['today', 'yesterday', 'last7'] as const;
+export type RangePreset = (typeof RANGE_PRESETS)[number];
+export const DEFAULT_RANGE: RangePreset = 'today';
+
+export const RANGE_LABELS: Record<RangePreset, string> = {
+  today: 'Today',
+  yesterday: 'Yesterday',
+  last7: 'Last 7 days',
+};
+
+export interface DateRange {
+  /** Inclusive start day, YYYY-MM-DD. */
+  from: string;
+  /** Exclusive end day, YYYY-MM-DD. */
+  to: string;
+}
+
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/** Local calendar date of `d` as YYYY-MM-DD. */
+export function toLocalIsoDate(d: Date): string {
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
+}
+
+/**
+ * The local calendar day `days` away from `d`. Uses the Date(y, m, d + n) constructor
+ * rather than adding 24 h so that 23 h / 25 h DST days cannot shift the date.
+ */
+export function addLocalDays(d: Date, days: number): Date {
+  return new Date(d.getFullYear(), d.getMonth(), d.getDate() + days, 12, 0, 0, 0);
+}
+
+export function isRangePreset(v: unknown): v is RangePreset {
+  return typeof v === 'string' && (RANGE_PRESETS as readonly string[]).includes(v);
+}
+
+/** `from`/`to` for a preset; "last7" is the 7 local days ending with today (inclusive). */
+export function presetDates(preset: RangePreset, now: Date = new Date()): DateRange {
+  switch (preset) {
+    case 'today':
+      return { from: toLocalIsoDate(now), to: toLocalIsoDate(addLocalDays(now, 1)) };
+    case 'yesterday':
+      return { from: toLocalIsoDate(addLocalDays(now, -1)), to: toLocalIsoDate(now) };
+    case 'last7':
+      return { from: toLocalIsoDate(addLocalDays(now, -6)), to: toLocalIsoDate(addLocalDays(now, 1)) };
+  }
+}
+
+/** Reads `?range=` from a query string; anything unknown falls back to today. */
+export function rangeFromSearch(search: string): RangePreset {
+  const v = new URLSearchParams(search).get('range');
+  return isRangePreset(v) ? v : DEFAULT_RANGE;
+}
+
+/** Returns `search` with `range` set, keeping every other parameter. */
+export function searchWithRange(search: string, preset: RangePreset): string {
+  const params = new URLSearchParams(search);
+  params.set('range', preset);
+  return `?${params.toString()}`;
+}

@@ -8,16 +8,31 @@ use std::process::Command;
 
 fn main() {
     let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards");
-    for watched in ["src", "index.html", "package.json", "package-lock.json", "vite.config.ts"] {
+    for watched in [
+        "src",
+        "index.html",
+        "package.json",
+        "package-lock.json",
+        "vite.config.ts",
+    ] {
         println!("cargo:rerun-if-changed={}", ui.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=CRMPULSE_SKIP_UI_BUILD");
     let dist = ui.join("dist");
     if std::env::var_os("CRMPULSE_SKIP_UI_BUILD").is_none() && ui.join("package.json").exists() {
-        let npm = |args: &[&str]| Command::new("npm").args(args).current_dir(&ui).status().map(|s| s.success());
-        let installed = ui.join("node_modules").exists() || matches!(npm(&["ci", "--no-audit", "--no-fund"]), Ok(true));
+        let npm = |args: &[&str]| {
+            Command::new("npm")
+                .args(args)
+                .current_dir(&ui)
+                .status()
+                .map(|s| s.success())
+        };
+        let installed = ui.join("node_modules").exists()
+            || matches!(npm(&["ci", "--no-audit", "--no-fund"]), Ok(true));
         if !(installed && matches!(npm(&["run", "build"]), Ok(true))) {
-            println!("cargo:warning=dashboard build failed (is npm installed?); embedding a placeholder page");
+            println!(
+                "cargo:warning=dashboard build failed (is npm installed?); embedding a placeholder page"
+            );
         }
     }
     if !dist.join("index.html").exists() {

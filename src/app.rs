@@ -78,7 +78,9 @@ impl Embedded {
     /// world; events it had stored are recognised by id and skipped.
     pub fn start_simulator(&mut self, days: u32, seed: u64, timezone: Tz) -> anyhow::Result<()> {
         let state = match self.log.meta("demo")? {
-            Some(bytes) => serde_json::from_slice::<DemoState>(&bytes).context("reading demo state")?,
+            Some(bytes) => {
+                serde_json::from_slice::<DemoState>(&bytes).context("reading demo state")?
+            }
             None => {
                 let state = DemoState {
                     seed,

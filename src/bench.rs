@@ -46,7 +46,11 @@ pub struct BenchArgs {
 
 /// Runs the selected benchmarks and prints their figures.
 pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
-    println!("crmpulse bench on {} cores, {} pipeline workers", num_cores(), config.pipeline.workers);
+    println!(
+        "crmpulse bench on {} cores, {} pipeline workers",
+        num_cores(),
+        config.pipeline.workers
+    );
     if !args.skip_throughput {
         throughput(args.events, config)?;
     }
@@ -205,7 +209,9 @@ async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow:
         }
         let patch: json_patch::Patch = serde_json::from_value(msg["patch"].clone())?;
         json_patch::patch(&mut data, &patch)?;
-        let now_seen = usize::try_from(active_total(&data) - base).unwrap_or(0).min(total);
+        let now_seen = usize::try_from(active_total(&data) - base)
+            .unwrap_or(0)
+            .min(total);
         let received = Instant::now();
         let sent = sent.lock().expect("sent lock");
         for at in &sent[seen.min(sent.len())..now_seen.min(sent.len())] {

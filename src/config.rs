@@ -79,7 +79,11 @@ impl LiveSection {
 pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     if let Some(path) = path {
-        anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+        anyhow::ensure!(
+            path.exists(),
+            "config file {} does not exist",
+            path.display()
+        );
         figment = figment.merge(Toml::file(path));
     }
     figment = figment.merge(Env::prefixed("CRMPULSE__").split("__"));
@@ -94,12 +98,24 @@ mod tests {
     fn file_values_override_defaults_and_unknown_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[pipeline]\nworkers = 3\n[accounts.accounts.\"7\"]\ntimezone = \"Asia/Kathmandu\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[pipeline]\nworkers = 3\n[accounts.accounts.\"7\"]\ntimezone = \"Asia/Kathmandu\"\n",
+        )
+        .unwrap();
         let c = load(Some(&path)).unwrap();
         assert_eq!(c.pipeline.workers, 3);
-        assert_eq!(c.accounts.accounts["7"].timezone, chrono_tz::Asia::Kathmandu);
+        assert_eq!(
+            c.accounts.accounts["7"].timezone,
+            chrono_tz::Asia::Kathmandu
+        );
         assert_eq!(c.accounts.accounts["7"].sla_first_response_s, 300);
         std::fs::write(&path, "[pipeline]\nworkerz = 3\n").unwrap();
-        assert!(load(Some(&path)).unwrap_err().to_string().contains("workerz"));
+        assert!(
+            load(Some(&path))
+                .unwrap_err()
+                .to_string()
+                .contains("workerz")
+        );
     }
 }

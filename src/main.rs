@@ -108,7 +108,9 @@ fn serve(args: ServeArgs, config: &config::Config, demo: Option<(u32, u64)>) -> 
     let runtime = tokio::runtime::Runtime::new()?;
     let mut embedded = app::Embedded::start(&args.data_dir, config)?;
     if let Some((days, seed)) = demo {
-        let tz = query_api::Settings::new(config.accounts.clone()).account(1).timezone;
+        let tz = query_api::Settings::new(config.accounts.clone())
+            .account(1)
+            .timezone;
         embedded.start_simulator(days, seed, tz)?;
     }
     let result = runtime.block_on(app::serve(&embedded, config, args.listen));
@@ -117,7 +119,9 @@ fn serve(args: ServeArgs, config: &config::Config, demo: Option<(u32, u64)>) -> 
 }
 
 fn simulate(args: &SimulateArgs, config: &config::Config) -> anyhow::Result<()> {
-    let tz = query_api::Settings::new(config.accounts.clone()).account(args.account).timezone;
+    let tz = query_api::Settings::new(config.accounts.clone())
+        .account(args.account)
+        .timezone;
     let now = pipeline::wall_clock_ms() as i64;
     let mut sim = Simulator::new(
         SimulatorConfig {
@@ -148,7 +152,8 @@ fn simulate(args: &SimulateArgs, config: &config::Config) -> anyhow::Result<()> 
 }
 
 fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
-    let log = EventLog::open(&args.data_dir).context("opening the event log (stop the server first)")?;
+    let log =
+        EventLog::open(&args.data_dir).context("opening the event log (stop the server first)")?;
     let size = std::fs::metadata(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?
         .len();

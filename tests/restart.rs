@@ -9,12 +9,21 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start(port: u16, dir: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_crmpulse"))
-        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "run",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -31,37 +40,66 @@ async fn wait_caught_up(client: &reqwest::Client, base: &str, events: u64) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "crmpulse did not catch up with {events} events");
+        assert!(
+            Instant::now() < deadline,
+            "crmpulse did not catch up with {events} events"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 fn ev(id: &str, at: &str, body: Value) -> Value {
     let mut e = json!({"event_id": id, "account_id": 1, "occurred_at": at});
-    e.as_object_mut().unwrap().extend(body.as_object().unwrap().clone());
+    e.as_object_mut()
+        .unwrap()
+        .extend(body.as_object().unwrap().clone());
     e
 }
 
 fn events() -> Vec<Value> {
-    let open = |c: &str| json!({"type": "conversation_opened", "conversation_id": c, "customer_id": "u1",
-        "channel": "whatsapp", "inbox_id": "i1", "origin": "inbound"});
-    let agent_msg = |m: &str, c: &str| json!({"type": "message_created", "message_id": m, "conversation_id": c,
-        "direction": "outbound", "sender": "agent", "agent_id": "a1", "channel": "whatsapp"});
+    let open = |c: &str| {
+        json!({"type": "conversation_opened", "conversation_id": c, "customer_id": "u1",
+        "channel": "whatsapp", "inbox_id": "i1", "origin": "inbound"})
+    };
+    let agent_msg = |m: &str, c: &str| {
+        json!({"type": "message_created", "message_id": m, "conversation_id": c,
+        "direction": "outbound", "sender": "agent", "agent_id": "a1", "channel": "whatsapp"})
+    };
     let status = |m: &str, s: &str| json!({"type": "message_status", "message_id": m, "status": s});
     vec![
         ev("e1", "2026-11-20T10:00:00Z", open("c1")),
-        ev("e2", "2026-11-20T10:00:30Z", json!({"type": "conversation_assigned", "conversation_id": "c1", "assignee": "agent", "agent_id": "a1"})),
+        ev(
+            "e2",
+            "2026-11-20T10:00:30Z",
+            json!({"type": "conversation_assigned", "conversation_id": "c1", "assignee": "agent", "agent_id": "a1"}),
+        ),
         ev("e3", "2026-11-20T10:02:00Z", agent_msg("m1", "c1")),
         ev("e4", "2026-11-20T11:00:00Z", open("c2")),
-        ev("e5", "2026-11-20T11:00:01Z", json!({"type": "conversation_assigned", "conversation_id": "c2", "assignee": "bot"})),
-        ev("e6", "2026-11-20T11:05:00Z", json!({"type": "conversation_escalated", "conversation_id": "c2"})),
+        ev(
+            "e5",
+            "2026-11-20T11:00:01Z",
+            json!({"type": "conversation_assigned", "conversation_id": "c2", "assignee": "bot"}),
+        ),
+        ev(
+            "e6",
+            "2026-11-20T11:05:00Z",
+            json!({"type": "conversation_escalated", "conversation_id": "c2"}),
+        ),
         ev("e7", "2026-11-20T11:15:00Z", agent_msg("m2", "c2")),
-        ev("e8", "2026-11-20T11:20:00Z", json!({"type": "conversation_resolved", "conversation_id": "c2", "resolved_by": "agent"})),
+        ev(
+            "e8",
+            "2026-11-20T11:20:00Z",
+            json!({"type": "conversation_resolved", "conversation_id": "c2", "resolved_by": "agent"}),
+        ),
         // Statuses out of order: read before sent; m2 fails.
         ev("e9", "2026-11-20T10:02:05Z", status("m1", "read")),
         ev("e10", "2026-11-20T10:02:01Z", status("m1", "sent")),
         ev("e11", "2026-11-20T11:15:02Z", status("m2", "failed")),
-        ev("e12", "2026-11-20T12:00:00Z", json!({"type": "ticket_opened", "ticket_id": "t1", "priority": "high"})),
+        ev(
+            "e12",
+            "2026-11-20T12:00:00Z",
+            json!({"type": "ticket_opened", "ticket_id": "t1", "priority": "high"}),
+        ),
     ]
 }
 
@@ -75,9 +113,21 @@ async fn kpi_values_survive_kill_and_restart() {
 
     // Wait for the server, then send a body with one malformed event in the middle.
     let mut body = events();
-    body.insert(3, ev("bad", "2026-11-20T10:00:00Z", json!({"type": "conversation_opened", "conversation_id": "c9"})));
+    body.insert(
+        3,
+        ev(
+            "bad",
+            "2026-11-20T10:00:00Z",
+            json!({"type": "conversation_opened", "conversation_id": "c9"}),
+        ),
+    );
     let res = loop {
-        match client.post(format!("{base}/api/v1/events")).json(&body).send().await {
+        match client
+            .post(format!("{base}/api/v1/events"))
+            .json(&body)
+            .send()
+            .await
+        {
             Ok(res) => break res,
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -85,19 +135,42 @@ async fn kpi_values_survive_kill_and_restart() {
     assert_eq!(res.status(), 422);
     let out: Value = res.json().await.unwrap();
     assert_eq!(out["accepted"], 12);
-    assert_eq!(out["rejected"], json!([{"index": 3, "event_id": "bad", "error": "customer_id: missing required field"}]));
+    assert_eq!(
+        out["rejected"],
+        json!([{"index": 3, "event_id": "bad", "error": "customer_id: missing required field"}])
+    );
 
     // A retry of the same body is all duplicates.
-    let out: Value = client.post(format!("{base}/api/v1/events")).json(&events()).send().await.unwrap().json().await.unwrap();
-    assert_eq!((out["accepted"].as_u64(), out["duplicates"].as_u64()), (Some(0), Some(12)));
+    let out: Value = client
+        .post(format!("{base}/api/v1/events"))
+        .json(&events())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (out["accepted"].as_u64(), out["duplicates"].as_u64()),
+        (Some(0), Some(12))
+    );
 
     wait_caught_up(&client, &base, 12).await;
     let url = format!("{base}/api/dashboard/kpi?from=2026-11-20&to=2026-11-21");
     let before: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
-    assert_eq!(before["active_conversations"], json!({"total": 1, "unassigned": 0, "bot": 0, "agent": 1}));
+    assert_eq!(
+        before["active_conversations"],
+        json!({"total": 1, "unassigned": 0, "bot": 0, "agent": 1})
+    );
     // c1: 120 s from open; c2: 600 s from the bot's hand-over at 11:05.
-    assert_eq!(before["first_response"]["current"], json!({"count": 2, "avg_s": 360.0, "p50_s": 120, "p90_s": 600}));
-    assert_eq!(before["whatsapp_delivery"]["current"], json!({"delivered": 1, "with_status": 2, "rate": 0.5}));
+    assert_eq!(
+        before["first_response"]["current"],
+        json!({"count": 2, "avg_s": 360.0, "p50_s": 120, "p90_s": 600})
+    );
+    assert_eq!(
+        before["whatsapp_delivery"]["current"],
+        json!({"delivered": 1, "with_status": 2, "rate": 0.5})
+    );
     assert_eq!(before["open_tickets"]["high"], 1);
 
     child.kill().unwrap(); // SIGKILL: no clean shutdown.

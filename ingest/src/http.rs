@@ -99,10 +99,18 @@ pub fn parse_body(body: &str) -> Result<(Vec<Event>, Vec<(Rejected, &str)>), Str
 }
 
 fn error_body(status: StatusCode, code: &str, message: String) -> Response {
-    (status, Json(serde_json::json!({"error": {"code": code, "message": message}}))).into_response()
+    (
+        status,
+        Json(serde_json::json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
 }
 
-async fn events_create(State(log): State<Arc<EventLog>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn events_create(
+    State(log): State<Arc<EventLog>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -118,7 +126,11 @@ async fn events_create(State(log): State<Arc<EventLog>>, headers: HeaderMap, bod
         );
     }
     let Ok(text) = std::str::from_utf8(&body) else {
-        return error_body(StatusCode::BAD_REQUEST, "bad_request", "body: not valid UTF-8".into());
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "body: not valid UTF-8".into(),
+        );
     };
     let text = text.to_owned();
     let result = tokio::task::spawn_blocking(move || {
@@ -150,11 +162,19 @@ async fn events_create(State(log): State<Arc<EventLog>>, headers: HeaderMap, bod
         Ok(Ok(Err(message))) => error_body(StatusCode::BAD_REQUEST, "bad_request", message),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "ingest append failed");
-            error_body(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
+            error_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error".into(),
+            )
         }
         Err(e) => {
             tracing::error!(error = %e, "ingest task failed");
-            error_body(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
+            error_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error".into(),
+            )
         }
     }
 }
@@ -175,7 +195,11 @@ mod tests {
             assert_eq!(rejected.len(), 1);
             let (r, raw) = &rejected[0];
             assert_eq!(r.event_id.as_deref(), Some("e2"));
-            assert!(r.error.starts_with("priority: unknown value \"meh\""), "{}", r.error);
+            assert!(
+                r.error.starts_with("priority: unknown value \"meh\""),
+                "{}",
+                r.error
+            );
             assert_eq!(*raw, BAD);
         }
         // NDJSON numbering counts blank lines, so the index is the line number.
@@ -186,6 +210,10 @@ mod tests {
 
     #[test]
     fn a_broken_array_is_a_body_error() {
-        assert!(parse_body("[{\"a\":1},").unwrap_err().starts_with("body: not a valid JSON array"));
+        assert!(
+            parse_body("[{\"a\":1},")
+                .unwrap_err()
+                .starts_with("body: not a valid JSON array")
+        );
     }
 }

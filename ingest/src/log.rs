@@ -81,7 +81,9 @@ pub struct EventLog {
 
 impl std::fmt::Debug for EventLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventLog").field("len", &*self.len.borrow()).finish()
+        f.debug_struct("EventLog")
+            .field("len", &*self.len.borrow())
+            .finish()
     }
 }
 
@@ -91,7 +93,8 @@ impl EventLog {
     /// # Errors
     /// [`LogError::InUse`] when another process has it open; storage errors otherwise.
     pub fn open(dir: &Path) -> Result<Self, LogError> {
-        std::fs::create_dir_all(dir).map_err(|e| LogError::Storage(redb::StorageError::Io(e).into()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| LogError::Storage(redb::StorageError::Io(e).into()))?;
         let path = dir.join("events.redb");
         let db = match Database::create(&path) {
             Ok(db) => db,
@@ -253,7 +256,9 @@ mod tests {
             event_id: id.into(),
             account_id: 1,
             occurred_at_ms: t,
-            payload: Payload::TicketResolved { ticket_id: "t".into() },
+            payload: Payload::TicketResolved {
+                ticket_id: "t".into(),
+            },
         }
     }
 
@@ -262,15 +267,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let log = EventLog::open(dir.path()).unwrap();
-            let out = log.append(&[event("a", 1), event("b", 2), event("a", 3)]).unwrap();
-            assert_eq!(out, AppendOutcome { accepted: 2, duplicates: 1 });
+            let out = log
+                .append(&[event("a", 1), event("b", 2), event("a", 3)])
+                .unwrap();
+            assert_eq!(
+                out,
+                AppendOutcome {
+                    accepted: 2,
+                    duplicates: 1
+                }
+            );
             let out = log.append(&[event("b", 9), event("c", 4)]).unwrap();
-            assert_eq!(out, AppendOutcome { accepted: 1, duplicates: 1 });
-            assert!(matches!(EventLog::open(dir.path()), Err(LogError::InUse(_))));
+            assert_eq!(
+                out,
+                AppendOutcome {
+                    accepted: 1,
+                    duplicates: 1
+                }
+            );
+            assert!(matches!(
+                EventLog::open(dir.path()),
+                Err(LogError::InUse(_))
+            ));
         }
         let log = EventLog::open(dir.path()).unwrap();
         assert_eq!(log.len(), 3);
-        let ids: Vec<_> = log.read(0, 10).unwrap().into_iter().map(|e| e.event_id).collect();
+        let ids: Vec<_> = log
+            .read(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(log.read(2, 10).unwrap()[0].occurred_at_ms, 4);
     }
@@ -279,7 +306,8 @@ mod tests {
     fn dead_letters_keep_raw_bytes_and_reason() {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open(dir.path()).unwrap();
-        log.dead_letter("http", b"{\"type\":1}", "type: expected a string").unwrap();
+        log.dead_letter("http", b"{\"type\":1}", "type: expected a string")
+            .unwrap();
         let dl = log.dead_letters().unwrap();
         assert_eq!(dl.len(), 1);
         assert_eq!(dl[0]["reason"], "type: expected a string");

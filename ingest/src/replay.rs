@@ -85,7 +85,11 @@ pub fn replay_file(
                 stats.rejected += 1;
                 metrics::counter!("crmpulse_ingest_rejected_events_total", "reason" => err.kind())
                     .increment(1);
-                log.dead_letter(&format!("{source}:{line_no}"), text.as_bytes(), &err.to_string())?;
+                log.dead_letter(
+                    &format!("{source}:{line_no}"),
+                    text.as_bytes(),
+                    &err.to_string(),
+                )?;
             }
         }
         if batch.len() >= REPLAY_BATCH {
@@ -117,13 +121,30 @@ mod tests {
         let file = dir.path().join("events.ndjson");
         let mut f = std::fs::File::create(&file).unwrap();
         let ok = |id: &str| {
-            format!(r#"{{"event_id":"{id}","account_id":1,"occurred_at":"2026-11-24T10:00:00Z","type":"ticket_resolved","ticket_id":"t"}}"#)
+            format!(
+                r#"{{"event_id":"{id}","account_id":1,"occurred_at":"2026-11-24T10:00:00Z","type":"ticket_resolved","ticket_id":"t"}}"#
+            )
         };
-        writeln!(f, "{}\n\n{{\"event_id\":\"x\"}}\n{}\n{}", ok("a"), ok("b"), ok("a")).unwrap();
+        writeln!(
+            f,
+            "{}\n\n{{\"event_id\":\"x\"}}\n{}\n{}",
+            ok("a"),
+            ok("b"),
+            ok("a")
+        )
+        .unwrap();
         drop(f);
         let log = EventLog::open(&dir.path().join("data")).unwrap();
         let stats = replay_file(&file, &log, |_, _| {}).unwrap();
-        assert_eq!(stats, ReplayStats { lines: 4, accepted: 2, duplicates: 1, rejected: 1 });
+        assert_eq!(
+            stats,
+            ReplayStats {
+                lines: 4,
+                accepted: 2,
+                duplicates: 1,
+                rejected: 1
+            }
+        );
         let dl = log.dead_letters().unwrap();
         assert_eq!(dl[0]["reason"], "account_id: missing required field");
         assert!(dl[0]["source"].as_str().unwrap().ends_with(":3"));

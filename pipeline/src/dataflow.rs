@@ -95,7 +95,11 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
         let ticket_facts = tick
             .reduce_named("TicketFold", |key: &EntityKey, input, output| {
                 let mut facts = Vec::new();
-                tickets::facts(key.0, tickets::fold(input.iter().map(|(v, _)| *v)), &mut facts);
+                tickets::facts(
+                    key.0,
+                    tickets::fold(input.iter().map(|(v, _)| *v)),
+                    &mut facts,
+                );
                 output.extend(facts.into_iter().map(|f| (f, 1isize)));
             })
             .map(|(_, fact)| fact);

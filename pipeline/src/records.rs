@@ -10,10 +10,10 @@
 //! one value with a multiplicity above one: folds look at values, never at
 //! multiplicities, so duplicates change nothing.
 
+use schemas::Event;
 use schemas::event::{
     Assignee, Channel, DeliveryStatus, Direction, Origin, Payload, Priority, ResolvedBy, Sender,
 };
-use schemas::Event;
 use serde::{Deserialize, Serialize};
 
 /// `(account_id, entity_id)`.
@@ -119,7 +119,8 @@ impl Routed {
         let conv = |kind| (account, kind, at);
         let mut push_conv = |id: String, kind: ConvKind| {
             let (account, kind, at) = conv(kind);
-            self.conversations.push(((account, id), ConvEvent { at, kind }));
+            self.conversations
+                .push(((account, id), ConvEvent { at, kind }));
         };
         match e.payload {
             Payload::ConversationOpened {
@@ -152,9 +153,9 @@ impl Routed {
                     team_id,
                 },
             ),
-            Payload::ConversationEscalated { conversation_id, .. } => {
-                push_conv(conversation_id, ConvKind::Escalated)
-            }
+            Payload::ConversationEscalated {
+                conversation_id, ..
+            } => push_conv(conversation_id, ConvKind::Escalated),
             Payload::ConversationResolved {
                 conversation_id,
                 resolved_by,
@@ -213,7 +214,9 @@ impl Routed {
                 },
             )),
             Payload::TicketOpened {
-                ticket_id, priority, ..
+                ticket_id,
+                priority,
+                ..
             } => self.tickets.push((
                 (account, ticket_id),
                 TicketEvent {

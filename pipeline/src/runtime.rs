@@ -177,13 +177,18 @@ impl Pipeline {
         let time = self.next_time(time);
         let n = self.senders.len();
         let count = events.len() as u64;
-        let mut parts: Vec<Vec<Event>> = (0..n).map(|_| Vec::with_capacity(events.len() / n + 1)).collect();
+        let mut parts: Vec<Vec<Event>> = (0..n)
+            .map(|_| Vec::with_capacity(events.len() / n + 1))
+            .collect();
         for (i, e) in events.into_iter().enumerate() {
             parts[i % n].push(e);
         }
         self.pushed += count;
         self.time = time;
-        self.marks.lock().expect("marks lock").push_back((time, self.pushed));
+        self.marks
+            .lock()
+            .expect("marks lock")
+            .push_back((time, self.pushed));
         for (tx, events) in self.senders.iter().zip(parts) {
             tx.send(Command::Batch { time, events })
                 .map_err(|_| PipelineError::Stopped)?;
@@ -212,9 +217,13 @@ impl Pipeline {
             return Ok(());
         }
         self.time = time;
-        self.marks.lock().expect("marks lock").push_back((time, self.pushed));
+        self.marks
+            .lock()
+            .expect("marks lock")
+            .push_back((time, self.pushed));
         for tx in &self.senders {
-            tx.send(Command::Advance(time)).map_err(|_| PipelineError::Stopped)?;
+            tx.send(Command::Advance(time))
+                .map_err(|_| PipelineError::Stopped)?;
         }
         Ok(())
     }
@@ -329,7 +338,9 @@ fn collect(
             None => {
                 let last_mark = marks.lock().expect("marks lock").back().map(|m| m.0 + 1);
                 let last_pending = pending.keys().next_back().map(|t| t + 1);
-                released.max(last_mark.unwrap_or(0)).max(last_pending.unwrap_or(0))
+                released
+                    .max(last_mark.unwrap_or(0))
+                    .max(last_pending.unwrap_or(0))
             }
         };
         if progress <= released {

@@ -59,7 +59,10 @@ fn scenario() -> impl Strategy<Value = (Vec<Event>, Vec<usize>)> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, (account_id, t, payload))| Event {
-                    event_id: format!("e{i}"), account_id, occurred_at_ms: 1_764_000_000_000 + t, payload,
+                    event_id: format!("e{i}"),
+                    account_id,
+                    occurred_at_ms: 1_764_000_000_000 + t,
+                    payload,
                 })
                 .collect::<Vec<_>>()
         })
@@ -130,15 +133,24 @@ proptest! {
 #[test]
 fn a_duplicate_delivery_changes_nothing() {
     let opened = Event {
-        event_id: "e1".into(), account_id: 1, occurred_at_ms: 1_764_000_000_000,
+        event_id: "e1".into(),
+        account_id: 1,
+        occurred_at_ms: 1_764_000_000_000,
         payload: Payload::ConversationOpened {
-            conversation_id: "c".into(), customer_id: "u".into(), channel: Channel::Whatsapp,
-            inbox_id: "i".into(), origin: Origin::Inbound, campaign_id: None,
+            conversation_id: "c".into(),
+            customer_id: "u".into(),
+            channel: Channel::Whatsapp,
+            inbox_id: "i".into(),
+            origin: Origin::Inbound,
+            campaign_id: None,
         },
     };
     let batches: Arc<Mutex<Vec<MetricBatch>>> = Arc::default();
     let sink = Arc::clone(&batches);
-    let mut p = Pipeline::start(&PipelineConfig::default(), move |b| sink.lock().unwrap().push(b)).unwrap();
+    let mut p = Pipeline::start(&PipelineConfig::default(), move |b| {
+        sink.lock().unwrap().push(b)
+    })
+    .unwrap();
     p.push_at(10, vec![opened.clone()]).unwrap();
     p.push_at(20, vec![opened]).unwrap();
     p.finish();
@@ -147,7 +159,10 @@ fn a_duplicate_delivery_changes_nothing() {
         apply(&mut state, b);
     }
     let expected = Fact::ActiveConversation {
-        account_id: 1, holder: schemas::metrics::Holder::Unassigned, channel: Channel::Whatsapp, inbox_id: "i".into(),
+        account_id: 1,
+        holder: schemas::metrics::Holder::Unassigned,
+        channel: Channel::Whatsapp,
+        inbox_id: "i".into(),
     };
     assert_eq!(state, HashMap::from([(expected, 1)]));
 }

@@ -114,6 +114,10 @@ async fn health_get(State(app): State<AppState>) -> Json<serde_json::Value> {
 }
 
 async fn metrics_get(State(app): State<AppState>) -> impl IntoResponse {
-    let body = app.prometheus.as_ref().map(PrometheusHandle::render).unwrap_or_default();
+    let body = app
+        .prometheus
+        .as_ref()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

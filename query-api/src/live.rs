@@ -76,10 +76,14 @@ pub async fn live_connect(State(app): State<AppState>, ws: WebSocketUpgrade) -> 
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket: WebSocket| async move {
             let (sink, stream) = socket.split();
-            let sink = sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) });
+            let sink = sink.with(|text: String| async move {
+                Ok::<_, axum::Error>(Message::Text(text.into()))
+            });
             // Text frames are requests; a close frame or an error ends the stream.
             let stream = stream
-                .take_while(|m| std::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_)))))
+                .take_while(|m| {
+                    std::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_))))
+                })
                 .map(|m| match m {
                     Ok(Message::Text(t)) => t.to_string(),
                     _ => String::new(),
@@ -213,7 +217,8 @@ fn handle_client(
                         },
                     );
                 }
-                Err(e) => out.push(json!({"type": "error", "id": id, "message": e.to_string()}).to_string()),
+                Err(e) => out
+                    .push(json!({"type": "error", "id": id, "message": e.to_string()}).to_string()),
             }
         }
         ClientMessage::Unsubscribe { id } => {

@@ -42,7 +42,8 @@ pub fn local_midnight(date: NaiveDate, tz: Tz) -> i64 {
         }
         local += chrono::Duration::minutes(15);
     }
-    Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN)).timestamp_millis()
+    Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN))
+        .timestamp_millis()
 }
 
 /// The local date at `t_ms` in `tz`.
@@ -65,7 +66,9 @@ fn parse_bound(name: &str, s: &str) -> Result<Bound, ApiError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| Bound::Instant(t.timestamp_millis()))
         .map_err(|_| {
-            ApiError::bad_request(format!("{name}: expected an RFC 3339 instant or YYYY-MM-DD, got {s:?}"))
+            ApiError::bad_request(format!(
+                "{name}: expected an RFC 3339 instant or YYYY-MM-DD, got {s:?}"
+            ))
         })
 }
 
@@ -75,7 +78,12 @@ fn parse_bound(name: &str, s: &str) -> Result<Bound, ApiError> {
 /// # Errors
 /// `400` naming the parameter when a bound does not parse, `to` is not after `from`,
 /// or the range is longer than 400 days.
-pub fn resolve(from: Option<&str>, to: Option<&str>, tz: Tz, now_ms: i64) -> Result<Range, ApiError> {
+pub fn resolve(
+    from: Option<&str>,
+    to: Option<&str>,
+    tz: Tz,
+    now_ms: i64,
+) -> Result<Range, ApiError> {
     let from_bound = match from {
         Some(s) => parse_bound("from", s)?,
         None => Bound::Date(local_date(now_ms, tz)),
@@ -102,7 +110,9 @@ pub fn resolve(from: Option<&str>, to: Option<&str>, tz: Tz, now_ms: i64) -> Res
         return Err(ApiError::bad_request("to: must be after from".into()));
     }
     if range.to - range.from > MAX_RANGE_MS {
-        return Err(ApiError::bad_request("to: ranges are limited to 400 days".into()));
+        return Err(ApiError::bad_request(
+            "to: ranges are limited to 400 days".into(),
+        ));
     }
     Ok(range)
 }
@@ -120,8 +130,17 @@ mod tests {
         let r = resolve(Some("2026-11-24"), None, chrono_tz::Asia::Kathmandu, 0).unwrap();
         assert_eq!(r.from, ms("2026-11-23T18:15:00Z"));
         assert_eq!(r.to, ms("2026-11-24T18:15:00Z"));
-        let r = resolve(Some("2026-11-24"), Some("2026-11-26"), chrono_tz::Asia::Kolkata, 0).unwrap();
-        assert_eq!((r.from, r.to), (ms("2026-11-23T18:30:00Z"), ms("2026-11-25T18:30:00Z")));
+        let r = resolve(
+            Some("2026-11-24"),
+            Some("2026-11-26"),
+            chrono_tz::Asia::Kolkata,
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.from, r.to),
+            (ms("2026-11-23T18:30:00Z"), ms("2026-11-25T18:30:00Z"))
+        );
     }
 
     #[test]
@@ -144,7 +163,16 @@ mod tests {
 
     #[test]
     fn instants_truncate_to_the_bucket_grid() {
-        let r = resolve(Some("2026-11-24T10:07:00Z"), Some("2026-11-24T11:00:00Z"), Tz::UTC, 0).unwrap();
-        assert_eq!((r.from, r.to), (ms("2026-11-24T10:00:00Z"), ms("2026-11-24T11:00:00Z")));
+        let r = resolve(
+            Some("2026-11-24T10:07:00Z"),
+            Some("2026-11-24T11:00:00Z"),
+            Tz::UTC,
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.from, r.to),
+            (ms("2026-11-24T10:00:00Z"), ms("2026-11-24T11:00:00Z"))
+        );
     }
 }

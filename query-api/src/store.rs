@@ -121,9 +121,20 @@ mod tests {
     #[test]
     fn applies_diffs_and_forgets_zeroes() {
         let store = ViewStore::default();
-        let t = Fact::OpenTicket { account_id: 3, priority: Priority::High };
-        store.apply(MetricBatch { progress: 5, updates: vec![(t.clone(), 2)], events_consumed: 2 });
-        store.apply(MetricBatch { progress: 9, updates: vec![(t.clone(), -2)], events_consumed: 3 });
+        let t = Fact::OpenTicket {
+            account_id: 3,
+            priority: Priority::High,
+        };
+        store.apply(MetricBatch {
+            progress: 5,
+            updates: vec![(t.clone(), 2)],
+            events_consumed: 2,
+        });
+        store.apply(MetricBatch {
+            progress: 9,
+            updates: vec![(t.clone(), -2)],
+            events_consumed: 3,
+        });
         store.read(|s| {
             assert_eq!(s.progress, 9);
             assert_eq!(s.events_consumed, 3);

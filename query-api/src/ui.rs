@@ -33,7 +33,11 @@ pub async fn asset_get(uri: Uri) -> Response {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
     match Assets::get("index.html") {
-        Some(file) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], file.data).into_response(),
+        Some(file) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            file.data,
+        )
+            .into_response(),
         None => (StatusCode::NOT_FOUND, "dashboard not built").into_response(),
     }
 }

@@ -321,16 +321,34 @@ impl Event {
     /// The conversation this event belongs to, when it names one.
     pub fn conversation_id(&self) -> Option<&str> {
         match &self.payload {
-            Payload::ConversationOpened { conversation_id, .. }
-            | Payload::ConversationAssigned { conversation_id, .. }
-            | Payload::ConversationEscalated { conversation_id, .. }
-            | Payload::ConversationResolved { conversation_id, .. }
+            Payload::ConversationOpened {
+                conversation_id, ..
+            }
+            | Payload::ConversationAssigned {
+                conversation_id, ..
+            }
+            | Payload::ConversationEscalated {
+                conversation_id, ..
+            }
+            | Payload::ConversationResolved {
+                conversation_id, ..
+            }
             | Payload::ConversationReopened { conversation_id }
-            | Payload::MessageCreated { conversation_id, .. }
-            | Payload::IntentDetected { conversation_id, .. }
-            | Payload::CsatSubmitted { conversation_id, .. } => Some(conversation_id),
-            Payload::TicketOpened { conversation_id, .. }
-            | Payload::LeadCreated { conversation_id, .. } => conversation_id.as_deref(),
+            | Payload::MessageCreated {
+                conversation_id, ..
+            }
+            | Payload::IntentDetected {
+                conversation_id, ..
+            }
+            | Payload::CsatSubmitted {
+                conversation_id, ..
+            } => Some(conversation_id),
+            Payload::TicketOpened {
+                conversation_id, ..
+            }
+            | Payload::LeadCreated {
+                conversation_id, ..
+            } => conversation_id.as_deref(),
             _ => None,
         }
     }
@@ -378,7 +396,10 @@ impl Event {
         let occurred_at = o.string("occurred_at")?;
         let occurred_at_ms = DateTime::parse_from_rfc3339(&occurred_at)
             .map_err(|e| {
-                EventError::new("occurred_at", format!("not valid RFC 3339 ({e}): {occurred_at:?}"))
+                EventError::new(
+                    "occurred_at",
+                    format!("not valid RFC 3339 ({e}): {occurred_at:?}"),
+                )
             })?
             .timestamp_millis();
         check_time(occurred_at_ms)?;
@@ -417,7 +438,10 @@ fn check_time(ms: i64) -> Result<(), EventError> {
     if (MIN_TIME_MS..=MAX_TIME_MS).contains(&ms) {
         Ok(())
     } else {
-        Err(EventError::new("occurred_at", "out of range: must be between 1970 and 9999"))
+        Err(EventError::new(
+            "occurred_at",
+            "out of range: must be between 1970 and 9999",
+        ))
     }
 }
 
@@ -441,7 +465,10 @@ impl Obj<'_> {
                 Err(EventError::new(field, "out of range: must not be empty"))
             }
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(EventError::new(field, format!("expected a string, got {}", kind(other)))),
+            Some(other) => Err(EventError::new(
+                field,
+                format!("expected a string, got {}", kind(other)),
+            )),
         }
     }
 
@@ -449,7 +476,10 @@ impl Obj<'_> {
         match self.get(field) {
             None => Err(EventError::new(field, "missing required field")),
             Some(v) => v.as_u64().ok_or_else(|| {
-                EventError::new(field, format!("expected a non-negative integer, got {}", kind(v)))
+                EventError::new(
+                    field,
+                    format!("expected a non-negative integer, got {}", kind(v)),
+                )
             }),
         }
     }
@@ -476,7 +506,10 @@ impl Obj<'_> {
         match self.get(field) {
             None => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(v) => Err(EventError::new(field, format!("expected a boolean, got {}", kind(v)))),
+            Some(v) => Err(EventError::new(
+                field,
+                format!("expected a boolean, got {}", kind(v)),
+            )),
         }
     }
 
@@ -488,7 +521,10 @@ impl Obj<'_> {
     ) -> Result<E, EventError> {
         let s = self.string(field)?;
         parse(&s).ok_or_else(|| {
-            EventError::new(field, format!("unknown value {s:?}, expected one of {}", expected()))
+            EventError::new(
+                field,
+                format!("unknown value {s:?}, expected one of {}", expected()),
+            )
         })
     }
 }
@@ -513,13 +549,19 @@ macro_rules! enum_field {
 fn check_score(score: u64) -> Result<u8, EventError> {
     match score {
         1..=5 => Ok(score as u8),
-        _ => Err(EventError::new("score", format!("out of range: {score}, expected 1..5"))),
+        _ => Err(EventError::new(
+            "score",
+            format!("out of range: {score}, expected 1..5"),
+        )),
     }
 }
 
 fn check_amount(amount: i64) -> Result<i64, EventError> {
     if amount < 0 {
-        Err(EventError::new("amount_minor", format!("out of range: {amount} is negative")))
+        Err(EventError::new(
+            "amount_minor",
+            format!("out of range: {amount} is negative"),
+        ))
     } else {
         Ok(amount)
     }
@@ -550,7 +592,10 @@ fn check_rate(r: f64) -> Result<f64, EventError> {
     if r.is_finite() && r >= 0.0 {
         Ok(r)
     } else {
-        Err(EventError::new("sent_per_minute", format!("out of range: {r}")))
+        Err(EventError::new(
+            "sent_per_minute",
+            format!("out of range: {r}"),
+        ))
     }
 }
 
@@ -667,15 +712,17 @@ impl Payload {
                 state: enum_field!(o, "state", ChannelState),
                 quality: enum_field!(o, "quality", Quality),
                 queue_depth: o.u64("queue_depth")?,
-                sent_per_minute: check_rate(
-                    o.f64_opt("sent_per_minute")?
-                        .ok_or_else(|| EventError::new("sent_per_minute", "missing required field"))?,
-                )?,
+                sent_per_minute: check_rate(o.f64_opt("sent_per_minute")?.ok_or_else(|| {
+                    EventError::new("sent_per_minute", "missing required field")
+                })?)?,
             },
             other => {
                 return Err(EventError::new(
                     "type",
-                    format!("unknown event type {other:?}, expected one of {}", EVENT_TYPES.join(", ")),
+                    format!(
+                        "unknown event type {other:?}, expected one of {}",
+                        EVENT_TYPES.join(", ")
+                    ),
                 ));
             }
         })
@@ -707,7 +754,10 @@ impl TryFrom<proto::Event> for Event {
         use proto::event::Payload as P;
         let event_id = req("event_id", e.event_id)?;
         check_time(e.occurred_at_ms)?;
-        let payload = match e.payload.ok_or_else(|| EventError::new("type", "missing required field"))? {
+        let payload = match e
+            .payload
+            .ok_or_else(|| EventError::new("type", "missing required field"))?
+        {
             P::ConversationOpened(p) => Payload::ConversationOpened {
                 conversation_id: req("conversation_id", p.conversation_id)?,
                 customer_id: req("customer_id", p.customer_id)?,
@@ -989,9 +1039,18 @@ mod tests {
     fn parses_a_valid_event_and_normalises_time_to_utc() {
         let e = Event::from_json_value(&opened_json()).unwrap();
         assert_eq!(e.account_id, 7);
-        assert_eq!(format_rfc3339_ms(e.occurred_at_ms), "2026-11-24T03:45:02.123Z");
+        assert_eq!(
+            format_rfc3339_ms(e.occurred_at_ms),
+            "2026-11-24T03:45:02.123Z"
+        );
         assert_eq!(e.partition_key(), "7:c1");
-        assert!(matches!(e.payload, Payload::ConversationOpened { channel: Channel::Whatsapp, .. }));
+        assert!(matches!(
+            e.payload,
+            Payload::ConversationOpened {
+                channel: Channel::Whatsapp,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -1001,20 +1060,32 @@ mod tests {
         let err = Event::from_json_value(&v).unwrap_err();
         assert_eq!(err.field, "channel");
         assert_eq!(err.kind(), "bad_enum");
-        assert!(err.to_string().starts_with("channel: unknown value \"fax\", expected one of whatsapp"));
+        assert!(
+            err.to_string()
+                .starts_with("channel: unknown value \"fax\", expected one of whatsapp")
+        );
 
         let mut v = opened_json();
         v.as_object_mut().unwrap().remove("customer_id");
-        assert_eq!(Event::from_json_value(&v).unwrap_err().to_string(), "customer_id: missing required field");
+        assert_eq!(
+            Event::from_json_value(&v).unwrap_err().to_string(),
+            "customer_id: missing required field"
+        );
 
         let mut v = opened_json();
         v["account_id"] = "7".into();
         let err = Event::from_json_value(&v).unwrap_err();
-        assert_eq!((err.field.as_str(), err.kind()), ("account_id", "wrong_type"));
+        assert_eq!(
+            (err.field.as_str(), err.kind()),
+            ("account_id", "wrong_type")
+        );
 
         let mut v = opened_json();
         v["type"] = "conversation_exploded".into();
-        assert_eq!(Event::from_json_value(&v).unwrap_err().kind(), "unknown_type");
+        assert_eq!(
+            Event::from_json_value(&v).unwrap_err().kind(),
+            "unknown_type"
+        );
 
         let mut v = opened_json();
         v["occurred_at"] = "yesterday".into();
@@ -1023,7 +1094,10 @@ mod tests {
         let csat = serde_json::json!({"event_id": "e", "account_id": 1,
             "occurred_at": "2026-11-24T00:00:00Z", "type": "csat_submitted",
             "conversation_id": "c", "score": 6});
-        assert_eq!(Event::from_json_value(&csat).unwrap_err().to_string(), "score: out of range: 6, expected 1..5");
+        assert_eq!(
+            Event::from_json_value(&csat).unwrap_err().to_string(),
+            "score: out of range: 6, expected 1..5"
+        );
     }
 
     #[test]
@@ -1036,6 +1110,9 @@ mod tests {
         assert_eq!(err.field, "channel");
         p.payload = None;
         assert_eq!(Event::try_from(p).unwrap_err().field, "type");
-        assert_eq!(Event::from_proto_bytes(&[0xff, 0xff]).unwrap_err().kind(), "malformed");
+        assert_eq!(
+            Event::from_proto_bytes(&[0xff, 0xff]).unwrap_err().kind(),
+            "malformed"
+        );
     }
 }

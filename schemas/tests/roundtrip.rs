@@ -15,55 +15,179 @@ fn opt_id() -> impl Strategy<Value = Option<String>> {
 
 fn payload() -> impl Strategy<Value = Payload> {
     prop_oneof![
-        (id(), id(), select(Channel::ALL), id(), select(Origin::ALL), opt_id()).prop_map(
-            |(conversation_id, customer_id, channel, inbox_id, origin, campaign_id)| {
-                Payload::ConversationOpened { conversation_id, customer_id, channel, inbox_id, origin, campaign_id }
+        (
+            id(),
+            id(),
+            select(Channel::ALL),
+            id(),
+            select(Origin::ALL),
+            opt_id()
+        )
+            .prop_map(
+                |(conversation_id, customer_id, channel, inbox_id, origin, campaign_id)| {
+                    Payload::ConversationOpened {
+                        conversation_id,
+                        customer_id,
+                        channel,
+                        inbox_id,
+                        origin,
+                        campaign_id,
+                    }
+                }
+            ),
+        (id(), select(Assignee::ALL), opt_id(), opt_id()).prop_map(
+            |(conversation_id, assignee, agent_id, team_id)| {
+                Payload::ConversationAssigned {
+                    conversation_id,
+                    assignee,
+                    agent_id,
+                    team_id,
+                }
             }
         ),
-        (id(), select(Assignee::ALL), opt_id(), opt_id()).prop_map(|(conversation_id, assignee, agent_id, team_id)| {
-            Payload::ConversationAssigned { conversation_id, assignee, agent_id, team_id }
+        (id(), opt_id()).prop_map(|(conversation_id, reason)| Payload::ConversationEscalated {
+            conversation_id,
+            reason
         }),
-        (id(), opt_id()).prop_map(|(conversation_id, reason)| Payload::ConversationEscalated { conversation_id, reason }),
-        (id(), select(ResolvedBy::ALL), opt_id()).prop_map(|(conversation_id, resolved_by, agent_id)| {
-            Payload::ConversationResolved { conversation_id, resolved_by, agent_id }
-        }),
+        (id(), select(ResolvedBy::ALL), opt_id()).prop_map(
+            |(conversation_id, resolved_by, agent_id)| {
+                Payload::ConversationResolved {
+                    conversation_id,
+                    resolved_by,
+                    agent_id,
+                }
+            }
+        ),
         id().prop_map(|conversation_id| Payload::ConversationReopened { conversation_id }),
-        (id(), id(), select(Direction::ALL), select(Sender::ALL), opt_id(), select(Channel::ALL), opt_id(), any::<bool>())
-            .prop_map(|(message_id, conversation_id, direction, sender, agent_id, channel, broadcast_id, auto_reply)| {
-                Payload::MessageCreated { message_id, conversation_id, direction, sender, agent_id, channel, broadcast_id, auto_reply }
+        (
+            id(),
+            id(),
+            select(Direction::ALL),
+            select(Sender::ALL),
+            opt_id(),
+            select(Channel::ALL),
+            opt_id(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(
+                    message_id,
+                    conversation_id,
+                    direction,
+                    sender,
+                    agent_id,
+                    channel,
+                    broadcast_id,
+                    auto_reply,
+                )| {
+                    Payload::MessageCreated {
+                        message_id,
+                        conversation_id,
+                        direction,
+                        sender,
+                        agent_id,
+                        channel,
+                        broadcast_id,
+                        auto_reply,
+                    }
+                }
+            ),
+        (
+            id(),
+            select(DeliveryStatus::ALL),
+            proptest::option::of(any::<i64>()),
+            opt_id()
+        )
+            .prop_map(|(message_id, status, error_code, error_title)| {
+                Payload::MessageStatus {
+                    message_id,
+                    status,
+                    error_code,
+                    error_title,
+                }
             }),
-        (id(), select(DeliveryStatus::ALL), proptest::option::of(any::<i64>()), opt_id()).prop_map(
-            |(message_id, status, error_code, error_title)| Payload::MessageStatus { message_id, status, error_code, error_title }
-        ),
-        (id(), opt_id(), select(AgentStatus::ALL))
-            .prop_map(|(agent_id, team_id, status)| Payload::AgentStatusChanged { agent_id, team_id, status }),
-        (id(), opt_id(), select(Priority::ALL))
-            .prop_map(|(ticket_id, conversation_id, priority)| Payload::TicketOpened { ticket_id, conversation_id, priority }),
-        id().prop_map(|ticket_id| Payload::TicketResolved { ticket_id }),
-        (id(), id(), proptest::option::of(0.0f64..=1.0)).prop_map(|(conversation_id, intent, confidence)| {
-            Payload::IntentDetected { conversation_id, intent, confidence }
+        (id(), opt_id(), select(AgentStatus::ALL)).prop_map(|(agent_id, team_id, status)| {
+            Payload::AgentStatusChanged {
+                agent_id,
+                team_id,
+                status,
+            }
         }),
-        (id(), 1u8..=5).prop_map(|(conversation_id, score)| Payload::CsatSubmitted { conversation_id, score }),
-        (id(), id(), opt_id(), opt_id()).prop_map(|(lead_id, customer_id, conversation_id, campaign_id)| {
-            Payload::LeadCreated { lead_id, customer_id, conversation_id, campaign_id }
-        }),
-        (id(), 0i64..i64::MAX, "[A-Z]{3}")
-            .prop_map(|(lead_id, amount_minor, currency)| Payload::DealWon { lead_id, amount_minor, currency }),
-        (id(), opt_id(), any::<u64>()).prop_map(|(broadcast_id, campaign_id, recipients)| {
-            Payload::BroadcastSent { broadcast_id, campaign_id, recipients }
-        }),
-        (id(), select(ChannelState::ALL), select(Quality::ALL), any::<u64>(), 0.0f64..1e9).prop_map(
-            |(channel_id, state, quality, queue_depth, sent_per_minute)| {
-                Payload::ChannelHealth { channel_id, state, quality, queue_depth, sent_per_minute }
+        (id(), opt_id(), select(Priority::ALL)).prop_map(
+            |(ticket_id, conversation_id, priority)| Payload::TicketOpened {
+                ticket_id,
+                conversation_id,
+                priority
             }
         ),
+        id().prop_map(|ticket_id| Payload::TicketResolved { ticket_id }),
+        (id(), id(), proptest::option::of(0.0f64..=1.0)).prop_map(
+            |(conversation_id, intent, confidence)| {
+                Payload::IntentDetected {
+                    conversation_id,
+                    intent,
+                    confidence,
+                }
+            }
+        ),
+        (id(), 1u8..=5).prop_map(|(conversation_id, score)| Payload::CsatSubmitted {
+            conversation_id,
+            score
+        }),
+        (id(), id(), opt_id(), opt_id()).prop_map(
+            |(lead_id, customer_id, conversation_id, campaign_id)| {
+                Payload::LeadCreated {
+                    lead_id,
+                    customer_id,
+                    conversation_id,
+                    campaign_id,
+                }
+            }
+        ),
+        (id(), 0i64..i64::MAX, "[A-Z]{3}").prop_map(|(lead_id, amount_minor, currency)| {
+            Payload::DealWon {
+                lead_id,
+                amount_minor,
+                currency,
+            }
+        }),
+        (id(), opt_id(), any::<u64>()).prop_map(|(broadcast_id, campaign_id, recipients)| {
+            Payload::BroadcastSent {
+                broadcast_id,
+                campaign_id,
+                recipients,
+            }
+        }),
+        (
+            id(),
+            select(ChannelState::ALL),
+            select(Quality::ALL),
+            any::<u64>(),
+            0.0f64..1e9
+        )
+            .prop_map(
+                |(channel_id, state, quality, queue_depth, sent_per_minute)| {
+                    Payload::ChannelHealth {
+                        channel_id,
+                        state,
+                        quality,
+                        queue_depth,
+                        sent_per_minute,
+                    }
+                }
+            ),
     ]
 }
 
 fn event() -> impl Strategy<Value = Event> {
-    (id(), any::<u64>(), 0i64..253_402_300_799_999, payload()).prop_map(|(event_id, account_id, occurred_at_ms, payload)| {
-        Event { event_id, account_id, occurred_at_ms, payload }
-    })
+    (id(), any::<u64>(), 0i64..253_402_300_799_999, payload()).prop_map(
+        |(event_id, account_id, occurred_at_ms, payload)| Event {
+            event_id,
+            account_id,
+            occurred_at_ms,
+            payload,
+        },
+    )
 }
 
 proptest! {

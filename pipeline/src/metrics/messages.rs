@@ -80,7 +80,9 @@ pub fn facts(account_id: u64, s: &MessageSummary, out: &mut Vec<Fact>) {
         out.push(Fact::WhatsappOutcome {
             account_id,
             bucket,
-            delivered: s.best.is_some_and(|b| rank(b) >= rank(DeliveryStatus::Delivered)),
+            delivered: s
+                .best
+                .is_some_and(|b| rank(b) >= rank(DeliveryStatus::Delivered)),
         });
     }
 }
@@ -91,31 +93,68 @@ mod tests {
     use schemas::event::Sender;
 
     fn status(at: i64, status: DeliveryStatus) -> MsgEvent {
-        MsgEvent { at, kind: MsgKind::Status { status, error_code: None } }
+        MsgEvent {
+            at,
+            kind: MsgKind::Status {
+                status,
+                error_code: None,
+            },
+        }
     }
     fn created() -> MsgEvent {
         MsgEvent {
             at: 1,
-            kind: MsgKind::Created { direction: Direction::Outbound, channel: Channel::Whatsapp, sender: Sender::Agent },
+            kind: MsgKind::Created {
+                direction: Direction::Outbound,
+                channel: Channel::Whatsapp,
+                sender: Sender::Agent,
+            },
         }
     }
 
     #[test]
     fn read_implies_delivered_and_late_sent_changes_nothing() {
-        let s = fold(&[created(), status(5, DeliveryStatus::Read), status(9, DeliveryStatus::Sent)]);
+        let s = fold(&[
+            created(),
+            status(5, DeliveryStatus::Read),
+            status(9, DeliveryStatus::Sent),
+        ]);
         assert_eq!(s.best, Some(DeliveryStatus::Read));
         let mut facts_out = Vec::new();
         facts(1, &s, &mut facts_out);
-        assert!(facts_out.contains(&Fact::WhatsappOutcome { account_id: 1, bucket: 0, delivered: true }));
+        assert!(facts_out.contains(&Fact::WhatsappOutcome {
+            account_id: 1,
+            bucket: 0,
+            delivered: true
+        }));
     }
 
     #[test]
     fn failed_without_delivery_counts_as_not_delivered_and_no_status_is_no_outcome() {
         let mut out = Vec::new();
-        facts(1, &fold(&[created(), status(5, DeliveryStatus::Sent), status(6, DeliveryStatus::Failed)]), &mut out);
-        assert_eq!(out[1], Fact::WhatsappOutcome { account_id: 1, bucket: 0, delivered: false });
+        facts(
+            1,
+            &fold(&[
+                created(),
+                status(5, DeliveryStatus::Sent),
+                status(6, DeliveryStatus::Failed),
+            ]),
+            &mut out,
+        );
+        assert_eq!(
+            out[1],
+            Fact::WhatsappOutcome {
+                account_id: 1,
+                bucket: 0,
+                delivered: false
+            }
+        );
         let mut out = Vec::new();
         facts(1, &fold(&[created()]), &mut out);
-        assert_eq!(out.len(), 1, "a message without status is not in the delivery rate");
+        assert_eq!(
+            out.len(),
+            1,
+            "a message without status is not in the delivery rate"
+        );
     }
 }

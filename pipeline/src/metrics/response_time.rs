@@ -95,7 +95,11 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
                 ..
             } => {
                 if let (None, Some((open_at, _, _))) = (&first_response, &opened) {
-                    let start = if bot_held { handover_at.unwrap_or(*open_at) } else { *open_at };
+                    let start = if bot_held {
+                        handover_at.unwrap_or(*open_at)
+                    } else {
+                        *open_at
+                    };
                     let seconds = u32::try_from((ev.at - start).max(0) / 1000).unwrap_or(u32::MAX);
                     first_response = Some(FirstResponse {
                         at: ev.at,
@@ -148,7 +152,10 @@ mod tests {
     use schemas::event::{Direction, Origin, ResolvedBy};
 
     fn ev(at_s: i64, kind: ConvKind) -> ConvEvent {
-        ConvEvent { at: at_s * 1000, kind }
+        ConvEvent {
+            at: at_s * 1000,
+            kind,
+        }
     }
     fn opened() -> ConvKind {
         ConvKind::Opened {
@@ -160,10 +167,19 @@ mod tests {
         }
     }
     fn assigned(a: Assignee) -> ConvKind {
-        ConvKind::Assigned { assignee: a, agent_id: Some("ag".into()), team_id: Some("t1".into()) }
+        ConvKind::Assigned {
+            assignee: a,
+            agent_id: Some("ag".into()),
+            team_id: Some("t1".into()),
+        }
     }
     fn msg(sender: Sender) -> ConvKind {
-        ConvKind::Message { direction: Direction::Outbound, sender, agent_id: Some("ag".into()), auto_reply: false }
+        ConvKind::Message {
+            direction: Direction::Outbound,
+            sender,
+            agent_id: Some("ag".into()),
+            auto_reply: false,
+        }
     }
 
     fn run(mut events: Vec<ConvEvent>) -> Option<ConversationSummary> {
@@ -173,9 +189,18 @@ mod tests {
 
     #[test]
     fn frt_from_open_when_no_bot() {
-        let s = run(vec![ev(100, opened()), ev(130, assigned(Assignee::Agent)), ev(190, msg(Sender::Agent)), ev(200, msg(Sender::Agent))]).unwrap();
+        let s = run(vec![
+            ev(100, opened()),
+            ev(130, assigned(Assignee::Agent)),
+            ev(190, msg(Sender::Agent)),
+            ev(200, msg(Sender::Agent)),
+        ])
+        .unwrap();
         let fr = s.first_response.unwrap();
-        assert_eq!((fr.at, fr.seconds, fr.team_id.as_deref()), (190_000, 90, Some("t1")));
+        assert_eq!(
+            (fr.at, fr.seconds, fr.team_id.as_deref()),
+            (190_000, 90, Some("t1"))
+        );
         assert_eq!(s.active, Some(Holder::Agent));
     }
 
@@ -195,13 +220,31 @@ mod tests {
 
     #[test]
     fn escalation_leaves_it_unassigned_and_resolve_reopen_toggle_activity() {
-        let s = run(vec![ev(0, opened()), ev(1, assigned(Assignee::Bot)), ev(60, ConvKind::Escalated)]).unwrap();
+        let s = run(vec![
+            ev(0, opened()),
+            ev(1, assigned(Assignee::Bot)),
+            ev(60, ConvKind::Escalated),
+        ])
+        .unwrap();
         assert_eq!(s.active, Some(Holder::Unassigned));
         assert_eq!(s.first_response, None);
-        let resolved = ConvKind::Resolved { by: ResolvedBy::Bot, agent_id: None };
-        let s = run(vec![ev(0, opened()), ev(1, assigned(Assignee::Bot)), ev(9, resolved.clone())]).unwrap();
+        let resolved = ConvKind::Resolved {
+            by: ResolvedBy::Bot,
+            agent_id: None,
+        };
+        let s = run(vec![
+            ev(0, opened()),
+            ev(1, assigned(Assignee::Bot)),
+            ev(9, resolved.clone()),
+        ])
+        .unwrap();
         assert_eq!(s.active, None);
-        let s = run(vec![ev(0, opened()), ev(9, resolved), ev(20, ConvKind::Reopened)]).unwrap();
+        let s = run(vec![
+            ev(0, opened()),
+            ev(9, resolved),
+            ev(20, ConvKind::Reopened),
+        ])
+        .unwrap();
         assert_eq!(s.active, Some(Holder::Unassigned));
     }
 

@@ -37,8 +37,16 @@ mod tests {
 
     #[test]
     fn resolved_in_any_order_closes() {
-        let o = TicketEvent { at: 5, kind: TicketKind::Opened { priority: Priority::High } };
-        let r = TicketEvent { at: 1, kind: TicketKind::Resolved };
+        let o = TicketEvent {
+            at: 5,
+            kind: TicketKind::Opened {
+                priority: Priority::High,
+            },
+        };
+        let r = TicketEvent {
+            at: 1,
+            kind: TicketKind::Resolved,
+        };
         assert_eq!(fold(&[o.clone()]), Some(Priority::High));
         assert_eq!(fold(&[r, o]), None);
     }

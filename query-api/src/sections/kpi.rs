@@ -217,7 +217,8 @@ fn delivery(facts: Option<&AccountFacts>, r: Range) -> Delivery {
             }
         }
     }
-    d.rate = (d.with_status > 0).then(|| ((d.delivered as f64 / d.with_status as f64) * 10_000.0).round() / 10_000.0);
+    d.rate = (d.with_status > 0)
+        .then(|| ((d.delivered as f64 / d.with_status as f64) * 10_000.0).round() / 10_000.0);
     d
 }
 
@@ -241,7 +242,13 @@ fn messages(facts: Option<&AccountFacts>, r: Range, p: &Params) -> MessageCounts
 }
 
 /// Computes the KPI strip.
-pub fn compute(snap: &Snapshot, p: &Params, settings: &AccountSettings, range: Range, now_ms: i64) -> Kpi {
+pub fn compute(
+    snap: &Snapshot,
+    p: &Params,
+    settings: &AccountSettings,
+    range: Range,
+    now_ms: i64,
+) -> Kpi {
     let facts = snap.accounts.get(&p.account_id);
     let mut active = Active::default();
     let mut tickets = OpenTickets::default();
@@ -322,8 +329,22 @@ pub fn compute(snap: &Snapshot, p: &Params, settings: &AccountSettings, range: R
         open_tickets: tickets,
         messages_today: MessagesToday {
             since: format_rfc3339_ms(midnight),
-            current: messages(facts, Range { from: midnight, to: i64::MAX }, p),
-            previous: messages(facts, Range { from: yesterday, to: yesterday + elapsed }, p),
+            current: messages(
+                facts,
+                Range {
+                    from: midnight,
+                    to: i64::MAX,
+                },
+                p,
+            ),
+            previous: messages(
+                facts,
+                Range {
+                    from: yesterday,
+                    to: yesterday + elapsed,
+                },
+                p,
+            ),
         },
     }
 }

@@ -48,7 +48,9 @@ impl Params {
             match k.as_str() {
                 "account_id" => {
                     p.account_id = v.parse().map_err(|_| {
-                        ApiError::bad_request(format!("account_id: expected a non-negative integer, got {v:?}"))
+                        ApiError::bad_request(format!(
+                            "account_id: expected a non-negative integer, got {v:?}"
+                        ))
                     })?;
                 }
                 "from" => p.from = Some(v.clone()),
@@ -76,9 +78,19 @@ impl Params {
 ///
 /// # Errors
 /// `404` for an unknown section, `400` for bad parameters.
-pub fn compute(app: &AppState, section: &str, params: &Params, now_ms: i64) -> Result<serde_json::Value, ApiError> {
+pub fn compute(
+    app: &AppState,
+    section: &str,
+    params: &Params,
+    now_ms: i64,
+) -> Result<serde_json::Value, ApiError> {
     let settings = app.settings.account(params.account_id);
-    let range: Range = range::resolve(params.from.as_deref(), params.to.as_deref(), settings.timezone, now_ms)?;
+    let range: Range = range::resolve(
+        params.from.as_deref(),
+        params.to.as_deref(),
+        settings.timezone,
+        now_ms,
+    )?;
     let body = match section {
         "kpi" => app.store.read(|snap| {
             serde_json::to_value(kpi::compute(snap, params, &settings, range, now_ms))

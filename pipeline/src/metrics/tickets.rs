@@ -47,7 +47,7 @@ mod tests {
             at: 1,
             kind: TicketKind::Resolved,
         };
-        assert_eq!(fold(&[o.clone()]), Some(Priority::High));
+        assert_eq!(fold(std::slice::from_ref(&o)), Some(Priority::High));
         assert_eq!(fold(&[r, o]), None);
     }
 }

@@ -159,10 +159,6 @@ pub struct Kpi {
     pub messages_today: MessagesToday,
 }
 
-fn matches(opt: &Option<String>, filter: &Option<String>) -> bool {
-    filter.is_none() || opt == filter
-}
-
 fn frt(facts: Option<&AccountFacts>, r: Range, p: &Params) -> FrtStats {
     let mut hist: BTreeMap<u32, i64> = BTreeMap::new();
     for (fact, n) in facts.into_iter().flat_map(|f| f.range(r.from, r.to)) {
@@ -174,14 +170,10 @@ fn frt(facts: Option<&AccountFacts>, r: Range, p: &Params) -> FrtStats {
             team_id,
             ..
         } = fact
+            && p.wants_conversation(*channel, inbox_id)
+            && p.wants_agent(agent_id.as_deref(), team_id.as_deref())
         {
-            if p.channel.is_none_or(|c| c == *channel)
-                && p.inbox_id.as_ref().is_none_or(|i| i == inbox_id)
-                && matches(agent_id, &p.agent_id)
-                && matches(team_id, &p.team_id)
-            {
-                *hist.entry(*seconds).or_default() += n;
-            }
+            *hist.entry(*seconds).or_default() += n;
         }
     }
     let count: i64 = hist.values().sum();
@@ -228,12 +220,11 @@ fn messages(facts: Option<&AccountFacts>, r: Range, p: &Params) -> MessageCounts
         if let Fact::Message {
             direction, channel, ..
         } = fact
+            && p.wants_channel(*channel)
         {
-            if p.channel.is_none_or(|c| c == *channel) {
-                match direction {
-                    Direction::Inbound => m.inbound += n,
-                    Direction::Outbound => m.outbound += n,
-                }
+            match direction {
+                Direction::Inbound => m.inbound += n,
+                Direction::Outbound => m.outbound += n,
             }
         }
     }
@@ -259,9 +250,7 @@ pub fn compute(
                 channel,
                 inbox_id,
                 ..
-            } if p.channel.is_none_or(|c| c == *channel)
-                && p.inbox_id.as_ref().is_none_or(|i| i == inbox_id) =>
-            {
+            } if p.wants_conversation(*channel, inbox_id) => {
                 active.total += n;
                 match holder {
                     Holder::Unassigned => active.unassigned += n,

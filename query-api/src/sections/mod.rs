@@ -74,6 +74,24 @@ impl Params {
     }
 }
 
+impl Params {
+    /// The channel filter admits `channel`.
+    pub fn wants_channel(&self, channel: Channel) -> bool {
+        self.channel.is_none_or(|c| c == channel)
+    }
+
+    /// The channel and inbox filters admit a conversation on `channel` in `inbox_id`.
+    pub fn wants_conversation(&self, channel: Channel, inbox_id: &str) -> bool {
+        self.wants_channel(channel) && self.inbox_id.as_deref().is_none_or(|i| i == inbox_id)
+    }
+
+    /// The agent and team filters admit work by `agent_id` in `team_id`.
+    pub fn wants_agent(&self, agent_id: Option<&str>, team_id: Option<&str>) -> bool {
+        (self.agent_id.is_none() || self.agent_id.as_deref() == agent_id)
+            && (self.team_id.is_none() || self.team_id.as_deref() == team_id)
+    }
+}
+
 /// Computes a section body at the store's latest complete timestamp.
 ///
 /// # Errors

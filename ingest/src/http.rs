@@ -71,8 +71,14 @@ fn split_body(body: &str) -> Result<Vec<(usize, &str)>, String> {
     }
 }
 
+/// A body split into valid events and rejections (each with its original text).
+pub type ParsedBody<'a> = (Vec<Event>, Vec<(Rejected, &'a str)>);
+
 /// Validates every item of a body; returns the valid events and the rejections.
-pub fn parse_body(body: &str) -> Result<(Vec<Event>, Vec<(Rejected, &str)>), String> {
+///
+/// # Errors
+/// A message when the body as a whole is unreadable (a malformed JSON array).
+pub fn parse_body(body: &str) -> Result<ParsedBody<'_>, String> {
     let mut events = Vec::new();
     let mut rejected = Vec::new();
     for (index, raw) in split_body(body)? {

@@ -465,7 +465,7 @@ impl Simulator {
             } else {
                 Direction::Outbound
             },
-            sender: sender,
+            sender,
             agent_id: agent.map(agent_id),
             channel,
             broadcast_id: None,

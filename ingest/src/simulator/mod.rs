@@ -898,7 +898,7 @@ mod tests {
                 )
             })
             .count();
-        assert!(broadcast_messages <= 200 * 12 && broadcast_messages >= 12 * 200 * 9 / 10);
+        assert!((12 * 200 * 9 / 10..=200 * 12).contains(&broadcast_messages));
         // Channel mix: about 70% WhatsApp.
         let wa = events
             .iter()

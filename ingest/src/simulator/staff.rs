@@ -71,7 +71,7 @@ impl Agent {
     /// first team (support carries most of the volume), the rest round-robin over the
     /// others; shifts rotate independently of teams so every team is covered all day.
     pub(super) fn new(i: usize, teams: usize) -> Self {
-        let team = if teams <= 1 || i % 2 == 0 {
+        let team = if teams <= 1 || i.is_multiple_of(2) {
             0
         } else {
             1 + (i / 2) % (teams - 1)

@@ -8,7 +8,7 @@ use schemas::Event;
 use schemas::metrics::Fact;
 
 use crate::metrics::{messages, response_time, tickets};
-use crate::records::Routed;
+use crate::records::{EntityKey, Routed};
 
 /// The facts of `events`, as `fact → multiplicity`.
 pub fn facts(events: &[Event]) -> HashMap<Fact, i64> {
@@ -20,33 +20,15 @@ pub fn facts(events: &[Event]) -> HashMap<Fact, i64> {
         }
     }
     let mut out = Vec::new();
-    let mut convs: BTreeMap<_, Vec<_>> = BTreeMap::new();
-    for (k, v) in routed.conversations {
-        convs.entry(k).or_default().push(v);
-    }
-    for ((account, _), mut evs) in convs {
-        evs.sort();
-        evs.dedup();
+    for ((account, _), evs) in by_entity(routed.conversations) {
         if let Some(s) = response_time::fold(&evs) {
             response_time::facts(account, &s, &mut out);
         }
     }
-    let mut msgs: BTreeMap<_, Vec<_>> = BTreeMap::new();
-    for (k, v) in routed.messages {
-        msgs.entry(k).or_default().push(v);
-    }
-    for ((account, _), mut evs) in msgs {
-        evs.sort();
-        evs.dedup();
+    for ((account, _), evs) in by_entity(routed.messages) {
         messages::facts(account, &messages::fold(&evs), &mut out);
     }
-    let mut ticks: BTreeMap<_, Vec<_>> = BTreeMap::new();
-    for (k, v) in routed.tickets {
-        ticks.entry(k).or_default().push(v);
-    }
-    for ((account, _), mut evs) in ticks {
-        evs.sort();
-        evs.dedup();
+    for ((account, _), evs) in by_entity(routed.tickets) {
         tickets::facts(account, tickets::fold(&evs), &mut out);
     }
     let mut counts = HashMap::new();
@@ -54,4 +36,17 @@ pub fn facts(events: &[Event]) -> HashMap<Fact, i64> {
         *counts.entry(f).or_default() += 1;
     }
     counts
+}
+
+/// Groups records by entity, each entity's records sorted by time and deduplicated.
+fn by_entity<V: Ord>(records: Vec<(EntityKey, V)>) -> BTreeMap<EntityKey, Vec<V>> {
+    let mut groups: BTreeMap<EntityKey, Vec<V>> = BTreeMap::new();
+    for (k, v) in records {
+        groups.entry(k).or_default().push(v);
+    }
+    for evs in groups.values_mut() {
+        evs.sort();
+        evs.dedup();
+    }
+    groups
 }

@@ -144,8 +144,8 @@ fn drive(log: &EventLog, pipeline: &mut Pipeline, stop: &AtomicBool) -> anyhow::
     let mut next: u64 = 0;
     let mut last_tick = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let events = log.read(next, READ_BATCH)?;
-        if events.is_empty() {
+        let (events, after) = log.read(next, READ_BATCH)?;
+        if after == next {
             if last_tick.elapsed() >= TICK {
                 pipeline.tick()?;
                 last_tick = Instant::now();
@@ -153,7 +153,7 @@ fn drive(log: &EventLog, pipeline: &mut Pipeline, stop: &AtomicBool) -> anyhow::
             std::thread::sleep(Duration::from_millis(5));
             continue;
         }
-        next += events.len() as u64;
+        next = after;
         metrics::counter!("crmpulse_pipeline_events_total").increment(events.len() as u64);
         pipeline.push(events)?;
         last_tick = Instant::now();

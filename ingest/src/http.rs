@@ -214,6 +214,33 @@ mod tests {
         assert_eq!(rejected[0].0.index, 2);
     }
 
+    #[tokio::test]
+    async fn the_router_stores_valid_events_and_refuses_oversized_bodies() {
+        use tower::ServiceExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EventLog::open(dir.path()).unwrap());
+        let app = router(Arc::clone(&log));
+        let post = |body: Vec<u8>| {
+            axum::http::Request::post("/api/v1/events")
+                .header("content-type", "application/x-ndjson")
+                .body(axum::body::Body::from(body))
+                .unwrap()
+        };
+        let res = app
+            .clone()
+            .oneshot(post(format!("{GOOD}\n{BAD}").into_bytes()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(log.len(), 1);
+        assert_eq!(log.dead_letters().unwrap().len(), 1);
+        let res = app
+            .oneshot(post(vec![b' '; MAX_BODY_BYTES + 1]))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
     #[test]
     fn a_broken_array_is_a_body_error() {
         assert!(

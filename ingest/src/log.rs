@@ -170,23 +170,36 @@ impl EventLog {
         Ok(outcome)
     }
 
-    /// Reads up to `max` events starting at sequence `from`, in order.
+    /// Reads up to `max` records starting at sequence `from`, in order, and returns
+    /// the decoded events with the sequence number to continue from.
+    ///
+    /// A record that no longer decodes (a damaged file, or one written by an
+    /// incompatible version) is skipped, logged and counted in
+    /// `crmpulse_log_corrupt_records_total`: one bad record never stops the pipeline.
     ///
     /// # Errors
-    /// Storage errors, or [`LogError::Corrupt`] for a record that does not decode.
-    pub fn read(&self, from: u64, max: usize) -> Result<Vec<Event>, LogError> {
+    /// Storage errors.
+    pub fn read(&self, from: u64, max: usize) -> Result<(Vec<Event>, u64), LogError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(EVENTS)?;
         let mut out = Vec::with_capacity(max.min(65_536));
+        let mut next = from;
         for entry in table.range(from..)?.take(max) {
             let (seq, bytes) = entry?;
-            let event = Event::from_proto_bytes(bytes.value()).map_err(|e| LogError::Corrupt {
-                seq: seq.value(),
-                reason: e.to_string(),
-            })?;
-            out.push(event);
+            next = seq.value() + 1;
+            match Event::from_proto_bytes(bytes.value()) {
+                Ok(event) => out.push(event),
+                Err(e) => {
+                    let err = LogError::Corrupt {
+                        seq: seq.value(),
+                        reason: e.to_string(),
+                    };
+                    tracing::error!(error = %err, "skipping an unreadable log record");
+                    metrics::counter!("crmpulse_log_corrupt_records_total").increment(1);
+                }
+            }
         }
-        Ok(out)
+        Ok((out, next))
     }
 
     /// Stores a rejected input with the reason, for inspection and replay after a fix.
@@ -292,14 +305,31 @@ mod tests {
         }
         let log = EventLog::open(dir.path()).unwrap();
         assert_eq!(log.len(), 3);
-        let ids: Vec<_> = log
-            .read(0, 10)
+        let (events, next) = log.read(0, 10).unwrap();
+        let ids: Vec<_> = events.into_iter().map(|e| e.event_id).collect();
+        assert_eq!(
+            (ids, next),
+            (vec!["a".to_string(), "b".into(), "c".into()], 3)
+        );
+        assert_eq!(log.read(2, 10).unwrap().0[0].occurred_at_ms, 4);
+    }
+
+    #[test]
+    fn a_corrupt_record_is_skipped_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        log.append(&[event("a", 1)]).unwrap();
+        let txn = log.db.begin_write().unwrap();
+        txn.open_table(EVENTS)
             .unwrap()
-            .into_iter()
-            .map(|e| e.event_id)
-            .collect();
-        assert_eq!(ids, ["a", "b", "c"]);
-        assert_eq!(log.read(2, 10).unwrap()[0].occurred_at_ms, 4);
+            .insert(1, &[0xff_u8, 0xff][..])
+            .unwrap();
+        txn.commit().unwrap();
+        log.len.send_replace(2);
+        log.append(&[event("c", 3)]).unwrap();
+        let (events, next) = log.read(0, 10).unwrap();
+        let ids: Vec<_> = events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!((ids, next), (vec!["a", "c"], 3));
     }
 
     #[test]

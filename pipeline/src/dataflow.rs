@@ -77,7 +77,7 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
             .reduce_named("ConversationFold", |key: &EntityKey, input, output| {
                 if let Some(summary) = response_time::fold(input.iter().map(|(v, _)| *v)) {
                     let mut facts = Vec::new();
-                    response_time::facts(key.0, &summary, &mut facts);
+                    response_time::facts(key.0, &key.1, &summary, &mut facts);
                     output.extend(facts.into_iter().map(|f| (f, 1isize)));
                 }
             })

@@ -20,9 +20,9 @@ pub fn facts(events: &[Event]) -> HashMap<Fact, i64> {
         }
     }
     let mut out = Vec::new();
-    for ((account, _), evs) in by_entity(routed.conversations) {
+    for ((account, id), evs) in by_entity(routed.conversations) {
         if let Some(s) = response_time::fold(&evs) {
-            response_time::facts(account, &s, &mut out);
+            response_time::facts(account, &id, &s, &mut out);
         }
     }
     for ((account, _), evs) in by_entity(routed.messages) {

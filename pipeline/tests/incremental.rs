@@ -158,11 +158,40 @@ fn a_duplicate_delivery_changes_nothing() {
     for b in batches.lock().unwrap().iter() {
         apply(&mut state, b);
     }
-    let expected = Fact::ActiveConversation {
-        account_id: 1,
-        holder: schemas::metrics::Holder::Unassigned,
-        channel: Channel::Whatsapp,
-        inbox_id: "i".into(),
-    };
-    assert_eq!(state, HashMap::from([(expected, 1)]));
+    // Each fact once: the second delivery added nothing.
+    let at = 1_764_000_000_000;
+    let expected = HashMap::from([
+        (
+            Fact::ActiveConversation {
+                account_id: 1,
+                holder: schemas::metrics::Holder::Unassigned,
+                channel: Channel::Whatsapp,
+                inbox_id: "i".into(),
+            },
+            1,
+        ),
+        (
+            Fact::ConversationOpened {
+                account_id: 1,
+                bucket: at,
+                resolved: false,
+                channel: Channel::Whatsapp,
+                inbox_id: "i".into(),
+            },
+            1,
+        ),
+        (
+            Fact::AwaitingFirstResponse {
+                account_id: 1,
+                bucket: at,
+                start_ms: at,
+                resolved_at_ms: None,
+                channel: Channel::Whatsapp,
+                inbox_id: "i".into(),
+                team_id: None,
+            },
+            1,
+        ),
+    ]);
+    assert_eq!(state, expected);
 }

@@ -3,8 +3,8 @@
 //! Fed with [`MetricBatch`]es (in process from the pipeline, or later from
 //! `crm.metrics.v1`), each applied atomically under a write lock, so a reader holding
 //! the read lock sees the state at exactly one `progress` and never half of a batch.
-//! Facts that carry a time bucket are indexed by bucket, so a range query touches only
-//! the buckets in its range.
+//! Facts are indexed by kind and, when they carry a time bucket, by bucket, so a range
+//! query touches only the facts of the kind it reads in the buckets of its range.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
@@ -17,14 +17,19 @@ use tokio::sync::watch;
 pub struct AccountFacts {
     /// Facts without a bucket ("now" metrics), with multiplicities.
     pub now: HashMap<Fact, i64>,
-    /// Bucketed facts: bucket start (ms) → fact → multiplicity.
-    pub buckets: BTreeMap<i64, HashMap<Fact, i64>>,
+    /// Bucketed facts: kind → bucket start (ms) → fact → multiplicity.
+    pub buckets: HashMap<&'static str, BTreeMap<i64, HashMap<Fact, i64>>>,
 }
 
 impl AccountFacts {
     fn apply(&mut self, fact: Fact, diff: i64) {
-        let map = match bucket(&fact) {
-            Some(b) => self.buckets.entry(b).or_default(),
+        let map = match fact.bucket() {
+            Some(b) => self
+                .buckets
+                .entry(fact.kind())
+                .or_default()
+                .entry(b)
+                .or_default(),
             None => &mut self.now,
         };
         let entry = map.entry(fact).or_default();
@@ -35,20 +40,13 @@ impl AccountFacts {
         }
     }
 
-    /// Bucketed facts with bucket in `[from, to)`.
-    pub fn range(&self, from: i64, to: i64) -> impl Iterator<Item = (&Fact, i64)> {
+    /// Facts of `kind` with bucket in `[from, to)`.
+    pub fn range(&self, kind: &str, from: i64, to: i64) -> impl Iterator<Item = (&Fact, i64)> {
         self.buckets
-            .range(from..to.max(from))
+            .get(kind)
+            .into_iter()
+            .flat_map(move |series| series.range(from..to.max(from)))
             .flat_map(|(_, facts)| facts.iter().map(|(f, d)| (f, *d)))
-    }
-}
-
-fn bucket(fact: &Fact) -> Option<i64> {
-    match fact {
-        Fact::FirstResponse { bucket, .. }
-        | Fact::WhatsappOutcome { bucket, .. }
-        | Fact::Message { bucket, .. } => Some(*bucket),
-        Fact::ActiveConversation { .. } | Fact::OpenTicket { .. } => None,
     }
 }
 

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Channel, Direction, Priority};
+use crate::event::{Channel, Direction, Priority, ResolvedBy};
 
 /// Who currently holds an active conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -79,6 +79,73 @@ pub enum Fact {
         /// Channel the message travelled on.
         channel: Channel,
     },
+    /// A conversation, in the bucket it was opened, with whether it is resolved now.
+    ConversationOpened {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of the first `conversation_opened`.
+        bucket: i64,
+        /// Resolved now (not reopened since its last resolution).
+        resolved: bool,
+        /// Channel.
+        channel: Channel,
+        /// Inbox.
+        inbox_id: String,
+    },
+    /// One `conversation_resolved` event, in its bucket.
+    Resolution {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of the resolution.
+        bucket: i64,
+        /// Who resolved it.
+        resolved_by: ResolvedBy,
+        /// The resolving agent, when named.
+        agent_id: Option<String>,
+        /// Conversation channel.
+        channel: Channel,
+        /// Conversation inbox.
+        inbox_id: String,
+    },
+    /// An agent sent at least one message in a conversation during a bucket. Carries the
+    /// conversation id so that "conversations handled" is an exact distinct count over
+    /// any range.
+    AgentHandled {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of the messages.
+        bucket: i64,
+        /// The agent.
+        agent_id: String,
+        /// Team of the agent assignment in force at the message, if any.
+        team_id: Option<String>,
+        /// The conversation.
+        conversation_id: String,
+        /// Conversation channel.
+        channel: Channel,
+        /// Conversation inbox.
+        inbox_id: String,
+    },
+    /// A conversation waiting for its first human reply (never answered so far). The
+    /// SLA deadline is `start_ms` plus the account's target, evaluated at query time
+    /// against the complete timestamp, so a breach shows the moment the deadline
+    /// passes, with no new event, and a target change applies at once.
+    AwaitingFirstResponse {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of `start_ms` (the index key).
+        bucket: i64,
+        /// Open, or the bot's hand-over: when the wait started.
+        start_ms: i64,
+        /// First resolution after the start, if the conversation was closed unanswered.
+        resolved_at_ms: Option<i64>,
+        /// Conversation channel.
+        channel: Channel,
+        /// Conversation inbox.
+        inbox_id: String,
+        /// Team of the current assignment, if any.
+        team_id: Option<String>,
+    },
     /// A ticket that is open now.
     OpenTicket {
         /// Tenant.
@@ -96,7 +163,40 @@ impl Fact {
             | Fact::FirstResponse { account_id, .. }
             | Fact::WhatsappOutcome { account_id, .. }
             | Fact::Message { account_id, .. }
+            | Fact::ConversationOpened { account_id, .. }
+            | Fact::Resolution { account_id, .. }
+            | Fact::AgentHandled { account_id, .. }
+            | Fact::AwaitingFirstResponse { account_id, .. }
             | Fact::OpenTicket { account_id, .. } => *account_id,
+        }
+    }
+
+    /// The fact's kind: the variant name in snake case. The view store indexes by it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fact::ActiveConversation { .. } => "active_conversation",
+            Fact::FirstResponse { .. } => "first_response",
+            Fact::WhatsappOutcome { .. } => "whatsapp_outcome",
+            Fact::Message { .. } => "message",
+            Fact::ConversationOpened { .. } => "conversation_opened",
+            Fact::Resolution { .. } => "resolution",
+            Fact::AgentHandled { .. } => "agent_handled",
+            Fact::AwaitingFirstResponse { .. } => "awaiting_first_response",
+            Fact::OpenTicket { .. } => "open_ticket",
+        }
+    }
+
+    /// The time bucket of a bucketed fact; `None` for "now" facts.
+    pub fn bucket(&self) -> Option<i64> {
+        match self {
+            Fact::FirstResponse { bucket, .. }
+            | Fact::WhatsappOutcome { bucket, .. }
+            | Fact::Message { bucket, .. }
+            | Fact::ConversationOpened { bucket, .. }
+            | Fact::Resolution { bucket, .. }
+            | Fact::AgentHandled { bucket, .. }
+            | Fact::AwaitingFirstResponse { bucket, .. } => Some(*bucket),
+            Fact::ActiveConversation { .. } | Fact::OpenTicket { .. } => None,
         }
     }
 }

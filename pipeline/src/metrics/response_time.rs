@@ -9,8 +9,16 @@
 //! A conversation is active when it was opened or reopened and not resolved since, in
 //! event-time order. Its holder is who it was last assigned to; an escalation makes it
 //! unassigned until an agent takes it.
+//!
+//! The same fold yields the conversation-effectiveness facts: when it was opened and
+//! whether it is resolved now, every resolution, which agents wrote in it in which
+//! bucket, and — while no human has replied — when its wait for a first response
+//! started (for SLA deadlines). A conversation the bot holds and never handed over is
+//! not waiting for a human.
 
-use schemas::event::{Assignee, Channel, Sender};
+use std::collections::BTreeSet;
+
+use schemas::event::{Assignee, Channel, ResolvedBy, Sender};
 use schemas::metrics::{Fact, Holder};
 use schemas::time::bucket_of;
 
@@ -40,6 +48,18 @@ pub struct ConversationSummary {
     pub active: Option<Holder>,
     /// Its first human response, if any.
     pub first_response: Option<FirstResponse>,
+    /// When it was first opened.
+    pub opened_at: i64,
+    /// Every resolution: time, by whom, which agent.
+    pub resolutions: Vec<(i64, ResolvedBy, Option<String>)>,
+    /// `(agent, team, bucket)` for every bucket in which an agent wrote in it.
+    pub agent_activity: BTreeSet<(String, Option<String>, i64)>,
+    /// While unanswered by a human: when the wait started and, if it was closed
+    /// unanswered, its first resolution after that. `None` once answered, or while
+    /// the bot holds it without a hand-over.
+    pub awaiting: Option<(i64, Option<i64>)>,
+    /// Team of the current assignment.
+    pub team_id: Option<String>,
 }
 
 /// Folds a conversation's events, which must be sorted by `(at, kind)`. Returns
@@ -52,6 +72,8 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
     let mut handover_at: Option<i64> = None;
     let mut team: Option<String> = None;
     let mut first_response: Option<FirstResponse> = None;
+    let mut resolutions = Vec::new();
+    let mut agent_activity = BTreeSet::new();
 
     for ev in events {
         match &ev.kind {
@@ -94,6 +116,9 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
                 agent_id,
                 ..
             } => {
+                if let (Some(agent), Some(_)) = (agent_id, &opened) {
+                    agent_activity.insert((agent.clone(), team.clone(), bucket_of(ev.at)));
+                }
                 if let (None, Some((open_at, _, _))) = (&first_response, &opened) {
                     let start = if bot_held {
                         handover_at.unwrap_or(*open_at)
@@ -110,21 +135,84 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
                 }
             }
             ConvKind::Message { .. } => {}
-            ConvKind::Resolved { .. } => open = false,
+            ConvKind::Resolved { by, agent_id } => {
+                if opened.is_some() {
+                    resolutions.push((ev.at, *by, agent_id.clone()));
+                }
+                open = false;
+            }
             ConvKind::Reopened => open = true,
         }
     }
-    let (_, channel, inbox_id) = opened?;
+    let (opened_at, channel, inbox_id) = opened?;
+    let awaiting = match (&first_response, bot_held, handover_at) {
+        (Some(_), _, _) | (None, true, None) => None,
+        (None, false, _) => Some(opened_at),
+        (None, true, Some(handover)) => Some(handover),
+    }
+    .map(|start| {
+        let closed = resolutions.iter().map(|r| r.0).find(|at| *at >= start);
+        (start, closed)
+    });
     Some(ConversationSummary {
         channel,
         inbox_id,
         active: open.then_some(holder),
         first_response,
+        opened_at,
+        resolutions,
+        agent_activity,
+        awaiting,
+        team_id: team,
     })
 }
 
 /// The facts a conversation contributes.
-pub fn facts(account_id: u64, summary: &ConversationSummary, out: &mut Vec<Fact>) {
+pub fn facts(
+    account_id: u64,
+    conversation_id: &str,
+    summary: &ConversationSummary,
+    out: &mut Vec<Fact>,
+) {
+    out.push(Fact::ConversationOpened {
+        account_id,
+        bucket: bucket_of(summary.opened_at),
+        resolved: summary.active.is_none(),
+        channel: summary.channel,
+        inbox_id: summary.inbox_id.clone(),
+    });
+    for (at, by, agent_id) in &summary.resolutions {
+        out.push(Fact::Resolution {
+            account_id,
+            bucket: bucket_of(*at),
+            resolved_by: *by,
+            agent_id: agent_id.clone(),
+            channel: summary.channel,
+            inbox_id: summary.inbox_id.clone(),
+        });
+    }
+    for (agent_id, team_id, bucket) in &summary.agent_activity {
+        out.push(Fact::AgentHandled {
+            account_id,
+            bucket: *bucket,
+            agent_id: agent_id.clone(),
+            team_id: team_id.clone(),
+            conversation_id: conversation_id.to_owned(),
+            channel: summary.channel,
+            inbox_id: summary.inbox_id.clone(),
+        });
+    }
+    if let Some((start_ms, resolved_at_ms)) = summary.awaiting {
+        out.push(Fact::AwaitingFirstResponse {
+            account_id,
+            bucket: bucket_of(start_ms),
+            start_ms,
+            resolved_at_ms,
+            channel: summary.channel,
+            inbox_id: summary.inbox_id.clone(),
+            team_id: summary.team_id.clone(),
+        });
+    }
     if let Some(holder) = summary.active {
         out.push(Fact::ActiveConversation {
             account_id,
@@ -246,6 +334,41 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.active, Some(Holder::Unassigned));
+    }
+
+    #[test]
+    fn awaiting_starts_at_open_or_handover_and_ends_with_the_reply() {
+        let s = run(vec![ev(100, opened()), ev(150, msg(Sender::Bot))]).unwrap();
+        assert_eq!(s.awaiting, Some((100_000, None)));
+        let bot_only = run(vec![ev(0, opened()), ev(1, assigned(Assignee::Bot))]).unwrap();
+        assert_eq!(
+            bot_only.awaiting, None,
+            "the bot holds it: nobody owes a human reply"
+        );
+        let resolved = ConvKind::Resolved {
+            by: ResolvedBy::System,
+            agent_id: None,
+        };
+        let s = run(vec![
+            ev(0, opened()),
+            ev(1, assigned(Assignee::Bot)),
+            ev(60, ConvKind::Escalated),
+            ev(900, resolved),
+        ])
+        .unwrap();
+        assert_eq!(s.awaiting, Some((60_000, Some(900_000))));
+        assert_eq!(s.resolutions, vec![(900_000, ResolvedBy::System, None)]);
+        let s = run(vec![
+            ev(0, opened()),
+            ev(30, assigned(Assignee::Agent)),
+            ev(40, msg(Sender::Agent)),
+        ])
+        .unwrap();
+        assert_eq!(s.awaiting, None);
+        assert_eq!(
+            s.agent_activity.into_iter().collect::<Vec<_>>(),
+            vec![("ag".to_string(), Some("t1".to_string()), 0)]
+        );
     }
 
     #[test]

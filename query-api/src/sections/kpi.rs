@@ -161,7 +161,10 @@ pub struct Kpi {
 
 fn frt(facts: Option<&AccountFacts>, r: Range, p: &Params) -> FrtStats {
     let mut hist: BTreeMap<u32, i64> = BTreeMap::new();
-    for (fact, n) in facts.into_iter().flat_map(|f| f.range(r.from, r.to)) {
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("first_response", r.from, r.to))
+    {
         if let Fact::FirstResponse {
             seconds,
             channel,
@@ -176,32 +179,42 @@ fn frt(facts: Option<&AccountFacts>, r: Range, p: &Params) -> FrtStats {
             *hist.entry(*seconds).or_default() += n;
         }
     }
-    let count: i64 = hist.values().sum();
-    if count <= 0 {
-        return FrtStats::default();
-    }
-    let sum: i64 = hist.iter().map(|(s, n)| i64::from(*s) * n).sum();
-    let nearest_rank = |q: f64| {
-        let rank = ((q * count as f64).ceil() as i64).max(1);
-        let mut seen = 0;
-        hist.iter()
-            .find(|(_, n)| {
-                seen += **n;
-                seen >= rank
-            })
-            .map(|(s, _)| *s)
-    };
-    FrtStats {
-        count,
-        avg_s: Some(((sum as f64 / count as f64) * 10.0).round() / 10.0),
-        p50_s: nearest_rank(0.5),
-        p90_s: nearest_rank(0.9),
+    FrtStats::from_histogram(&hist)
+}
+
+impl FrtStats {
+    /// Count, mean and nearest-rank p50/p90 of a `seconds → count` histogram.
+    pub fn from_histogram(hist: &BTreeMap<u32, i64>) -> Self {
+        let count: i64 = hist.values().sum();
+        if count <= 0 {
+            return FrtStats::default();
+        }
+        let sum: i64 = hist.iter().map(|(s, n)| i64::from(*s) * n).sum();
+        let nearest_rank = |q: f64| {
+            let rank = ((q * count as f64).ceil() as i64).max(1);
+            let mut seen = 0;
+            hist.iter()
+                .find(|(_, n)| {
+                    seen += **n;
+                    seen >= rank
+                })
+                .map(|(s, _)| *s)
+        };
+        FrtStats {
+            count,
+            avg_s: Some(((sum as f64 / count as f64) * 10.0).round() / 10.0),
+            p50_s: nearest_rank(0.5),
+            p90_s: nearest_rank(0.9),
+        }
     }
 }
 
 fn delivery(facts: Option<&AccountFacts>, r: Range) -> Delivery {
     let mut d = Delivery::default();
-    for (fact, n) in facts.into_iter().flat_map(|f| f.range(r.from, r.to)) {
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("whatsapp_outcome", r.from, r.to))
+    {
         if let Fact::WhatsappOutcome { delivered, .. } = fact {
             d.with_status += n;
             if *delivered {
@@ -216,7 +229,10 @@ fn delivery(facts: Option<&AccountFacts>, r: Range) -> Delivery {
 
 fn messages(facts: Option<&AccountFacts>, r: Range, p: &Params) -> MessageCounts {
     let mut m = MessageCounts::default();
-    for (fact, n) in facts.into_iter().flat_map(|f| f.range(r.from, r.to)) {
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("message", r.from, r.to))
+    {
         if let Fact::Message {
             direction, channel, ..
         } = fact

@@ -3,68 +3,14 @@
 //! the valid ones in the same body are kept; after `kill -9` and a restart on the same
 //! data dir the numbers for a past range are identical.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use common::{agent_message, ev, free_port, opened, post_events, start, wait_caught_up};
 use serde_json::{Value, json};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(port: u16, dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_crmpulse"))
-        .args([
-            "run",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_caught_up(client: &reqwest::Client, base: &str, events: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(res) = client.get(format!("{base}/healthz")).send().await {
-            let h: Value = res.json().await.unwrap();
-            if h["events_consumed"] == events && h["caught_up"] == true {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "crmpulse did not catch up with {events} events"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn ev(id: &str, at: &str, body: Value) -> Value {
-    let mut e = json!({"event_id": id, "account_id": 1, "occurred_at": at});
-    e.as_object_mut()
-        .unwrap()
-        .extend(body.as_object().unwrap().clone());
-    e
-}
-
 fn events() -> Vec<Value> {
-    let open = |c: &str| {
-        json!({"type": "conversation_opened", "conversation_id": c, "customer_id": "u1",
-        "channel": "whatsapp", "inbox_id": "i1", "origin": "inbound"})
-    };
-    let agent_msg = |m: &str, c: &str| {
-        json!({"type": "message_created", "message_id": m, "conversation_id": c,
-        "direction": "outbound", "sender": "agent", "agent_id": "a1", "channel": "whatsapp"})
-    };
+    let open = opened;
+    let agent_msg = |m: &str, c: &str| agent_message(m, c, "a1");
     let status = |m: &str, s: &str| json!({"type": "message_status", "message_id": m, "status": s});
     vec![
         ev("e1", "2026-11-20T10:00:00Z", open("c1")),
@@ -121,17 +67,7 @@ async fn kpi_values_survive_kill_and_restart() {
             json!({"type": "conversation_opened", "conversation_id": "c9"}),
         ),
     );
-    let res = loop {
-        match client
-            .post(format!("{base}/api/v1/events"))
-            .json(&body)
-            .send()
-            .await
-        {
-            Ok(res) => break res,
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
+    let res = post_events(&client, &base, &Value::from(body)).await;
     assert_eq!(res.status(), 422);
     let out: Value = res.json().await.unwrap();
     assert_eq!(out["accepted"], 12);

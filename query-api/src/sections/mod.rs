@@ -2,10 +2,12 @@
 //! REST (`GET /api/dashboard/{section}`) and WebSocket subscriptions share
 //! [`compute`], so both always say the same thing.
 
+pub mod conversation_effectiveness;
 pub mod kpi;
 
 use std::collections::HashMap;
 
+use conversation_effectiveness::Granularity;
 use schemas::event::Channel;
 
 use crate::AppState;
@@ -13,7 +15,7 @@ use crate::error::ApiError;
 use crate::range::{self, Range};
 
 /// Section names served.
-pub const SECTIONS: &[&str] = &["kpi"];
+pub const SECTIONS: &[&str] = &["kpi", "conversation-effectiveness"];
 
 /// Parameters common to every section, parsed from the query string.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -32,6 +34,8 @@ pub struct Params {
     pub agent_id: Option<String>,
     /// Team filter.
     pub team_id: Option<String>,
+    /// Trend granularity (`hour` or `day`); by default hours up to two days, days beyond.
+    pub granularity: Option<Granularity>,
 }
 
 impl Params {
@@ -67,6 +71,13 @@ impl Params {
                 "inbox_id" => p.inbox_id = Some(v.clone()),
                 "agent_id" => p.agent_id = Some(v.clone()),
                 "team_id" => p.team_id = Some(v.clone()),
+                "granularity" => {
+                    p.granularity = Some(Granularity::parse(v).ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "granularity: unknown value {v:?}, expected one of hour, day"
+                        ))
+                    })?);
+                }
                 other => return Err(ApiError::bad_request(format!("{other}: unknown parameter"))),
             }
         }
@@ -112,6 +123,15 @@ pub fn compute(
     let body = match section {
         "kpi" => app.store.read(|snap| {
             serde_json::to_value(kpi::compute(snap, params, &settings, range, now_ms))
+        }),
+        "conversation-effectiveness" => app.store.read(|snap| {
+            serde_json::to_value(conversation_effectiveness::compute(
+                snap,
+                params,
+                &settings,
+                range,
+                params.granularity,
+            ))
         }),
         other => {
             return Err(ApiError::NotFound(format!(

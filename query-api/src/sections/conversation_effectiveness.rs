@@ -1,0 +1,599 @@
+//! Conversation effectiveness: conversations handled per agent, the FRT trend, SLA
+//! compliance, resolved vs open, and the agent ranking (definitions in
+//! `docs/metrics.md`).
+//!
+//! SLA deadlines are evaluated here, against the store's complete timestamp: a
+//! conversation still waiting past `start + target` counts as breached as soon as that
+//! timestamp passes its deadline, without any new event (the pipeline clock ticks),
+//! and a change of target applies to the next response.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Timelike, Utc};
+use chrono_tz::Tz;
+use schemas::event::{ResolvedBy, format_rfc3339_ms};
+use schemas::metrics::Fact;
+use schemas::time::BUCKET_MS;
+use serde::Serialize;
+
+use super::Params;
+use super::kpi::{FrtStats, RangeBody};
+use crate::range::{Range, local_midnight};
+use crate::settings::AccountSettings;
+use crate::store::{AccountFacts, Snapshot};
+
+/// Trend granularity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// Local clock hours.
+    Hour,
+    /// Local calendar days.
+    Day,
+}
+
+impl Granularity {
+    /// Parses `hour` or `day`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "hour" => Some(Granularity::Hour),
+            "day" => Some(Granularity::Day),
+            _ => None,
+        }
+    }
+
+    /// Hours for ranges up to two days, days beyond.
+    pub fn default_for(range: Range) -> Self {
+        if range.to - range.from <= 2 * 86_400_000 {
+            Granularity::Hour
+        } else {
+            Granularity::Day
+        }
+    }
+}
+
+/// SLA compliance over one range.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Sla {
+    /// First replies in the range within the target.
+    pub met: i64,
+    /// First replies in the range.
+    pub replied: i64,
+    /// Conversations still unanswered whose deadline passed in the range (and before
+    /// `progress`), including those closed unanswered after their deadline.
+    pub breached_unanswered: i64,
+    /// `met / (replied + breached_unanswered)`; `null` without data.
+    pub compliance: Option<f64>,
+}
+
+/// Conversations waiting for a first human reply right now.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Waiting {
+    /// Deadline still ahead.
+    pub within_target: i64,
+    /// Deadline passed.
+    pub past_target: i64,
+}
+
+/// SLA block.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SlaSection {
+    /// The account's first-response target.
+    pub target_s: u32,
+    /// In the range.
+    pub current: Sla,
+    /// In the previous period.
+    pub previous: Sla,
+    /// Now.
+    pub waiting_now: Waiting,
+}
+
+/// Conversations one agent handled.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Handled {
+    #[allow(missing_docs)]
+    pub agent_id: String,
+    /// Distinct conversations with ≥ 1 message from the agent in the range.
+    pub conversations: i64,
+    /// The same in the previous period.
+    pub previous: i64,
+}
+
+/// One point of the FRT trend.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct TrendPoint {
+    /// Slot start (local hour or day), RFC 3339 UTC.
+    pub start: String,
+    /// Statistics of first replies in the slot.
+    #[serde(flatten)]
+    pub stats: FrtStats,
+}
+
+/// FRT trend.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Trend {
+    #[allow(missing_docs)]
+    pub granularity: Granularity,
+    /// Every slot of the range, empty ones included, in order.
+    pub points: Vec<TrendPoint>,
+}
+
+/// Conversations opened in a range, by state now.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct OpenedInRange {
+    #[allow(missing_docs)]
+    pub total: i64,
+    /// Resolved now.
+    pub resolved: i64,
+    /// Not resolved now.
+    pub open: i64,
+}
+
+/// Resolve events in a range, by who resolved.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct ResolveEvents {
+    #[allow(missing_docs)]
+    pub total: i64,
+    #[allow(missing_docs)]
+    pub by_agent: i64,
+    #[allow(missing_docs)]
+    pub by_bot: i64,
+    /// Closed for inactivity.
+    pub by_system: i64,
+}
+
+/// Resolution block: both views, labelled.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Resolution {
+    /// Conversations opened in the range, and whether they are resolved now.
+    pub opened_in_range: OpenedInRange,
+    /// `conversation_resolved` events in the range (a conversation resolved twice counts twice).
+    pub resolve_events: ResolveEvents,
+    /// Resolve events in the previous period.
+    pub resolve_events_previous: ResolveEvents,
+}
+
+/// One agent in the ranking.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct RankedAgent {
+    /// 1-based.
+    pub rank: usize,
+    #[allow(missing_docs)]
+    pub agent_id: String,
+    /// 0..100, see `formula`.
+    pub score: u32,
+    /// `good` (≥ thresholds.good), `attention` (< thresholds.attention) or `ok`.
+    pub level: &'static str,
+    /// Conversations handled.
+    pub handled: i64,
+    /// Resolutions by this agent.
+    pub resolved: i64,
+    /// `resolved / handled`, capped at 1.
+    pub resolution_rate: Option<f64>,
+    /// Mean FRT of the first replies this agent gave.
+    pub frt_avg_s: Option<f64>,
+    /// Share of those replies within target.
+    pub sla_met_rate: Option<f64>,
+}
+
+/// Ranking thresholds.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Thresholds {
+    /// Scores at or above are `good`.
+    pub good: u32,
+    /// Scores below are `attention`.
+    pub attention: u32,
+}
+
+/// The agent ranking.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Ranking {
+    /// How the score is computed.
+    pub formula: &'static str,
+    #[allow(missing_docs)]
+    pub thresholds: Thresholds,
+    /// Best first.
+    pub agents: Vec<RankedAgent>,
+}
+
+/// The section body.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ConversationEffectiveness {
+    /// Always `conversation-effectiveness`.
+    pub section: &'static str,
+    #[allow(missing_docs)]
+    pub account_id: u64,
+    #[allow(missing_docs)]
+    pub timezone: String,
+    #[allow(missing_docs)]
+    pub range: RangeBody,
+    #[allow(missing_docs)]
+    pub previous_range: RangeBody,
+    #[allow(missing_docs)]
+    pub progress: u64,
+    #[allow(missing_docs)]
+    pub sla: SlaSection,
+    /// Most conversations first.
+    pub handled_per_agent: Vec<Handled>,
+    #[allow(missing_docs)]
+    pub frt_trend: Trend,
+    #[allow(missing_docs)]
+    pub resolution: Resolution,
+    #[allow(missing_docs)]
+    pub agent_ranking: Ranking,
+}
+
+/// The score formula, as documented.
+pub const FORMULA: &str = "score = round(100 × (0.5 × sla_met_rate + 0.3 × resolution_rate + 0.2 × handled ÷ most handled by any agent)); a missing rate counts as 0";
+const GOOD: u32 = 80;
+const ATTENTION: u32 = 50;
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+fn ratio(a: i64, b: i64) -> Option<f64> {
+    (b > 0).then(|| round4(a as f64 / b as f64))
+}
+
+/// First replies in `r` passing the filters, as `(fact agent, seconds, count)`.
+fn first_replies<'a>(
+    facts: Option<&'a AccountFacts>,
+    r: Range,
+    p: &'a Params,
+) -> impl Iterator<Item = (Option<&'a str>, u32, i64, i64)> + 'a {
+    facts
+        .into_iter()
+        .flat_map(move |f| f.range("first_response", r.from, r.to))
+        .filter_map(move |(fact, n)| match fact {
+            Fact::FirstResponse {
+                bucket,
+                seconds,
+                channel,
+                inbox_id,
+                agent_id,
+                team_id,
+                ..
+            } if p.wants_conversation(*channel, inbox_id)
+                && p.wants_agent(agent_id.as_deref(), team_id.as_deref()) =>
+            {
+                Some((agent_id.as_deref(), *seconds, *bucket, n))
+            }
+            _ => None,
+        })
+}
+
+fn sla(facts: Option<&AccountFacts>, r: Range, p: &Params, target_ms: i64, now: i64) -> Sla {
+    let mut s = Sla::default();
+    for (_, seconds, _, n) in first_replies(facts, r, p) {
+        s.replied += n;
+        if i64::from(seconds) * 1000 <= target_ms {
+            s.met += n;
+        }
+    }
+    // A deadline in [from, to) means a start in [from - target, to - target).
+    let scan = Range {
+        from: r.from - target_ms - BUCKET_MS,
+        to: r.to - target_ms + BUCKET_MS,
+    };
+    // An unanswered conversation has no replying agent: with an agent filter only
+    // that agent's replies count.
+    if p.agent_id.is_none() {
+        for (fact, n) in facts
+            .into_iter()
+            .flat_map(|f| f.range("awaiting_first_response", scan.from, scan.to))
+        {
+            if let Fact::AwaitingFirstResponse {
+                start_ms,
+                resolved_at_ms,
+                channel,
+                inbox_id,
+                team_id,
+                ..
+            } = fact
+                && p.wants_conversation(*channel, inbox_id)
+                && (p.team_id.is_none() || p.team_id.as_deref() == team_id.as_deref())
+            {
+                let deadline = start_ms + target_ms;
+                let breached = deadline <= now && resolved_at_ms.is_none_or(|at| at > deadline);
+                if breached && (r.from..r.to).contains(&deadline) {
+                    s.breached_unanswered += n;
+                }
+            }
+        }
+    }
+    s.compliance = ratio(s.met, s.replied + s.breached_unanswered);
+    s
+}
+
+fn waiting(facts: Option<&AccountFacts>, p: &Params, target_ms: i64, now: i64) -> Waiting {
+    let mut w = Waiting::default();
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("awaiting_first_response", i64::MIN, i64::MAX))
+    {
+        if let Fact::AwaitingFirstResponse {
+            start_ms,
+            resolved_at_ms: None,
+            channel,
+            inbox_id,
+            team_id,
+            ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+            && (p.team_id.is_none() || p.team_id.as_deref() == team_id.as_deref())
+        {
+            if start_ms + target_ms <= now {
+                w.past_target += n;
+            } else {
+                w.within_target += n;
+            }
+        }
+    }
+    w
+}
+
+/// Distinct conversations per agent with a message in `r`.
+fn handled(facts: Option<&AccountFacts>, r: Range, p: &Params) -> HashMap<String, i64> {
+    let mut seen: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (fact, _) in facts
+        .into_iter()
+        .flat_map(|f| f.range("agent_handled", r.from, r.to))
+    {
+        if let Fact::AgentHandled {
+            agent_id,
+            team_id,
+            conversation_id,
+            channel,
+            inbox_id,
+            ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+            && p.wants_agent(Some(agent_id), team_id.as_deref())
+        {
+            seen.entry(agent_id).or_default().insert(conversation_id);
+        }
+    }
+    seen.into_iter()
+        .map(|(a, convs)| (a.to_owned(), convs.len() as i64))
+        .collect()
+}
+
+fn resolve_events(
+    facts: Option<&AccountFacts>,
+    r: Range,
+    p: &Params,
+) -> (ResolveEvents, HashMap<String, i64>) {
+    let mut e = ResolveEvents::default();
+    let mut by_agent: HashMap<String, i64> = HashMap::new();
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("resolution", r.from, r.to))
+    {
+        if let Fact::Resolution {
+            resolved_by,
+            agent_id,
+            channel,
+            inbox_id,
+            ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+            && (p.agent_id.is_none() || p.agent_id.as_deref() == agent_id.as_deref())
+        {
+            e.total += n;
+            match resolved_by {
+                ResolvedBy::Agent => {
+                    e.by_agent += n;
+                    if let Some(a) = agent_id {
+                        *by_agent.entry(a.clone()).or_default() += n;
+                    }
+                }
+                ResolvedBy::Bot => e.by_bot += n,
+                ResolvedBy::System => e.by_system += n,
+            }
+        }
+    }
+    (e, by_agent)
+}
+
+fn opened_in_range(facts: Option<&AccountFacts>, r: Range, p: &Params) -> OpenedInRange {
+    let mut o = OpenedInRange::default();
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("conversation_opened", r.from, r.to))
+    {
+        if let Fact::ConversationOpened {
+            resolved,
+            channel,
+            inbox_id,
+            ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+        {
+            o.total += n;
+            if *resolved {
+                o.resolved += n;
+            } else {
+                o.open += n;
+            }
+        }
+    }
+    o
+}
+
+/// The start of the local hour or day containing `t_ms`.
+fn slot_start(t_ms: i64, tz: Tz, g: Granularity) -> i64 {
+    let local = DateTime::<Utc>::from_timestamp_millis(t_ms)
+        .unwrap_or_default()
+        .with_timezone(&tz);
+    match g {
+        Granularity::Day => local_midnight(local.date_naive(), tz),
+        Granularity::Hour => {
+            let into_hour = i64::from(local.minute()) * 60_000
+                + i64::from(local.second()) * 1000
+                + i64::from(local.timestamp_subsec_millis());
+            t_ms - into_hour
+        }
+    }
+}
+
+fn trend(facts: Option<&AccountFacts>, r: Range, p: &Params, tz: Tz, g: Granularity) -> Trend {
+    let mut slots: BTreeMap<i64, BTreeMap<u32, i64>> = BTreeMap::new();
+    let mut t = r.from;
+    while t < r.to {
+        slots.entry(slot_start(t, tz, g)).or_default();
+        t += BUCKET_MS;
+    }
+    for (_, seconds, bucket, n) in first_replies(facts, r, p) {
+        *slots
+            .entry(slot_start(bucket, tz, g))
+            .or_default()
+            .entry(seconds)
+            .or_default() += n;
+    }
+    Trend {
+        granularity: g,
+        points: slots
+            .into_iter()
+            .map(|(start, hist)| TrendPoint {
+                start: format_rfc3339_ms(start),
+                stats: FrtStats::from_histogram(&hist),
+            })
+            .collect(),
+    }
+}
+
+fn ranking(
+    facts: Option<&AccountFacts>,
+    r: Range,
+    p: &Params,
+    target_ms: i64,
+    handled: &HashMap<String, i64>,
+    resolved: &HashMap<String, i64>,
+) -> Ranking {
+    let mut replies: HashMap<&str, (i64, i64, i64)> = HashMap::new(); // count, met, seconds sum
+    for (agent, seconds, _, n) in first_replies(facts, r, p) {
+        if let Some(agent) = agent {
+            let e = replies.entry(agent).or_default();
+            e.0 += n;
+            e.2 += i64::from(seconds) * n;
+            if i64::from(seconds) * 1000 <= target_ms {
+                e.1 += n;
+            }
+        }
+    }
+    let most = handled.values().copied().max().unwrap_or(0);
+    let mut agents: Vec<RankedAgent> = handled
+        .iter()
+        .map(|(agent, &h)| {
+            let (count, met, sum) = replies.get(agent.as_str()).copied().unwrap_or_default();
+            let res = resolved.get(agent).copied().unwrap_or(0);
+            let resolution_rate = ratio(res.min(h), h);
+            let sla_met_rate = ratio(met, count);
+            let volume = if most > 0 {
+                h as f64 / most as f64
+            } else {
+                0.0
+            };
+            let score = (100.0
+                * (0.5 * sla_met_rate.unwrap_or(0.0)
+                    + 0.3 * resolution_rate.unwrap_or(0.0)
+                    + 0.2 * volume))
+                .round() as u32;
+            RankedAgent {
+                rank: 0,
+                agent_id: agent.clone(),
+                score,
+                level: if score >= GOOD {
+                    "good"
+                } else if score < ATTENTION {
+                    "attention"
+                } else {
+                    "ok"
+                },
+                handled: h,
+                resolved: res,
+                resolution_rate,
+                frt_avg_s: (count > 0).then(|| ((sum as f64 / count as f64) * 10.0).round() / 10.0),
+                sla_met_rate,
+            }
+        })
+        .collect();
+    agents.sort_by(|a, b| {
+        b.score
+            .cmp(&a.score)
+            .then(b.handled.cmp(&a.handled))
+            .then(a.agent_id.cmp(&b.agent_id))
+    });
+    for (i, a) in agents.iter_mut().enumerate() {
+        a.rank = i + 1;
+    }
+    Ranking {
+        formula: FORMULA,
+        thresholds: Thresholds {
+            good: GOOD,
+            attention: ATTENTION,
+        },
+        agents,
+    }
+}
+
+/// Computes the section.
+pub fn compute(
+    snap: &Snapshot,
+    p: &Params,
+    settings: &AccountSettings,
+    range: Range,
+    granularity: Option<Granularity>,
+) -> ConversationEffectiveness {
+    let facts = snap.accounts.get(&p.account_id);
+    let previous = range.previous();
+    let target_ms = i64::from(settings.sla_first_response_s) * 1000;
+    let now = i64::try_from(snap.progress).unwrap_or(i64::MAX);
+    let handled_now = handled(facts, range, p);
+    let handled_before = handled(facts, previous, p);
+    let (events_now, resolved_by_agent) = resolve_events(facts, range, p);
+    let (events_before, _) = resolve_events(facts, previous, p);
+    let agent_ranking = ranking(facts, range, p, target_ms, &handled_now, &resolved_by_agent);
+    let mut handled_per_agent: Vec<Handled> = handled_now
+        .iter()
+        .map(|(agent, &n)| Handled {
+            agent_id: agent.clone(),
+            conversations: n,
+            previous: handled_before.get(agent).copied().unwrap_or(0),
+        })
+        .collect();
+    handled_per_agent.sort_by(|a, b| {
+        b.conversations
+            .cmp(&a.conversations)
+            .then(a.agent_id.cmp(&b.agent_id))
+    });
+    ConversationEffectiveness {
+        section: "conversation-effectiveness",
+        account_id: p.account_id,
+        timezone: settings.timezone.name().to_owned(),
+        range: range.into(),
+        previous_range: previous.into(),
+        progress: snap.progress,
+        sla: SlaSection {
+            target_s: settings.sla_first_response_s,
+            current: sla(facts, range, p, target_ms, now),
+            previous: sla(facts, previous, p, target_ms, now),
+            waiting_now: waiting(facts, p, target_ms, now),
+        },
+        handled_per_agent,
+        frt_trend: trend(
+            facts,
+            range,
+            p,
+            settings.timezone,
+            granularity.unwrap_or_else(|| Granularity::default_for(range)),
+        ),
+        resolution: Resolution {
+            opened_in_range: opened_in_range(facts, range, p),
+            resolve_events: events_now,
+            resolve_events_previous: events_before,
+        },
+        agent_ranking,
+    }
+}

@@ -2,7 +2,7 @@
 //! the demo simulator. The binary's `main` only parses arguments and calls in here.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -161,26 +161,66 @@ fn drive(log: &EventLog, pipeline: &mut Pipeline, stop: &AtomicBool) -> anyhow::
     Ok(())
 }
 
-/// Binds `listen` and serves the API over an embedded stack until Ctrl-C.
-pub async fn serve(embedded: &Embedded, config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
+/// Binds `listen` and serves the API over an embedded stack until Ctrl-C. With a
+/// configuration file, account settings are reloaded when it changes.
+pub async fn serve(
+    embedded: &Embedded,
+    config: &Config,
+    listen: SocketAddr,
+    config_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    serve_on(embedded, config, listener, async {
+    let settings = query_api::Settings::new(config.accounts.clone());
+    if let Some(path) = config_path {
+        tokio::spawn(watch_config(path, settings.clone()));
+    }
+    serve_on(embedded, config, settings, listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await
+}
+
+/// How often the configuration file is checked for changes.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// Reloads account settings whenever the configuration file changes. Settings are
+/// applied at query time (the facts are zone- and target-free), so the next response
+/// reflects them with nothing recomputed. A file that fails to load is reported and
+/// the settings in force are kept.
+async fn watch_config(path: PathBuf, settings: query_api::Settings) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    loop {
+        tokio::time::sleep(CONFIG_POLL).await;
+        let now = modified(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match crate::config::load(Some(&path)) {
+            Ok(config) => {
+                settings.replace(config.accounts);
+                tracing::info!(path = %path.display(), "account settings reloaded");
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "configuration not reloaded, keeping the settings in force");
+            }
+        }
+    }
 }
 
 /// Serves the API over an embedded stack on `listener` until `shutdown` resolves.
 pub async fn serve_on(
     embedded: &Embedded,
     config: &Config,
+    settings: query_api::Settings,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let mut state = AppState::new(Arc::clone(&embedded.store));
-    state.settings = query_api::Settings::new(config.accounts.clone());
+    state.settings = settings;
     state.live = config.live.to_live_config();
     state.log_len = Some(embedded.log.subscribe());
     state.prometheus = Some(query_api::install_metrics());

@@ -149,7 +149,8 @@ async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow:
     let server = {
         let config = config.clone();
         async move {
-            crate::app::serve_on(&embedded, &config, listener, async {
+            let settings = query_api::Settings::new(config.accounts.clone());
+            crate::app::serve_on(&embedded, &config, settings, listener, async {
                 let _ = stop_rx.await;
             })
             .await

@@ -96,15 +96,25 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Run(args) => serve(args, &config, None),
-        Command::Demo(args) => serve(args.serve, &config, Some((args.backfill_days, args.seed))),
+        Command::Run(args) => serve(args, &config, cli.config, None),
+        Command::Demo(args) => serve(
+            args.serve,
+            &config,
+            cli.config,
+            Some((args.backfill_days, args.seed)),
+        ),
         Command::Simulate(args) => simulate(&args, &config),
         Command::Replay(args) => replay(&args),
         Command::Bench(args) => bench::run(&args, &config),
     }
 }
 
-fn serve(args: ServeArgs, config: &config::Config, demo: Option<(u32, u64)>) -> anyhow::Result<()> {
+fn serve(
+    args: ServeArgs,
+    config: &config::Config,
+    config_path: Option<PathBuf>,
+    demo: Option<(u32, u64)>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let mut embedded = app::Embedded::start(&args.data_dir, config)?;
     if let Some((days, seed)) = demo {
@@ -113,7 +123,7 @@ fn serve(args: ServeArgs, config: &config::Config, demo: Option<(u32, u64)>) -> 
             .timezone;
         embedded.start_simulator(days, seed, tz)?;
     }
-    let result = runtime.block_on(app::serve(&embedded, config, args.listen));
+    let result = runtime.block_on(app::serve(&embedded, config, args.listen, config_path));
     embedded.shutdown();
     result
 }

@@ -15,7 +15,13 @@ pub fn free_port() -> u16 {
 }
 
 pub fn start(port: u16, dir: &std::path::Path) -> Child {
+    start_with(port, dir, &[])
+}
+
+/// Starts `crmpulse run` with extra arguments (e.g. `--config FILE`).
+pub fn start_with(port: u16, dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_crmpulse"))
+        .args(extra)
         .args([
             "run",
             "--listen",

@@ -18,8 +18,8 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::capture::{Capture, Event as CaptureEvent};
 use timely::worker::Worker;
 
-use crate::metrics::{messages, response_time, tickets};
-use crate::records::{ConvEvent, EntityKey, MsgEvent, Routed, TicketEvent};
+use crate::metrics::{customers, messages, response_time, tickets};
+use crate::records::{ConvEvent, CustomerEvent, EntityKey, MsgEvent, Routed, TicketEvent};
 
 /// Pipeline time: milliseconds since the Unix epoch on the pipeline's clock.
 pub type Time = u64;
@@ -32,6 +32,7 @@ pub struct Inputs {
     conversations: InputSession<Time, (EntityKey, ConvEvent), isize>,
     messages: InputSession<Time, (EntityKey, MsgEvent), isize>,
     tickets: InputSession<Time, (EntityKey, TicketEvent), isize>,
+    customers: InputSession<Time, (EntityKey, CustomerEvent), isize>,
 }
 
 impl Inputs {
@@ -46,6 +47,9 @@ impl Inputs {
         for r in routed.tickets {
             self.tickets.insert(r);
         }
+        for r in routed.customers {
+            self.customers.insert(r);
+        }
     }
 
     /// The current input time.
@@ -59,10 +63,12 @@ impl Inputs {
             self.conversations.advance_to(t);
             self.messages.advance_to(t);
             self.tickets.advance_to(t);
+            self.customers.advance_to(t);
         }
         self.conversations.flush();
         self.messages.flush();
         self.tickets.flush();
+        self.customers.flush();
     }
 }
 
@@ -72,6 +78,7 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
         let (conversations, conv) = scope.new_collection::<(EntityKey, ConvEvent), isize>();
         let (messages, msg) = scope.new_collection::<(EntityKey, MsgEvent), isize>();
         let (tickets, tick) = scope.new_collection::<(EntityKey, TicketEvent), isize>();
+        let (customers, cust) = scope.new_collection::<(EntityKey, CustomerEvent), isize>();
 
         let conv_facts = conv
             .reduce_named("ConversationFold", |key: &EntityKey, input, output| {
@@ -104,13 +111,26 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
             })
             .map(|(_, fact)| fact);
 
-        let (probe, facts) = conv_facts.concat(msg_facts).concat(ticket_facts).probe();
+        let customer_facts = cust
+            .reduce_named("CustomerFold", |key: &EntityKey, input, output| {
+                let mut facts = Vec::new();
+                customers::facts(key.0, &key.1, &customers::fold(input.iter().map(|(v, _)| *v)), &mut facts);
+                output.extend(facts.into_iter().map(|f| (f, 1isize)));
+            })
+            .map(|(_, fact)| fact);
+
+        let (probe, facts) = conv_facts
+            .concat(msg_facts)
+            .concat(ticket_facts)
+            .concat(customer_facts)
+            .probe();
         facts.inner.capture_into(sink);
         (
             Inputs {
                 conversations,
                 messages,
                 tickets,
+                customers,
             },
             probe,
         )

@@ -83,6 +83,19 @@ pub enum MsgKind {
     },
 }
 
+/// A customer's conversation, as the customer fold sees it (from `conversation_opened`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CustomerEvent {
+    /// When the conversation was opened.
+    pub at: i64,
+    /// The conversation.
+    pub conversation_id: String,
+    /// Its channel.
+    pub channel: Channel,
+    /// Its inbox.
+    pub inbox_id: String,
+}
+
 /// A ticket's lifecycle event.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TicketEvent {
@@ -109,6 +122,8 @@ pub struct Routed {
     pub messages: Vec<(EntityKey, MsgEvent)>,
     /// Ticket records.
     pub tickets: Vec<(EntityKey, TicketEvent)>,
+    /// Customer records.
+    pub customers: Vec<(EntityKey, CustomerEvent)>,
 }
 
 impl Routed {
@@ -130,16 +145,27 @@ impl Routed {
                 inbox_id,
                 origin,
                 campaign_id,
-            } => push_conv(
-                conversation_id,
-                ConvKind::Opened {
-                    customer_id,
-                    channel,
-                    inbox_id,
-                    origin,
-                    campaign_id,
-                },
-            ),
+            } => {
+                self.customers.push((
+                    (account, customer_id.clone()),
+                    CustomerEvent {
+                        at,
+                        conversation_id: conversation_id.clone(),
+                        channel,
+                        inbox_id: inbox_id.clone(),
+                    },
+                ));
+                push_conv(
+                    conversation_id,
+                    ConvKind::Opened {
+                        customer_id,
+                        channel,
+                        inbox_id,
+                        origin,
+                        campaign_id,
+                    },
+                );
+            }
             Payload::ConversationAssigned {
                 conversation_id,
                 assignee,

@@ -146,6 +146,22 @@ pub enum Fact {
         /// Team of the current assignment, if any.
         team_id: Option<String>,
     },
+    /// A customer's conversation, in the bucket it was opened; `first` marks the
+    /// customer's first conversation ever (a new customer).
+    CustomerConversation {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of the conversation's open.
+        bucket: i64,
+        /// The customer, for exact distinct counts over any range.
+        customer_id: String,
+        /// This is the customer's first conversation ever.
+        first: bool,
+        /// Conversation channel.
+        channel: Channel,
+        /// Conversation inbox.
+        inbox_id: String,
+    },
     /// A ticket that is open now.
     OpenTicket {
         /// Tenant.
@@ -167,6 +183,7 @@ impl Fact {
             | Fact::Resolution { account_id, .. }
             | Fact::AgentHandled { account_id, .. }
             | Fact::AwaitingFirstResponse { account_id, .. }
+            | Fact::CustomerConversation { account_id, .. }
             | Fact::OpenTicket { account_id, .. } => *account_id,
         }
     }
@@ -182,6 +199,7 @@ impl Fact {
             Fact::Resolution { .. } => "resolution",
             Fact::AgentHandled { .. } => "agent_handled",
             Fact::AwaitingFirstResponse { .. } => "awaiting_first_response",
+            Fact::CustomerConversation { .. } => "customer_conversation",
             Fact::OpenTicket { .. } => "open_ticket",
         }
     }
@@ -195,7 +213,8 @@ impl Fact {
             | Fact::ConversationOpened { bucket, .. }
             | Fact::Resolution { bucket, .. }
             | Fact::AgentHandled { bucket, .. }
-            | Fact::AwaitingFirstResponse { bucket, .. } => Some(*bucket),
+            | Fact::AwaitingFirstResponse { bucket, .. }
+            | Fact::CustomerConversation { bucket, .. } => Some(*bucket),
             Fact::ActiveConversation { .. } | Fact::OpenTicket { .. } => None,
         }
     }

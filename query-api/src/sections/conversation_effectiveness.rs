@@ -422,7 +422,7 @@ fn opened_in_range(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Opened
 }
 
 /// The start of the local hour or day containing `t_ms`.
-fn slot_start(t_ms: i64, tz: Tz, g: Granularity) -> i64 {
+pub(crate) fn slot_start(t_ms: i64, tz: Tz, g: Granularity) -> i64 {
     let local = DateTime::<Utc>::from_timestamp_millis(t_ms)
         .unwrap_or_default()
         .with_timezone(&tz);

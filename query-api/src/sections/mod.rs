@@ -3,6 +3,7 @@
 //! [`compute`], so both always say the same thing.
 
 pub mod conversation_effectiveness;
+pub mod customer_load;
 pub mod kpi;
 
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use crate::error::ApiError;
 use crate::range::{self, Range};
 
 /// Section names served.
-pub const SECTIONS: &[&str] = &["kpi", "conversation-effectiveness"];
+pub const SECTIONS: &[&str] = &["kpi", "conversation-effectiveness", "customer-load"];
 
 /// Parameters common to every section, parsed from the query string.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -123,6 +124,15 @@ pub fn compute(
     let body = match section {
         "kpi" => app.store.read(|snap| {
             serde_json::to_value(kpi::compute(snap, params, &settings, range, now_ms))
+        }),
+        "customer-load" => app.store.read(|snap| {
+            serde_json::to_value(customer_load::compute(
+                snap,
+                params,
+                &settings,
+                range,
+                params.granularity,
+            ))
         }),
         "conversation-effectiveness" => app.store.read(|snap| {
             serde_json::to_value(conversation_effectiveness::compute(

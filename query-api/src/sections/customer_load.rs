@@ -1,0 +1,339 @@
+//! Customer load: conversations opened over time, by hour of day, peak hours, new vs
+//! returning customers, wait time at peak vs off-peak, the weekday × hour heatmap and
+//! a next-24-hours forecast (definitions in `docs/metrics.md`). Hours and weekdays are
+//! local to the account's zone.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono_tz::Tz;
+use schemas::event::format_rfc3339_ms;
+use schemas::metrics::Fact;
+use serde::Serialize;
+
+use super::Params;
+use super::conversation_effectiveness::{Granularity, slot_start};
+use super::kpi::{FrtStats, RangeBody};
+use crate::range::Range;
+use crate::settings::AccountSettings;
+use crate::store::{AccountFacts, Snapshot};
+
+const HOUR_MS: i64 = 3_600_000;
+const WEEK_MS: i64 = 7 * 24 * HOUR_MS;
+/// Hours of day reported as peak.
+const PEAK_HOURS: usize = 3;
+/// Weeks of history behind the forecast.
+const FORECAST_WEEKS: i64 = 4;
+
+/// Conversations opened in one slot.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct CountPoint {
+    /// Slot start (local hour or day), RFC 3339 UTC.
+    pub start: String,
+    /// Conversations opened.
+    pub count: i64,
+}
+
+/// Conversations opened over the range.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Opened {
+    /// In the range.
+    pub total: i64,
+    /// In the previous period.
+    pub previous: i64,
+    /// Slot size of `points`.
+    pub granularity: Granularity,
+    /// Every slot of the range, empty ones included.
+    pub points: Vec<CountPoint>,
+}
+
+/// One local hour of day.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct HourOfDay {
+    /// 0..23, local.
+    pub hour: u32,
+    /// Conversations opened in that hour, summed over the range.
+    pub count: i64,
+    /// Whether it is one of the peak hours.
+    pub peak: bool,
+}
+
+/// Distinct customers with a conversation opened in a range.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Customers {
+    /// Distinct customers.
+    pub total: i64,
+    /// Whose first conversation ever was opened in the range.
+    pub new: i64,
+    /// The others.
+    pub returning: i64,
+}
+
+/// New vs returning, now and before.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct CustomersSection {
+    #[allow(missing_docs)]
+    pub current: Customers,
+    #[allow(missing_docs)]
+    pub previous: Customers,
+}
+
+/// First-response time by whether the reply fell in a peak hour.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct WaitTime {
+    /// Replies in peak hours.
+    pub peak: FrtStats,
+    /// Replies in other hours.
+    pub off_peak: FrtStats,
+}
+
+/// Weekday × hour counts.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Heatmap {
+    /// Row labels: Monday first.
+    pub weekdays: [&'static str; 7],
+    /// `cells[weekday][hour]`: conversations opened.
+    pub cells: Vec<Vec<i64>>,
+}
+
+/// One forecast hour.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ForecastPoint {
+    /// Local hour start, RFC 3339 UTC.
+    pub start: String,
+    /// Mean of the same weekday-hour over the previous weeks.
+    pub expected: f64,
+}
+
+/// Next 24 hours.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Forecast {
+    /// How `expected` is computed.
+    pub method: &'static str,
+    #[allow(missing_docs)]
+    pub points: Vec<ForecastPoint>,
+}
+
+/// The section body.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct CustomerLoad {
+    /// Always `customer-load`.
+    pub section: &'static str,
+    #[allow(missing_docs)]
+    pub account_id: u64,
+    #[allow(missing_docs)]
+    pub timezone: String,
+    #[allow(missing_docs)]
+    pub range: RangeBody,
+    #[allow(missing_docs)]
+    pub previous_range: RangeBody,
+    #[allow(missing_docs)]
+    pub progress: u64,
+    #[allow(missing_docs)]
+    pub opened: Opened,
+    /// 24 entries, local hour 0 first.
+    pub hour_of_day: Vec<HourOfDay>,
+    /// The busiest local hours of day in the range, busiest first.
+    pub peak_hours: Vec<u32>,
+    #[allow(missing_docs)]
+    pub customers: CustomersSection,
+    #[allow(missing_docs)]
+    pub wait_time: WaitTime,
+    #[allow(missing_docs)]
+    pub heatmap: Heatmap,
+    #[allow(missing_docs)]
+    pub forecast: Forecast,
+}
+
+fn local(t_ms: i64, tz: Tz) -> DateTime<Tz> {
+    DateTime::<Utc>::from_timestamp_millis(t_ms)
+        .unwrap_or_default()
+        .with_timezone(&tz)
+}
+
+/// `(bucket, count)` of conversations opened in `r` passing the filters.
+fn opened<'a>(
+    facts: Option<&'a AccountFacts>,
+    r: Range,
+    p: &'a Params,
+) -> impl Iterator<Item = (i64, i64)> + 'a {
+    facts
+        .into_iter()
+        .flat_map(move |f| f.range("conversation_opened", r.from, r.to))
+        .filter_map(move |(fact, n)| match fact {
+            Fact::ConversationOpened {
+                bucket,
+                channel,
+                inbox_id,
+                ..
+            } if p.wants_conversation(*channel, inbox_id) => Some((*bucket, n)),
+            _ => None,
+        })
+}
+
+fn customers(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Customers {
+    let mut all: HashSet<&str> = HashSet::new();
+    let mut new: HashSet<&str> = HashSet::new();
+    for (fact, _) in facts
+        .into_iter()
+        .flat_map(|f| f.range("customer_conversation", r.from, r.to))
+    {
+        if let Fact::CustomerConversation {
+            customer_id,
+            first,
+            channel,
+            inbox_id,
+            ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+        {
+            all.insert(customer_id);
+            if *first {
+                new.insert(customer_id);
+            }
+        }
+    }
+    Customers {
+        total: all.len() as i64,
+        new: new.len() as i64,
+        returning: (all.len() - new.len()) as i64,
+    }
+}
+
+/// Computes the section.
+pub fn compute(
+    snap: &Snapshot,
+    p: &Params,
+    settings: &AccountSettings,
+    range: Range,
+    granularity: Option<Granularity>,
+) -> CustomerLoad {
+    let tz = settings.timezone;
+    let facts = snap.accounts.get(&p.account_id);
+    let previous = range.previous();
+    let g = granularity.unwrap_or_else(|| Granularity::default_for(range));
+
+    let mut slots: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut t = range.from;
+    while t < range.to {
+        slots.entry(slot_start(t, tz, g)).or_default();
+        t += schemas::time::BUCKET_MS;
+    }
+    let mut by_hour = [0i64; 24];
+    let mut heat = vec![vec![0i64; 24]; 7];
+    let mut total = 0;
+    for (bucket, n) in opened(facts, range, p) {
+        total += n;
+        *slots.entry(slot_start(bucket, tz, g)).or_default() += n;
+        let l = local(bucket, tz);
+        by_hour[l.hour() as usize] += n;
+        heat[l.weekday().num_days_from_monday() as usize][l.hour() as usize] += n;
+    }
+    let mut ranked: Vec<u32> = (0..24).filter(|h| by_hour[*h as usize] > 0).collect();
+    ranked.sort_by(|a, b| {
+        by_hour[*b as usize]
+            .cmp(&by_hour[*a as usize])
+            .then(a.cmp(b))
+    });
+    ranked.truncate(PEAK_HOURS);
+    let peak: HashSet<u32> = ranked.iter().copied().collect();
+
+    let mut peak_hist: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut off_hist: BTreeMap<u32, i64> = BTreeMap::new();
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("first_response", range.from, range.to))
+    {
+        if let Fact::FirstResponse {
+            bucket,
+            seconds,
+            channel,
+            inbox_id,
+            agent_id,
+            team_id,
+            ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+            && p.wants_agent(agent_id.as_deref(), team_id.as_deref())
+        {
+            let hist = if peak.contains(&local(*bucket, tz).hour()) {
+                &mut peak_hist
+            } else {
+                &mut off_hist
+            };
+            *hist.entry(*seconds).or_default() += n;
+        }
+    }
+
+    let now = i64::try_from(snap.progress).unwrap_or(i64::MAX);
+    let first_hour = slot_start(now, tz, Granularity::Hour);
+    let forecast = (0..24)
+        .map(|k| {
+            let start = first_hour + k * HOUR_MS;
+            let past: i64 = (1..=FORECAST_WEEKS)
+                .map(|w| {
+                    let from = start - w * WEEK_MS;
+                    opened(
+                        facts,
+                        Range {
+                            from,
+                            to: from + HOUR_MS,
+                        },
+                        p,
+                    )
+                    .map(|(_, n)| n)
+                    .sum::<i64>()
+                })
+                .sum();
+            ForecastPoint {
+                start: format_rfc3339_ms(start),
+                expected: past as f64 / FORECAST_WEEKS as f64,
+            }
+        })
+        .collect();
+
+    CustomerLoad {
+        section: "customer-load",
+        account_id: p.account_id,
+        timezone: tz.name().to_owned(),
+        range: range.into(),
+        previous_range: previous.into(),
+        progress: snap.progress,
+        opened: Opened {
+            total,
+            previous: opened(facts, previous, p).map(|(_, n)| n).sum(),
+            granularity: g,
+            points: slots
+                .into_iter()
+                .map(|(start, count)| CountPoint {
+                    start: format_rfc3339_ms(start),
+                    count,
+                })
+                .collect(),
+        },
+        hour_of_day: (0..24)
+            .map(|h| HourOfDay {
+                hour: h,
+                count: by_hour[h as usize],
+                peak: peak.contains(&h),
+            })
+            .collect(),
+        peak_hours: ranked,
+        customers: CustomersSection {
+            current: customers(facts, range, p),
+            previous: customers(facts, previous, p),
+        },
+        wait_time: WaitTime {
+            peak: FrtStats::from_histogram(&peak_hist),
+            off_peak: FrtStats::from_histogram(&off_hist),
+        },
+        heatmap: Heatmap {
+            weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+            cells: heat,
+        },
+        forecast: Forecast {
+            method: "mean of conversations opened in the same local weekday and hour over the previous 4 weeks (absolute 7-day steps)",
+            points: forecast,
+        },
+    }
+}

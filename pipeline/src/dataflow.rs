@@ -18,8 +18,10 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::capture::{Capture, Event as CaptureEvent};
 use timely::worker::Worker;
 
-use crate::metrics::{customers, messages, response_time, tickets};
-use crate::records::{ConvEvent, CustomerEvent, EntityKey, MsgEvent, Routed, TicketEvent};
+use crate::metrics::{agents, customers, messages, response_time, tickets};
+use crate::records::{
+    AgentEvent, ConvEvent, CustomerEvent, EntityKey, MsgEvent, Routed, TicketEvent,
+};
 
 /// Pipeline time: milliseconds since the Unix epoch on the pipeline's clock.
 pub type Time = u64;
@@ -33,6 +35,7 @@ pub struct Inputs {
     messages: InputSession<Time, (EntityKey, MsgEvent), isize>,
     tickets: InputSession<Time, (EntityKey, TicketEvent), isize>,
     customers: InputSession<Time, (EntityKey, CustomerEvent), isize>,
+    agents: InputSession<Time, (EntityKey, AgentEvent), isize>,
 }
 
 impl Inputs {
@@ -50,6 +53,9 @@ impl Inputs {
         for r in routed.customers {
             self.customers.insert(r);
         }
+        for r in routed.agents {
+            self.agents.insert(r);
+        }
     }
 
     /// The current input time.
@@ -64,11 +70,13 @@ impl Inputs {
             self.messages.advance_to(t);
             self.tickets.advance_to(t);
             self.customers.advance_to(t);
+            self.agents.advance_to(t);
         }
         self.conversations.flush();
         self.messages.flush();
         self.tickets.flush();
         self.customers.flush();
+        self.agents.flush();
     }
 }
 
@@ -79,6 +87,7 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
         let (messages, msg) = scope.new_collection::<(EntityKey, MsgEvent), isize>();
         let (tickets, tick) = scope.new_collection::<(EntityKey, TicketEvent), isize>();
         let (customers, cust) = scope.new_collection::<(EntityKey, CustomerEvent), isize>();
+        let (agents, agent) = scope.new_collection::<(EntityKey, AgentEvent), isize>();
 
         let conv_facts = conv
             .reduce_named("ConversationFold", |key: &EntityKey, input, output| {
@@ -119,10 +128,19 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
             })
             .map(|(_, fact)| fact);
 
+        let agent_facts = agent
+            .reduce_named("AgentPresenceFold", |key: &EntityKey, input, output| {
+                let mut facts = Vec::new();
+                agents::facts(key.0, &key.1, &agents::fold(input.iter().map(|(v, _)| *v)), &mut facts);
+                output.extend(facts.into_iter().map(|f| (f, 1isize)));
+            })
+            .map(|(_, fact)| fact);
+
         let (probe, facts) = conv_facts
             .concat(msg_facts)
             .concat(ticket_facts)
             .concat(customer_facts)
+            .concat(agent_facts)
             .probe();
         facts.inner.capture_into(sink);
         (
@@ -131,6 +149,7 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
                 messages,
                 tickets,
                 customers,
+                agents,
             },
             probe,
         )

@@ -12,7 +12,7 @@
 
 use schemas::Event;
 use schemas::event::{
-    Assignee, Channel, DeliveryStatus, Direction, Origin, Payload, Priority, ResolvedBy, Sender,
+    AgentStatus, Assignee, Channel, DeliveryStatus, Direction, Origin, Payload, Priority, ResolvedBy, Sender,
 };
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +96,17 @@ pub struct CustomerEvent {
     pub inbox_id: String,
 }
 
+/// An agent's presence change.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AgentEvent {
+    /// When the status changed.
+    pub at: i64,
+    /// The new status.
+    pub status: AgentStatus,
+    /// The agent's team, when the event names it.
+    pub team_id: Option<String>,
+}
+
 /// A ticket's lifecycle event.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TicketEvent {
@@ -124,6 +135,8 @@ pub struct Routed {
     pub tickets: Vec<(EntityKey, TicketEvent)>,
     /// Customer records.
     pub customers: Vec<(EntityKey, CustomerEvent)>,
+    /// Agent presence records.
+    pub agents: Vec<(EntityKey, AgentEvent)>,
 }
 
 impl Routed {
@@ -257,8 +270,19 @@ impl Routed {
                     kind: TicketKind::Resolved,
                 },
             )),
-            Payload::AgentStatusChanged { .. }
-            | Payload::IntentDetected { .. }
+            Payload::AgentStatusChanged {
+                agent_id,
+                team_id,
+                status,
+            } => self.agents.push((
+                (account, agent_id),
+                AgentEvent {
+                    at,
+                    status,
+                    team_id,
+                },
+            )),
+            Payload::IntentDetected { .. }
             | Payload::CsatSubmitted { .. }
             | Payload::LeadCreated { .. }
             | Payload::DealWon { .. }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use schemas::Event;
 use schemas::metrics::Fact;
 
-use crate::metrics::{customers, messages, response_time, tickets};
+use crate::metrics::{agents, customers, messages, response_time, tickets};
 use crate::records::{EntityKey, Routed};
 
 /// The facts of `events`, as `fact → multiplicity`.
@@ -33,6 +33,9 @@ pub fn facts(events: &[Event]) -> HashMap<Fact, i64> {
     }
     for ((account, customer), evs) in by_entity(routed.customers) {
         customers::facts(account, &customer, &customers::fold(&evs), &mut out);
+    }
+    for ((account, agent), evs) in by_entity(routed.agents) {
+        agents::facts(account, &agent, &agents::fold(&evs), &mut out);
     }
     let mut counts = HashMap::new();
     for f in out {

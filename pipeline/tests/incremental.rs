@@ -48,6 +48,9 @@ fn payload() -> impl Strategy<Value = Payload> {
             ticket_id: t.into(), conversation_id: None, priority,
         }),
         1 => select(vec!["t0", "t1", "t2"]).prop_map(|t| Payload::TicketResolved { ticket_id: t.into() }),
+        2 => (select(vec!["a1", "a2"]), select(AgentStatus::ALL), proptest::option::of(Just("t1".to_string()))).prop_map(
+            |(agent, status, team_id)| Payload::AgentStatusChanged { agent_id: agent.into(), team_id, status }
+        ),
     ]
 }
 
@@ -166,6 +169,7 @@ fn a_duplicate_delivery_changes_nothing() {
     assert!(state.contains_key(&Fact::ActiveConversation {
         account_id: 1,
         holder: schemas::metrics::Holder::Unassigned,
+        agent_id: None,
         channel: Channel::Whatsapp,
         inbox_id: "i".into(),
     }));

@@ -35,6 +35,7 @@ fn store() -> Arc<ViewStore> {
     let active = |holder| Fact::ActiveConversation {
         account_id: 1,
         holder,
+        agent_id: None,
         channel: Channel::Whatsapp,
         inbox_id: "i1".into(),
     };
@@ -232,6 +233,7 @@ async fn live_sends_snapshot_then_delta_with_progress() {
             Fact::ActiveConversation {
                 account_id: 1,
                 holder: Holder::Bot,
+                agent_id: None,
                 channel: Channel::Sms,
                 inbox_id: "i9".into(),
             },

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Channel, Direction, Priority, ResolvedBy};
+use crate::event::{AgentStatus, Channel, Direction, Priority, ResolvedBy};
 
 /// Who currently holds an active conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -37,6 +37,8 @@ pub enum Fact {
         account_id: u64,
         /// Who holds it.
         holder: Holder,
+        /// The agent holding it, when an agent does (workload per agent).
+        agent_id: Option<String>,
         /// Channel the conversation was opened on.
         channel: Channel,
         /// Inbox it arrived in.
@@ -162,6 +164,37 @@ pub enum Fact {
         /// Conversation inbox.
         inbox_id: String,
     },
+    /// A closed stretch of time an agent spent in one status, cut at UTC midnights so
+    /// that a range query only looks one day back for stretches that overlap it.
+    AgentStatusPiece {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of `start_ms`.
+        bucket: i64,
+        /// The agent.
+        agent_id: String,
+        /// The agent's team, as last named by a status event.
+        team_id: Option<String>,
+        /// The status held.
+        status: AgentStatus,
+        /// Start, ms since epoch.
+        start_ms: i64,
+        /// End (exclusive), ms since epoch; at most the next UTC midnight.
+        end_ms: i64,
+    },
+    /// An agent's status now, and since when (the open-ended last stretch).
+    AgentCurrentStatus {
+        /// Tenant.
+        account_id: u64,
+        /// The agent.
+        agent_id: String,
+        /// The agent's team, as last named by a status event.
+        team_id: Option<String>,
+        /// Current status.
+        status: AgentStatus,
+        /// Since when, ms since epoch.
+        since_ms: i64,
+    },
     /// A ticket that is open now.
     OpenTicket {
         /// Tenant.
@@ -184,6 +217,8 @@ impl Fact {
             | Fact::AgentHandled { account_id, .. }
             | Fact::AwaitingFirstResponse { account_id, .. }
             | Fact::CustomerConversation { account_id, .. }
+            | Fact::AgentStatusPiece { account_id, .. }
+            | Fact::AgentCurrentStatus { account_id, .. }
             | Fact::OpenTicket { account_id, .. } => *account_id,
         }
     }
@@ -200,6 +235,8 @@ impl Fact {
             Fact::AgentHandled { .. } => "agent_handled",
             Fact::AwaitingFirstResponse { .. } => "awaiting_first_response",
             Fact::CustomerConversation { .. } => "customer_conversation",
+            Fact::AgentStatusPiece { .. } => "agent_status_piece",
+            Fact::AgentCurrentStatus { .. } => "agent_current_status",
             Fact::OpenTicket { .. } => "open_ticket",
         }
     }
@@ -214,8 +251,11 @@ impl Fact {
             | Fact::Resolution { bucket, .. }
             | Fact::AgentHandled { bucket, .. }
             | Fact::AwaitingFirstResponse { bucket, .. }
-            | Fact::CustomerConversation { bucket, .. } => Some(*bucket),
-            Fact::ActiveConversation { .. } | Fact::OpenTicket { .. } => None,
+            | Fact::CustomerConversation { bucket, .. }
+            | Fact::AgentStatusPiece { bucket, .. } => Some(*bucket),
+            Fact::ActiveConversation { .. }
+            | Fact::OpenTicket { .. }
+            | Fact::AgentCurrentStatus { .. } => None,
         }
     }
 }

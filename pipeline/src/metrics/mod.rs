@@ -2,6 +2,7 @@
 //! over one entity's events and the [`schemas::metrics::Fact`]s it contributes; the
 //! dataflow ([`crate::dataflow`]) runs them incrementally, tests run them directly.
 
+pub mod agents;
 pub mod customers;
 pub mod messages;
 pub mod response_time;

@@ -60,6 +60,8 @@ pub struct ConversationSummary {
     pub awaiting: Option<(i64, Option<i64>)>,
     /// Team of the current assignment.
     pub team_id: Option<String>,
+    /// The agent holding it now, when an agent does.
+    pub assignee: Option<String>,
 }
 
 /// Folds a conversation's events, which must be sorted by `(at, kind)`. Returns
@@ -74,6 +76,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
     let mut first_response: Option<FirstResponse> = None;
     let mut resolutions = Vec::new();
     let mut agent_activity = BTreeSet::new();
+    let mut assignee: Option<String> = None;
 
     for ev in events {
         match &ev.kind {
@@ -90,16 +93,18 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
                 ..
             } => {
                 holder = Holder::Bot;
+                assignee = None;
                 if first_response.is_none() {
                     bot_held = true;
                 }
             }
             ConvKind::Assigned {
                 assignee: Assignee::Agent,
+                agent_id,
                 team_id,
-                ..
             } => {
                 holder = Holder::Agent;
+                assignee.clone_from(agent_id);
                 team.clone_from(team_id);
                 if bot_held && handover_at.is_none() {
                     handover_at = Some(ev.at);
@@ -107,6 +112,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
             }
             ConvKind::Escalated => {
                 holder = Holder::Unassigned;
+                assignee = None;
                 if bot_held && handover_at.is_none() {
                     handover_at = Some(ev.at);
                 }
@@ -164,6 +170,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
         agent_activity,
         awaiting,
         team_id: team,
+        assignee,
     })
 }
 
@@ -217,6 +224,7 @@ pub fn facts(
         out.push(Fact::ActiveConversation {
             account_id,
             holder,
+            agent_id: summary.assignee.clone().filter(|_| holder == Holder::Agent),
             channel: summary.channel,
             inbox_id: summary.inbox_id.clone(),
         });

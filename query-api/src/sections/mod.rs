@@ -2,6 +2,7 @@
 //! REST (`GET /api/dashboard/{section}`) and WebSocket subscriptions share
 //! [`compute`], so both always say the same thing.
 
+pub mod agent_productivity;
 pub mod conversation_effectiveness;
 pub mod customer_load;
 pub mod kpi;
@@ -16,7 +17,12 @@ use crate::error::ApiError;
 use crate::range::{self, Range};
 
 /// Section names served.
-pub const SECTIONS: &[&str] = &["kpi", "conversation-effectiveness", "customer-load"];
+pub const SECTIONS: &[&str] = &[
+    "kpi",
+    "conversation-effectiveness",
+    "customer-load",
+    "agent-productivity",
+];
 
 /// Parameters common to every section, parsed from the query string.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -124,6 +130,9 @@ pub fn compute(
     let body = match section {
         "kpi" => app.store.read(|snap| {
             serde_json::to_value(kpi::compute(snap, params, &settings, range, now_ms))
+        }),
+        "agent-productivity" => app.store.read(|snap| {
+            serde_json::to_value(agent_productivity::compute(snap, params, &settings, range))
         }),
         "customer-load" => app.store.read(|snap| {
             serde_json::to_value(customer_load::compute(

@@ -1,0 +1,406 @@
+//! Agent productivity: per agent, conversations handled, resolution rate, time in each
+//! status within the range, current status and for how long, open conversations now,
+//! a productivity score; and how evenly the open work is spread (definitions in
+//! `docs/metrics.md`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use schemas::event::{AgentStatus, ResolvedBy, format_rfc3339_ms};
+use schemas::metrics::{Fact, Holder};
+use serde::Serialize;
+
+use super::Params;
+use super::kpi::RangeBody;
+use crate::range::Range;
+use crate::settings::AccountSettings;
+use crate::store::{AccountFacts, Snapshot};
+
+const DAY_MS: i64 = 86_400_000;
+/// The score formula, as documented.
+pub const FORMULA: &str = "score = round(100 × (0.4 × resolution_rate + 0.3 × sla_met_rate + 0.3 × utilisation)); a missing rate counts as 0";
+const GOOD: u32 = 80;
+const ATTENTION: u32 = 50;
+
+/// Seconds spent in each status within the range.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct TimeInStatus {
+    #[allow(missing_docs)]
+    pub online: i64,
+    #[allow(missing_docs)]
+    pub busy: i64,
+    #[allow(missing_docs)]
+    pub away: i64,
+    #[allow(missing_docs)]
+    pub offline: i64,
+}
+
+/// An agent's status now.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct StatusNow {
+    #[allow(missing_docs)]
+    pub status: AgentStatus,
+    /// Since when, RFC 3339.
+    pub since: String,
+    /// Seconds in it up to `progress`.
+    pub for_s: i64,
+}
+
+/// One agent.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct AgentRow {
+    #[allow(missing_docs)]
+    pub agent_id: String,
+    /// Team last named by the agent's status events.
+    pub team_id: Option<String>,
+    /// Distinct conversations with ≥ 1 message from the agent in the range.
+    pub handled: i64,
+    /// The same in the previous period.
+    pub handled_previous: i64,
+    /// Resolutions by the agent in the range.
+    pub resolved: i64,
+    /// `resolved / handled`, capped at 1.
+    pub resolution_rate: Option<f64>,
+    /// Seconds per status within the range (up to `progress`).
+    pub time_in_status_s: TimeInStatus,
+    /// online + busy.
+    pub active_s: i64,
+    /// away.
+    pub idle_s: i64,
+    /// `active / (active + idle)`.
+    pub utilisation: Option<f64>,
+    /// Status now.
+    pub status_now: Option<StatusNow>,
+    /// Open conversations held by the agent now.
+    pub open_conversations: i64,
+    /// Mean FRT of the first replies the agent gave in the range.
+    pub frt_avg_s: Option<f64>,
+    /// Share of those within target.
+    pub sla_met_rate: Option<f64>,
+    /// 0..100, see `formula`.
+    pub productivity_score: u32,
+    /// `good`, `ok` or `attention`.
+    pub level: &'static str,
+}
+
+/// How evenly open conversations are spread over the agents available now.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Workload {
+    /// Agents online or busy now.
+    pub agents: i64,
+    /// Open conversations those agents hold.
+    pub open_conversations: i64,
+    /// Mean per agent.
+    pub mean: Option<f64>,
+    /// Population standard deviation.
+    pub std_dev: Option<f64>,
+    /// `std_dev / mean`: 0 is perfectly even.
+    pub coefficient_of_variation: Option<f64>,
+}
+
+/// Score thresholds.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Thresholds {
+    /// At or above: `good`.
+    pub good: u32,
+    /// Below: `attention`.
+    pub attention: u32,
+}
+
+/// The section body.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct AgentProductivity {
+    /// Always `agent-productivity`.
+    pub section: &'static str,
+    #[allow(missing_docs)]
+    pub account_id: u64,
+    #[allow(missing_docs)]
+    pub timezone: String,
+    #[allow(missing_docs)]
+    pub range: RangeBody,
+    #[allow(missing_docs)]
+    pub previous_range: RangeBody,
+    #[allow(missing_docs)]
+    pub progress: u64,
+    /// How `productivity_score` is computed.
+    pub formula: &'static str,
+    #[allow(missing_docs)]
+    pub thresholds: Thresholds,
+    /// Best score first.
+    pub agents: Vec<AgentRow>,
+    #[allow(missing_docs)]
+    pub workload: Workload,
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+fn ratio(a: i64, b: i64) -> Option<f64> {
+    (b > 0).then(|| round4(a as f64 / b as f64))
+}
+
+fn overlap(start: i64, end: i64, r: Range) -> i64 {
+    (end.min(r.to) - start.max(r.from)).max(0)
+}
+
+fn add_time(t: &mut TimeInStatus, status: AgentStatus, ms: i64) {
+    let slot = match status {
+        AgentStatus::Online => &mut t.online,
+        AgentStatus::Busy => &mut t.busy,
+        AgentStatus::Away => &mut t.away,
+        AgentStatus::Offline => &mut t.offline,
+    };
+    *slot += ms;
+}
+
+fn handled(facts: Option<&AccountFacts>, r: Range, p: &Params) -> HashMap<String, i64> {
+    let mut seen: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (fact, _) in facts
+        .into_iter()
+        .flat_map(|f| f.range("agent_handled", r.from, r.to))
+    {
+        if let Fact::AgentHandled {
+            agent_id,
+            conversation_id,
+            channel,
+            inbox_id,
+            ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+        {
+            seen.entry(agent_id).or_default().insert(conversation_id);
+        }
+    }
+    seen.into_iter()
+        .map(|(a, c)| (a.to_owned(), c.len() as i64))
+        .collect()
+}
+
+/// Computes the section.
+pub fn compute(
+    snap: &Snapshot,
+    p: &Params,
+    settings: &AccountSettings,
+    range: Range,
+) -> AgentProductivity {
+    let facts = snap.accounts.get(&p.account_id);
+    let previous = range.previous();
+    let now = i64::try_from(snap.progress).unwrap_or(i64::MAX);
+    let target_ms = i64::from(settings.sla_first_response_s) * 1000;
+    // Time is counted up to now: a range reaching into the future is not yet spent.
+    let spent = Range {
+        from: range.from,
+        to: range.to.min(now),
+    };
+
+    let mut teams: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut time: HashMap<String, TimeInStatus> = HashMap::new();
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("agent_status_piece", range.from - DAY_MS, range.to))
+    {
+        if let Fact::AgentStatusPiece {
+            agent_id,
+            team_id,
+            status,
+            start_ms,
+            end_ms,
+            ..
+        } = fact
+        {
+            teams.insert(agent_id.clone(), team_id.clone());
+            add_time(
+                time.entry(agent_id.clone()).or_default(),
+                *status,
+                overlap(*start_ms, *end_ms, spent) * n,
+            );
+        }
+    }
+    let mut now_status: HashMap<String, (AgentStatus, i64)> = HashMap::new();
+    let mut open: HashMap<String, i64> = HashMap::new();
+    for (fact, n) in facts.into_iter().flat_map(|f| f.now.iter()) {
+        match fact {
+            Fact::AgentCurrentStatus {
+                agent_id,
+                team_id,
+                status,
+                since_ms,
+                ..
+            } => {
+                teams.insert(agent_id.clone(), team_id.clone());
+                now_status.insert(agent_id.clone(), (*status, *since_ms));
+                add_time(
+                    time.entry(agent_id.clone()).or_default(),
+                    *status,
+                    overlap(*since_ms, now, spent) * n,
+                );
+            }
+            Fact::ActiveConversation {
+                holder: Holder::Agent,
+                agent_id: Some(agent_id),
+                channel,
+                inbox_id,
+                ..
+            } if p.wants_conversation(*channel, inbox_id) => {
+                *open.entry(agent_id.clone()).or_default() += n;
+            }
+            _ => {}
+        }
+    }
+
+    let handled_now = handled(facts, range, p);
+    let handled_before = handled(facts, previous, p);
+    let mut resolved: HashMap<String, i64> = HashMap::new();
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("resolution", range.from, range.to))
+    {
+        if let Fact::Resolution {
+            resolved_by: ResolvedBy::Agent,
+            agent_id: Some(agent_id),
+            channel,
+            inbox_id,
+            ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+        {
+            *resolved.entry(agent_id.clone()).or_default() += n;
+        }
+    }
+    let mut replies: HashMap<String, (i64, i64, i64)> = HashMap::new(); // count, met, sum
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("first_response", range.from, range.to))
+    {
+        if let Fact::FirstResponse {
+            seconds,
+            agent_id: Some(agent_id),
+            channel,
+            inbox_id,
+            ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+        {
+            let e = replies.entry(agent_id.clone()).or_default();
+            e.0 += n;
+            e.2 += i64::from(*seconds) * n;
+            if i64::from(*seconds) * 1000 <= target_ms {
+                e.1 += n;
+            }
+        }
+    }
+
+    let names: BTreeSet<&String> = teams
+        .keys()
+        .chain(handled_now.keys())
+        .chain(open.keys())
+        .chain(resolved.keys())
+        .collect();
+    let mut agents: Vec<AgentRow> = names
+        .into_iter()
+        .filter(|a| {
+            let team = teams.get(*a).cloned().flatten();
+            p.wants_agent(Some(a.as_str()), team.as_deref())
+        })
+        .map(|a| {
+            let t = time.remove(a).unwrap_or_default();
+            let h = handled_now.get(a).copied().unwrap_or(0);
+            let res = resolved.get(a).copied().unwrap_or(0);
+            let (count, met, sum) = replies.get(a).copied().unwrap_or_default();
+            let active = (t.online + t.busy) / 1000;
+            let idle = t.away / 1000;
+            let resolution_rate = ratio(res.min(h), h);
+            let sla_met_rate = ratio(met, count);
+            let utilisation = ratio(active, active + idle);
+            let score = (100.0
+                * (0.4 * resolution_rate.unwrap_or(0.0)
+                    + 0.3 * sla_met_rate.unwrap_or(0.0)
+                    + 0.3 * utilisation.unwrap_or(0.0)))
+            .round() as u32;
+            AgentRow {
+                agent_id: a.clone(),
+                team_id: teams.get(a).cloned().flatten(),
+                handled: h,
+                handled_previous: handled_before.get(a).copied().unwrap_or(0),
+                resolved: res,
+                resolution_rate,
+                time_in_status_s: TimeInStatus {
+                    online: t.online / 1000,
+                    busy: t.busy / 1000,
+                    away: t.away / 1000,
+                    offline: t.offline / 1000,
+                },
+                active_s: active,
+                idle_s: idle,
+                utilisation,
+                status_now: now_status.get(a).map(|(status, since)| StatusNow {
+                    status: *status,
+                    since: format_rfc3339_ms(*since),
+                    for_s: (now - since).max(0) / 1000,
+                }),
+                open_conversations: open.get(a).copied().unwrap_or(0),
+                frt_avg_s: (count > 0).then(|| ((sum as f64 / count as f64) * 10.0).round() / 10.0),
+                sla_met_rate,
+                productivity_score: score,
+                level: if score >= GOOD {
+                    "good"
+                } else if score < ATTENTION {
+                    "attention"
+                } else {
+                    "ok"
+                },
+            }
+        })
+        .collect();
+    agents.sort_by(|a, b| {
+        b.productivity_score
+            .cmp(&a.productivity_score)
+            .then(a.agent_id.cmp(&b.agent_id))
+    });
+
+    let available: Vec<i64> = agents
+        .iter()
+        .filter(|a| {
+            a.status_now
+                .as_ref()
+                .is_some_and(|s| matches!(s.status, AgentStatus::Online | AgentStatus::Busy))
+        })
+        .map(|a| a.open_conversations)
+        .collect();
+    let n = available.len() as f64;
+    let total: i64 = available.iter().sum();
+    let mean = (n > 0.0).then(|| total as f64 / n);
+    let std_dev = mean.map(|m| {
+        (available
+            .iter()
+            .map(|x| (*x as f64 - m).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt()
+    });
+    let workload = Workload {
+        agents: available.len() as i64,
+        open_conversations: total,
+        mean: mean.map(round4),
+        std_dev: std_dev.map(round4),
+        coefficient_of_variation: mean
+            .zip(std_dev)
+            .and_then(|(m, s)| (m > 0.0).then(|| round4(s / m))),
+    };
+
+    AgentProductivity {
+        section: "agent-productivity",
+        account_id: p.account_id,
+        timezone: settings.timezone.name().to_owned(),
+        range: range.into(),
+        previous_range: previous.into(),
+        progress: snap.progress,
+        formula: FORMULA,
+        thresholds: Thresholds {
+            good: GOOD,
+            attention: ATTENTION,
+        },
+        agents,
+        workload,
+    }
+}

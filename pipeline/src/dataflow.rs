@@ -18,9 +18,9 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::capture::{Capture, Event as CaptureEvent};
 use timely::worker::Worker;
 
-use crate::metrics::{agents, customers, messages, response_time, tickets};
+use crate::metrics::{agents, customers, leads, messages, response_time, tickets};
 use crate::records::{
-    AgentEvent, ConvEvent, CustomerEvent, EntityKey, MsgEvent, Routed, TicketEvent,
+    AgentEvent, ConvEvent, CustomerEvent, EntityKey, LeadEvent, MsgEvent, Routed, TicketEvent,
 };
 
 /// Pipeline time: milliseconds since the Unix epoch on the pipeline's clock.
@@ -36,6 +36,7 @@ pub struct Inputs {
     tickets: InputSession<Time, (EntityKey, TicketEvent), isize>,
     customers: InputSession<Time, (EntityKey, CustomerEvent), isize>,
     agents: InputSession<Time, (EntityKey, AgentEvent), isize>,
+    leads: InputSession<Time, (EntityKey, LeadEvent), isize>,
 }
 
 impl Inputs {
@@ -56,6 +57,9 @@ impl Inputs {
         for r in routed.agents {
             self.agents.insert(r);
         }
+        for r in routed.leads {
+            self.leads.insert(r);
+        }
     }
 
     /// The current input time.
@@ -71,12 +75,14 @@ impl Inputs {
             self.tickets.advance_to(t);
             self.customers.advance_to(t);
             self.agents.advance_to(t);
+            self.leads.advance_to(t);
         }
         self.conversations.flush();
         self.messages.flush();
         self.tickets.flush();
         self.customers.flush();
         self.agents.flush();
+        self.leads.flush();
     }
 }
 
@@ -88,6 +94,7 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
         let (tickets, tick) = scope.new_collection::<(EntityKey, TicketEvent), isize>();
         let (customers, cust) = scope.new_collection::<(EntityKey, CustomerEvent), isize>();
         let (agents, agent) = scope.new_collection::<(EntityKey, AgentEvent), isize>();
+        let (leads, lead) = scope.new_collection::<(EntityKey, LeadEvent), isize>();
 
         let conv_facts = conv
             .reduce_named("ConversationFold", |key: &EntityKey, input, output| {
@@ -113,7 +120,7 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
                 let mut facts = Vec::new();
                 tickets::facts(
                     key.0,
-                    tickets::fold(input.iter().map(|(v, _)| *v)),
+                    &tickets::fold(input.iter().map(|(v, _)| *v)),
                     &mut facts,
                 );
                 output.extend(facts.into_iter().map(|f| (f, 1isize)));
@@ -136,11 +143,20 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
             })
             .map(|(_, fact)| fact);
 
+        let lead_facts = lead
+            .reduce_named("LeadFold", |key: &EntityKey, input, output| {
+                let mut facts = Vec::new();
+                leads::facts(key.0, &leads::fold(input.iter().map(|(v, _)| *v)), &mut facts);
+                output.extend(facts.into_iter().map(|f| (f, 1isize)));
+            })
+            .map(|(_, fact)| fact);
+
         let (probe, facts) = conv_facts
             .concat(msg_facts)
             .concat(ticket_facts)
             .concat(customer_facts)
             .concat(agent_facts)
+            .concat(lead_facts)
             .probe();
         facts.inner.capture_into(sink);
         (
@@ -150,6 +166,7 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
                 tickets,
                 customers,
                 agents,
+                leads,
             },
             probe,
         )

@@ -107,6 +107,28 @@ pub struct AgentEvent {
     pub team_id: Option<String>,
 }
 
+/// A lead's creation or a deal won on it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LeadEvent {
+    /// Event time.
+    pub at: i64,
+    /// What happened.
+    pub kind: LeadKind,
+}
+
+/// See [`LeadEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum LeadKind {
+    Created {
+        campaign_id: Option<String>,
+    },
+    Won {
+        amount_minor: i64,
+        currency: String,
+    },
+}
+
 /// A ticket's lifecycle event.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TicketEvent {
@@ -137,6 +159,8 @@ pub struct Routed {
     pub customers: Vec<(EntityKey, CustomerEvent)>,
     /// Agent presence records.
     pub agents: Vec<(EntityKey, AgentEvent)>,
+    /// Lead records.
+    pub leads: Vec<(EntityKey, LeadEvent)>,
 }
 
 impl Routed {
@@ -282,10 +306,33 @@ impl Routed {
                     team_id,
                 },
             )),
+            Payload::LeadCreated {
+                lead_id,
+                campaign_id,
+                ..
+            } => self.leads.push((
+                (account, lead_id),
+                LeadEvent {
+                    at,
+                    kind: LeadKind::Created { campaign_id },
+                },
+            )),
+            Payload::DealWon {
+                lead_id,
+                amount_minor,
+                currency,
+            } => self.leads.push((
+                (account, lead_id),
+                LeadEvent {
+                    at,
+                    kind: LeadKind::Won {
+                        amount_minor,
+                        currency,
+                    },
+                },
+            )),
             Payload::IntentDetected { .. }
             | Payload::CsatSubmitted { .. }
-            | Payload::LeadCreated { .. }
-            | Payload::DealWon { .. }
             | Payload::BroadcastSent { .. }
             | Payload::ChannelHealth { .. } => {}
         }

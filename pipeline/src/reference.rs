@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use schemas::Event;
 use schemas::metrics::Fact;
 
-use crate::metrics::{agents, customers, messages, response_time, tickets};
+use crate::metrics::{agents, customers, leads, messages, response_time, tickets};
 use crate::records::{EntityKey, Routed};
 
 /// The facts of `events`, as `fact → multiplicity`.
@@ -29,13 +29,16 @@ pub fn facts(events: &[Event]) -> HashMap<Fact, i64> {
         messages::facts(account, &messages::fold(&evs), &mut out);
     }
     for ((account, _), evs) in by_entity(routed.tickets) {
-        tickets::facts(account, tickets::fold(&evs), &mut out);
+        tickets::facts(account, &tickets::fold(&evs), &mut out);
     }
     for ((account, customer), evs) in by_entity(routed.customers) {
         customers::facts(account, &customer, &customers::fold(&evs), &mut out);
     }
     for ((account, agent), evs) in by_entity(routed.agents) {
         agents::facts(account, &agent, &agents::fold(&evs), &mut out);
+    }
+    for ((account, _), evs) in by_entity(routed.leads) {
+        leads::facts(account, &leads::fold(&evs), &mut out);
     }
     let mut counts = HashMap::new();
     for f in out {

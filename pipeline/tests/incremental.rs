@@ -48,6 +48,12 @@ fn payload() -> impl Strategy<Value = Payload> {
             ticket_id: t.into(), conversation_id: None, priority,
         }),
         1 => select(vec!["t0", "t1", "t2"]).prop_map(|t| Payload::TicketResolved { ticket_id: t.into() }),
+        1 => (select(vec!["l1", "l2"]), proptest::option::of(Just("camp".to_string()))).prop_map(|(lead, campaign_id)| {
+            Payload::LeadCreated { lead_id: lead.into(), customer_id: "u1".into(), conversation_id: None, campaign_id }
+        }),
+        1 => (select(vec!["l1", "l2", "l3"]), 0i64..10_000).prop_map(|(lead, amount_minor)| Payload::DealWon {
+            lead_id: lead.into(), amount_minor, currency: "USD".into(),
+        }),
         2 => (select(vec!["a1", "a2"]), select(AgentStatus::ALL), proptest::option::of(Just("t1".to_string()))).prop_map(
             |(agent, status, team_id)| Payload::AgentStatusChanged { agent_id: agent.into(), team_id, status }
         ),

@@ -93,6 +93,8 @@ pub enum Fact {
         channel: Channel,
         /// Inbox.
         inbox_id: String,
+        /// The campaign it came from, for campaign-origin conversations.
+        campaign_id: Option<String>,
     },
     /// One `conversation_resolved` event, in its bucket.
     Resolution {
@@ -195,6 +197,37 @@ pub enum Fact {
         /// Since when, ms since epoch.
         since_ms: i64,
     },
+    /// A ticket's resolution, in the bucket of its earliest `ticket_resolved`.
+    TicketResolved {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of the resolution.
+        bucket: i64,
+        /// Priority of its latest `ticket_opened`, when known.
+        priority: Option<Priority>,
+    },
+    /// A lead, in the bucket it was created.
+    Lead {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of `lead_created`.
+        bucket: i64,
+        /// The campaign it is attributed to.
+        campaign_id: Option<String>,
+    },
+    /// A won deal, in the bucket it was won, attributed to its lead's campaign.
+    DealWon {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of `deal_won`.
+        bucket: i64,
+        /// The lead's campaign, when the lead is known and names one.
+        campaign_id: Option<String>,
+        /// Amount in minor units.
+        amount_minor: i64,
+        /// ISO 4217 code.
+        currency: String,
+    },
     /// A ticket that is open now.
     OpenTicket {
         /// Tenant.
@@ -219,6 +252,9 @@ impl Fact {
             | Fact::CustomerConversation { account_id, .. }
             | Fact::AgentStatusPiece { account_id, .. }
             | Fact::AgentCurrentStatus { account_id, .. }
+            | Fact::TicketResolved { account_id, .. }
+            | Fact::Lead { account_id, .. }
+            | Fact::DealWon { account_id, .. }
             | Fact::OpenTicket { account_id, .. } => *account_id,
         }
     }
@@ -237,6 +273,9 @@ impl Fact {
             Fact::CustomerConversation { .. } => "customer_conversation",
             Fact::AgentStatusPiece { .. } => "agent_status_piece",
             Fact::AgentCurrentStatus { .. } => "agent_current_status",
+            Fact::TicketResolved { .. } => "ticket_resolved",
+            Fact::Lead { .. } => "lead",
+            Fact::DealWon { .. } => "deal_won",
             Fact::OpenTicket { .. } => "open_ticket",
         }
     }
@@ -252,7 +291,10 @@ impl Fact {
             | Fact::AgentHandled { bucket, .. }
             | Fact::AwaitingFirstResponse { bucket, .. }
             | Fact::CustomerConversation { bucket, .. }
-            | Fact::AgentStatusPiece { bucket, .. } => Some(*bucket),
+            | Fact::AgentStatusPiece { bucket, .. }
+            | Fact::TicketResolved { bucket, .. }
+            | Fact::Lead { bucket, .. }
+            | Fact::DealWon { bucket, .. } => Some(*bucket),
             Fact::ActiveConversation { .. }
             | Fact::OpenTicket { .. }
             | Fact::AgentCurrentStatus { .. } => None,

@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod customers;
+pub mod leads;
 pub mod messages;
 pub mod response_time;
 pub mod tickets;

@@ -62,12 +62,15 @@ pub struct ConversationSummary {
     pub team_id: Option<String>,
     /// The agent holding it now, when an agent does.
     pub assignee: Option<String>,
+    /// The campaign of its first open, if any.
+    pub campaign_id: Option<String>,
 }
 
 /// Folds a conversation's events, which must be sorted by `(at, kind)`. Returns
 /// `None` while no `conversation_opened` is known (events may arrive before it).
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<ConversationSummary> {
     let mut opened: Option<(i64, Channel, String)> = None;
+    let mut campaign: Option<String> = None;
     let mut open = false;
     let mut holder = Holder::Unassigned;
     let mut bot_held = false;
@@ -81,10 +84,14 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
     for ev in events {
         match &ev.kind {
             ConvKind::Opened {
-                channel, inbox_id, ..
+                channel,
+                inbox_id,
+                campaign_id,
+                ..
             } => {
                 if opened.is_none() {
                     opened = Some((ev.at, *channel, inbox_id.clone()));
+                    campaign.clone_from(campaign_id);
                 }
                 open = true;
             }
@@ -171,6 +178,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
         awaiting,
         team_id: team,
         assignee,
+        campaign_id: campaign,
     })
 }
 
@@ -187,6 +195,7 @@ pub fn facts(
         resolved: summary.active.is_none(),
         channel: summary.channel,
         inbox_id: summary.inbox_id.clone(),
+        campaign_id: summary.campaign_id.clone(),
     });
     for (at, by, agent_id) in &summary.resolutions {
         out.push(Fact::Resolution {

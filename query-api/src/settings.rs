@@ -18,6 +18,13 @@ pub struct AccountSettings {
     pub sla_first_response_s: u32,
     /// WhatsApp delivery rate below which the dashboard raises an alert (0..1).
     pub whatsapp_delivery_alert_below: f64,
+    /// Cost of one active agent hour (online or busy), in minor units of `cost_currency`.
+    pub agent_hourly_cost_minor: i64,
+    /// Fee per conversation by channel name (`whatsapp`, `sms`, …), in minor units of
+    /// `cost_currency`; channels not listed cost nothing.
+    pub conversation_fee_minor: BTreeMap<String, i64>,
+    /// Currency of the cost inputs (ISO 4217).
+    pub cost_currency: String,
 }
 
 impl Default for AccountSettings {
@@ -26,6 +33,9 @@ impl Default for AccountSettings {
             timezone: Tz::UTC,
             sla_first_response_s: 300,
             whatsapp_delivery_alert_below: 0.9,
+            agent_hourly_cost_minor: 0,
+            conversation_fee_minor: BTreeMap::new(),
+            cost_currency: "USD".to_owned(),
         }
     }
 }

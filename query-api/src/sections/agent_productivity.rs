@@ -176,6 +176,67 @@ fn handled(facts: Option<&AccountFacts>, r: Range, p: &Params) -> HashMap<String
         .collect()
 }
 
+/// Agents' presence within a range.
+pub(crate) struct Presence {
+    /// Milliseconds per status within the range, per agent.
+    pub time: HashMap<String, TimeInStatus>,
+    /// Team last named by each agent's status events.
+    pub teams: BTreeMap<String, Option<String>>,
+    /// Current status and since when, per agent.
+    pub now_status: HashMap<String, (AgentStatus, i64)>,
+}
+
+/// Time per status within `spent` (which must end at or before `now`), the current
+/// stretch counted up to `now`. Closed stretches are cut at UTC midnights, so pieces
+/// starting up to a day before the range can overlap it.
+pub(crate) fn presence(facts: Option<&AccountFacts>, spent: Range, now: i64) -> Presence {
+    let mut p = Presence {
+        time: HashMap::new(),
+        teams: BTreeMap::new(),
+        now_status: HashMap::new(),
+    };
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("agent_status_piece", spent.from - DAY_MS, spent.to))
+    {
+        if let Fact::AgentStatusPiece {
+            agent_id,
+            team_id,
+            status,
+            start_ms,
+            end_ms,
+            ..
+        } = fact
+        {
+            p.teams.insert(agent_id.clone(), team_id.clone());
+            add_time(
+                p.time.entry(agent_id.clone()).or_default(),
+                *status,
+                overlap(*start_ms, *end_ms, spent) * n,
+            );
+        }
+    }
+    for (fact, n) in facts.into_iter().flat_map(|f| f.now.iter()) {
+        if let Fact::AgentCurrentStatus {
+            agent_id,
+            team_id,
+            status,
+            since_ms,
+            ..
+        } = fact
+        {
+            p.teams.insert(agent_id.clone(), team_id.clone());
+            p.now_status.insert(agent_id.clone(), (*status, *since_ms));
+            add_time(
+                p.time.entry(agent_id.clone()).or_default(),
+                *status,
+                overlap(*since_ms, now, spent) * n,
+            );
+        }
+    }
+    p
+}
+
 /// Computes the section.
 pub fn compute(
     snap: &Snapshot,
@@ -193,58 +254,23 @@ pub fn compute(
         to: range.to.min(now),
     };
 
-    let mut teams: BTreeMap<String, Option<String>> = BTreeMap::new();
-    let mut time: HashMap<String, TimeInStatus> = HashMap::new();
-    for (fact, n) in facts
-        .into_iter()
-        .flat_map(|f| f.range("agent_status_piece", range.from - DAY_MS, range.to))
-    {
-        if let Fact::AgentStatusPiece {
-            agent_id,
-            team_id,
-            status,
-            start_ms,
-            end_ms,
-            ..
-        } = fact
-        {
-            teams.insert(agent_id.clone(), team_id.clone());
-            add_time(
-                time.entry(agent_id.clone()).or_default(),
-                *status,
-                overlap(*start_ms, *end_ms, spent) * n,
-            );
-        }
-    }
-    let mut now_status: HashMap<String, (AgentStatus, i64)> = HashMap::new();
+    let Presence {
+        mut time,
+        teams,
+        now_status,
+    } = presence(facts, spent, now);
     let mut open: HashMap<String, i64> = HashMap::new();
     for (fact, n) in facts.into_iter().flat_map(|f| f.now.iter()) {
-        match fact {
-            Fact::AgentCurrentStatus {
-                agent_id,
-                team_id,
-                status,
-                since_ms,
-                ..
-            } => {
-                teams.insert(agent_id.clone(), team_id.clone());
-                now_status.insert(agent_id.clone(), (*status, *since_ms));
-                add_time(
-                    time.entry(agent_id.clone()).or_default(),
-                    *status,
-                    overlap(*since_ms, now, spent) * n,
-                );
-            }
-            Fact::ActiveConversation {
-                holder: Holder::Agent,
-                agent_id: Some(agent_id),
-                channel,
-                inbox_id,
-                ..
-            } if p.wants_conversation(*channel, inbox_id) => {
-                *open.entry(agent_id.clone()).or_default() += n;
-            }
-            _ => {}
+        if let Fact::ActiveConversation {
+            holder: Holder::Agent,
+            agent_id: Some(agent_id),
+            channel,
+            inbox_id,
+            ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+        {
+            *open.entry(agent_id.clone()).or_default() += n;
         }
     }
 

@@ -3,6 +3,7 @@
 //! [`compute`], so both always say the same thing.
 
 pub mod agent_productivity;
+pub mod business_impact;
 pub mod conversation_effectiveness;
 pub mod customer_load;
 pub mod kpi;
@@ -22,6 +23,7 @@ pub const SECTIONS: &[&str] = &[
     "conversation-effectiveness",
     "customer-load",
     "agent-productivity",
+    "business-impact",
 ];
 
 /// Parameters common to every section, parsed from the query string.
@@ -130,6 +132,9 @@ pub fn compute(
     let body = match section {
         "kpi" => app.store.read(|snap| {
             serde_json::to_value(kpi::compute(snap, params, &settings, range, now_ms))
+        }),
+        "business-impact" => app.store.read(|snap| {
+            serde_json::to_value(business_impact::compute(snap, params, &settings, range))
         }),
         "agent-productivity" => app.store.read(|snap| {
             serde_json::to_value(agent_productivity::compute(snap, params, &settings, range))

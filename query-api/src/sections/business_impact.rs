@@ -1,0 +1,385 @@
+//! Business impact: leads, tickets resolved, campaign performance, repeat customers,
+//! cost per conversation and revenue (definitions in `docs/metrics.md`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use schemas::metrics::Fact;
+use serde::Serialize;
+
+use super::Params;
+use super::agent_productivity::presence;
+use super::kpi::RangeBody;
+use crate::range::Range;
+use crate::settings::AccountSettings;
+use crate::store::{AccountFacts, Snapshot};
+
+/// A count now and before.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Count {
+    /// In the range.
+    pub current: i64,
+    /// In the previous period.
+    pub previous: i64,
+}
+
+/// Money in one currency.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Money {
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// Deals summed.
+    pub deals: i64,
+}
+
+/// One campaign.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Campaign {
+    #[allow(missing_docs)]
+    pub campaign_id: String,
+    /// Recipients of the campaign's broadcasts sent in the range (`null` when no
+    /// broadcast of the campaign is known in the range).
+    pub recipients: Option<i64>,
+    /// Conversations opened in the range that came from the campaign.
+    pub conversations: i64,
+    /// Leads created in the range attributed to the campaign.
+    pub leads: i64,
+    /// Deals won in the range on the campaign's leads.
+    pub deals_won: i64,
+    /// Their revenue, per currency.
+    pub revenue: Vec<Money>,
+    /// `leads / recipients`.
+    pub conversion: Option<f64>,
+}
+
+/// Repeat customers over one range.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Repeat {
+    /// Customers with ≥ 1 conversation opened in the range.
+    pub customers: i64,
+    /// Of those, with ≥ 2.
+    pub repeat: i64,
+    /// `repeat / customers`.
+    pub rate: Option<f64>,
+}
+
+/// Repeat customers now and before.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct RepeatSection {
+    #[allow(missing_docs)]
+    pub current: Repeat,
+    #[allow(missing_docs)]
+    pub previous: Repeat,
+}
+
+/// Cost per conversation over one range.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Cost {
+    /// Active agent hours (online + busy), to 0.01 h.
+    pub agent_hours: f64,
+    /// `agent_hours × agent_hourly_cost_minor`, rounded.
+    pub agent_cost_minor: i64,
+    /// Per-conversation channel fees of the conversations opened.
+    pub channel_fees_minor: i64,
+    /// Conversations opened in the range.
+    pub conversations: i64,
+    /// `(agent_cost + channel_fees) / conversations`, rounded; `null` without conversations.
+    pub per_conversation_minor: Option<i64>,
+}
+
+/// Cost per conversation now and before.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct CostSection {
+    /// Currency of every amount here.
+    pub currency: String,
+    #[allow(missing_docs)]
+    pub current: Cost,
+    #[allow(missing_docs)]
+    pub previous: Cost,
+}
+
+/// Revenue now and before, per currency.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Revenue {
+    #[allow(missing_docs)]
+    pub current: Vec<Money>,
+    #[allow(missing_docs)]
+    pub previous: Vec<Money>,
+}
+
+/// The section body.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct BusinessImpact {
+    /// Always `business-impact`.
+    pub section: &'static str,
+    #[allow(missing_docs)]
+    pub account_id: u64,
+    #[allow(missing_docs)]
+    pub timezone: String,
+    #[allow(missing_docs)]
+    pub range: RangeBody,
+    #[allow(missing_docs)]
+    pub previous_range: RangeBody,
+    #[allow(missing_docs)]
+    pub progress: u64,
+    /// Leads created.
+    pub leads: Count,
+    /// Tickets resolved.
+    pub tickets_resolved: Count,
+    /// Per campaign, most leads first.
+    pub campaigns: Vec<Campaign>,
+    #[allow(missing_docs)]
+    pub repeat_customers: RepeatSection,
+    #[allow(missing_docs)]
+    pub cost_per_conversation: CostSection,
+    #[allow(missing_docs)]
+    pub revenue: Revenue,
+}
+
+fn count(facts: Option<&AccountFacts>, kind: &str, r: Range) -> i64 {
+    facts
+        .into_iter()
+        .flat_map(|f| f.range(kind, r.from, r.to))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn money(sums: BTreeMap<String, (i64, i64)>) -> Vec<Money> {
+    sums.into_iter()
+        .map(|(currency, (amount_minor, deals))| Money {
+            currency,
+            amount_minor,
+            deals,
+        })
+        .collect()
+}
+
+/// Revenue per currency, and per campaign and currency, of deals won in `r`.
+#[allow(clippy::type_complexity)]
+fn deals(
+    facts: Option<&AccountFacts>,
+    r: Range,
+) -> (
+    BTreeMap<String, (i64, i64)>,
+    HashMap<String, BTreeMap<String, (i64, i64)>>,
+) {
+    let mut total: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut by_campaign: HashMap<String, BTreeMap<String, (i64, i64)>> = HashMap::new();
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("deal_won", r.from, r.to))
+    {
+        if let Fact::DealWon {
+            campaign_id,
+            amount_minor,
+            currency,
+            ..
+        } = fact
+        {
+            let t = total.entry(currency.clone()).or_default();
+            t.0 += amount_minor * n;
+            t.1 += n;
+            if let Some(c) = campaign_id {
+                let e = by_campaign
+                    .entry(c.clone())
+                    .or_default()
+                    .entry(currency.clone())
+                    .or_default();
+                e.0 += amount_minor * n;
+                e.1 += n;
+            }
+        }
+    }
+    (total, by_campaign)
+}
+
+fn repeat(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Repeat {
+    let mut per_customer: HashMap<&str, i64> = HashMap::new();
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("customer_conversation", r.from, r.to))
+    {
+        if let Fact::CustomerConversation {
+            customer_id,
+            channel,
+            inbox_id,
+            ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+        {
+            *per_customer.entry(customer_id).or_default() += n;
+        }
+    }
+    let customers = per_customer.len() as i64;
+    let repeat = per_customer.values().filter(|n| **n >= 2).count() as i64;
+    Repeat {
+        customers,
+        repeat,
+        rate: (customers > 0)
+            .then(|| ((repeat as f64 / customers as f64) * 10_000.0).round() / 10_000.0),
+    }
+}
+
+fn cost(
+    facts: Option<&AccountFacts>,
+    r: Range,
+    p: &Params,
+    settings: &AccountSettings,
+    now: i64,
+) -> Cost {
+    let spent = Range {
+        from: r.from,
+        to: r.to.min(now),
+    };
+    let active_ms: i64 = presence(facts, spent, now)
+        .time
+        .values()
+        .map(|t| t.online + t.busy)
+        .sum();
+    let mut conversations = 0;
+    let mut fees = 0;
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("conversation_opened", r.from, r.to))
+    {
+        if let Fact::ConversationOpened {
+            channel, inbox_id, ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+        {
+            conversations += n;
+            fees += settings
+                .conversation_fee_minor
+                .get(channel.as_str())
+                .copied()
+                .unwrap_or(0)
+                * n;
+        }
+    }
+    let agent_cost =
+        (active_ms as f64 / 3_600_000.0 * settings.agent_hourly_cost_minor as f64).round() as i64;
+    Cost {
+        agent_hours: (active_ms as f64 / 36_000.0).round() / 100.0,
+        agent_cost_minor: agent_cost,
+        channel_fees_minor: fees,
+        conversations,
+        per_conversation_minor: (conversations > 0)
+            .then(|| ((agent_cost + fees) as f64 / conversations as f64).round() as i64),
+    }
+}
+
+/// Recipients of broadcasts sent in `r`, per campaign. Broadcast facts come with the
+/// WhatsApp performance section's broadcast fold; until it lands no broadcast is known
+/// and `recipients`/`conversion` stay `null`.
+fn broadcast_recipients(_facts: Option<&AccountFacts>, _r: Range) -> HashMap<String, i64> {
+    HashMap::new()
+}
+
+fn campaign<'a>(campaigns: &'a mut BTreeMap<String, Campaign>, id: &str) -> &'a mut Campaign {
+    campaigns.entry(id.to_owned()).or_insert_with(|| Campaign {
+        campaign_id: id.to_owned(),
+        recipients: None,
+        conversations: 0,
+        leads: 0,
+        deals_won: 0,
+        revenue: Vec::new(),
+        conversion: None,
+    })
+}
+
+/// Computes the section.
+pub fn compute(
+    snap: &Snapshot,
+    p: &Params,
+    settings: &AccountSettings,
+    range: Range,
+) -> BusinessImpact {
+    let facts = snap.accounts.get(&p.account_id);
+    let previous = range.previous();
+    let now = i64::try_from(snap.progress).unwrap_or(i64::MAX);
+
+    let mut campaigns: BTreeMap<String, Campaign> = BTreeMap::new();
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("conversation_opened", range.from, range.to))
+    {
+        if let Fact::ConversationOpened {
+            campaign_id: Some(c),
+            channel,
+            inbox_id,
+            ..
+        } = fact
+            && p.wants_conversation(*channel, inbox_id)
+        {
+            campaign(&mut campaigns, c).conversations += n;
+        }
+    }
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range("lead", range.from, range.to))
+    {
+        if let Fact::Lead {
+            campaign_id: Some(c),
+            ..
+        } = fact
+        {
+            campaign(&mut campaigns, c).leads += n;
+        }
+    }
+    for (c, recipients) in broadcast_recipients(facts, range) {
+        *campaign(&mut campaigns, &c).recipients.get_or_insert(0) += recipients;
+    }
+    let (revenue_now, by_campaign) = deals(facts, range);
+    for (c, sums) in by_campaign {
+        let entry = campaign(&mut campaigns, &c);
+        entry.deals_won = sums.values().map(|(_, d)| d).sum();
+        entry.revenue = money(sums);
+    }
+    let mut campaigns: Vec<Campaign> = campaigns
+        .into_values()
+        .map(|mut c| {
+            c.conversion = c
+                .recipients
+                .filter(|r| *r > 0)
+                .map(|r| ((c.leads as f64 / r as f64) * 10_000.0).round() / 10_000.0);
+            c
+        })
+        .collect();
+    campaigns.sort_by(|a, b| {
+        b.leads
+            .cmp(&a.leads)
+            .then(a.campaign_id.cmp(&b.campaign_id))
+    });
+
+    BusinessImpact {
+        section: "business-impact",
+        account_id: p.account_id,
+        timezone: settings.timezone.name().to_owned(),
+        range: range.into(),
+        previous_range: previous.into(),
+        progress: snap.progress,
+        leads: Count {
+            current: count(facts, "lead", range),
+            previous: count(facts, "lead", previous),
+        },
+        tickets_resolved: Count {
+            current: count(facts, "ticket_resolved", range),
+            previous: count(facts, "ticket_resolved", previous),
+        },
+        campaigns,
+        repeat_customers: RepeatSection {
+            current: repeat(facts, range, p),
+            previous: repeat(facts, previous, p),
+        },
+        cost_per_conversation: CostSection {
+            currency: settings.cost_currency.clone(),
+            current: cost(facts, range, p, settings, now),
+            previous: cost(facts, previous, p, settings, now),
+        },
+        revenue: Revenue {
+            current: money(revenue_now),
+            previous: money(deals(facts, previous).0),
+        },
+    }
+}

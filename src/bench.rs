@@ -42,6 +42,15 @@ pub struct BenchArgs {
     /// Skip the latency runs.
     #[arg(long)]
     skip_latency: bool,
+    /// Skip the API run (memory per conversation, section latency over history).
+    #[arg(long)]
+    skip_api: bool,
+    /// Days of simulated history behind the API run.
+    #[arg(long, default_value_t = 90)]
+    api_days: i64,
+    /// Requests per section and range in the API run.
+    #[arg(long, default_value_t = 200)]
+    api_requests: usize,
 }
 
 /// Runs the selected benchmarks and prints their figures.
@@ -53,6 +62,9 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     );
     if !args.skip_throughput {
         throughput(args.events, config)?;
+    }
+    if !args.skip_api {
+        api(args, config)?;
     }
     if !args.skip_latency {
         let runtime = tokio::runtime::Runtime::new()?;
@@ -131,6 +143,111 @@ fn throughput(n: u64, config: &Config) -> anyhow::Result<()> {
         done as f64 / secs,
         peak_rss_mib()
     );
+    Ok(())
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Builds the view store from `api_days` of simulated history (generated and pushed a
+/// day at a time, so the events themselves are never all in memory), reports resident
+/// memory per million conversations, then times every section through the router.
+fn api(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
+    use tower::ServiceExt as _;
+
+    let before = rss_mib();
+    let store = Arc::new(query_api::ViewStore::default());
+    let sink = Arc::clone(&store);
+    let mut pipeline = Pipeline::start(
+        &PipelineConfig {
+            workers: config.pipeline.workers,
+            ..PipelineConfig::default()
+        },
+        move |b| sink.apply(b),
+    )?;
+    let now = pipeline::wall_clock_ms() as i64;
+    let mut sim = Simulator::new(
+        SimulatorConfig {
+            seed: 11,
+            ..SimulatorConfig::default()
+        },
+        now - args.api_days * 86_400_000,
+    );
+    let (mut events, mut conversations) = (0u64, 0u64);
+    let start = Instant::now();
+    while sim.now_ms() < now {
+        let day = sim.advance_to((sim.now_ms() + 86_400_000).min(now));
+        events += day.len() as u64;
+        conversations += day
+            .iter()
+            .filter(|e| e.type_name() == "conversation_opened")
+            .count() as u64;
+        for chunk in day.chunks(20_000) {
+            pipeline.push(chunk.to_vec())?;
+        }
+    }
+    // Let the clock pass the last batch so everything is released, then keep the store.
+    pipeline.advance_to(pipeline.time() + 1)?;
+    while store.read(|s| s.events_consumed) < events {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let built = start.elapsed().as_secs_f64();
+    let after = rss_mib();
+    println!(
+        "api: {} days of history, {events} events, {conversations} conversations, built in {built:.1}s; resident memory {:.0} MiB → {:.0} MiB = {:.0} MiB per million conversations (pipeline state + view store)",
+        args.api_days,
+        before,
+        after,
+        (after - before) / conversations.max(1) as f64 * 1e6
+    );
+
+    let mut state = query_api::AppState::new(Arc::clone(&store));
+    state.settings = query_api::Settings::new(config.accounts.clone());
+    let app = query_api::router(state);
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let today = chrono::Utc::now().date_naive();
+    let from_90 = today - chrono::Days::new(args.api_days as u64 - 1);
+    for section in query_api::sections::SECTIONS {
+        for (label, query) in [
+            ("today", String::new()),
+            (
+                "90 days",
+                format!("?from={from_90}&to={}", today + chrono::Days::new(1)),
+            ),
+        ] {
+            let uri = format!("/api/dashboard/{section}{query}");
+            let mut hist = Histogram::<u64>::new(3)?;
+            let mut bytes = 0;
+            for _ in 0..args.api_requests {
+                let request = axum::http::Request::get(&uri).body(axum::body::Body::empty())?;
+                let t = Instant::now();
+                let response = runtime.block_on(app.clone().oneshot(request))?;
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "{uri}: {}",
+                    response.status()
+                );
+                let body =
+                    runtime.block_on(axum::body::to_bytes(response.into_body(), usize::MAX))?;
+                hist.record(t.elapsed().as_micros() as u64)?;
+                bytes = body.len();
+            }
+            println!(
+                "api: {section:<27} {label:<8} p50 {:>6.2} ms  p99 {:>6.2} ms  ({bytes} bytes)",
+                hist.value_at_quantile(0.5) as f64 / 1000.0,
+                hist.value_at_quantile(0.99) as f64 / 1000.0,
+            );
+        }
+    }
+    pipeline.finish();
     Ok(())
 }
 

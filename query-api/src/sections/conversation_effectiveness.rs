@@ -597,3 +597,36 @@ pub fn compute(
         agent_ranking,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::range::resolve;
+
+    fn hourly_slots(day: &str, tz: Tz) -> usize {
+        let snap = Snapshot::default();
+        let params = Params::default();
+        let range = resolve(Some(day), None, tz, 0).unwrap();
+        trend(snap.accounts.get(&0), range, &params, tz, Granularity::Hour)
+            .points
+            .len()
+    }
+
+    #[test]
+    fn dst_days_have_23_or_25_local_hours_and_odd_offsets_24() {
+        assert_eq!(hourly_slots("2026-03-29", chrono_tz::Europe::Berlin), 23);
+        assert_eq!(hourly_slots("2026-10-25", chrono_tz::Europe::Berlin), 25);
+        assert_eq!(hourly_slots("2026-11-24", chrono_tz::Asia::Kathmandu), 24);
+        assert_eq!(hourly_slots("2026-11-24", chrono_tz::Asia::Kolkata), 24);
+    }
+
+    #[test]
+    fn slots_start_on_local_hours() {
+        // 10:07 UTC is 15:52 in Kathmandu (+05:45): its hour starts at 15:00 local = 09:15 UTC.
+        let t = 1_795_514_820_000; // 2026-11-24T10:07:00Z
+        let start = slot_start(t, chrono_tz::Asia::Kathmandu, Granularity::Hour);
+        assert_eq!(format_rfc3339_ms(start), "2026-11-24T09:15:00.000Z");
+        let day = slot_start(t, chrono_tz::Asia::Kathmandu, Granularity::Day);
+        assert_eq!(format_rfc3339_ms(day), "2026-11-23T18:15:00.000Z");
+    }
+}

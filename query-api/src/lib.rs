@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod live;
+pub mod openapi;
 pub mod range;
 pub mod sections;
 pub mod settings;
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/dashboard/{section}", get(dashboard_get))
         .route("/api/live", get(live::live_connect))
+        .route("/api/openapi.json", get(openapi_get))
         .route("/healthz", get(health_get))
         .route("/metrics", get(metrics_get))
         .fallback(ui::asset_get)
@@ -99,6 +101,11 @@ async fn dashboard_get(
     let params = sections::Params::parse(&query)?;
     let now = chrono::Utc::now().timestamp_millis();
     sections::compute(&app, &section, &params, now).map(Json)
+}
+
+async fn openapi_get() -> Json<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi as _;
+    Json(openapi::ApiDoc::openapi())
 }
 
 async fn health_get(State(app): State<AppState>) -> Json<serde_json::Value> {

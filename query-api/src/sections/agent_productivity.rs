@@ -22,23 +22,23 @@ const GOOD: u32 = 80;
 const ATTENTION: u32 = 50;
 
 /// Seconds spent in each status within the range.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TimeInStatus {
-    #[allow(missing_docs)]
+    /// Seconds online.
     pub online: i64,
-    #[allow(missing_docs)]
+    /// Seconds busy.
     pub busy: i64,
-    #[allow(missing_docs)]
+    /// Seconds away.
     pub away: i64,
-    #[allow(missing_docs)]
+    /// Seconds offline.
     pub offline: i64,
 }
 
 /// An agent's status now.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct StatusNow {
-    #[allow(missing_docs)]
-    pub status: AgentStatus,
+    /// Current status: online, busy, away or offline.
+    pub status: &'static str,
     /// Since when, RFC 3339.
     pub since: String,
     /// Seconds in it up to `progress`.
@@ -46,9 +46,9 @@ pub struct StatusNow {
 }
 
 /// One agent.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AgentRow {
-    #[allow(missing_docs)]
+    /// The agent.
     pub agent_id: String,
     /// Team last named by the agent's status events.
     pub team_id: Option<String>,
@@ -83,7 +83,7 @@ pub struct AgentRow {
 }
 
 /// How evenly open conversations are spread over the agents available now.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Workload {
     /// Agents online or busy now.
     pub agents: i64,
@@ -98,7 +98,7 @@ pub struct Workload {
 }
 
 /// Score thresholds.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Thresholds {
     /// At or above: `good`.
     pub good: u32,
@@ -107,27 +107,27 @@ pub struct Thresholds {
 }
 
 /// The section body.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AgentProductivity {
     /// Always `agent-productivity`.
     pub section: &'static str,
-    #[allow(missing_docs)]
+    /// The account the numbers belong to.
     pub account_id: u64,
-    #[allow(missing_docs)]
+    /// The account's IANA timezone, used for local hours and days.
     pub timezone: String,
-    #[allow(missing_docs)]
+    /// The effective range `[from, to)`, bounds on the 15-minute grid.
     pub range: RangeBody,
-    #[allow(missing_docs)]
+    /// The previous period: same length, ending where `range` starts.
     pub previous_range: RangeBody,
-    #[allow(missing_docs)]
+    /// Pipeline time (ms since epoch) up to which the state is complete.
     pub progress: u64,
     /// How `productivity_score` is computed.
     pub formula: &'static str,
-    #[allow(missing_docs)]
+    /// Score thresholds used for `level`.
     pub thresholds: Thresholds,
     /// Best score first.
     pub agents: Vec<AgentRow>,
-    #[allow(missing_docs)]
+    /// How evenly open conversations are spread over available agents.
     pub workload: Workload,
 }
 
@@ -360,7 +360,7 @@ pub fn compute(
                 idle_s: idle,
                 utilisation,
                 status_now: now_status.get(a).map(|(status, since)| StatusNow {
-                    status: *status,
+                    status: status.as_str(),
                     since: format_rfc3339_ms(*since),
                     for_s: (now - since).max(0) / 1000,
                 }),
@@ -389,7 +389,7 @@ pub fn compute(
         .filter(|a| {
             a.status_now
                 .as_ref()
-                .is_some_and(|s| matches!(s.status, AgentStatus::Online | AgentStatus::Busy))
+                .is_some_and(|s| matches!(s.status, "online" | "busy"))
         })
         .map(|a| a.open_conversations)
         .collect();

@@ -14,7 +14,7 @@ use crate::settings::AccountSettings;
 use crate::store::{AccountFacts, Snapshot};
 
 /// A count now and before.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Count {
     /// In the range.
     pub current: i64,
@@ -23,7 +23,7 @@ pub struct Count {
 }
 
 /// Money in one currency.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Money {
     /// ISO 4217 code.
     pub currency: String,
@@ -34,9 +34,9 @@ pub struct Money {
 }
 
 /// One campaign.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Campaign {
-    #[allow(missing_docs)]
+    /// The campaign.
     pub campaign_id: String,
     /// Recipients of the campaign's broadcasts sent in the range (`null` when no
     /// broadcast of the campaign is known in the range).
@@ -54,7 +54,7 @@ pub struct Campaign {
 }
 
 /// Repeat customers over one range.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Repeat {
     /// Customers with ≥ 1 conversation opened in the range.
     pub customers: i64,
@@ -65,16 +65,16 @@ pub struct Repeat {
 }
 
 /// Repeat customers now and before.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RepeatSection {
-    #[allow(missing_docs)]
+    /// The figure for the range.
     pub current: Repeat,
-    #[allow(missing_docs)]
+    /// The same figure for the previous period.
     pub previous: Repeat,
 }
 
 /// Cost per conversation over one range.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Cost {
     /// Active agent hours (online + busy), to 0.01 h.
     pub agent_hours: f64,
@@ -89,39 +89,39 @@ pub struct Cost {
 }
 
 /// Cost per conversation now and before.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CostSection {
     /// Currency of every amount here.
     pub currency: String,
-    #[allow(missing_docs)]
+    /// The figure for the range.
     pub current: Cost,
-    #[allow(missing_docs)]
+    /// The same figure for the previous period.
     pub previous: Cost,
 }
 
 /// Revenue now and before, per currency.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Revenue {
-    #[allow(missing_docs)]
+    /// The figure for the range.
     pub current: Vec<Money>,
-    #[allow(missing_docs)]
+    /// The same figure for the previous period.
     pub previous: Vec<Money>,
 }
 
 /// The section body.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct BusinessImpact {
     /// Always `business-impact`.
     pub section: &'static str,
-    #[allow(missing_docs)]
+    /// The account the numbers belong to.
     pub account_id: u64,
-    #[allow(missing_docs)]
+    /// The account's IANA timezone, used for local hours and days.
     pub timezone: String,
-    #[allow(missing_docs)]
+    /// The effective range `[from, to)`, bounds on the 15-minute grid.
     pub range: RangeBody,
-    #[allow(missing_docs)]
+    /// The previous period: same length, ending where `range` starts.
     pub previous_range: RangeBody,
-    #[allow(missing_docs)]
+    /// Pipeline time (ms since epoch) up to which the state is complete.
     pub progress: u64,
     /// Leads created.
     pub leads: Count,
@@ -129,11 +129,11 @@ pub struct BusinessImpact {
     pub tickets_resolved: Count,
     /// Per campaign, most leads first.
     pub campaigns: Vec<Campaign>,
-    #[allow(missing_docs)]
+    /// Repeat customer rate, now and before.
     pub repeat_customers: RepeatSection,
-    #[allow(missing_docs)]
+    /// Cost per conversation from the configured cost inputs.
     pub cost_per_conversation: CostSection,
-    #[allow(missing_docs)]
+    /// Revenue of deals won, per currency, now and before.
     pub revenue: Revenue,
 }
 

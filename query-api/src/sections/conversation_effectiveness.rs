@@ -23,7 +23,7 @@ use crate::settings::AccountSettings;
 use crate::store::{AccountFacts, Snapshot};
 
 /// Trend granularity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Granularity {
     /// Local clock hours.
@@ -53,7 +53,7 @@ impl Granularity {
 }
 
 /// SLA compliance over one range.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Sla {
     /// First replies in the range within the target.
     pub met: i64,
@@ -67,7 +67,7 @@ pub struct Sla {
 }
 
 /// Conversations waiting for a first human reply right now.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Waiting {
     /// Deadline still ahead.
     pub within_target: i64,
@@ -76,7 +76,7 @@ pub struct Waiting {
 }
 
 /// SLA block.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SlaSection {
     /// The account's first-response target.
     pub target_s: u32,
@@ -89,9 +89,9 @@ pub struct SlaSection {
 }
 
 /// Conversations one agent handled.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Handled {
-    #[allow(missing_docs)]
+    /// The agent.
     pub agent_id: String,
     /// Distinct conversations with ≥ 1 message from the agent in the range.
     pub conversations: i64,
@@ -100,7 +100,7 @@ pub struct Handled {
 }
 
 /// One point of the FRT trend.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TrendPoint {
     /// Slot start (local hour or day), RFC 3339 UTC.
     pub start: String,
@@ -110,18 +110,18 @@ pub struct TrendPoint {
 }
 
 /// FRT trend.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Trend {
-    #[allow(missing_docs)]
+    /// Slot size: `hour` or `day`.
     pub granularity: Granularity,
     /// Every slot of the range, empty ones included, in order.
     pub points: Vec<TrendPoint>,
 }
 
 /// Conversations opened in a range, by state now.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct OpenedInRange {
-    #[allow(missing_docs)]
+    /// Sum of the parts.
     pub total: i64,
     /// Resolved now.
     pub resolved: i64,
@@ -130,20 +130,20 @@ pub struct OpenedInRange {
 }
 
 /// Resolve events in a range, by who resolved.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ResolveEvents {
-    #[allow(missing_docs)]
+    /// Sum of the parts.
     pub total: i64,
-    #[allow(missing_docs)]
+    /// Resolved by an agent.
     pub by_agent: i64,
-    #[allow(missing_docs)]
+    /// Resolved by the bot.
     pub by_bot: i64,
     /// Closed for inactivity.
     pub by_system: i64,
 }
 
 /// Resolution block: both views, labelled.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Resolution {
     /// Conversations opened in the range, and whether they are resolved now.
     pub opened_in_range: OpenedInRange,
@@ -154,11 +154,11 @@ pub struct Resolution {
 }
 
 /// One agent in the ranking.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RankedAgent {
     /// 1-based.
     pub rank: usize,
-    #[allow(missing_docs)]
+    /// The agent.
     pub agent_id: String,
     /// 0..100, see `formula`.
     pub score: u32,
@@ -177,7 +177,7 @@ pub struct RankedAgent {
 }
 
 /// Ranking thresholds.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Thresholds {
     /// Scores at or above are `good`.
     pub good: u32,
@@ -186,40 +186,40 @@ pub struct Thresholds {
 }
 
 /// The agent ranking.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Ranking {
     /// How the score is computed.
     pub formula: &'static str,
-    #[allow(missing_docs)]
+    /// Score thresholds used for `level`.
     pub thresholds: Thresholds,
     /// Best first.
     pub agents: Vec<RankedAgent>,
 }
 
 /// The section body.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ConversationEffectiveness {
     /// Always `conversation-effectiveness`.
     pub section: &'static str,
-    #[allow(missing_docs)]
+    /// The account the numbers belong to.
     pub account_id: u64,
-    #[allow(missing_docs)]
+    /// The account's IANA timezone, used for local hours and days.
     pub timezone: String,
-    #[allow(missing_docs)]
+    /// The effective range `[from, to)`, bounds on the 15-minute grid.
     pub range: RangeBody,
-    #[allow(missing_docs)]
+    /// The previous period: same length, ending where `range` starts.
     pub previous_range: RangeBody,
-    #[allow(missing_docs)]
+    /// Pipeline time (ms since epoch) up to which the state is complete.
     pub progress: u64,
-    #[allow(missing_docs)]
+    /// SLA compliance, now and before, and conversations waiting now.
     pub sla: SlaSection,
     /// Most conversations first.
     pub handled_per_agent: Vec<Handled>,
-    #[allow(missing_docs)]
+    /// First response time per local hour or day.
     pub frt_trend: Trend,
-    #[allow(missing_docs)]
+    /// Resolved vs open conversations, and resolve events.
     pub resolution: Resolution,
-    #[allow(missing_docs)]
+    /// Agents ranked by a documented score.
     pub agent_ranking: Ranking,
 }
 

@@ -26,7 +26,7 @@ const PEAK_HOURS: usize = 3;
 const FORECAST_WEEKS: i64 = 4;
 
 /// Conversations opened in one slot.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CountPoint {
     /// Slot start (local hour or day), RFC 3339 UTC.
     pub start: String,
@@ -35,7 +35,7 @@ pub struct CountPoint {
 }
 
 /// Conversations opened over the range.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Opened {
     /// In the range.
     pub total: i64,
@@ -48,7 +48,7 @@ pub struct Opened {
 }
 
 /// One local hour of day.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct HourOfDay {
     /// 0..23, local.
     pub hour: u32,
@@ -59,7 +59,7 @@ pub struct HourOfDay {
 }
 
 /// Distinct customers with a conversation opened in a range.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Customers {
     /// Distinct customers.
     pub total: i64,
@@ -70,16 +70,16 @@ pub struct Customers {
 }
 
 /// New vs returning, now and before.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CustomersSection {
-    #[allow(missing_docs)]
+    /// The figure for the range.
     pub current: Customers,
-    #[allow(missing_docs)]
+    /// The same figure for the previous period.
     pub previous: Customers,
 }
 
 /// First-response time by whether the reply fell in a peak hour.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct WaitTime {
     /// Replies in peak hours.
     pub peak: FrtStats,
@@ -88,16 +88,16 @@ pub struct WaitTime {
 }
 
 /// Weekday × hour counts.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Heatmap {
     /// Row labels: Monday first.
-    pub weekdays: [&'static str; 7],
+    pub weekdays: Vec<&'static str>,
     /// `cells[weekday][hour]`: conversations opened.
     pub cells: Vec<Vec<i64>>,
 }
 
 /// One forecast hour.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ForecastPoint {
     /// Local hour start, RFC 3339 UTC.
     pub start: String,
@@ -106,42 +106,42 @@ pub struct ForecastPoint {
 }
 
 /// Next 24 hours.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Forecast {
     /// How `expected` is computed.
     pub method: &'static str,
-    #[allow(missing_docs)]
+    /// The series, in time order.
     pub points: Vec<ForecastPoint>,
 }
 
 /// The section body.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CustomerLoad {
     /// Always `customer-load`.
     pub section: &'static str,
-    #[allow(missing_docs)]
+    /// The account the numbers belong to.
     pub account_id: u64,
-    #[allow(missing_docs)]
+    /// The account's IANA timezone, used for local hours and days.
     pub timezone: String,
-    #[allow(missing_docs)]
+    /// The effective range `[from, to)`, bounds on the 15-minute grid.
     pub range: RangeBody,
-    #[allow(missing_docs)]
+    /// The previous period: same length, ending where `range` starts.
     pub previous_range: RangeBody,
-    #[allow(missing_docs)]
+    /// Pipeline time (ms since epoch) up to which the state is complete.
     pub progress: u64,
-    #[allow(missing_docs)]
+    /// Conversations opened over the range.
     pub opened: Opened,
     /// 24 entries, local hour 0 first.
     pub hour_of_day: Vec<HourOfDay>,
     /// The busiest local hours of day in the range, busiest first.
     pub peak_hours: Vec<u32>,
-    #[allow(missing_docs)]
+    /// New vs returning customers, now and before.
     pub customers: CustomersSection,
-    #[allow(missing_docs)]
+    /// First response time at peak vs off-peak hours.
     pub wait_time: WaitTime,
-    #[allow(missing_docs)]
+    /// Conversations opened by local weekday × hour.
     pub heatmap: Heatmap,
-    #[allow(missing_docs)]
+    /// Expected conversations for the next 24 local hours.
     pub forecast: Forecast,
 }
 
@@ -328,7 +328,7 @@ pub fn compute(
             off_peak: FrtStats::from_histogram(&off_hist),
         },
         heatmap: Heatmap {
-            weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+            weekdays: vec!["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
             cells: heat,
         },
         forecast: Forecast {

@@ -15,7 +15,7 @@ use crate::settings::AccountSettings;
 use crate::store::{AccountFacts, Snapshot};
 
 /// `{from, to}` as RFC 3339.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RangeBody {
     /// Inclusive start.
     pub from: String,
@@ -33,7 +33,7 @@ impl From<Range> for RangeBody {
 }
 
 /// Active conversations now, by holder.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Active {
     /// All active conversations.
     pub total: i64,
@@ -46,7 +46,7 @@ pub struct Active {
 }
 
 /// First-response statistics over one range.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FrtStats {
     /// Conversations whose first human reply fell in the range.
     pub count: i64,
@@ -59,7 +59,7 @@ pub struct FrtStats {
 }
 
 /// First response time, now and before, with SLA status.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FirstResponse {
     /// In the range.
     pub current: FrtStats,
@@ -72,7 +72,7 @@ pub struct FirstResponse {
 }
 
 /// WhatsApp delivery over one range.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Delivery {
     /// Outbound WhatsApp messages created in the range that reached delivered or read.
     pub delivered: i64,
@@ -83,7 +83,7 @@ pub struct Delivery {
 }
 
 /// WhatsApp delivery rate, now and before, with the alert.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct WhatsappDelivery {
     /// In the range.
     pub current: Delivery,
@@ -96,33 +96,33 @@ pub struct WhatsappDelivery {
 }
 
 /// Open tickets now by priority.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct OpenTickets {
     /// All open tickets.
     pub total: i64,
-    #[allow(missing_docs)]
+    /// Open tickets of priority low.
     pub low: i64,
-    #[allow(missing_docs)]
+    /// Open tickets of priority medium.
     pub medium: i64,
-    #[allow(missing_docs)]
+    /// Open tickets of priority high.
     pub high: i64,
-    #[allow(missing_docs)]
+    /// Open tickets of priority urgent.
     pub urgent: i64,
 }
 
 /// Messages by direction.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct MessageCounts {
-    #[allow(missing_docs)]
+    /// Inbound messages.
     pub inbound: i64,
-    #[allow(missing_docs)]
+    /// Outbound messages.
     pub outbound: i64,
-    #[allow(missing_docs)]
+    /// Sum of the parts.
     pub total: i64,
 }
 
 /// Messages since local midnight, and the same window yesterday.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct MessagesToday {
     /// Local midnight today.
     pub since: String,
@@ -133,11 +133,11 @@ pub struct MessagesToday {
 }
 
 /// The KPI strip body.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Kpi {
     /// Always `kpi`.
     pub section: &'static str,
-    #[allow(missing_docs)]
+    /// The account the numbers belong to.
     pub account_id: u64,
     /// The account's IANA zone.
     pub timezone: String,
@@ -147,15 +147,15 @@ pub struct Kpi {
     pub previous_range: RangeBody,
     /// Pipeline time up to which the state is complete.
     pub progress: u64,
-    #[allow(missing_docs)]
+    /// Active conversations now, by holder.
     pub active_conversations: Active,
-    #[allow(missing_docs)]
+    /// First response time, now and before, with SLA status.
     pub first_response: FirstResponse,
-    #[allow(missing_docs)]
+    /// WhatsApp delivery rate, now and before, with the alert.
     pub whatsapp_delivery: WhatsappDelivery,
-    #[allow(missing_docs)]
+    /// Open tickets now, by priority.
     pub open_tickets: OpenTickets,
-    #[allow(missing_docs)]
+    /// Messages since local midnight, and the same window yesterday.
     pub messages_today: MessagesToday,
 }
 

@@ -30,7 +30,7 @@ pub struct SectionQuery {
     agent_id: Option<String>,
     /// Team filter.
     team_id: Option<String>,
-    /// Trend slot size, `hour` or `day` (sections with a trend).
+    /// Trend slot size, `hour`, `day` or `week` (sections with a trend).
     granularity: Option<String>,
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use schemas::event::{ResolvedBy, format_rfc3339_ms};
 use schemas::metrics::Fact;
@@ -30,24 +30,30 @@ pub enum Granularity {
     Hour,
     /// Local calendar days.
     Day,
+    /// Local weeks, Monday to Sunday.
+    Week,
 }
 
 impl Granularity {
-    /// Parses `hour` or `day`.
+    /// Parses `hour`, `day` or `week`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "hour" => Some(Granularity::Hour),
             "day" => Some(Granularity::Day),
+            "week" => Some(Granularity::Week),
             _ => None,
         }
     }
 
-    /// Hours for ranges up to two days, days beyond.
+    /// Hours for ranges up to two days, days up to 62 days, weeks beyond.
     pub fn default_for(range: Range) -> Self {
-        if range.to - range.from <= 2 * 86_400_000 {
+        let days = (range.to - range.from) / 86_400_000;
+        if days <= 2 {
             Granularity::Hour
-        } else {
+        } else if days <= 62 {
             Granularity::Day
+        } else {
+            Granularity::Week
         }
     }
 }
@@ -421,13 +427,18 @@ fn opened_in_range(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Opened
     o
 }
 
-/// The start of the local hour or day containing `t_ms`.
+/// The start of the local hour, day or week containing `t_ms`.
 pub(crate) fn slot_start(t_ms: i64, tz: Tz, g: Granularity) -> i64 {
     let local = DateTime::<Utc>::from_timestamp_millis(t_ms)
         .unwrap_or_default()
         .with_timezone(&tz);
     match g {
         Granularity::Day => local_midnight(local.date_naive(), tz),
+        Granularity::Week => {
+            let date = local.date_naive();
+            let monday = date - chrono::Days::new(u64::from(date.weekday().num_days_from_monday()));
+            local_midnight(monday, tz)
+        }
         Granularity::Hour => {
             let into_hour = i64::from(local.minute()) * 60_000
                 + i64::from(local.second()) * 1000
@@ -628,5 +639,8 @@ mod tests {
         assert_eq!(format_rfc3339_ms(start), "2026-11-24T09:15:00.000Z");
         let day = slot_start(t, chrono_tz::Asia::Kathmandu, Granularity::Day);
         assert_eq!(format_rfc3339_ms(day), "2026-11-23T18:15:00.000Z");
+        // 2026-11-24 is a Tuesday: its week starts Monday 2026-11-23, local midnight.
+        let week = slot_start(t, chrono_tz::Asia::Kathmandu, Granularity::Week);
+        assert_eq!(format_rfc3339_ms(week), "2026-11-22T18:15:00.000Z");
     }
 }

@@ -43,7 +43,8 @@ pub struct Params {
     pub agent_id: Option<String>,
     /// Team filter.
     pub team_id: Option<String>,
-    /// Trend granularity (`hour` or `day`); by default hours up to two days, days beyond.
+    /// Trend granularity (`hour`, `day` or `week`); by default hours up to two days,
+    /// days up to 62 days, weeks beyond.
     pub granularity: Option<Granularity>,
 }
 
@@ -83,7 +84,7 @@ impl Params {
                 "granularity" => {
                     p.granularity = Some(Granularity::parse(v).ok_or_else(|| {
                         ApiError::bad_request(format!(
-                            "granularity: unknown value {v:?}, expected one of hour, day"
+                            "granularity: unknown value {v:?}, expected one of hour, day, week"
                         ))
                     })?);
                 }

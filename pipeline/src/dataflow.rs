@@ -130,7 +130,12 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
         let customer_facts = cust
             .reduce_named("CustomerFold", |key: &EntityKey, input, output| {
                 let mut facts = Vec::new();
-                customers::facts(key.0, &key.1, &customers::fold(input.iter().map(|(v, _)| *v)), &mut facts);
+                customers::facts(
+                    key.0,
+                    &key.1,
+                    &customers::fold(input.iter().map(|(v, _)| *v)),
+                    &mut facts,
+                );
                 output.extend(facts.into_iter().map(|f| (f, 1isize)));
             })
             .map(|(_, fact)| fact);
@@ -138,7 +143,12 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
         let agent_facts = agent
             .reduce_named("AgentPresenceFold", |key: &EntityKey, input, output| {
                 let mut facts = Vec::new();
-                agents::facts(key.0, &key.1, &agents::fold(input.iter().map(|(v, _)| *v)), &mut facts);
+                agents::facts(
+                    key.0,
+                    &key.1,
+                    &agents::fold(input.iter().map(|(v, _)| *v)),
+                    &mut facts,
+                );
                 output.extend(facts.into_iter().map(|f| (f, 1isize)));
             })
             .map(|(_, fact)| fact);
@@ -146,7 +156,11 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
         let lead_facts = lead
             .reduce_named("LeadFold", |key: &EntityKey, input, output| {
                 let mut facts = Vec::new();
-                leads::facts(key.0, &leads::fold(input.iter().map(|(v, _)| *v)), &mut facts);
+                leads::facts(
+                    key.0,
+                    &leads::fold(input.iter().map(|(v, _)| *v)),
+                    &mut facts,
+                );
                 output.extend(facts.into_iter().map(|f| (f, 1isize)));
             })
             .map(|(_, fact)| fact);

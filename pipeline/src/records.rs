@@ -12,7 +12,8 @@
 
 use schemas::Event;
 use schemas::event::{
-    AgentStatus, Assignee, Channel, DeliveryStatus, Direction, Origin, Payload, Priority, ResolvedBy, Sender,
+    AgentStatus, Assignee, Channel, DeliveryStatus, Direction, Origin, Payload, Priority,
+    ResolvedBy, Sender,
 };
 use serde::{Deserialize, Serialize};
 
@@ -120,13 +121,8 @@ pub struct LeadEvent {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum LeadKind {
-    Created {
-        campaign_id: Option<String>,
-    },
-    Won {
-        amount_minor: i64,
-        currency: String,
-    },
+    Created { campaign_id: Option<String> },
+    Won { amount_minor: i64, currency: String },
 }
 
 /// A ticket's lifecycle event.

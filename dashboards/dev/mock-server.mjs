@@ -38,6 +38,25 @@ const state = {
 let ticks = 0;
 
 const DAY_MS = 86_400_000;
+
+// Sections the real server does not serve yet: typed example bodies (src/api/pending.ts),
+// with the requested range filled in.
+const PENDING = JSON.parse(fs.readFileSync(path.join(here, '..', 'src', 'api', 'pending-fixtures.json'), 'utf8'));
+
+function sectionBody(section, params) {
+  if (section === 'kpi') return kpiBody(params);
+  const fixture = PENDING[section];
+  if (!fixture) return { error: `section: unknown "${section}"` };
+  const r = resolveRange(params);
+  if (r.error) return { error: r.error };
+  const iso = (ms) => new Date(ms).toISOString();
+  return {
+    ...fixture,
+    range: { from: iso(r.from), to: iso(r.to) },
+    previous_range: { from: iso(2 * r.from - r.to), to: iso(r.from) },
+    progress: Date.now(),
+  };
+}
 const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 
 function parseBound(v, name) {
@@ -260,13 +279,12 @@ wss.on('connection', (ws) => {
     }
     if (msg.op === 'subscribe') {
       if (typeof msg.id !== 'string') return send(ws, { type: 'error', message: 'id: required' });
-      if (msg.section !== 'kpi') return send(ws, { type: 'error', id: msg.id, message: `section: unknown "${msg.section}"` });
-      const body = kpiBody(msg.params ?? {});
+      const body = sectionBody(msg.section, msg.params ?? {});
       if (body.error) {
         subs.delete(msg.id);
         return send(ws, { type: 'error', id: msg.id, message: body.error });
       }
-      subs.set(msg.id, { params: msg.params ?? {}, last: body });
+      subs.set(msg.id, { section: msg.section, params: msg.params ?? {}, last: body });
       send(ws, { type: 'snapshot', id: msg.id, progress: body.progress, data: body });
       clients.get(ws).lastFrame = Date.now();
     } else if (msg.op === 'unsubscribe') {
@@ -284,6 +302,7 @@ function pushUpdates() {
   for (const [ws, c] of clients) {
     let sent = false;
     for (const [id, sub] of c.subs) {
+      if (sub.section !== 'kpi') continue;
       const next = kpiBody(sub.params);
       if (next.error) continue;
       const strip = ({ progress: _p, ...rest }) => rest;

@@ -1,35 +1,54 @@
-import { useCallback, useEffect, useMemo, useState, useSyncExternalStore } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ComponentType } from 'react';
 import { ConnectionStatus } from './components/ConnectionStatus';
+import { FilterBar } from './components/FilterBar';
 import { KpiStrip } from './components/KpiStrip';
 import { RangeSelector } from './components/RangeSelector';
+import type { ExportContext } from './lib/csv';
 import { formatClock, formatDayRange } from './lib/format';
+import { collectIds } from './lib/known';
 import { LiveClient, liveUrl } from './lib/liveClient';
-import { presetDates, RANGE_LABELS, rangeFromSearch, searchWithRange, type RangePreset } from './lib/range';
+import { daysBetween, RANGE_LABELS, type DateRange, type RangePreset } from './lib/range';
+import { granularityFor } from './lib/sections/common';
+import { useThrottled } from './lib/throttle';
 import type { KpiData } from './lib/types';
+import { describeFilters, parseViewState, requestParams, SECTIONS, serializeViewState, viewDates, type SectionId, type ViewState } from './lib/viewState';
+import type { ViewProps } from './views/shared';
 
-const SUB_ID = 'kpi';
-/** Query parameters passed through to the subscription (docs/api.md), so links can carry filters. */
-const PASSTHROUGH = ['account_id', 'channel', 'inbox_id', 'agent_id', 'team_id'] as const;
 const HISTORY_POINTS = 60;
+/** Live data re-renders at most this often (the server already coalesces to ~1/s). */
+const RENDER_EVERY_MS = 500;
 
-function subscriptionParams(range: RangePreset, search: string, now = new Date()): Record<string, string> {
-  const q = new URLSearchParams(search);
-  const params: Record<string, string> = {};
-  for (const k of PASSTHROUGH) {
-    const v = q.get(k);
-    if (v) params[k] = v;
-  }
-  const { from, to } = presetDates(range, now);
-  return { ...params, from, to };
+// Each section's view (and the chart library) is its own chunk, loaded when opened.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyView = ComponentType<ViewProps<any>>;
+const VIEWS: Record<Exclude<SectionId, 'overview'>, AnyView> = {
+  'conversation-effectiveness': lazy(() => import('./views/EffectivenessView')),
+  'whatsapp-performance': lazy(() => import('./views/WhatsappView')),
+  'customer-load': lazy(() => import('./views/CustomerLoadView')),
+  'agent-productivity': lazy(() => import('./views/AgentsView')),
+  'automation-impact': lazy(() => import('./views/AutomationView')),
+  'business-impact': lazy(() => import('./views/BusinessView')),
+};
+
+/** Sections with a trend chart get an hourly or daily slot size to fit the range. */
+const WITH_GRANULARITY = new Set<SectionId>(['conversation-effectiveness', 'customer-load']);
+
+function subscriptionFor(view: ViewState, now = new Date()): { id: string; section: string; params: Record<string, string> } {
+  const params = requestParams(view, now);
+  if (WITH_GRANULARITY.has(view.section)) params.granularity = granularityFor(daysBetween(viewDates(view, now)));
+  const api = SECTIONS.find((s) => s.id === view.section)!.api;
+  return { id: view.section === 'overview' ? 'kpi' : 'section', section: api, params };
 }
 
 export function App() {
   const client = useMemo(() => new LiveClient(liveUrl(window.location)), []);
   const state = useSyncExternalStore(client.onChange, client.getState);
-  const [range, setRange] = useState<RangePreset>(() => rangeFromSearch(window.location.search));
-  // Local day the current subscription was computed for; changes at local midnight.
+  const [view, setView] = useState<ViewState>(() => parseViewState(window.location.search));
+  // Local day the subscription was computed for; presets move on at local midnight.
   const [day, setDay] = useState(() => new Date().toDateString());
   const [history, setHistory] = useState<number[]>([]);
+  const known = useRef({ agents: new Set<string>(), teams: new Set<string>() });
+  const mainRef = useRef<HTMLElement>(null);
 
   useEffect(() => {
     client.start();
@@ -45,41 +64,65 @@ export function App() {
     };
   }, [client]);
 
-  // Back/forward between shared ranges.
   useEffect(() => {
-    const onPop = () => setRange(rangeFromSearch(window.location.search));
+    const onPop = () => setView(parseViewState(window.location.search));
     window.addEventListener('popstate', onPop);
     return () => window.removeEventListener('popstate', onPop);
   }, []);
 
-  // Explicit YYYY-MM-DD ranges do not roll over by themselves: re-check the local day.
   useEffect(() => {
     const t = setInterval(() => setDay(new Date().toDateString()), 30_000);
     return () => clearInterval(t);
   }, []);
 
+  // One subscription for the visible section; the other id is dropped when switching.
+  const sub = useMemo(() => subscriptionFor(view), [view, day]); // eslint-disable-line react-hooks/exhaustive-deps
+  const subKey = JSON.stringify(sub);
   useEffect(() => {
-    client.subscribe(SUB_ID, 'kpi', subscriptionParams(range, window.location.search));
-  }, [client, range, day]);
+    client.subscribe(sub.id, sub.section, sub.params);
+    client.unsubscribe(sub.id === 'kpi' ? 'section' : 'kpi');
+  }, [client, subKey]); // eslint-disable-line react-hooks/exhaustive-deps
 
-  const selectRange = useCallback((next: RangePreset) => {
-    const search = searchWithRange(window.location.search, next);
-    window.history.pushState(null, '', `${window.location.pathname}${search}${window.location.hash}`);
-    setRange(next);
+  const update = useCallback((patch: Partial<ViewState>) => {
+    setView((cur) => {
+      const next = { ...cur, ...patch };
+      const search = serializeViewState(next);
+      if (search !== window.location.search) window.history.pushState(null, '', `${window.location.pathname}${search}${window.location.hash}`);
+      return next;
+    });
   }, []);
 
-  const sub = state.live.subs[SUB_ID];
-  const data = (sub?.data ?? null) as KpiData | null;
-  const activeTotal = data?.active_conversations.total;
-  const progress = state.live.progress ?? sub?.progress ?? null;
+  const selectSection = (section: SectionId) => {
+    update({ section, agent: null });
+    mainRef.current?.focus();
+  };
+  const selectRange = (preset: RangePreset, custom?: DateRange) => update({ preset, custom: custom ?? null });
 
-  // Client-side history of the active total for the sparkline (one point per update).
+  const subState = state.live.subs[sub.id];
+  const rawData = subState?.data ?? null;
+  const data = useThrottled(rawData, RENDER_EVERY_MS);
+  const progress = state.live.progress ?? subState?.progress ?? null;
+  const body = data as { range?: { from: string; to: string }; timezone?: string } | null;
+
+  const kpi = sub.id === 'kpi' ? (rawData as KpiData | null) : null;
+  const activeTotal = kpi?.active_conversations.total;
   useEffect(() => {
     if (activeTotal == null) return;
     setHistory((h) => [...h, activeTotal].slice(-HISTORY_POINTS));
   }, [activeTotal, progress]);
 
-  const error = sub?.error ?? state.live.error;
+  if (rawData) collectIds(rawData, known.current);
+
+  const dates = viewDates(view);
+  const ctx: ExportContext = { section: view.section, range: dates, filters: view.filters, timezone: body?.timezone ?? null };
+  const sectionLabel = SECTIONS.find((s) => s.id === view.section)!.label;
+  const error = subState?.error ?? state.live.error;
+  const disconnected = state.status !== 'live' && progress != null;
+  const filterText = describeFilters(view.filters);
+
+  useEffect(() => {
+    document.title = `crmpulse · ${sectionLabel}`;
+  }, [sectionLabel]);
 
   return (
     <>
@@ -91,31 +134,119 @@ export function App() {
           <div className="brand">
             <span className="brand__logo" aria-hidden="true" />
             <h1>
-              crmpulse <span className="brand__sub">KPI overview</span>
+              crmpulse <span className="brand__sub">{sectionLabel}</span>
             </h1>
           </div>
-          <div className="topbar__controls">
-            <RangeSelector value={range} onChange={selectRange} />
-            <ConnectionStatus status={state.status} retryAt={state.retryAt} />
-          </div>
+          <ConnectionStatus status={state.status} retryAt={state.retryAt} />
         </div>
+        <nav className="nav" aria-label="Sections">
+          <ul>
+            {SECTIONS.map((s) => (
+              <li key={s.id}>
+                <a
+                  href={serializeViewState({ ...view, section: s.id, agent: null })}
+                  aria-current={s.id === view.section ? 'page' : undefined}
+                  data-testid={`nav-${s.id}`}
+                  onClick={(e) => {
+                    if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+                    e.preventDefault();
+                    selectSection(s.id);
+                  }}
+                >
+                  {s.label}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </nav>
       </header>
-      <main id="main" className="page">
+      <div className="toolbar">
+        <RangeSelector value={view.preset} dates={dates} compare={view.compare} onChange={selectRange} onCompare={(compare) => update({ compare })} />
+        <FilterBar filters={view.filters} onChange={(filters) => update({ filters })} agents={[...known.current.agents].sort()} teams={[...known.current.teams].sort()} />
+      </div>
+      <main id="main" className="page" ref={mainRef} tabIndex={-1}>
+        <h2 className="sr-only">{sectionLabel}</h2>
         <div className="meta">
           <p>
             <span className="meta__label">Range</span>{' '}
-            <span data-testid="kpi-range">{data ? formatDayRange(data.range, data.timezone) : RANGE_LABELS[range]}</span>
-            {data && <span className="meta__tz"> · {data.timezone}</span>}
+            <span data-testid="kpi-range">{body?.range ? formatDayRange(body.range, body.timezone) : RANGE_LABELS[view.preset]}</span>
+            {body?.timezone && <span className="meta__tz"> · {body.timezone}</span>}
+            {filterText && <span className="meta__tz" data-testid="active-filters"> · {filterText}</span>}
           </p>
           <p data-testid="kpi-updated">{progress != null ? `updated ${formatClock(progress)}` : 'waiting for data…'}</p>
         </div>
-        {error && (
-          <div className="banner" role="alert" data-testid="kpi-error">
-            Could not load the KPI strip: {error}
+        {disconnected && (
+          <div className="banner" role="alert" data-testid="connection-lost">
+            <span>
+              Connection to the server lost; showing data as of {formatClock(progress)}.{' '}
+              {state.retryAt != null ? 'Reconnecting automatically.' : 'Connecting…'}
+            </span>
+            <button type="button" className="btn btn--small" onClick={() => client.retryNow()} data-testid="connection-retry">
+              Retry now
+            </button>
           </div>
         )}
-        <KpiStrip data={data} pending={!!sub?.pending && data != null} rangeLabel={RANGE_LABELS[range]} activeHistory={history} />
+        {error && (
+          <div className="banner" role="alert" data-testid="kpi-error">
+            <span>
+              Could not load {sectionLabel}: {error}
+            </span>
+            <button type="button" className="btn btn--small" onClick={() => client.resubscribe(sub.id)} data-testid="section-retry">
+              Retry
+            </button>
+          </div>
+        )}
+        {view.section === 'overview' ? (
+          <KpiStrip data={kpi} pending={!!subState?.pending && kpi != null} rangeLabel={RANGE_LABELS[view.preset]} activeHistory={history} />
+        ) : (
+          <SectionBody Section={VIEWS[view.section]} data={data} pending={!!subState?.pending} failed={!!error && !data} ctx={ctx} view={view} update={update} />
+        )}
       </main>
     </>
+  );
+}
+
+interface BodyProps {
+  Section: AnyView;
+  data: unknown;
+  pending: boolean;
+  failed: boolean;
+  ctx: ExportContext;
+  view: ViewState;
+  update: (p: Partial<ViewState>) => void;
+}
+
+function SectionBody({ Section, data, pending, failed, ctx, view, update }: BodyProps) {
+  if (failed) return <p className="empty" data-testid="section-failed">Nothing to show until the section loads.</p>;
+  if (data == null) return <SectionSkeleton />;
+  return (
+    <div className={`section${pending ? ' is-dim' : ''}`} aria-busy={pending || undefined} data-testid="section-body">
+      <Suspense fallback={<SectionSkeleton />}>
+        <Section data={data} ctx={ctx} view={view} update={update} />
+      </Suspense>
+    </div>
+  );
+}
+
+function SectionSkeleton() {
+  return (
+    <div className="section" aria-busy="true" data-testid="section-skeleton">
+      <p className="sr-only">Loading…</p>
+      <div className="stats">
+        {[0, 1, 2, 3].map((i) => (
+          <div key={i} className="panel stat">
+            <div className="skeleton skeleton--line short" />
+            <div className="skeleton skeleton--value" />
+          </div>
+        ))}
+      </div>
+      <div className="charts">
+        {[0, 1].map((i) => (
+          <div key={i} className="panel">
+            <div className="skeleton chart__skeleton" style={{ height: 220 }} />
+          </div>
+        ))}
+      </div>
+    </div>
   );
 }

@@ -17,7 +17,6 @@ function option(values: number[], color: string) {
       min: (v: { min: number; max: number }) => v.min - Math.max(1, (v.max - v.min) * 0.25),
       max: (v: { min: number; max: number }) => v.max + Math.max(1, (v.max - v.min) * 0.25),
     },
-    tooltip: { show: false },
     series: [
       {
         type: 'line' as const,

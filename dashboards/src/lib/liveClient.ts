@@ -162,7 +162,16 @@ export class LiveClient {
     }
   }
 
-  private resubscribe(id: string): void {
+  /** Connects at once instead of waiting out the backoff (the "Retry now" button). */
+  retryNow(): void {
+    if (this.stopped || this.ws) return;
+    this.clearRetry();
+    this.retries = 0;
+    this.connect();
+  }
+
+  /** Asks again for a fresh snapshot of `id` (the "Retry" button of a failed section). */
+  resubscribe(id: string): void {
     const sub = this.subs.get(id);
     if (!sub) return;
     this.set({ live: markSubscribed(this.state.live, id) });

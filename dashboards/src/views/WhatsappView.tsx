@@ -1,0 +1,108 @@
+import { useMemo } from 'react';
+import type { WhatsappPerformanceBody } from '../api/pending';
+import { Chart } from '../components/Chart';
+import { DataTable, type Column } from '../components/DataTable';
+import { Stat } from '../components/Stat';
+import { formatCount, formatPercent } from '../lib/format';
+import { channelRows, failureRows, funnelSteps } from '../lib/sections/whatsapp';
+import { COLORS, TOOLTIP_ITEM, type ViewProps } from './shared';
+
+type Broadcast = WhatsappPerformanceBody['broadcasts'][number];
+type Failure = WhatsappPerformanceBody['failures'][number];
+
+export default function WhatsappView({ data: d, ctx }: ViewProps<WhatsappPerformanceBody>) {
+  const steps = useMemo(() => funnelSteps(d.funnel.current), [d]);
+  const failures = useMemo(() => failureRows(d), [d]);
+  const channels = useMemo(() => channelRows(d), [d]);
+  const rate = d.delivery_rate;
+
+  const funnelOption = useMemo(
+    () => ({
+      tooltip: TOOLTIP_ITEM,
+      series: [
+        {
+          type: 'funnel',
+          sort: 'none',
+          left: '10%',
+          width: '80%',
+          minSize: '10%',
+          label: { position: 'inside', formatter: '{b}: {c}', color: '#fff', fontWeight: 600 },
+          data: steps.slice(0, 3).map((s) => ({ name: s.name, value: s.value })),
+          color: [COLORS.primary, COLORS.human, COLORS.good],
+        },
+      ],
+    }),
+    [steps],
+  );
+
+  const bcCols: Column<Broadcast>[] = [
+    { key: 'id', label: 'Broadcast', value: (r) => r.broadcast_id },
+    { key: 'campaign', label: 'Campaign', value: (r) => r.campaign_id },
+    { key: 'recipients', label: 'Recipients', value: (r) => r.recipients, numeric: true },
+    { key: 'delivered', label: 'Delivered', value: (r) => r.delivered, numeric: true },
+    { key: 'read', label: 'Read', value: (r) => r.read, numeric: true },
+    { key: 'failed', label: 'Failed', value: (r) => r.failed, numeric: true },
+    { key: 'success', label: 'Success', value: (r) => r.success_rate, render: (r) => formatPercent(r.success_rate), numeric: true },
+  ];
+  const failCols: Column<Failure>[] = [
+    { key: 'code', label: 'Error code', value: (r) => r.error_code },
+    { key: 'title', label: 'Reason', value: (r) => r.error_title },
+    { key: 'category', label: 'Category', value: (r) => r.category },
+    { key: 'count', label: 'Messages', value: (r) => r.count, numeric: true },
+  ];
+
+  return (
+    <>
+      {rate.alert && (
+        <div className="banner banner--alert" role="alert" data-testid="wa-alert">
+          WhatsApp delivery rate is {formatPercent(rate.current)}, below the {formatPercent(rate.alert_below, 0)} alert threshold.
+        </div>
+      )}
+      <div className="stats">
+        <Stat
+          label="Delivery rate"
+          value={formatPercent(rate.current)}
+          raw={rate.current}
+          current={rate.current}
+          previous={rate.previous}
+          polarity="higher-is-better"
+          tone={rate.alert ? 'alert' : undefined}
+          testId="wa-rate"
+        />
+        {steps.map((s) => (
+          <Stat key={s.name} label={s.name} value={formatCount(s.value)} raw={s.value} testId={`wa-${s.name.toLowerCase()}`} hint={s.name === 'Sent' ? 'outbound WhatsApp in range' : `${formatPercent(s.ofSent)} of sent`} />
+        ))}
+        <Stat label="Queue depth now" value={formatCount(d.queue.depth)} raw={d.queue.depth} testId="wa-queue" hint={`${formatCount(d.queue.sent_per_minute)} sent / min`} />
+      </div>
+      <div className="charts">
+        <Chart title="Sent → delivered → read" option={funnelOption} ctx={ctx} testId="chart-funnel" summary={steps.map((s) => `${s.name} ${s.value}`).join(', ')} />
+        <section className="panel" aria-labelledby="health-title" data-testid="wa-channels">
+          <div className="panel__head">
+            <h3 id="health-title" className="panel__title">
+              Channel health now
+            </h3>
+          </div>
+          {channels.length === 0 ? (
+            <p className="empty">No channel has reported its health yet.</p>
+          ) : (
+            <ul className="health">
+              {channels.map((c) => (
+                <li key={c.channel_id} className={`health__item health--${c.state}`}>
+                  <span className={`status status--${c.state === 'connected' ? 'online' : c.state === 'degraded' ? 'away' : 'offline'}`}>
+                    <span className="status__dot" aria-hidden="true" />
+                    {c.channel_id}: {c.state}
+                  </span>
+                  <span className="health__meta">
+                    quality {c.quality} · queue {formatCount(c.queue_depth)} · {formatCount(c.sent_per_minute)}/min
+                  </span>
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+      </div>
+      <DataTable title="Broadcast success" columns={bcCols} rows={d.broadcasts} rowKey={(r) => r.broadcast_id} ctx={ctx} testId="table-broadcasts" empty="No broadcasts in this range." />
+      <DataTable title="Failed messages" columns={failCols} rows={failures} rowKey={(r) => r.error_code} ctx={ctx} testId="table-failures" empty="No failed messages in this range." />
+    </>
+  );
+}

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { addLocalDays, presetDates, rangeFromSearch, searchWithRange, toLocalIsoDate } from './range';
+import { addLocalDays, daysBetween, parseIsoDay, presetDates, previousPeriod, rangeFromSearch, searchWithRange, toLocalIsoDate } from './range';
 
 describe('presetDates', () => {
   const now = new Date(2026, 10, 24, 15, 30); // 24 Nov 2026, local time
@@ -54,5 +54,24 @@ describe('URL query string', () => {
   it('writes the range and keeps other parameters', () => {
     expect(searchWithRange('', 'last7')).toBe('?range=last7');
     expect(searchWithRange('?channel=whatsapp&range=today', 'yesterday')).toBe('?channel=whatsapp&range=yesterday');
+  });
+});
+
+describe('more presets and the previous period', () => {
+  const now = new Date(2026, 10, 24, 15, 30);
+  it('last 30 days and this month end tomorrow', () => {
+    expect(presetDates('last30', now)).toEqual({ from: '2026-10-26', to: '2026-11-25' });
+    expect(presetDates('month', now)).toEqual({ from: '2026-11-01', to: '2026-11-25' });
+    expect(presetDates('month', new Date(2026, 11, 31, 23))).toEqual({ from: '2026-12-01', to: '2027-01-01' });
+  });
+  it('previous period has the same number of days and ends where the range starts', () => {
+    expect(previousPeriod({ from: '2026-11-18', to: '2026-11-25' })).toEqual({ from: '2026-11-11', to: '2026-11-18' });
+    expect(previousPeriod({ from: '2026-03-01', to: '2026-03-02' })).toEqual({ from: '2026-02-28', to: '2026-03-01' });
+    expect(daysBetween({ from: '2026-11-01', to: '2026-11-25' })).toBe(24);
+  });
+  it('parseIsoDay rejects impossible dates', () => {
+    expect(parseIsoDay('2026-02-29')).toBeNull();
+    expect(parseIsoDay('2028-02-29')?.getDate()).toBe(29);
+    expect(parseIsoDay('26-1-1')).toBeNull();
   });
 });

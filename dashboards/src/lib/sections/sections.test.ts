@@ -1,0 +1,162 @@
+import { describe, expect, it } from 'vitest';
+import { findAgent, spreadLabel, statusCounts, timeBreakdown, workloadBars } from './agents';
+import { botHumanSlices, intentRows } from './automation';
+import { campaignRows, currencies, formatRevenue, revenueByCampaign } from './business';
+import { formatMoney, granularityFor, levelTone, minorDigits, ratio, slotLabel } from './common';
+import { forecastSeries, heatmapCells, hourProfile, localHour, openedSeries, runs } from './customerLoad';
+import { frtSeries, handledBars, resolvedOpenSlices, slaPercent } from './effectiveness';
+import { agents, automation, business, customerLoad, effectiveness, whatsapp } from './fixtures';
+import { channelRows, failureRows, funnelSteps } from './whatsapp';
+
+describe('common', () => {
+  it('slot labels are local to the account zone', () => {
+    expect(slotLabel('2026-11-19T18:30:00.000Z', 'hour', 'Asia/Kolkata')).toBe('20 Nov, 00:00');
+    expect(slotLabel('2026-11-19T18:30:00.000Z', 'day', 'Asia/Kolkata')).toBe('20 Nov');
+    expect(slotLabel('2026-11-19T18:30:00.000Z', 'hour', 'Not/AZone')).toMatch(/Nov/);
+  });
+  it('hourly slots up to two days, daily beyond', () => {
+    expect(granularityFor(1)).toBe('hour');
+    expect(granularityFor(2)).toBe('hour');
+    expect(granularityFor(7)).toBe('day');
+  });
+  it('money from minor units by the currency exponent', () => {
+    expect(formatMoney(123456, 'USD')).toBe('$1,234.56');
+    expect(formatMoney(500, 'JPY')).toBe('¥500');
+    expect(minorDigits('JPY')).toBe(0);
+    expect(formatMoney(null, 'USD')).toBe('—');
+  });
+  it('levels and ratios', () => {
+    expect(levelTone('attention')).toBe('attention');
+    expect(levelTone('weird')).toBe('neutral');
+    expect(ratio(1, 4)).toBe(0.25);
+    expect(ratio(1, 0)).toBeNull();
+  });
+});
+
+describe('conversation effectiveness', () => {
+  it('handled per agent: most first, ties by id', () => {
+    expect(handledBars(effectiveness)).toEqual([
+      { agent: 'c3', current: 5, previous: 2 },
+      { agent: 'a1', current: 3, previous: 0 },
+      { agent: 'b2', current: 3, previous: 1 },
+    ]);
+  });
+  it('FRT trend leaves gaps where no reply fell', () => {
+    const s = frtSeries(effectiveness);
+    expect(s.labels).toEqual(['20 Nov, 00:00', '20 Nov, 01:00', '20 Nov, 02:00']);
+    expect(s.avg).toEqual([660, null, 90.5]);
+    expect(s.p90).toEqual([660, null, 121]);
+    expect(s.counts).toEqual([1, 0, 2]);
+  });
+  it('SLA gauge percent and resolved/open slices', () => {
+    expect(slaPercent(effectiveness)).toBe(33.3);
+    expect(slaPercent({ ...effectiveness, sla: { ...effectiveness.sla, current: { ...effectiveness.sla.current, compliance: null } } })).toBeNull();
+    expect(resolvedOpenSlices(effectiveness)).toEqual([
+      { name: 'Resolved', value: 5 },
+      { name: 'Open', value: 2 },
+    ]);
+  });
+});
+
+describe('customer load', () => {
+  it('local hours in the account zone (+05:30)', () => {
+    expect(localHour('2026-11-20T04:30:00.000Z', 'Asia/Kolkata')).toBe(10);
+    expect(localHour('2026-11-19T18:30:00.000Z', 'Asia/Kolkata')).toBe(0);
+  });
+  it('opened series marks slots in peak hours; runs become shaded areas', () => {
+    const s = openedSeries(customerLoad);
+    expect(s.counts).toEqual([3, 2, 1, 3]);
+    expect(s.peak).toEqual([true, true, false, true]);
+    expect(runs(s.peak)).toEqual([
+      [0, 1],
+      [3, 3],
+    ]);
+    expect(runs([false, false])).toEqual([]);
+    const daily = openedSeries({ ...customerLoad, opened: { ...customerLoad.opened, granularity: 'day' } });
+    expect(daily.peak).toEqual([false, false, false, false]);
+  });
+  it('heatmap cells are [hour, weekday, count] with the maximum', () => {
+    const h = heatmapCells(customerLoad);
+    expect(h.cells).toHaveLength(7 * 24);
+    expect(h.cells).toContainEqual([10, 4, 3]);
+    expect(h.cells[0]).toEqual([0, 0, 0]);
+    expect(h.max).toBe(3);
+  });
+  it('hour profile fills missing hours with 0', () => {
+    const p = hourProfile(customerLoad);
+    expect(p.labels[0]).toBe('00');
+    expect(p.counts[10]).toBe(3);
+    expect(p.counts[0]).toBe(0);
+    expect(p.peak.filter(Boolean)).toHaveLength(3);
+    expect(p.peak[16]).toBe(true);
+  });
+  it('forecast rounds to one decimal and sums', () => {
+    const f = forecastSeries(customerLoad);
+    expect(f.expected).toEqual([0.3, 1.3]);
+    expect(f.total).toBe(1.5);
+    expect(f.labels).toEqual(['25 Nov, 00:00', '25 Nov, 01:00']);
+  });
+});
+
+describe('agent productivity', () => {
+  it('active / idle / offline hours', () => {
+    expect(timeBreakdown(agents)).toEqual({ agents: ['a1', 'a2', 'a3'], active: [7.5, 1, 0], idle: [0.5, 0, 0], offline: [16, 23, 24] });
+  });
+  it('workload: most open first, mean', () => {
+    expect(workloadBars(agents)).toEqual({ agents: ['a2', 'a1', 'a3'], open: [4, 1, 0], mean: 2.5 });
+  });
+  it('status counts treat agents without a status as offline', () => {
+    expect(statusCounts(agents)).toEqual({ online: 1, busy: 1, away: 0, offline: 1 });
+  });
+  it('spread words and drill-down lookup', () => {
+    expect(spreadLabel(0.2)).toBe('Even');
+    expect(spreadLabel(0.5)).toBe('Uneven');
+    expect(spreadLabel(0.6)).toBe('Skewed');
+    expect(spreadLabel(null)).toBe('No data');
+    expect(findAgent(agents, 'a2')?.open_conversations).toBe(4);
+    expect(findAgent(agents, 'zz')).toBeNull();
+    expect(findAgent(agents, null)).toBeNull();
+  });
+});
+
+describe('business impact', () => {
+  it('campaigns by deals, then leads, then id', () => {
+    expect(campaignRows(business).map((c) => c.campaign_id)).toEqual(['spring', 'diwali', 'autumn']);
+  });
+  it('revenue per currency, never added across currencies', () => {
+    expect(formatRevenue(business.campaigns[2].revenue)).toBe('₹2,000.00 · $7.00');
+    expect(formatRevenue([])).toBe('—');
+    expect(currencies(business)).toEqual(['INR', 'USD']);
+    expect(revenueByCampaign(business, 'USD')).toEqual({ campaigns: ['spring', 'diwali'], amounts: [60, 7] });
+    expect(revenueByCampaign(business, 'INR')).toEqual({ campaigns: ['diwali'], amounts: [2000] });
+    expect(revenueByCampaign(business, 'EUR')).toEqual({ campaigns: [], amounts: [] });
+  });
+});
+
+describe('whatsapp performance (typed mock)', () => {
+  it('funnel steps with share of sent', () => {
+    const s = funnelSteps(whatsapp.funnel.current);
+    expect(s.map((x) => [x.name, x.value])).toEqual([
+      ['Sent', 1200],
+      ['Delivered', 1020],
+      ['Read', 700],
+      ['Failed', 130],
+    ]);
+    expect(s[1].ofSent).toBe(0.85);
+    expect(funnelSteps({ sent: 0, delivered: 0, read: 0, failed: 0 })[1].ofSent).toBeNull();
+  });
+  it('failures most first; channels worst first', () => {
+    expect(failureRows(whatsapp).map((f) => f.count)).toEqual([70, 45, 15]);
+    expect(channelRows(whatsapp).map((c) => c.channel_id)).toEqual(['wa-promo', 'wa-main']);
+  });
+});
+
+describe('automation impact (typed mock)', () => {
+  it('bot vs human and intents by count', () => {
+    expect(botHumanSlices(automation)).toEqual([
+      { name: 'Bot only', value: 340 },
+      { name: 'With humans', value: 660 },
+    ]);
+    expect(intentRows(automation).map((i) => i.intent)).toEqual(['order_status', 'refund', 'opening_hours']);
+  });
+});

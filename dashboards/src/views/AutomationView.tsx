@@ -13,7 +13,7 @@ export default function AutomationView({ data: d, ctx }: ViewProps<AutomationImp
   const slices = botHumanSlices(d);
   const intents = useMemo(() => intentRows(d), [d]);
   const pieOption = useMemo(
-    () => ({ tooltip: TOOLTIP_ITEM, legend: { bottom: 0 }, series: [{ type: 'pie', radius: ['40%', '70%'], color: [COLORS.bot, COLORS.human], data: slices, label: { formatter: '{b}\n{c}' } }] }),
+    () => ({ tooltip: TOOLTIP_ITEM, legend: { bottom: 0 }, series: [{ type: 'pie', radius: ['40%', '70%'], minShowLabelAngle: 4, color: [COLORS.bot, COLORS.human], data: slices, label: { formatter: '{b}\n{c}' } }] }),
     [slices],
   );
   const csatOption = useMemo(

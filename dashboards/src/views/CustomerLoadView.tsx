@@ -87,7 +87,7 @@ export default function CustomerLoadView({ data: d, ctx }: ViewProps<CustomerLoa
     () => ({
       tooltip: TOOLTIP_ITEM,
       legend: { bottom: 0 },
-      series: [{ type: 'pie', radius: ['40%', '70%'], color: [COLORS.primary, COLORS.good], data: [{ name: 'New', value: c.new }, { name: 'Returning', value: c.returning }], label: { formatter: '{b}\n{c}' } }],
+      series: [{ type: 'pie', radius: ['40%', '70%'], minShowLabelAngle: 4, color: [COLORS.primary, COLORS.good], data: [{ name: 'New', value: c.new }, { name: 'Returning', value: c.returning }], label: { formatter: '{b}\n{c}' } }],
     }),
     [c.new, c.returning],
   );

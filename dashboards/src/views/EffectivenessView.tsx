@@ -82,7 +82,7 @@ export default function EffectivenessView({ data: d, ctx, view }: ViewProps<Effe
     () => ({
       tooltip: TOOLTIP_ITEM,
       legend: { bottom: 0 },
-      series: [{ type: 'pie', radius: ['40%', '70%'], data: slices, color: [COLORS.good, COLORS.warn], label: { formatter: '{b}\n{c}' } }],
+      series: [{ type: 'pie', radius: ['40%', '70%'], minShowLabelAngle: 4, data: slices, color: [COLORS.good, COLORS.warn], label: { formatter: '{b}\n{c}' } }],
     }),
     [slices],
   );

@@ -236,6 +236,24 @@ async function main() {
       return `${name} (${body.length} bytes)`;
     });
 
+    await test('previous-period comparison and a chart PNG named after range and filters', async () => {
+      await page.goto(`${BASE}/?view=conversation-effectiveness&range=today&account_id=${SEED_ACCOUNT}&channel=webchat`, { waitUntil: 'domcontentloaded' });
+      await waitValue('ce-handled', 3);
+      await page.getByTestId('compare-toggle').check();
+      // Yesterday e2e-a1 answered one conversation.
+      await waitFor('ce-handled-previous', () => document.querySelector('[data-testid="ce-handled-previous"]')?.textContent?.includes('previous period: 1'));
+      if (!new URL(page.url()).searchParams.has('compare')) throw new Error(`URL lacks compare=1: ${page.url()}`);
+      const png = page.getByTestId('chart-handled-png');
+      await waitFor('PNG button enabled', () => !document.querySelector('[data-testid="chart-handled-png"]')?.disabled);
+      const [download] = await Promise.all([page.waitForEvent('download', { timeout: STEP_MS }), png.click()]);
+      const want = `crmpulse_conversation-effectiveness_conversations-per-agent_${seed.today}_${seed.tomorrow}_channel-webchat.png`;
+      if (download.suggestedFilename() !== want) throw new Error(`PNG name ${download.suggestedFilename()}, expected ${want}`);
+      const bytes = readFileSync(await download.path());
+      await download.saveAs(path.join(ARTIFACTS, want));
+      if (bytes.subarray(1, 4).toString() !== 'PNG' || bytes.length < 2000) throw new Error(`not a PNG image (${bytes.length} bytes)`);
+      return `${want} (${bytes.length} bytes)`;
+    });
+
     await test('screenshots at phone, tablet and desktop widths (docs/images/)', async () => {
       const shots = [];
       for (const [name, width, height] of [['phone', 390, 844], ['tablet', 820, 1180], ['desktop', 1440, 900]]) {

@@ -3,6 +3,7 @@ import { ConnectionStatus } from './components/ConnectionStatus';
 import { FilterBar } from './components/FilterBar';
 import { KpiStrip } from './components/KpiStrip';
 import { RangeSelector } from './components/RangeSelector';
+import { CompareContext } from './components/Stat';
 import type { ExportContext } from './lib/csv';
 import { formatClock, formatDayRange } from './lib/format';
 import { collectIds } from './lib/known';
@@ -222,7 +223,9 @@ function SectionBody({ Section, data, pending, failed, ctx, view, update }: Body
   return (
     <div className={`section${pending ? ' is-dim' : ''}`} aria-busy={pending || undefined} data-testid="section-body">
       <Suspense fallback={<SectionSkeleton />}>
-        <Section data={data} ctx={ctx} view={view} update={update} />
+        <CompareContext.Provider value={view.compare}>
+          <Section data={data} ctx={ctx} view={view} update={update} />
+        </CompareContext.Provider>
       </Suspense>
     </div>
   );

@@ -1,6 +1,9 @@
-import type { ReactNode } from 'react';
+import { createContext, useContext, type ReactNode } from 'react';
 import type { TrendPolarity } from '../lib/trend';
 import { Trend } from './Trend';
+
+/** True when the user asked to see the previous period next to the current one. */
+export const CompareContext = createContext(false);
 
 interface Props {
   label: string;
@@ -13,12 +16,15 @@ interface Props {
   testId: string;
   hint?: ReactNode;
   tone?: 'alert';
+  /** The previous period's value, formatted; shown when comparison is on. */
+  previousText?: ReactNode;
   /** Text rather than a number: a smaller font. */
   small?: boolean;
 }
 
 /** One headline number with its trend against the previous period. */
-export function Stat({ label, value, raw, current, previous, polarity, testId, hint, tone, small }: Props) {
+export function Stat({ label, value, raw, current, previous, polarity, testId, hint, tone, small, previousText }: Props) {
+  const compare = useContext(CompareContext);
   return (
     <div className={`panel stat${tone === 'alert' ? ' stat--alert' : ''}`}>
       <p className="stat__label">{label}</p>
@@ -31,6 +37,11 @@ export function Stat({ label, value, raw, current, previous, polarity, testId, h
         )}
         {hint && <span className="stat__hint">{hint}</span>}
       </p>
+      {compare && previousText !== undefined && (
+        <p className="stat__prev" data-testid={`${testId}-previous`}>
+          previous period: {previousText}
+        </p>
+      )}
     </div>
   );
 }

@@ -62,6 +62,7 @@ export default function AgentsView({ data: d, ctx, view, update }: ViewProps<Age
     { key: 'status', label: 'Status now', value: (r) => agentStatus(r), render: (r) => <StatusBadge status={agentStatus(r)} /> },
     { key: 'for', label: 'For', value: (r) => r.status_now?.for_s ?? null, render: (r) => formatDuration(r.status_now?.for_s), numeric: true },
     { key: 'handled', label: 'Handled', value: (r) => r.handled, numeric: true },
+    ...(view.compare ? [{ key: 'handled_prev', label: 'Handled (previous)', value: (r: AgentRow) => r.handled_previous, numeric: true }] : []),
     { key: 'resolution', label: 'Resolution rate', value: (r) => r.resolution_rate ?? null, render: (r) => formatPercent(r.resolution_rate), numeric: true },
     { key: 'active', label: 'Active (h)', value: (r) => Math.round(r.active_s / 36) / 100, numeric: true },
     { key: 'idle', label: 'Idle (h)', value: (r) => Math.round(r.idle_s / 36) / 100, numeric: true },

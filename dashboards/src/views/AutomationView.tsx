@@ -36,10 +36,10 @@ export default function AutomationView({ data: d, ctx }: ViewProps<AutomationImp
   return (
     <>
       <div className="stats">
-        <Stat label="Bot only" value={formatCount(d.conversations.bot_only)} raw={d.conversations.bot_only} current={d.conversations.bot_only} previous={d.conversations.previous_bot_only} testId="au-bot" hint={`${formatCount(d.conversations.with_humans)} with humans`} />
-        <Stat label="Escalation rate" value={formatPercent(d.escalation.rate)} raw={d.escalation.rate} current={d.escalation.rate} previous={d.escalation.previous_rate} polarity="lower-is-better" testId="au-escalation" hint={`${d.escalation.escalated} of ${d.escalation.assigned_to_bot} bot conversations`} />
-        <Stat label="Drop-off rate" value={formatPercent(d.drop_off.rate)} raw={d.drop_off.rate} current={d.drop_off.rate} previous={d.drop_off.previous_rate} polarity="lower-is-better" testId="au-dropoff" hint="closed for inactivity" />
-        <Stat label="Auto-reply success" value={formatPercent(d.auto_reply.success_rate)} raw={d.auto_reply.success_rate} current={d.auto_reply.success_rate} previous={d.auto_reply.previous_success_rate} polarity="higher-is-better" testId="au-autoreply" />
+        <Stat label="Bot only" value={formatCount(d.conversations.bot_only)} raw={d.conversations.bot_only} current={d.conversations.bot_only} previous={d.conversations.previous_bot_only} previousText={formatCount(d.conversations.previous_bot_only)} testId="au-bot" hint={`${formatCount(d.conversations.with_humans)} with humans`} />
+        <Stat label="Escalation rate" value={formatPercent(d.escalation.rate)} raw={d.escalation.rate} current={d.escalation.rate} previous={d.escalation.previous_rate} previousText={formatPercent(d.escalation.previous_rate)} polarity="lower-is-better" testId="au-escalation" hint={`${d.escalation.escalated} of ${d.escalation.assigned_to_bot} bot conversations`} />
+        <Stat label="Drop-off rate" value={formatPercent(d.drop_off.rate)} raw={d.drop_off.rate} current={d.drop_off.rate} previous={d.drop_off.previous_rate} previousText={formatPercent(d.drop_off.previous_rate)} polarity="lower-is-better" testId="au-dropoff" hint="closed for inactivity" />
+        <Stat label="Auto-reply success" value={formatPercent(d.auto_reply.success_rate)} raw={d.auto_reply.success_rate} current={d.auto_reply.success_rate} previous={d.auto_reply.previous_success_rate} previousText={formatPercent(d.auto_reply.previous_success_rate)} polarity="higher-is-better" testId="au-autoreply" />
         <Stat label="Time saved" value={formatDuration(d.time_saved.saved_s)} raw={d.time_saved.saved_s} testId="au-saved" hint={`${d.time_saved.bot_only_resolutions} bot resolutions × ${formatDuration(d.time_saved.avg_human_handling_s)}`} />
         <Stat
           label="CSAT bot vs human"

@@ -44,14 +44,15 @@ export default function BusinessView({ data: d, ctx }: ViewProps<BusinessImpactB
   return (
     <>
       <div className="stats">
-        <Stat label="Leads" value={formatCount(d.leads.current)} raw={d.leads.current} current={d.leads.current} previous={d.leads.previous} polarity="higher-is-better" testId="bi-leads" />
-        <Stat label="Tickets resolved" value={formatCount(d.tickets_resolved.current)} raw={d.tickets_resolved.current} current={d.tickets_resolved.current} previous={d.tickets_resolved.previous} polarity="higher-is-better" testId="bi-tickets" />
+        <Stat label="Leads" value={formatCount(d.leads.current)} raw={d.leads.current} current={d.leads.current} previous={d.leads.previous} previousText={formatCount(d.leads.previous)} polarity="higher-is-better" testId="bi-leads" />
+        <Stat label="Tickets resolved" value={formatCount(d.tickets_resolved.current)} raw={d.tickets_resolved.current} current={d.tickets_resolved.current} previous={d.tickets_resolved.previous} previousText={formatCount(d.tickets_resolved.previous)} polarity="higher-is-better" testId="bi-tickets" />
         <Stat
           label="Repeat customer rate"
           value={formatPercent(d.repeat_customers.current.rate)}
           raw={d.repeat_customers.current.rate}
           current={d.repeat_customers.current.rate}
           previous={d.repeat_customers.previous?.rate ?? null}
+          previousText={formatPercent(d.repeat_customers.previous?.rate)}
           polarity="higher-is-better"
           testId="bi-repeat"
           hint={`${formatCount(d.repeat_customers.current.repeat)} of ${formatCount(d.repeat_customers.current.customers)} customers`}
@@ -62,6 +63,7 @@ export default function BusinessView({ data: d, ctx }: ViewProps<BusinessImpactB
           raw={cost.current.per_conversation_minor}
           current={cost.current.per_conversation_minor}
           previous={cost.previous?.per_conversation_minor ?? null}
+          previousText={formatMoney(cost.previous?.per_conversation_minor, cost.currency)}
           polarity="lower-is-better"
           testId="bi-cost"
           hint={`${cost.current.agent_hours.toFixed(1)} agent hours · ${formatCount(cost.current.conversations)} conversations`}

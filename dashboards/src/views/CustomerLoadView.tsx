@@ -112,12 +112,13 @@ export default function CustomerLoadView({ data: d, ctx }: ViewProps<CustomerLoa
   return (
     <>
       <div className="stats">
-        <Stat label="Conversations opened" value={formatCount(d.opened.total)} raw={d.opened.total} current={d.opened.total} previous={d.opened.previous} testId="cl-opened" />
+        <Stat label="Conversations opened" value={formatCount(d.opened.total)} raw={d.opened.total} current={d.opened.total} previous={d.opened.previous} previousText={formatCount(d.opened.previous)} testId="cl-opened" />
         <Stat label="Peak hours" value={peakText} testId="cl-peak" hint="local time" small />
         <Stat
           label="New vs returning"
           value={`${formatCount(c.new)} / ${formatCount(c.returning)}`}
           raw={c.total}
+          previousText={d.customers.previous ? `${formatCount(d.customers.previous.new)} / ${formatCount(d.customers.previous.returning)}` : '—'}
           testId="cl-customers"
           hint={`${formatPercent(ratio(c.returning, c.total))} returning of ${formatCount(c.total)}`}
         />

@@ -120,11 +120,12 @@ export default function EffectivenessView({ data: d, ctx, view }: ViewProps<Effe
           raw={d.sla.current.compliance}
           current={d.sla.current.compliance}
           previous={d.sla.previous?.compliance ?? null}
+          previousText={formatPercent(d.sla.previous?.compliance)}
           polarity="higher-is-better"
           testId="ce-sla"
           hint={`${formatCount(d.sla.current.met)} met of ${formatCount(d.sla.current.replied + d.sla.current.breached_unanswered)} due · target ${formatDuration(d.sla.target_s)}`}
         />
-        <Stat label="Conversations handled" value={formatCount(handledTotal)} raw={handledTotal} current={handledTotal} previous={handledPrev} testId="ce-handled" hint="by agents who replied in the range" />
+        <Stat label="Conversations handled" value={formatCount(handledTotal)} raw={handledTotal} current={handledTotal} previous={handledPrev} previousText={formatCount(handledPrev)} testId="ce-handled" hint="by agents who replied in the range" />
         <Stat
           label="Opened in range: resolved / open"
           value={`${formatCount(o.resolved)} / ${formatCount(o.open)}`}
@@ -138,6 +139,7 @@ export default function EffectivenessView({ data: d, ctx, view }: ViewProps<Effe
           raw={ev.total}
           current={ev.total}
           previous={d.resolution.resolve_events_previous?.total ?? null}
+          previousText={formatCount(d.resolution.resolve_events_previous?.total)}
           testId="ce-resolve-events"
           hint={`agent ${ev.by_agent} · bot ${ev.by_bot} · system ${ev.by_system}`}
         />

@@ -65,6 +65,7 @@ export default function WhatsappView({ data: d, ctx }: ViewProps<WhatsappPerform
           raw={rate.current}
           current={rate.current}
           previous={rate.previous}
+          previousText={formatPercent(rate.previous)}
           polarity="higher-is-better"
           tone={rate.alert ? 'alert' : undefined}
           testId="wa-rate"

@@ -180,6 +180,20 @@ async function main() {
       return `active ${await text('kpi-active-total')}, ${nav} sections`;
     });
 
+    await test('keyboard: skip link first, sections reachable and opened with Enter', async () => {
+      await page.keyboard.press('Tab');
+      const first = await page.evaluate(() => document.activeElement?.textContent?.trim());
+      if (first !== 'Skip to content') throw new Error(`first Tab stop is "${first}"`);
+      await page.getByTestId('nav-agent-productivity').focus();
+      await page.keyboard.press('Enter');
+      await waitFor('agents section', () => new URL(location.href).searchParams.get('view') === 'agent-productivity');
+      const current = await page.getByTestId('nav-agent-productivity').getAttribute('aria-current');
+      if (current !== 'page') throw new Error(`aria-current=${current}`);
+      await page.goBack();
+      await waitFor('back to overview', () => !!document.querySelector('[data-testid="kpi-active-total"]'));
+      return 'ok';
+    });
+
     await test('a live event updates a KPI (active conversations N -> N+1)', async () => {
       const n = Number(await text('kpi-active-total'));
       const id = `e2e-live-${randomUUID().slice(0, 8)}`;

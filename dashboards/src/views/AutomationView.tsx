@@ -6,6 +6,7 @@ import { Stat } from '../components/Stat';
 import { formatCount, formatDuration, formatPercent } from '../lib/format';
 import { botHumanSlices, intentRows } from '../lib/sections/automation';
 import { COLORS, GRID, LEGEND, TOOLTIP_AXIS, TOOLTIP_ITEM, type ViewProps } from './shared';
+import { nonZero } from '../lib/sections/common';
 
 type Intent = AutomationImpactBody['intents'][number];
 
@@ -13,7 +14,7 @@ export default function AutomationView({ data: d, ctx }: ViewProps<AutomationImp
   const slices = botHumanSlices(d);
   const intents = useMemo(() => intentRows(d), [d]);
   const pieOption = useMemo(
-    () => ({ tooltip: TOOLTIP_ITEM, legend: { bottom: 0 }, series: [{ type: 'pie', radius: ['40%', '70%'], minShowLabelAngle: 4, color: [COLORS.bot, COLORS.human], data: slices, label: { formatter: '{b}\n{c}' } }] }),
+    () => ({ tooltip: TOOLTIP_ITEM, legend: { bottom: 0, data: slices.map((x) => x.name) }, series: [{ type: 'pie', radius: ['40%', '70%'], minShowLabelAngle: 4, data: nonZero(slices, [COLORS.bot, COLORS.human]), label: { formatter: '{b}\n{c}' } }] }),
     [slices],
   );
   const csatOption = useMemo(

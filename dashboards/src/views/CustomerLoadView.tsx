@@ -7,6 +7,7 @@ import { formatCount, formatDuration, formatPercent } from '../lib/format';
 import { forecastSeries, heatmapCells, hourProfile, openedSeries, runs } from '../lib/sections/customerLoad';
 import { ratio } from '../lib/sections/common';
 import { COLORS, GRID, LEGEND, TOOLTIP_AXIS, TOOLTIP_ITEM, type ViewProps } from './shared';
+import { nonZero } from '../lib/sections/common';
 
 const HOURS = Array.from({ length: 24 }, (_, h) => String(h).padStart(2, '0'));
 
@@ -86,8 +87,8 @@ export default function CustomerLoadView({ data: d, ctx }: ViewProps<CustomerLoa
   const newRetOption = useMemo(
     () => ({
       tooltip: TOOLTIP_ITEM,
-      legend: { bottom: 0 },
-      series: [{ type: 'pie', radius: ['40%', '70%'], minShowLabelAngle: 4, color: [COLORS.primary, COLORS.good], data: [{ name: 'New', value: c.new }, { name: 'Returning', value: c.returning }], label: { formatter: '{b}\n{c}' } }],
+      legend: { bottom: 0, data: ['New', 'Returning'] },
+      series: [{ type: 'pie', radius: ['40%', '70%'], minShowLabelAngle: 4, data: nonZero([{ name: 'New', value: c.new }, { name: 'Returning', value: c.returning }], [COLORS.primary, COLORS.good]), label: { formatter: '{b}\n{c}' } }],
     }),
     [c.new, c.returning],
   );

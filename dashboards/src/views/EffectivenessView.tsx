@@ -7,6 +7,7 @@ import { formatCount, formatDuration, formatPercent } from '../lib/format';
 import { levelTone } from '../lib/sections/common';
 import { frtSeries, handledBars, resolvedOpenSlices, slaPercent, type HandledBar } from '../lib/sections/effectiveness';
 import { COLORS, GRID, LEGEND, TOOLTIP_AXIS, TOOLTIP_ITEM, type ViewProps } from './shared';
+import { nonZero } from '../lib/sections/common';
 
 const LEVEL_TEXT: Record<string, string> = { good: 'Good', ok: 'OK', attention: 'Needs attention' };
 
@@ -81,8 +82,8 @@ export default function EffectivenessView({ data: d, ctx, view }: ViewProps<Effe
   const pieOption = useMemo(
     () => ({
       tooltip: TOOLTIP_ITEM,
-      legend: { bottom: 0 },
-      series: [{ type: 'pie', radius: ['40%', '70%'], minShowLabelAngle: 4, data: slices, color: [COLORS.good, COLORS.warn], label: { formatter: '{b}\n{c}' } }],
+      legend: { bottom: 0, data: slices.map((x) => x.name) },
+      series: [{ type: 'pie', radius: ['40%', '70%'], minShowLabelAngle: 4, data: nonZero(slices, [COLORS.good, COLORS.warn]), label: { formatter: '{b}\n{c}' } }],
     }),
     [slices],
   );

@@ -44,3 +44,12 @@ export function levelTone(level: string | null | undefined): 'good' | 'ok' | 'at
 
 /** Ratio a ÷ b, null when b is 0. */
 export const ratio = (a: number, b: number): number | null => (b > 0 ? a / b : null);
+
+/**
+ * Pie slices without the empty ones (a zero slice still draws a label on top of its
+ * neighbour). Each kept slice keeps its colour through `itemStyle`, so a slice's colour does
+ * not shift when another one is empty.
+ */
+export function nonZero<T extends { value: number }>(slices: readonly T[], colors?: readonly string[]): (T & { itemStyle?: { color: string } })[] {
+  return slices.flatMap((s, i) => (s.value > 0 ? [colors ? { ...s, itemStyle: { color: colors[i % colors.length] } } : s] : []));
+}

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { findAgent, spreadLabel, statusCounts, timeBreakdown, workloadBars } from './agents';
 import { botHumanSlices, intentRows } from './automation';
 import { campaignRows, currencies, formatRevenue, revenueByCampaign } from './business';
-import { formatMoney, granularityFor, levelTone, minorDigits, ratio, slotLabel } from './common';
+import { formatMoney, granularityFor, levelTone, minorDigits, nonZero, ratio, slotLabel } from './common';
 import { forecastSeries, heatmapCells, hourProfile, localHour, openedSeries, runs } from './customerLoad';
 import { frtSeries, handledBars, resolvedOpenSlices, slaPercent } from './effectiveness';
 import { agents, automation, business, customerLoad, effectiveness, whatsapp } from './fixtures';
@@ -158,5 +158,18 @@ describe('automation impact (typed mock)', () => {
       { name: 'With humans', value: 660 },
     ]);
     expect(intentRows(automation).map((i) => i.intent)).toEqual(['order_status', 'refund', 'opening_hours']);
+  });
+});
+
+describe('pie slices', () => {
+  it('drops empty slices and keeps each slice its colour', () => {
+    const out = nonZero(
+      [
+        { name: 'New', value: 0 },
+        { name: 'Returning', value: 4 },
+      ],
+      ['#111', '#222'],
+    );
+    expect(out).toEqual([{ name: 'Returning', value: 4, itemStyle: { color: '#222' } }]);
   });
 });

@@ -78,21 +78,39 @@ export function Chart({ title, option, summary, ctx, testId, height = 260 }: Pro
     chart.current?.setOption(option, { replaceMerge: ['series', 'xAxis', 'yAxis'] });
   }, [option]);
 
-  const savePng = () => {
-    const c = chart.current;
-    if (!c) return;
+  // The PNG is drawn by a second, off-screen instance at a fixed 1200 px width with the
+  // export header as its title, so the on-screen chart never changes and the title fits.
+  const savePng = async () => {
+    const { echarts } = await loadEcharts();
     const [head, range, filters] = exportHeader(ctx, title);
-    c.setOption({ title: { show: true, text: head, subtext: `${range} · ${filters}`, left: 8, top: 4, textStyle: { fontSize: 13 }, subtextStyle: { fontSize: 11 } }, grid: { top: 64 } });
-    const url = c.getDataURL({ type: 'png', pixelRatio: 2, backgroundColor: '#ffffff' });
-    c.setOption({ title: { show: false }, grid: (latest.current.grid as object) ?? {} });
-    downloadUrl(url, exportFileName(ctx, title, 'png'));
+    const o = latest.current as { grid?: { top?: number }; legend?: { top?: number; show?: boolean } };
+    const width = 1200;
+    const h = height + 70;
+    const box = document.createElement('div');
+    box.style.cssText = `position:fixed;left:-20000px;top:0;width:${width}px;height:${h}px`;
+    document.body.appendChild(box);
+    const png = echarts.init(box, null, { renderer: 'canvas', width, height: h });
+    try {
+      png.setOption({
+        ...o,
+        animation: false,
+        title: { show: true, text: head, subtext: `${range} · ${filters}`, left: 12, top: 8, textStyle: { fontSize: 15 }, subtextStyle: { fontSize: 12 } },
+        ...(o.grid ? { grid: { ...o.grid, top: (o.grid.top ?? 36) + 64 } } : {}),
+        ...(o.legend && o.legend.top != null ? { legend: { ...o.legend, top: 62 } } : {}),
+        ...(!o.grid ? { series: ((o as { series?: object[] }).series ?? []).map((x) => ({ ...x, top: 70 })) } : {}),
+      });
+      downloadUrl(png.getDataURL({ type: 'png', pixelRatio: 2, backgroundColor: '#ffffff' }), exportFileName(ctx, title, 'png'));
+    } finally {
+      png.dispose();
+      box.remove();
+    }
   };
 
   return (
     <figure className="panel chart" data-testid={testId}>
       <figcaption className="panel__head">
         <h3 className="panel__title">{title}</h3>
-        <button type="button" className="btn btn--small" onClick={savePng} disabled={!ready} data-testid={`${testId}-png`}>
+        <button type="button" className="btn btn--small" onClick={() => void savePng()} disabled={!ready} data-testid={`${testId}-png`}>
           PNG<span className="sr-only"> of {title}</span>
         </button>
       </figcaption>

@@ -49,7 +49,9 @@ export default function AgentsView({ data: d, ctx, view, update }: ViewProps<Age
           type: 'bar',
           data: load.open,
           itemStyle: { color: COLORS.primary },
-          markLine: { symbol: 'none', data: [{ yAxis: load.mean, name: 'mean' }], label: { formatter: 'mean {c}', position: 'insideEndTop' } },
+          ...(load.mean != null
+            ? { markLine: { symbol: 'none', data: [{ yAxis: load.mean, name: 'mean' }], label: { formatter: 'mean on duty {c}', position: 'insideEndTop' } } }
+            : {}),
         },
       ],
     }),

@@ -19,10 +19,13 @@ export function timeBreakdown(d: AgentProductivityBody): { agents: string[]; act
   };
 }
 
-/** Open conversations per agent, most loaded first, with the mean for a reference line. */
-export function workloadBars(d: AgentProductivityBody): { agents: string[]; open: number[]; mean: number } {
+/**
+ * Open conversations per agent, most loaded first, with the server's mean over agents on
+ * duty for a reference line (null when nobody is online or busy: no line then).
+ */
+export function workloadBars(d: AgentProductivityBody): { agents: string[]; open: number[]; mean: number | null } {
   const rows = [...d.agents].sort((a, b) => b.open_conversations - a.open_conversations || a.agent_id.localeCompare(b.agent_id));
-  return { agents: rows.map((a) => a.agent_id), open: rows.map((a) => a.open_conversations), mean: d.workload.mean ?? 0 };
+  return { agents: rows.map((a) => a.agent_id), open: rows.map((a) => a.open_conversations), mean: d.workload.mean ?? null };
 }
 
 /** Current status; agents never seen changing status count as offline. */

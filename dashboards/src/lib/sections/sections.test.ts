@@ -104,6 +104,7 @@ describe('agent productivity', () => {
   });
   it('workload: most open first, mean', () => {
     expect(workloadBars(agents)).toEqual({ agents: ['a2', 'a1', 'a3'], open: [4, 1, 0], mean: 2.5 });
+    expect(workloadBars({ ...agents, workload: { ...agents.workload, agents: 0, mean: null } }).mean).toBeNull();
   });
   it('status counts treat agents without a status as offline', () => {
     expect(statusCounts(agents)).toEqual({ online: 1, busy: 1, away: 0, offline: 1 });

@@ -221,6 +221,13 @@ async function main() {
       return `3 -> 2 -> 3 (trend on yesterday: ${trend})`;
     });
 
+    await test('a live event updates a section (customer load opened 3 -> 4)', async () => {
+      const conv = `t4-${randomUUID().slice(0, 8)}`;
+      await postEvents([{ event_id: `${conv}-open`, account_id: SEED_ACCOUNT, occurred_at: iso(Math.max(Date.now() - 1_000, Math.floor(Date.now() / DAY) * DAY)), type: 'conversation_opened', conversation_id: conv, customer_id: `cust-${conv}`, channel: 'sms', inbox_id: 'inbox-e2e', origin: 'inbound' }]);
+      await waitValue('cl-opened', 4);
+      return '3 -> 4 without reload';
+    });
+
     await test('CSV download of a table carries range and filters, with the expected rows', async () => {
       await page.goto(`${BASE}/?view=conversation-effectiveness&range=today&account_id=${SEED_ACCOUNT}`, { waitUntil: 'domcontentloaded' });
       await waitValue('ce-handled', 3);
@@ -317,12 +324,12 @@ async function main() {
     await test('error state when the API stops, with the last data kept', async () => {
       if (!server) return 'skipped: the server was not started by this script (set CRMPULSE_BIN)';
       await page.goto(`${BASE}/?view=customer-load&range=today&account_id=${SEED_ACCOUNT}`, { waitUntil: 'domcontentloaded' });
-      await waitValue('cl-opened', 3);
+      await waitValue('cl-opened', 4);
       await stopServer();
       await waitFor('connection-lost alert', () => !!document.querySelector('[role="alert"][data-testid="connection-lost"]'));
       const state = await page.getByTestId('connection-status').getAttribute('data-state');
       if (!['reconnecting', 'offline'].includes(state)) throw new Error(`connection-status is ${state}`);
-      if ((await dataValue('cl-opened')) !== '3') throw new Error('the last data was not kept on screen');
+      if ((await dataValue('cl-opened')) !== '4') throw new Error('the last data was not kept on screen');
       const retry = page.getByTestId('connection-retry');
       if (!(await retry.isVisible())) throw new Error('no Retry button');
       await retry.click();

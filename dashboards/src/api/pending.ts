@@ -1,7 +1,8 @@
-// Shapes of the two sections the server does not serve yet (WhatsApp performance and
-// automation impact), written from the design's metric catalog. When the server lists
-// them in /api/openapi.json, `npm run gen:api` generates the real types and these go.
-// Until then the views render against these types; the dev mock server serves them.
+// Shapes of the two sections the server on this branch does not serve yet (WhatsApp
+// performance and automation impact), copied from the draft of docs/api.md on the
+// `sections` branch (not committed there when this was written). When the server lists
+// them in /api/openapi.json, `npm run gen:api` generates the real types and this file goes;
+// any field named differently then becomes a compile error in the views and fixtures.
 
 export interface RangeBody {
   from: string;
@@ -16,37 +17,92 @@ interface SectionHead {
   progress: number;
 }
 
+/** Outbound WhatsApp messages created in the range, by the furthest status reached. */
 export interface Funnel {
+  created: number;
   sent: number;
   delivered: number;
   read: number;
   failed: number;
+  with_status: number;
+  read_rate: number | null;
+}
+
+export interface DeliveryCount {
+  delivered: number;
+  with_status: number;
+  rate: number | null;
+}
+
+export interface BroadcastTotals {
+  broadcasts: number;
+  recipients: number;
+  delivered: number;
+  success_rate: number | null;
 }
 
 export interface WhatsappPerformanceBody extends SectionHead {
   section: 'whatsapp-performance';
-  /** Outbound WhatsApp messages created in the range, by the furthest status reached. */
   funnel: { current: Funnel; previous: Funnel | null };
-  delivery_rate: { current: number | null; previous: number | null; alert_below: number; alert: boolean };
-  broadcasts: { broadcast_id: string; campaign_id: string | null; recipients: number; delivered: number; read: number; failed: number; success_rate: number | null }[];
-  failures: { error_code: string; error_title: string | null; category: string; count: number }[];
-  channels: { channel_id: string; state: string; quality: string; queue_depth: number; sent_per_minute: number; at: string }[];
-  queue: { depth: number; sent_per_minute: number };
+  delivery: { current: DeliveryCount; previous: DeliveryCount | null; alert_below: number; alert: boolean };
+  broadcasts: {
+    rows: {
+      broadcast_id: string;
+      campaign_id: string | null;
+      sent_at: string;
+      recipients: number;
+      messages: number;
+      delivered: number;
+      read: number;
+      failed: number;
+      success_rate: number | null;
+    }[];
+    current: BroadcastTotals;
+    previous: BroadcastTotals | null;
+  };
+  failures: { error_code: number; error_title: string | null; category: string; count: number; previous: number }[];
+  channels_now: {
+    channels: { channel_id: string; state: string; quality: string; queue_depth: number; sent_per_minute: number; reported_at: string; age_s: number }[];
+    queue_depth: number;
+    sent_per_minute: number;
+    unhealthy: number;
+  };
 }
 
-export interface CsatStats {
+export interface Rate {
   count: number;
+  of: number;
+  rate: number | null;
+}
+
+export interface BotSplit {
+  total: number;
+  bot_only: number;
+  with_humans: number;
+  other: number;
+  bot_only_share: number | null;
+}
+
+export interface TimeSaved {
+  bot_only_resolutions: number;
+  human_conversations: number;
+  avg_human_handling_s: number | null;
+  saved_s: number | null;
+}
+
+export interface Csat {
+  responses: number;
   average: number | null;
-  satisfied_rate: number | null;
+  satisfaction: number | null;
 }
 
 export interface AutomationImpactBody extends SectionHead {
   section: 'automation-impact';
-  conversations: { bot_only: number; with_humans: number; previous_bot_only: number | null; previous_with_humans: number | null };
-  escalation: { escalated: number; assigned_to_bot: number; rate: number | null; previous_rate: number | null };
-  drop_off: { dropped: number; bot_conversations: number; rate: number | null; previous_rate: number | null };
-  auto_reply: { with_auto_reply: number; resolved_without_escalation: number; success_rate: number | null; previous_success_rate: number | null };
-  intents: { intent: string; count: number; bot_resolution_rate: number | null; escalation_rate: number | null }[];
-  time_saved: { bot_only_resolutions: number; avg_human_handling_s: number | null; saved_s: number | null };
-  csat: { bot_only: CsatStats; human: CsatStats };
+  conversations: { current: BotSplit; previous: BotSplit | null };
+  escalation: { current: Rate; previous: Rate | null };
+  drop_off: { current: Rate; previous: Rate | null };
+  auto_reply_success: { current: Rate; previous: Rate | null };
+  top_intents: { intent: string; conversations: number; previous_conversations: number; bot_resolution: Rate; escalation: Rate }[];
+  time_saved: { current: TimeSaved; previous: TimeSaved | null };
+  csat: { current: { bot_only: Csat; with_humans: Csat }; previous: { bot_only: Csat; with_humans: Csat } | null };
 }

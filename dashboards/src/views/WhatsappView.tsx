@@ -3,18 +3,27 @@ import type { WhatsappPerformanceBody } from '../api/pending';
 import { Chart } from '../components/Chart';
 import { DataTable, type Column } from '../components/DataTable';
 import { Stat } from '../components/Stat';
-import { formatCount, formatPercent } from '../lib/format';
+import { formatCount, formatDuration, formatPercent } from '../lib/format';
 import { channelRows, failureRows, funnelSteps } from '../lib/sections/whatsapp';
 import { COLORS, TOOLTIP_ITEM, type ViewProps } from './shared';
 
-type Broadcast = WhatsappPerformanceBody['broadcasts'][number];
+type Broadcast = WhatsappPerformanceBody['broadcasts']['rows'][number];
 type Failure = WhatsappPerformanceBody['failures'][number];
+
+const when = (iso: string, timeZone: string) => {
+  try {
+    return new Intl.DateTimeFormat('en-GB', { day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone }).format(Date.parse(iso));
+  } catch {
+    return iso;
+  }
+};
 
 export default function WhatsappView({ data: d, ctx }: ViewProps<WhatsappPerformanceBody>) {
   const steps = useMemo(() => funnelSteps(d.funnel.current), [d]);
   const failures = useMemo(() => failureRows(d), [d]);
   const channels = useMemo(() => channelRows(d), [d]);
-  const rate = d.delivery_rate;
+  const rate = d.delivery;
+  const bc = d.broadcasts;
 
   const funnelOption = useMemo(
     () => ({
@@ -38,6 +47,7 @@ export default function WhatsappView({ data: d, ctx }: ViewProps<WhatsappPerform
   const bcCols: Column<Broadcast>[] = [
     { key: 'id', label: 'Broadcast', value: (r) => r.broadcast_id },
     { key: 'campaign', label: 'Campaign', value: (r) => r.campaign_id },
+    { key: 'sent', label: 'Sent at', value: (r) => r.sent_at, render: (r) => when(r.sent_at, d.timezone) },
     { key: 'recipients', label: 'Recipients', value: (r) => r.recipients, numeric: true },
     { key: 'delivered', label: 'Delivered', value: (r) => r.delivered, numeric: true },
     { key: 'read', label: 'Read', value: (r) => r.read, numeric: true },
@@ -49,38 +59,51 @@ export default function WhatsappView({ data: d, ctx }: ViewProps<WhatsappPerform
     { key: 'title', label: 'Reason', value: (r) => r.error_title },
     { key: 'category', label: 'Category', value: (r) => r.category },
     { key: 'count', label: 'Messages', value: (r) => r.count, numeric: true },
+    { key: 'previous', label: 'Previous period', value: (r) => r.previous, numeric: true },
   ];
 
   return (
     <>
       {rate.alert && (
         <div className="banner banner--alert" role="alert" data-testid="wa-alert">
-          WhatsApp delivery rate is {formatPercent(rate.current)}, below the {formatPercent(rate.alert_below, 0)} alert threshold.
+          WhatsApp delivery rate is {formatPercent(rate.current.rate)}, below the {formatPercent(rate.alert_below, 0)} alert threshold.
         </div>
       )}
       <div className="stats">
         <Stat
           label="Delivery rate"
-          value={formatPercent(rate.current)}
-          raw={rate.current}
-          current={rate.current}
-          previous={rate.previous}
-          previousText={formatPercent(rate.previous)}
+          value={formatPercent(rate.current.rate)}
+          raw={rate.current.rate}
+          current={rate.current.rate}
+          previous={rate.previous?.rate ?? null}
+          previousText={formatPercent(rate.previous?.rate)}
           polarity="higher-is-better"
           tone={rate.alert ? 'alert' : undefined}
           testId="wa-rate"
+          hint={`${formatCount(rate.current.delivered)} of ${formatCount(rate.current.with_status)} with a status`}
         />
         {steps.map((s) => (
-          <Stat key={s.name} label={s.name} value={formatCount(s.value)} raw={s.value} testId={`wa-${s.name.toLowerCase()}`} hint={s.name === 'Sent' ? 'outbound WhatsApp in range' : `${formatPercent(s.ofSent)} of sent`} />
+          <Stat key={s.name} label={s.name} value={formatCount(s.value)} raw={s.value} testId={`wa-${s.name.toLowerCase()}`} hint={s.name === 'Sent' ? `of ${formatCount(d.funnel.current.created)} created` : `${formatPercent(s.ofSent)} of sent`} />
         ))}
-        <Stat label="Queue depth now" value={formatCount(d.queue.depth)} raw={d.queue.depth} testId="wa-queue" hint={`${formatCount(d.queue.sent_per_minute)} sent / min`} />
+        <Stat
+          label="Broadcast success"
+          value={formatPercent(bc.current.success_rate)}
+          raw={bc.current.success_rate}
+          current={bc.current.success_rate}
+          previous={bc.previous?.success_rate ?? null}
+          previousText={formatPercent(bc.previous?.success_rate)}
+          polarity="higher-is-better"
+          testId="wa-broadcast"
+          hint={`${formatCount(bc.current.delivered)} delivered to ${formatCount(bc.current.recipients)} recipients`}
+        />
+        <Stat label="Queue depth now" value={formatCount(d.channels_now.queue_depth)} raw={d.channels_now.queue_depth} testId="wa-queue" hint={`${d.channels_now.sent_per_minute.toFixed(1)} sent / min`} />
       </div>
       <div className="charts">
         <Chart title="Sent → delivered → read" option={funnelOption} ctx={ctx} testId="chart-funnel" summary={steps.map((s) => `${s.name} ${s.value}`).join(', ')} />
         <section className="panel" aria-labelledby="health-title" data-testid="wa-channels">
           <div className="panel__head">
             <h3 id="health-title" className="panel__title">
-              Channel health now
+              Channel health now {d.channels_now.unhealthy > 0 && <span className="level level--attention">{d.channels_now.unhealthy} unhealthy</span>}
             </h3>
           </div>
           {channels.length === 0 ? (
@@ -88,13 +111,13 @@ export default function WhatsappView({ data: d, ctx }: ViewProps<WhatsappPerform
           ) : (
             <ul className="health">
               {channels.map((c) => (
-                <li key={c.channel_id} className={`health__item health--${c.state}`}>
+                <li key={c.channel_id} className="health__item">
                   <span className={`status status--${c.state === 'connected' ? 'online' : c.state === 'degraded' ? 'away' : 'offline'}`}>
                     <span className="status__dot" aria-hidden="true" />
                     {c.channel_id}: {c.state}
                   </span>
                   <span className="health__meta">
-                    quality {c.quality} · queue {formatCount(c.queue_depth)} · {formatCount(c.sent_per_minute)}/min
+                    quality {c.quality} · queue {formatCount(c.queue_depth)} · {c.sent_per_minute.toFixed(1)}/min · reported {formatDuration(c.age_s)} ago
                   </span>
                 </li>
               ))}
@@ -102,8 +125,8 @@ export default function WhatsappView({ data: d, ctx }: ViewProps<WhatsappPerform
           )}
         </section>
       </div>
-      <DataTable title="Broadcast success" columns={bcCols} rows={d.broadcasts} rowKey={(r) => r.broadcast_id} ctx={ctx} testId="table-broadcasts" empty="No broadcasts in this range." />
-      <DataTable title="Failed messages" columns={failCols} rows={failures} rowKey={(r) => r.error_code} ctx={ctx} testId="table-failures" empty="No failed messages in this range." />
+      <DataTable title="Broadcast success" columns={bcCols} rows={bc.rows} rowKey={(r) => r.broadcast_id} ctx={ctx} testId="table-broadcasts" empty="No broadcasts in this range." />
+      <DataTable title="Failed messages" columns={failCols} rows={failures} rowKey={(r) => String(r.error_code)} ctx={ctx} testId="table-failures" empty="No failed messages in this range." />
     </>
   );
 }

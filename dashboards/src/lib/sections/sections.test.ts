@@ -144,19 +144,20 @@ describe('whatsapp performance (typed mock)', () => {
       ['Failed', 130],
     ]);
     expect(s[1].ofSent).toBe(0.85);
-    expect(funnelSteps({ sent: 0, delivered: 0, read: 0, failed: 0 })[1].ofSent).toBeNull();
+    expect(funnelSteps({ created: 0, sent: 0, delivered: 0, read: 0, failed: 0, with_status: 0, read_rate: null })[1].ofSent).toBeNull();
   });
   it('failures most first; channels worst first', () => {
-    expect(failureRows(whatsapp).map((f) => f.count)).toEqual([70, 45, 15]);
+    expect(failureRows(whatsapp).map((f) => f.error_code)).toEqual([131026, 131047, 130429]);
     expect(channelRows(whatsapp).map((c) => c.channel_id)).toEqual(['wa-promo', 'wa-main']);
   });
 });
 
 describe('automation impact (typed mock)', () => {
-  it('bot vs human and intents by count', () => {
+  it('bot vs human vs other, and intents by conversations', () => {
     expect(botHumanSlices(automation)).toEqual([
       { name: 'Bot only', value: 340 },
       { name: 'With humans', value: 660 },
+      { name: 'Other', value: 100 },
     ]);
     expect(intentRows(automation).map((i) => i.intent)).toEqual(['order_status', 'refund', 'opening_hours']);
   });

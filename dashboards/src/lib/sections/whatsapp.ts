@@ -1,4 +1,4 @@
-// WhatsApp performance: funnel steps with conversion from the previous step.
+// WhatsApp performance: funnel steps with their share of sent, failures and channel health order.
 import type { Funnel, WhatsappPerformanceBody } from '../../api/pending';
 import { ratio } from './common';
 
@@ -19,15 +19,15 @@ export function funnelSteps(f: Funnel): FunnelStep[] {
   ].map((s) => ({ ...s, ofSent: ratio(s.value, f.sent) }));
 }
 
-/** Failed messages by error code, most first. */
+/** Failed messages by error code, most first, ties by code. */
 export function failureRows(d: WhatsappPerformanceBody) {
-  return [...d.failures].sort((a, b) => b.count - a.count || a.error_code.localeCompare(b.error_code));
+  return [...d.failures].sort((a, b) => b.count - a.count || a.error_code - b.error_code);
 }
 
 /** Channel health rows, worst first (disconnected, degraded, connected; red before green). */
 export function channelRows(d: WhatsappPerformanceBody) {
   const rank: Record<string, number> = { disconnected: 0, degraded: 1, connected: 2, red: 0, yellow: 1, green: 2 };
-  return [...d.channels].sort(
+  return [...d.channels_now.channels].sort(
     (a, b) =>
       (rank[a.state] ?? 9) - (rank[b.state] ?? 9) ||
       (rank[a.quality] ?? 9) - (rank[b.quality] ?? 9) ||

@@ -169,6 +169,9 @@ async function main() {
     page = await context.newPage();
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
+    const noPageErrors = () => {
+      if (pageErrors.length) throw new Error(`uncaught errors in the page: ${[...new Set(pageErrors)].join('; ')}`);
+    };
 
     await test('page loads and goes live', async () => {
       const resp = await page.goto(`${BASE}/?range=today`, { waitUntil: 'domcontentloaded', timeout: STEP_MS });
@@ -229,8 +232,10 @@ async function main() {
     });
 
     await test('CSV download of a table carries range and filters, with the expected rows', async () => {
-      await page.goto(`${BASE}/?view=conversation-effectiveness&range=today&account_id=${SEED_ACCOUNT}`, { waitUntil: 'domcontentloaded' });
+      // Switch sections in the app (customer load -> conversations), keeping range and account.
+      await page.getByTestId('nav-conversation-effectiveness').click();
       await waitValue('ce-handled', 3);
+      if (new URL(page.url()).searchParams.get('account_id') !== String(SEED_ACCOUNT)) throw new Error(`URL lost account_id: ${page.url()}`);
       const [download] = await Promise.all([page.waitForEvent('download', { timeout: STEP_MS }), page.getByTestId('table-handled-csv').click()]);
       const name = download.suggestedFilename();
       const wantName = `crmpulse_conversation-effectiveness_conversations-per-agent_${seed.today}_${seed.tomorrow}.csv`;
@@ -254,6 +259,7 @@ async function main() {
       const body2 = readFileSync(await d2.path(), 'utf8');
       if (!d2.suggestedFilename().endsWith('_agent-e2e-a2.csv')) throw new Error(`filtered file name ${d2.suggestedFilename()}`);
       if (!body2.includes('# filters: agent_id=e2e-a2\r\n') || !body2.includes('e2e-a2,1,0')) throw new Error(`filtered CSV:\n${body2}`);
+      noPageErrors();
       return `${name} (${body.length} bytes)`;
     });
 
@@ -272,6 +278,18 @@ async function main() {
       const bytes = readFileSync(await download.path());
       await download.saveAs(path.join(ARTIFACTS, want));
       if (bytes.subarray(1, 4).toString() !== 'PNG' || bytes.length < 2000) throw new Error(`not a PNG image (${bytes.length} bytes)`);
+      // Back to an already loaded section in the app: its view must never get this one's body.
+      await page.getByTestId('compare-toggle').uncheck();
+      await page.getByTestId('filters-clear').click();
+      // Both views' chunks are loaded now, so nothing suspends while the next snapshot is
+      // on its way: switch back and forth.
+      for (let i = 0; i < 2; i++) {
+        await page.getByTestId('nav-customer-load').click();
+        await waitValue('cl-opened', 4);
+        await page.getByTestId('nav-conversation-effectiveness').click();
+        await waitValue('ce-handled', 3);
+      }
+      noPageErrors();
       return `${want} (${bytes.length} bytes)`;
     });
 

@@ -1,5 +1,6 @@
 import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ComponentType } from 'react';
 import { ConnectionStatus } from './components/ConnectionStatus';
+import { ErrorBoundary } from './components/ErrorBoundary';
 import { FilterBar } from './components/FilterBar';
 import { KpiStrip } from './components/KpiStrip';
 import { RangeSelector } from './components/RangeSelector';
@@ -38,7 +39,9 @@ function subscriptionFor(view: ViewState, now = new Date()): { id: string; secti
   const params = requestParams(view, now);
   if (WITH_GRANULARITY.has(view.section)) params.granularity = granularityFor(daysBetween(viewDates(view, now)));
   const api = SECTIONS.find((s) => s.id === view.section)!.api;
-  return { id: view.section === 'overview' ? 'kpi' : 'section', section: api, params };
+  // One id per section: a subscription's data is only ever that section's body, even
+  // while the next section's first snapshot is on its way.
+  return { id: api, section: api, params };
 }
 
 export function App() {
@@ -76,12 +79,14 @@ export function App() {
     return () => clearInterval(t);
   }, []);
 
-  // One subscription for the visible section; the other id is dropped when switching.
+  // One subscription, for the visible section; the previous section's is dropped.
   const sub = useMemo(() => subscriptionFor(view), [view, day]); // eslint-disable-line react-hooks/exhaustive-deps
   const subKey = JSON.stringify(sub);
+  const lastSubId = useRef<string | null>(null);
   useEffect(() => {
     client.subscribe(sub.id, sub.section, sub.params);
-    client.unsubscribe(sub.id === 'kpi' ? 'section' : 'kpi');
+    if (lastSubId.current && lastSubId.current !== sub.id) client.unsubscribe(lastSubId.current);
+    lastSubId.current = sub.id;
   }, [client, subKey]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const update = useCallback((patch: Partial<ViewState>) => {
@@ -101,7 +106,10 @@ export function App() {
 
   const subState = state.live.subs[sub.id];
   const rawData = subState?.data ?? null;
-  const data = useThrottled(rawData, RENDER_EVERY_MS);
+  // Throttle (id, data) together so a switch of section never shows the old body.
+  const latest = useMemo(() => ({ id: sub.id, data: rawData }), [sub.id, rawData]);
+  const shown = useThrottled(latest, RENDER_EVERY_MS);
+  const data = shown.id === sub.id ? shown.data : rawData;
   const progress = state.live.progress ?? subState?.progress ?? null;
   const body = data as { range?: { from: string; to: string }; timezone?: string } | null;
 
@@ -223,9 +231,11 @@ function SectionBody({ Section, data, pending, failed, ctx, view, update }: Body
   return (
     <div className={`section${pending ? ' is-dim' : ''}`} aria-busy={pending || undefined} data-testid="section-body">
       <Suspense fallback={<SectionSkeleton />}>
-        <CompareContext.Provider value={view.compare}>
-          <Section data={data} ctx={ctx} view={view} update={update} />
-        </CompareContext.Provider>
+        <ErrorBoundary resetKey={view.section}>
+          <CompareContext.Provider value={view.compare}>
+            <Section data={data} ctx={ctx} view={view} update={update} />
+          </CompareContext.Provider>
+        </ErrorBoundary>
       </Suspense>
     </div>
   );

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { addLocalDays, daysBetween, parseIsoDay, presetDates, previousPeriod, rangeFromSearch, searchWithRange, toLocalIsoDate } from './range';
+import { addLocalDays, daysBetween, parseIsoDay, presetDates, previousPeriod, toLocalIsoDate } from './range';
 
 describe('presetDates', () => {
   const now = new Date(2026, 10, 24, 15, 30); // 24 Nov 2026, local time
@@ -41,19 +41,6 @@ describe('local dates across DST (Europe/Berlin)', () => {
     const lateEvening = new Date(2026, 2, 29, 23, 30);
     expect(presetDates('today', lateEvening)).toEqual({ from: '2026-03-29', to: '2026-03-30' });
     expect(presetDates('yesterday', new Date(2026, 2, 30, 0, 30))).toEqual({ from: '2026-03-29', to: '2026-03-30' });
-  });
-});
-
-describe('URL query string', () => {
-  it('reads the range, defaulting to today', () => {
-    expect(rangeFromSearch('?range=yesterday')).toBe('yesterday');
-    expect(rangeFromSearch('?range=last7&channel=whatsapp')).toBe('last7');
-    expect(rangeFromSearch('')).toBe('today');
-    expect(rangeFromSearch('?range=bogus')).toBe('today');
-  });
-  it('writes the range and keeps other parameters', () => {
-    expect(searchWithRange('', 'last7')).toBe('?range=last7');
-    expect(searchWithRange('?channel=whatsapp&range=today', 'yesterday')).toBe('?channel=whatsapp&range=yesterday');
   });
 });
 

@@ -4,7 +4,6 @@
 
 export const RANGE_PRESETS = ['today', 'yesterday', 'last7', 'last30', 'month', 'custom'] as const;
 export type RangePreset = (typeof RANGE_PRESETS)[number];
-export const DEFAULT_RANGE: RangePreset = 'today';
 
 export const RANGE_LABELS: Record<RangePreset, string> = {
   today: 'Today',
@@ -90,17 +89,4 @@ export function previousPeriod(range: DateRange): DateRange {
   const n = daysBetween(range);
   if (!a || n <= 0) return range;
   return { from: toLocalIsoDate(addLocalDays(a, -n)), to: range.from };
-}
-
-/** Reads `?range=` from a query string; anything unknown falls back to today. */
-export function rangeFromSearch(search: string): RangePreset {
-  const v = new URLSearchParams(search).get('range');
-  return isRangePreset(v) ? v : DEFAULT_RANGE;
-}
-
-/** Returns `search` with `range` set, keeping every other parameter. */
-export function searchWithRange(search: string, preset: RangePreset): string {
-  const params = new URLSearchParams(search);
-  params.set('range', preset);
-  return `?${params.toString()}`;
 }

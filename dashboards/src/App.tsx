@@ -206,7 +206,26 @@ export function App() {
           </div>
         )}
         {view.section === 'overview' ? (
-          <KpiStrip data={kpi} pending={!!subState?.pending && kpi != null} rangeLabel={RANGE_LABELS[view.preset]} activeHistory={history} />
+          <>
+            <KpiStrip data={kpi} pending={!!subState?.pending && kpi != null} rangeLabel={RANGE_LABELS[view.preset]} activeHistory={history} />
+            <nav className="section-cards" aria-label="Sections in detail">
+              {SECTIONS.filter((s) => s.id !== 'overview').map((s) => (
+                <a
+                  key={s.id}
+                  className="panel section-card"
+                  href={serializeViewState({ ...view, section: s.id, agent: null })}
+                  onClick={(e) => {
+                    if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+                    e.preventDefault();
+                    selectSection(s.id);
+                  }}
+                >
+                  <span className="section-card__title">{s.label} →</span>
+                  <span className="section-card__about">{s.about}</span>
+                </a>
+              ))}
+            </nav>
+          </>
         ) : (
           <SectionBody Section={VIEWS[view.section]} data={data} pending={!!subState?.pending} failed={!!error && !data} ctx={ctx} view={view} update={update} />
         )}

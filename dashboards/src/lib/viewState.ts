@@ -3,13 +3,13 @@
 import { isRangePreset, parseIsoDay, presetDates, type DateRange, type RangePreset } from './range';
 
 export const SECTIONS = [
-  { id: 'overview', label: 'Overview', api: 'kpi' },
-  { id: 'conversation-effectiveness', label: 'Conversations', api: 'conversation-effectiveness' },
-  { id: 'whatsapp-performance', label: 'WhatsApp', api: 'whatsapp-performance' },
-  { id: 'customer-load', label: 'Customer load', api: 'customer-load' },
-  { id: 'agent-productivity', label: 'Agents', api: 'agent-productivity' },
-  { id: 'automation-impact', label: 'Automation', api: 'automation-impact' },
-  { id: 'business-impact', label: 'Business', api: 'business-impact' },
+  { id: 'overview', label: 'Overview', api: 'kpi', about: 'The KPI strip.' },
+  { id: 'conversation-effectiveness', label: 'Conversations', api: 'conversation-effectiveness', about: 'SLA compliance, first response trend, handled per agent, resolved vs open, agent ranking.' },
+  { id: 'whatsapp-performance', label: 'WhatsApp', api: 'whatsapp-performance', about: 'Sent → delivered → read, broadcasts, failures by reason, channel health and queue.' },
+  { id: 'customer-load', label: 'Customer load', api: 'customer-load', about: 'Conversations per hour, peak hours, new vs returning, weekday × hour, next 24 hours.' },
+  { id: 'agent-productivity', label: 'Agents', api: 'agent-productivity', about: 'Status now, active vs idle time, resolution, workload spread, one agent in detail.' },
+  { id: 'automation-impact', label: 'Automation', api: 'automation-impact', about: 'Bot vs human, escalation, drop-off, auto-reply success, intents, time saved, CSAT.' },
+  { id: 'business-impact', label: 'Business', api: 'business-impact', about: 'Leads, tickets resolved, campaign conversion, repeat customers, cost, revenue.' },
 ] as const;
 export type SectionId = (typeof SECTIONS)[number]['id'];
 

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use chrono_tz::Tz;
 use ingest::EventLog;
 use ingest::simulator::{Simulator, SimulatorConfig};
+use pipeline::sink::clickhouse::ClickHouseSink;
 use pipeline::{Pipeline, PipelineConfig};
 use query_api::{AppState, ViewStore};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,8 @@ pub struct Embedded {
     pub log: Arc<EventLog>,
     /// The view store.
     pub store: Arc<ViewStore>,
+    /// The ClickHouse sink, when `[clickhouse] url` is set.
+    pub clickhouse: Option<Arc<ClickHouseSink>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -47,20 +50,45 @@ impl Embedded {
         let log = Arc::new(EventLog::open(data_dir).context("opening the event log")?);
         let store = Arc::new(ViewStore::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let clickhouse = if config.clickhouse.enabled() {
+            let reader_log = Arc::clone(&log);
+            let reader: pipeline::sink::clickhouse::EventReader =
+                Box::new(move |from, max| reader_log.read(from, max).map_err(|e| e.to_string()));
+            Some(Arc::new(
+                ClickHouseSink::start(config.clickhouse.clone(), Some(reader))
+                    .context("starting the ClickHouse sink")?,
+            ))
+        } else {
+            None
+        };
         let sink = Arc::clone(&store);
+        let ch_sink = clickhouse.clone();
         let mut pipeline = Pipeline::start(
             &PipelineConfig {
                 workers: config.pipeline.workers,
                 ..PipelineConfig::default()
             },
-            move |batch| sink.apply(batch),
+            move |batch| {
+                // Rows are folded in before the view store takes the batch; the sink
+                // never blocks here (backpressure is applied to the log reader).
+                if let Some(ch) = &ch_sink {
+                    ch.accept(&batch);
+                }
+                sink.apply(batch)
+            },
         )?;
         let driver_log = Arc::clone(&log);
         let driver_stop = Arc::clone(&stop);
+        let driver_ch = clickhouse.clone();
         let driver = std::thread::Builder::new()
             .name("crmpulse-log-reader".into())
             .spawn(move || {
-                if let Err(e) = drive(&driver_log, &mut pipeline, &driver_stop) {
+                if let Err(e) = drive(
+                    &driver_log,
+                    &mut pipeline,
+                    &driver_stop,
+                    driver_ch.as_deref(),
+                ) {
                     tracing::error!(error = %e, "pipeline driver stopped");
                 }
                 pipeline.finish();
@@ -68,6 +96,7 @@ impl Embedded {
         Ok(Self {
             log,
             store,
+            clickhouse,
             stop,
             threads: vec![driver],
         })
@@ -136,14 +165,37 @@ impl Embedded {
         for t in self.threads {
             let _ = t.join();
         }
+        if let Some(ch) = &self.clickhouse {
+            ch.shutdown(CLICKHOUSE_DRAIN);
+        }
     }
 }
 
+/// How long a stopping ClickHouse sink may still try to write what it holds (the rest
+/// is rewritten from the log on the next start).
+const CLICKHOUSE_DRAIN: Duration = Duration::from_secs(5);
+
 /// Feeds the pipeline from the log, in order, forever; ticks the clock while idle.
-fn drive(log: &EventLog, pipeline: &mut Pipeline, stop: &AtomicBool) -> anyhow::Result<()> {
+/// With a ClickHouse sink, waits while the sink's buffer is full (backpressure).
+fn drive(
+    log: &EventLog,
+    pipeline: &mut Pipeline,
+    stop: &AtomicBool,
+    clickhouse: Option<&ClickHouseSink>,
+) -> anyhow::Result<()> {
     let mut next: u64 = 0;
     let mut last_tick = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if let Some(ch) = clickhouse
+            && !ch.wait_for_room(Duration::from_millis(100))
+        {
+            // Keep the clock ticking so the dashboard's time-based numbers advance.
+            if last_tick.elapsed() >= TICK {
+                pipeline.tick()?;
+                last_tick = Instant::now();
+            }
+            continue;
+        }
         let (events, after) = log.read(next, READ_BATCH)?;
         if after == next {
             if last_tick.elapsed() >= TICK {

@@ -51,6 +51,14 @@ pub struct BenchArgs {
     /// Requests per section and range in the API run.
     #[arg(long, default_value_t = 200)]
     api_requests: usize,
+    /// ClickHouse HTTP URL: also measure rollup rows/s written and the sink's lag
+    /// while the pipeline replays `--clickhouse-events` at full speed (database
+    /// `crmpulse_bench`, recreated).
+    #[arg(long)]
+    clickhouse_url: Option<String>,
+    /// Events replayed for the ClickHouse figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    clickhouse_events: u64,
 }
 
 /// Runs the selected benchmarks and prints their figures.
@@ -60,6 +68,9 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         num_cores(),
         config.pipeline.workers
     );
+    if let Some(url) = &args.clickhouse_url {
+        clickhouse(url, args.clickhouse_events, config)?;
+    }
     if !args.skip_throughput {
         throughput(args.events, config)?;
     }
@@ -142,6 +153,108 @@ fn throughput(n: u64, config: &Config) -> anyhow::Result<()> {
         "throughput: {done} events through the KPI pipeline in {secs:.2}s = {:.0} events/s (peak RSS {:.0} MiB)",
         done as f64 / secs,
         peak_rss_mib()
+    );
+    Ok(())
+}
+
+/// Replays `n` simulated events through the pipeline at full speed with the ClickHouse
+/// sink attached (backpressure included) and prints rollup rows/s written and the
+/// sink's lag behind the pipeline.
+fn clickhouse(url: &str, n: u64, config: &Config) -> anyhow::Result<()> {
+    use pipeline::sink::clickhouse::{ClickHouseConfig, ClickHouseSink, Client};
+
+    let ch_config = ClickHouseConfig {
+        url: url.to_owned(),
+        database: "crmpulse_bench".into(),
+        raw_events: false,
+        ..config.clickhouse.clone()
+    };
+    Client::new(&ch_config)
+        .query_server("DROP DATABASE IF EXISTS crmpulse_bench")
+        .context("dropping the bench database")?;
+    let now = pipeline::wall_clock_ms() as i64;
+    let mut sim = Simulator::new(
+        SimulatorConfig {
+            seed: 7,
+            ..SimulatorConfig::default()
+        },
+        now - 365 * 86_400_000,
+    );
+    let mut events = Vec::with_capacity(n as usize);
+    while (events.len() as u64) < n {
+        let until = sim.now_ms() + 86_400_000;
+        events.extend(sim.advance_to(until));
+    }
+    events.truncate(n as usize);
+
+    let sink = Arc::new(ClickHouseSink::start(ch_config, None)?);
+    // Let the sink connect and migrate before the clock starts.
+    let connecting = Instant::now();
+    while !sink.connected() {
+        anyhow::ensure!(
+            connecting.elapsed() < Duration::from_secs(30),
+            "ClickHouse at {url} did not answer"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let fed = Arc::clone(&sink);
+    let mut pipeline = Pipeline::start(
+        &PipelineConfig {
+            workers: config.pipeline.workers,
+            ..PipelineConfig::default()
+        },
+        move |b| fed.accept(&b),
+    )?;
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (sink, sampling) = (Arc::clone(&sink), Arc::clone(&sampling));
+        std::thread::spawn(move || {
+            let mut lags = Histogram::<u64>::new(3).expect("valid histogram");
+            while sampling.load(Ordering::Relaxed) {
+                let _ = lags.record(sink.stats().lag_ms());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            lags
+        })
+    };
+    let start = Instant::now();
+    let mut it = events.into_iter();
+    loop {
+        let batch: Vec<_> = it.by_ref().take(20_000).collect();
+        if batch.is_empty() {
+            break;
+        }
+        while !sink.wait_for_room(Duration::from_millis(100)) {}
+        pipeline.push(batch)?;
+    }
+    pipeline.finish();
+    let pipeline_secs = start.elapsed().as_secs_f64();
+    let behind_at_end = sink.stats().buffered_rows;
+    loop {
+        let s = sink.stats();
+        if s.buffered_rows == 0 && s.written_progress >= s.accepted_progress {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let total_secs = start.elapsed().as_secs_f64();
+    sampling.store(false, Ordering::Relaxed);
+    let lags = sampler.join().expect("sampler thread");
+    let s = sink.stats();
+    sink.shutdown(Duration::from_secs(5));
+    println!(
+        "clickhouse: {n} events replayed in {pipeline_secs:.2}s ({:.0} events/s with the sink attached); \
+         {} rollup rows written in {} inserts, {:.0} rows/s; caught up {:.2}s after the pipeline \
+         ({behind_at_end} rows behind at its end); lag p50 {} ms, p99 {} ms, max {} ms; {} failures",
+        n as f64 / pipeline_secs,
+        s.rows_written,
+        s.batches,
+        s.rows_written as f64 / total_secs,
+        total_secs - pipeline_secs,
+        lags.value_at_quantile(0.5),
+        lags.value_at_quantile(0.99),
+        lags.max(),
+        s.failures,
     );
     Ok(())
 }

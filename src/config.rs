@@ -21,6 +21,8 @@ pub struct Config {
     pub pipeline: PipelineSection,
     /// Live WebSocket behaviour.
     pub live: LiveSection,
+    /// ClickHouse rollups for analysts (off while `url` is empty); see docs/clickhouse.md.
+    pub clickhouse: pipeline::sink::clickhouse::ClickHouseConfig,
 }
 
 /// `[pipeline]`.

@@ -37,6 +37,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Measure pipeline throughput and event-to-WebSocket latency.
     Bench(bench::BenchArgs),
+    /// Apply the ClickHouse schema migrations (`[clickhouse]` in the configuration).
+    Migrate,
 }
 
 #[derive(Debug, Args)]
@@ -106,7 +108,33 @@ fn main() -> anyhow::Result<()> {
         Command::Simulate(args) => simulate(&args, &config),
         Command::Replay(args) => replay(&args),
         Command::Bench(args) => bench::run(&args, &config),
+        Command::Migrate => migrate(&config),
     }
+}
+
+fn migrate(config: &config::Config) -> anyhow::Result<()> {
+    use pipeline::sink::clickhouse as ch;
+    anyhow::ensure!(
+        config.clickhouse.enabled(),
+        "no ClickHouse configured: set [clickhouse] url (or CRMPULSE__CLICKHOUSE__URL)"
+    );
+    let client = ch::Client::new(&config.clickhouse);
+    let report = ch::migrate(&client).context("migrating ClickHouse")?;
+    for m in ch::migrate::MIGRATIONS {
+        let state = if report.applied.contains(&m.version) {
+            "applied"
+        } else {
+            "already applied"
+        };
+        println!("{:04}_{}: {state}", m.version, m.name);
+    }
+    println!(
+        "database {}: {} migration(s) applied now, {} already",
+        client.database(),
+        report.applied.len(),
+        report.already.len()
+    );
+    Ok(())
 }
 
 fn serve(

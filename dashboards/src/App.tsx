@@ -21,7 +21,7 @@ const HISTORY_POINTS = 60;
 const RENDER_EVERY_MS = 500;
 
 // Each section's view (and the chart library) is its own chunk, loaded when opened.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// Each view takes its own section body; the shell only knows it is the subscription's data.
 type AnyView = ComponentType<ViewProps<any>>;
 const VIEWS: Record<Exclude<SectionId, 'overview'>, AnyView> = {
   'conversation-effectiveness': lazy(() => import('./views/EffectivenessView')),
@@ -80,14 +80,17 @@ export function App() {
   }, []);
 
   // One subscription, for the visible section; the previous section's is dropped.
-  const sub = useMemo(() => subscriptionFor(view), [view, day]); // eslint-disable-line react-hooks/exhaustive-deps
+  // `day` is not read inside: it re-evaluates the preset's dates after local midnight.
+  const sub = useMemo(() => subscriptionFor(view), [view, day]);
   const subKey = JSON.stringify(sub);
   const lastSubId = useRef<string | null>(null);
   useEffect(() => {
     client.subscribe(sub.id, sub.section, sub.params);
     if (lastSubId.current && lastSubId.current !== sub.id) client.unsubscribe(lastSubId.current);
     lastSubId.current = sub.id;
-  }, [client, subKey]); // eslint-disable-line react-hooks/exhaustive-deps
+    // Keyed by the serialized subscription: a new `sub` object with the same content
+    // (any re-render of the view state) must not resubscribe.
+  }, [client, subKey]);
 
   const update = useCallback((patch: Partial<ViewState>) => {
     setView((cur) => {

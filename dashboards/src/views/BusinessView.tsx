@@ -28,7 +28,7 @@ export default function BusinessView({ data: d, ctx }: ViewProps<BusinessImpactB
           },
         };
       }),
-    [d, curs.join()], // eslint-disable-line react-hooks/exhaustive-deps
+    [d, curs.join()],
   );
 
   const cols: Column<Campaign>[] = [

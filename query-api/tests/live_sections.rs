@@ -1,6 +1,7 @@
 //! `/api/live` serves the WhatsApp performance and automation impact sections like
 //! the others: a snapshot, then a delta at the next complete timestamp that patches the
-//! snapshot into the new body.
+//! snapshot into the new body. Local days in odd-offset zones and on DST days cut
+//! exactly, also where the view store's day rollups are read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,4 +141,80 @@ async fn whatsapp_and_automation_sections_stream_snapshot_then_deltas() {
         json!({"total": 1, "bot_only": 1, "with_humans": 0, "other": 0, "bot_only_share": 1.0})
     );
     assert_eq!(auto_body["top_intents"][0]["intent"], "billing");
+}
+
+fn created_at(t: &str) -> (Fact, i64) {
+    let mut f = wa(Some(DeliveryStatus::Delivered));
+    if let Fact::WhatsappMessage { bucket, .. } = &mut f {
+        *bucket = ms(t);
+    }
+    (f, 1)
+}
+
+fn funnel_created(store: &Arc<ViewStore>, tz: chrono_tz::Tz, from: &str, to: &str) -> (i64, i64) {
+    use crmpulse_query_api::{AccountSettings, AccountsConfig, Settings};
+    let mut app = AppState::new(Arc::clone(store));
+    app.settings = Settings::new(AccountsConfig {
+        defaults: AccountSettings {
+            timezone: tz,
+            ..AccountSettings::default()
+        },
+        ..AccountsConfig::default()
+    });
+    let query: std::collections::HashMap<String, String> = [("from", from), ("to", to)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let params = crmpulse_query_api::sections::Params::parse(&query).unwrap();
+    let body =
+        crmpulse_query_api::sections::compute(&app, "whatsapp-performance", &params, 0).unwrap();
+    (
+        body["funnel"]["current"]["created"].as_i64().unwrap(),
+        body["funnel"]["previous"]["created"].as_i64().unwrap(),
+    )
+}
+
+/// Local days in +05:45 and on a 23-hour DST day cut exactly, including ranges whose
+/// inner UTC days are read from the store's day rollups.
+#[test]
+fn local_days_in_kathmandu_and_on_a_dst_day_are_exact() {
+    let store = Arc::new(ViewStore::default());
+    store.apply(MetricBatch {
+        progress: 1,
+        events_consumed: 1,
+        updates: vec![
+            // Kathmandu 2026-11-20 starts at 2026-11-19T18:15Z; 2026-11-24 at 11-23T18:15Z.
+            created_at("2026-11-19T18:00:00Z"),
+            created_at("2026-11-19T18:15:00Z"),
+            created_at("2026-11-21T12:00:00Z"),
+            created_at("2026-11-22T00:00:00Z"),
+            created_at("2026-11-23T18:00:00Z"),
+            created_at("2026-11-23T18:15:00Z"),
+            // Berlin 2026-03-29 (CET → CEST) is [03-28T23:00Z, 03-29T22:00Z).
+            created_at("2026-03-28T22:45:00Z"),
+            created_at("2026-03-28T23:00:00Z"),
+            created_at("2026-03-29T21:45:00Z"),
+            created_at("2026-03-29T22:00:00Z"),
+        ],
+    });
+    let kathmandu = chrono_tz::Asia::Kathmandu;
+    // Four local days: previous period is the four days before, holding 11-19T18:00Z.
+    assert_eq!(
+        funnel_created(&store, kathmandu, "2026-11-20", "2026-11-24"),
+        (4, 1)
+    );
+    assert_eq!(
+        funnel_created(&store, kathmandu, "2026-11-24", "2026-11-25"),
+        (1, 1)
+    );
+    let berlin = chrono_tz::Europe::Berlin;
+    // The 23-hour day holds two; its previous period (23 h before) holds 03-28T22:45Z.
+    assert_eq!(
+        funnel_created(&store, berlin, "2026-03-29", "2026-03-30"),
+        (2, 1)
+    );
+    assert_eq!(
+        funnel_created(&store, chrono_tz::Asia::Kolkata, "2026-03-29", "2026-03-31"),
+        (4, 0)
+    );
 }

@@ -1,10 +1,15 @@
-//! The dataflow graph: three keyed input collections, one incremental fold per entity
+//! The dataflow graph: keyed input collections, one incremental fold per entity
 //! family, and the union of their facts captured for the output.
 //!
 //! ```text
-//!  conversations ─ reduce(fold response_time) ─┐
-//!  messages      ─ reduce(fold messages)      ─┼─ facts ─ probe ─ capture
-//!  tickets       ─ reduce(fold tickets)       ─┘
+//!  conversations ─ reduce(fold response_time + automation) ─┐
+//!  messages      ─ reduce(fold messages)                    ─┤
+//!  tickets       ─ reduce(fold tickets)                     ─┤
+//!  customers     ─ reduce(fold customers)                   ─┼─ facts ─ probe ─ capture
+//!  agents        ─ reduce(fold agents)                      ─┤
+//!  leads         ─ reduce(fold leads)                       ─┤
+//!  broadcasts    ─ reduce(fold broadcasts)                  ─┤
+//!  channels      ─ reduce(fold channel_health)              ─┘
 //! ```
 //!
 //! No trace handle is kept outside the graph, so every arrangement compacts as the
@@ -18,9 +23,13 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::capture::{Capture, Event as CaptureEvent};
 use timely::worker::Worker;
 
-use crate::metrics::{agents, customers, leads, messages, response_time, tickets};
+use crate::metrics::{
+    agents, automation, broadcasts, channel_health, customers, leads, messages, response_time,
+    tickets,
+};
 use crate::records::{
-    AgentEvent, ConvEvent, CustomerEvent, EntityKey, LeadEvent, MsgEvent, Routed, TicketEvent,
+    AgentEvent, BroadcastEvent, ChannelEvent, ConvEvent, CustomerEvent, EntityKey, LeadEvent,
+    MsgEvent, Routed, TicketEvent,
 };
 
 /// Pipeline time: milliseconds since the Unix epoch on the pipeline's clock.
@@ -37,6 +46,8 @@ pub struct Inputs {
     customers: InputSession<Time, (EntityKey, CustomerEvent), isize>,
     agents: InputSession<Time, (EntityKey, AgentEvent), isize>,
     leads: InputSession<Time, (EntityKey, LeadEvent), isize>,
+    broadcasts: InputSession<Time, (EntityKey, BroadcastEvent), isize>,
+    channels: InputSession<Time, (EntityKey, ChannelEvent), isize>,
 }
 
 impl Inputs {
@@ -60,6 +71,12 @@ impl Inputs {
         for r in routed.leads {
             self.leads.insert(r);
         }
+        for r in routed.broadcasts {
+            self.broadcasts.insert(r);
+        }
+        for r in routed.channels {
+            self.channels.insert(r);
+        }
     }
 
     /// The current input time.
@@ -76,6 +93,8 @@ impl Inputs {
             self.customers.advance_to(t);
             self.agents.advance_to(t);
             self.leads.advance_to(t);
+            self.broadcasts.advance_to(t);
+            self.channels.advance_to(t);
         }
         self.conversations.flush();
         self.messages.flush();
@@ -83,6 +102,8 @@ impl Inputs {
         self.customers.flush();
         self.agents.flush();
         self.leads.flush();
+        self.broadcasts.flush();
+        self.channels.flush();
     }
 }
 
@@ -95,12 +116,20 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
         let (customers, cust) = scope.new_collection::<(EntityKey, CustomerEvent), isize>();
         let (agents, agent) = scope.new_collection::<(EntityKey, AgentEvent), isize>();
         let (leads, lead) = scope.new_collection::<(EntityKey, LeadEvent), isize>();
+        let (broadcasts, bcast) = scope.new_collection::<(EntityKey, BroadcastEvent), isize>();
+        let (channels, chan) = scope.new_collection::<(EntityKey, ChannelEvent), isize>();
 
         let conv_facts = conv
             .reduce_named("ConversationFold", |key: &EntityKey, input, output| {
                 if let Some(summary) = response_time::fold(input.iter().map(|(v, _)| *v)) {
                     let mut facts = Vec::new();
                     response_time::facts(key.0, &key.1, &summary, &mut facts);
+                    automation::facts(
+                        key.0,
+                        (summary.opened_at, summary.channel, &summary.inbox_id),
+                        &automation::fold(input.iter().map(|(v, _)| *v)),
+                        &mut facts,
+                    );
                     output.extend(facts.into_iter().map(|f| (f, 1isize)));
                 }
             })
@@ -165,12 +194,40 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
             })
             .map(|(_, fact)| fact);
 
+        let broadcast_facts = bcast
+            .reduce_named("BroadcastFold", |key: &EntityKey, input, output| {
+                let mut facts = Vec::new();
+                broadcasts::facts(
+                    key.0,
+                    &key.1,
+                    broadcasts::fold(input.iter().map(|(v, _)| *v)),
+                    &mut facts,
+                );
+                output.extend(facts.into_iter().map(|f| (f, 1isize)));
+            })
+            .map(|(_, fact)| fact);
+
+        let channel_facts = chan
+            .reduce_named("ChannelHealthFold", |key: &EntityKey, input, output| {
+                let mut facts = Vec::new();
+                channel_health::facts(
+                    key.0,
+                    &key.1,
+                    channel_health::fold(input.iter().map(|(v, _)| *v)),
+                    &mut facts,
+                );
+                output.extend(facts.into_iter().map(|f| (f, 1isize)));
+            })
+            .map(|(_, fact)| fact);
+
         let (probe, facts) = conv_facts
             .concat(msg_facts)
             .concat(ticket_facts)
             .concat(customer_facts)
             .concat(agent_facts)
             .concat(lead_facts)
+            .concat(broadcast_facts)
+            .concat(channel_facts)
             .probe();
         facts.inner.capture_into(sink);
         (
@@ -181,6 +238,8 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
                 customers,
                 agents,
                 leads,
+                broadcasts,
+                channels,
             },
             probe,
         )

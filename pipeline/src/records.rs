@@ -12,8 +12,8 @@
 
 use schemas::Event;
 use schemas::event::{
-    AgentStatus, Assignee, Channel, DeliveryStatus, Direction, Origin, Payload, Priority,
-    ResolvedBy, Sender,
+    AgentStatus, Assignee, Channel, ChannelState, DeliveryStatus, Direction, Origin, Payload,
+    Priority, Quality, ResolvedBy, Sender,
 };
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,12 @@ pub enum ConvKind {
         agent_id: Option<String>,
     },
     Reopened,
+    Intent {
+        intent: String,
+    },
+    Csat {
+        score: u8,
+    },
 }
 
 /// A message's creation or status change, as the message fold sees it.
@@ -77,10 +83,12 @@ pub enum MsgKind {
         direction: Direction,
         channel: Channel,
         sender: Sender,
+        broadcast_id: Option<String>,
     },
     Status {
         status: DeliveryStatus,
         error_code: Option<i64>,
+        error_title: Option<String>,
     },
 }
 
@@ -125,6 +133,32 @@ pub enum LeadKind {
     Won { amount_minor: i64, currency: String },
 }
 
+/// A `broadcast_sent`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BroadcastEvent {
+    /// Event time.
+    pub at: i64,
+    /// The broadcast's campaign, when named.
+    pub campaign_id: Option<String>,
+    /// Recipients.
+    pub recipients: u64,
+}
+
+/// A `channel_health` report.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ChannelEvent {
+    /// Event time.
+    pub at: i64,
+    /// Connection state.
+    pub state: ChannelState,
+    /// Quality rating.
+    pub quality: Quality,
+    /// Messages waiting to be sent.
+    pub queue_depth: u64,
+    /// Send rate in thousandths of a message per minute (records must be `Ord`).
+    pub sent_per_minute_milli: i64,
+}
+
 /// A ticket's lifecycle event.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TicketEvent {
@@ -157,10 +191,14 @@ pub struct Routed {
     pub agents: Vec<(EntityKey, AgentEvent)>,
     /// Lead records.
     pub leads: Vec<(EntityKey, LeadEvent)>,
+    /// Broadcast records.
+    pub broadcasts: Vec<(EntityKey, BroadcastEvent)>,
+    /// Channel health records.
+    pub channels: Vec<(EntityKey, ChannelEvent)>,
 }
 
 impl Routed {
-    /// Routes one event. Event types no metric of this build uses are dropped here.
+    /// Routes one event to every entity fold it affects.
     pub fn push(&mut self, e: Event) {
         let at = e.occurred_at_ms;
         let account = e.account_id;
@@ -237,7 +275,7 @@ impl Routed {
                 agent_id,
                 channel,
                 auto_reply,
-                ..
+                broadcast_id,
             } => {
                 push_conv(
                     conversation_id,
@@ -256,6 +294,7 @@ impl Routed {
                             direction,
                             channel,
                             sender,
+                            broadcast_id,
                         },
                     },
                 ));
@@ -264,12 +303,16 @@ impl Routed {
                 message_id,
                 status,
                 error_code,
-                ..
+                error_title,
             } => self.messages.push((
                 (account, message_id),
                 MsgEvent {
                     at,
-                    kind: MsgKind::Status { status, error_code },
+                    kind: MsgKind::Status {
+                        status,
+                        error_code,
+                        error_title,
+                    },
                 },
             )),
             Payload::TicketOpened {
@@ -327,10 +370,44 @@ impl Routed {
                     },
                 },
             )),
-            Payload::IntentDetected { .. }
-            | Payload::CsatSubmitted { .. }
-            | Payload::BroadcastSent { .. }
-            | Payload::ChannelHealth { .. } => {}
+            Payload::IntentDetected {
+                conversation_id,
+                intent,
+                ..
+            } => push_conv(conversation_id, ConvKind::Intent { intent }),
+            Payload::CsatSubmitted {
+                conversation_id,
+                score,
+            } => push_conv(conversation_id, ConvKind::Csat { score }),
+            Payload::BroadcastSent {
+                broadcast_id,
+                campaign_id,
+                recipients,
+            } => self.broadcasts.push((
+                (account, broadcast_id),
+                BroadcastEvent {
+                    at,
+                    campaign_id,
+                    recipients,
+                },
+            )),
+            Payload::ChannelHealth {
+                channel_id,
+                state,
+                quality,
+                queue_depth,
+                sent_per_minute,
+            } => self.channels.push((
+                (account, channel_id),
+                ChannelEvent {
+                    at,
+                    state,
+                    quality,
+                    queue_depth,
+                    // Rates are small positive numbers; thousandths keep them exact enough.
+                    sent_per_minute_milli: (sent_per_minute * 1000.0).round() as i64,
+                },
+            )),
         }
     }
 }

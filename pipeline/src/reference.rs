@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use schemas::Event;
 use schemas::metrics::Fact;
 
-use crate::metrics::{agents, customers, leads, messages, response_time, tickets};
+use crate::metrics::{
+    agents, automation, broadcasts, channel_health, customers, leads, messages, response_time,
+    tickets,
+};
 use crate::records::{EntityKey, Routed};
 
 /// The facts of `events`, as `fact → multiplicity`.
@@ -23,6 +26,12 @@ pub fn facts(events: &[Event]) -> HashMap<Fact, i64> {
     for ((account, id), evs) in by_entity(routed.conversations) {
         if let Some(s) = response_time::fold(&evs) {
             response_time::facts(account, &id, &s, &mut out);
+            automation::facts(
+                account,
+                (s.opened_at, s.channel, &s.inbox_id),
+                &automation::fold(&evs),
+                &mut out,
+            );
         }
     }
     for ((account, _), evs) in by_entity(routed.messages) {
@@ -39,6 +48,12 @@ pub fn facts(events: &[Event]) -> HashMap<Fact, i64> {
     }
     for ((account, _), evs) in by_entity(routed.leads) {
         leads::facts(account, &leads::fold(&evs), &mut out);
+    }
+    for ((account, id), evs) in by_entity(routed.broadcasts) {
+        broadcasts::facts(account, &id, broadcasts::fold(&evs), &mut out);
+    }
+    for ((account, id), evs) in by_entity(routed.channels) {
+        channel_health::facts(account, &id, channel_health::fold(&evs), &mut out);
     }
     let mut counts = HashMap::new();
     for f in out {

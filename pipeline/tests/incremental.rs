@@ -37,13 +37,26 @@ fn payload() -> impl Strategy<Value = Payload> {
             Payload::ConversationResolved { conversation_id, resolved_by, agent_id: None }
         }),
         1 => conv().prop_map(|conversation_id| Payload::ConversationReopened { conversation_id }),
-        4 => (msg(), conv(), select(Direction::ALL), select(Sender::ALL), agent(), select(vec![Channel::Whatsapp, Channel::Webchat]))
-            .prop_map(|(message_id, conversation_id, direction, sender, agent_id, channel)| Payload::MessageCreated {
-                message_id, conversation_id, direction, sender, agent_id, channel, broadcast_id: None, auto_reply: false,
+        4 => (msg(), conv(), select(Direction::ALL), select(Sender::ALL), agent(), select(vec![Channel::Whatsapp, Channel::Webchat]),
+              proptest::option::of(select(vec!["b1", "b2"]).prop_map(String::from)), any::<bool>())
+            .prop_map(|(message_id, conversation_id, direction, sender, agent_id, channel, broadcast_id, auto_reply)| Payload::MessageCreated {
+                message_id, conversation_id, direction, sender, agent_id, channel, broadcast_id, auto_reply,
             }),
-        3 => (msg(), select(DeliveryStatus::ALL)).prop_map(|(message_id, status)| Payload::MessageStatus {
-            message_id, status, error_code: None, error_title: None,
+        3 => (msg(), select(DeliveryStatus::ALL), proptest::option::of(select(vec![131_026i64, 131_047]))).prop_map(|(message_id, status, error_code)| Payload::MessageStatus {
+            message_id, status, error_code, error_title: error_code.map(|c| format!("error {c}")),
         }),
+        1 => (conv(), select(vec!["billing", "refund", "order_status"])).prop_map(|(conversation_id, intent)| Payload::IntentDetected {
+            conversation_id, intent: intent.into(), confidence: Some(0.8),
+        }),
+        1 => (conv(), 1u8..=5).prop_map(|(conversation_id, score)| Payload::CsatSubmitted { conversation_id, score }),
+        1 => (select(vec!["b1", "b2"]), proptest::option::of(Just("camp".to_string())), 1u64..5_000).prop_map(|(b, campaign_id, recipients)| {
+            Payload::BroadcastSent { broadcast_id: b.into(), campaign_id, recipients }
+        }),
+        1 => (select(vec!["wa-1", "wa-2"]), select(ChannelState::ALL), select(Quality::ALL), 0u64..500, 0.0f64..100.0).prop_map(
+            |(channel_id, state, quality, queue_depth, sent_per_minute)| Payload::ChannelHealth {
+                channel_id: channel_id.into(), state, quality, queue_depth, sent_per_minute,
+            }
+        ),
         1 => (select(vec!["t0", "t1", "t2"]), select(Priority::ALL)).prop_map(|(t, priority)| Payload::TicketOpened {
             ticket_id: t.into(), conversation_id: None, priority,
         }),

@@ -6,7 +6,8 @@ use serde::Serialize;
 use utoipa::OpenApi;
 
 use crate::sections::{
-    agent_productivity, business_impact, conversation_effectiveness, customer_load, kpi,
+    agent_productivity, automation_impact, business_impact, conversation_effectiveness,
+    customer_load, kpi, whatsapp_performance,
 };
 
 /// Query parameters shared by every dashboard section.
@@ -88,6 +89,18 @@ section_path!(
     "Agent productivity"
 );
 section_path!(
+    whatsapp_performance_get,
+    "/api/dashboard/whatsapp-performance",
+    whatsapp_performance::WhatsappPerformance,
+    "WhatsApp performance"
+);
+section_path!(
+    automation_impact_get,
+    "/api/dashboard/automation-impact",
+    automation_impact::AutomationImpact,
+    "Automation impact"
+);
+section_path!(
     business_impact_get,
     "/api/dashboard/business-impact",
     business_impact::BusinessImpact,
@@ -104,8 +117,10 @@ section_path!(
     paths(
         kpi_get,
         conversation_effectiveness_get,
+        whatsapp_performance_get,
         customer_load_get,
         agent_productivity_get,
+        automation_impact_get,
         business_impact_get
     ),
     components(schemas(ErrorBody, ErrorDetail))

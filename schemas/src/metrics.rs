@@ -14,7 +14,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{AgentStatus, Channel, Direction, Priority, ResolvedBy};
+use crate::event::{
+    AgentStatus, Channel, ChannelState, DeliveryStatus, Direction, Priority, Quality, ResolvedBy,
+};
 
 /// Who currently holds an active conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -228,6 +230,96 @@ pub enum Fact {
         /// ISO 4217 code.
         currency: String,
     },
+    /// An outbound WhatsApp message, in the bucket it was created, with the furthest
+    /// status it reached. Carries no message id: identical messages collapse into one
+    /// fact with a multiplicity, so a range sums few facts.
+    WhatsappMessage {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of the message's creation.
+        bucket: i64,
+        /// Furthest of sent < delivered < read reached (`None`: no such status yet).
+        /// Statuses never move backwards, and `read` implies delivered.
+        status: Option<DeliveryStatus>,
+        /// A `failed` status was reported.
+        failed: bool,
+        /// Error code of the earliest `failed` status, when it named one.
+        error_code: Option<i64>,
+        /// Error title of the earliest `failed` status, when it named one.
+        error_title: Option<String>,
+    },
+    /// A broadcast, in the bucket of its earliest `broadcast_sent`.
+    Broadcast {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of the send.
+        bucket: i64,
+        /// Event time of the send, ms since epoch.
+        sent_at_ms: i64,
+        /// The broadcast.
+        broadcast_id: String,
+        /// Its campaign, when named.
+        campaign_id: Option<String>,
+        /// Recipients, as reported by `broadcast_sent`.
+        recipients: u64,
+    },
+    /// The messages of one broadcast by furthest status (multiplicity = messages),
+    /// whenever they were created: a broadcast's success is over all its messages.
+    BroadcastMessage {
+        /// Tenant.
+        account_id: u64,
+        /// The broadcast the message belongs to.
+        broadcast_id: String,
+        /// Furthest of sent < delivered < read reached.
+        status: Option<DeliveryStatus>,
+        /// A `failed` status was reported.
+        failed: bool,
+    },
+    /// A channel's health now: its latest `channel_health` in event time.
+    ChannelHealth {
+        /// Tenant.
+        account_id: u64,
+        /// The channel (e.g. a WhatsApp number).
+        channel_id: String,
+        /// Connection state.
+        state: ChannelState,
+        /// Quality rating.
+        quality: Quality,
+        /// Messages waiting to be sent.
+        queue_depth: u64,
+        /// Send rate in thousandths of a message per minute (facts are `Eq`/`Hash`).
+        sent_per_minute_milli: i64,
+        /// Event time of the report, ms since epoch.
+        at_ms: i64,
+    },
+    /// A conversation as automation sees it, in the bucket it was opened.
+    AutomationConversation {
+        /// Tenant.
+        account_id: u64,
+        /// Bucket of the first `conversation_opened`.
+        bucket: i64,
+        /// Channel.
+        channel: Channel,
+        /// Inbox.
+        inbox_id: String,
+        /// Was ever assigned to the bot.
+        bot: bool,
+        /// Was escalated by the bot at least once.
+        escalated: bool,
+        /// A human agent wrote in it.
+        human: bool,
+        /// Who resolved it last, when it is resolved now (not reopened since).
+        resolved_by: Option<ResolvedBy>,
+        /// It carries at least one auto-reply message.
+        auto_reply: bool,
+        /// Its first detected intent in event time.
+        intent: Option<String>,
+        /// Its latest CSAT score (1..5), when the customer rated it.
+        csat: Option<u8>,
+        /// Human handling seconds, from the human wait's start (open or the bot's
+        /// hand-over) to its resolution now; set for resolved conversations with humans.
+        handling_s: Option<u32>,
+    },
     /// A ticket that is open now.
     OpenTicket {
         /// Tenant.
@@ -255,6 +347,11 @@ impl Fact {
             | Fact::TicketResolved { account_id, .. }
             | Fact::Lead { account_id, .. }
             | Fact::DealWon { account_id, .. }
+            | Fact::WhatsappMessage { account_id, .. }
+            | Fact::Broadcast { account_id, .. }
+            | Fact::BroadcastMessage { account_id, .. }
+            | Fact::ChannelHealth { account_id, .. }
+            | Fact::AutomationConversation { account_id, .. }
             | Fact::OpenTicket { account_id, .. } => *account_id,
         }
     }
@@ -276,8 +373,42 @@ impl Fact {
             Fact::TicketResolved { .. } => "ticket_resolved",
             Fact::Lead { .. } => "lead",
             Fact::DealWon { .. } => "deal_won",
+            Fact::WhatsappMessage { .. } => "whatsapp_message",
+            Fact::Broadcast { .. } => "broadcast",
+            Fact::BroadcastMessage { .. } => "broadcast_message",
+            Fact::ChannelHealth { .. } => "channel_health",
+            Fact::AutomationConversation { .. } => "automation_conversation",
             Fact::OpenTicket { .. } => "open_ticket",
         }
+    }
+
+    /// The same fact in another bucket (a "now" fact is returned unchanged). The view
+    /// store uses it to roll a day's buckets up into one.
+    pub fn with_bucket(&self, bucket: i64) -> Fact {
+        let mut f = self.clone();
+        match &mut f {
+            Fact::FirstResponse { bucket: b, .. }
+            | Fact::WhatsappOutcome { bucket: b, .. }
+            | Fact::Message { bucket: b, .. }
+            | Fact::ConversationOpened { bucket: b, .. }
+            | Fact::Resolution { bucket: b, .. }
+            | Fact::AgentHandled { bucket: b, .. }
+            | Fact::AwaitingFirstResponse { bucket: b, .. }
+            | Fact::CustomerConversation { bucket: b, .. }
+            | Fact::AgentStatusPiece { bucket: b, .. }
+            | Fact::TicketResolved { bucket: b, .. }
+            | Fact::Lead { bucket: b, .. }
+            | Fact::DealWon { bucket: b, .. }
+            | Fact::WhatsappMessage { bucket: b, .. }
+            | Fact::Broadcast { bucket: b, .. }
+            | Fact::AutomationConversation { bucket: b, .. } => *b = bucket,
+            Fact::ActiveConversation { .. }
+            | Fact::OpenTicket { .. }
+            | Fact::AgentCurrentStatus { .. }
+            | Fact::BroadcastMessage { .. }
+            | Fact::ChannelHealth { .. } => {}
+        }
+        f
     }
 
     /// The time bucket of a bucketed fact; `None` for "now" facts.
@@ -294,10 +425,15 @@ impl Fact {
             | Fact::AgentStatusPiece { bucket, .. }
             | Fact::TicketResolved { bucket, .. }
             | Fact::Lead { bucket, .. }
-            | Fact::DealWon { bucket, .. } => Some(*bucket),
+            | Fact::DealWon { bucket, .. }
+            | Fact::WhatsappMessage { bucket, .. }
+            | Fact::Broadcast { bucket, .. }
+            | Fact::AutomationConversation { bucket, .. } => Some(*bucket),
             Fact::ActiveConversation { .. }
             | Fact::OpenTicket { .. }
-            | Fact::AgentCurrentStatus { .. } => None,
+            | Fact::AgentCurrentStatus { .. }
+            | Fact::BroadcastMessage { .. }
+            | Fact::ChannelHealth { .. } => None,
         }
     }
 }

@@ -1,9 +1,11 @@
-//! The message fold: messages by direction, and WhatsApp delivery outcomes.
+//! The message fold: messages by direction, WhatsApp delivery outcomes and the
+//! WhatsApp funnel, and the messages of each broadcast.
 //!
 //! Statuses never move backwards: the fold keeps the highest of sent < delivered <
 //! read whatever order the statuses arrive in, so a late `sent` after `read` changes
 //! nothing, and `read` counts as delivered even when no `delivered` event came
-//! (WhatsApp skips it when both happen at once). `failed` is tracked on its own.
+//! (WhatsApp skips it when both happen at once). `failed` is tracked on its own, with
+//! the error code and title of the earliest `failed` status in event time.
 
 use schemas::event::{Channel, DeliveryStatus, Direction};
 use schemas::metrics::Fact;
@@ -20,6 +22,10 @@ pub struct MessageSummary {
     pub best: Option<DeliveryStatus>,
     /// A `failed` status was reported.
     pub failed: bool,
+    /// `(error_code, error_title)` of the earliest `failed` status.
+    pub error: (Option<i64>, Option<String>),
+    /// The broadcast the message belongs to, from its `message_created`.
+    pub broadcast_id: Option<String>,
 }
 
 fn rank(s: DeliveryStatus) -> u8 {
@@ -37,23 +43,35 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a MsgEvent>) -> MessageSummar
         created: None,
         best: None,
         failed: false,
+        error: (None, None),
+        broadcast_id: None,
     };
     for ev in events {
-        match ev.kind {
+        match &ev.kind {
             MsgKind::Created {
-                direction, channel, ..
+                direction,
+                channel,
+                broadcast_id,
+                ..
             } => {
                 if summary.created.is_none() {
-                    summary.created = Some((ev.at, direction, channel));
+                    summary.created = Some((ev.at, *direction, *channel));
+                    summary.broadcast_id.clone_from(broadcast_id);
                 }
             }
             MsgKind::Status {
                 status: DeliveryStatus::Failed,
-                ..
-            } => summary.failed = true,
+                error_code,
+                error_title,
+            } => {
+                if !summary.failed {
+                    summary.failed = true;
+                    summary.error = (*error_code, error_title.clone());
+                }
+            }
             MsgKind::Status { status, .. } => {
-                if summary.best.is_none_or(|b| rank(status) > rank(b)) {
-                    summary.best = Some(status);
+                if summary.best.is_none_or(|b| rank(*status) > rank(b)) {
+                    summary.best = Some(*status);
                 }
             }
         }
@@ -73,10 +91,26 @@ pub fn facts(account_id: u64, s: &MessageSummary, out: &mut Vec<Fact>) {
         direction,
         channel,
     });
-    if channel == Channel::Whatsapp
-        && direction == Direction::Outbound
-        && (s.best.is_some() || s.failed)
-    {
+    if channel != Channel::Whatsapp || direction != Direction::Outbound {
+        return;
+    }
+    out.push(Fact::WhatsappMessage {
+        account_id,
+        bucket,
+        status: s.best,
+        failed: s.failed,
+        error_code: s.error.0,
+        error_title: s.error.1.clone(),
+    });
+    if let Some(broadcast_id) = &s.broadcast_id {
+        out.push(Fact::BroadcastMessage {
+            account_id,
+            broadcast_id: broadcast_id.clone(),
+            status: s.best,
+            failed: s.failed,
+        });
+    }
+    if s.best.is_some() || s.failed {
         out.push(Fact::WhatsappOutcome {
             account_id,
             bucket,
@@ -98,6 +132,7 @@ mod tests {
             kind: MsgKind::Status {
                 status,
                 error_code: None,
+                error_title: None,
             },
         }
     }
@@ -108,6 +143,7 @@ mod tests {
                 direction: Direction::Outbound,
                 channel: Channel::Whatsapp,
                 sender: Sender::Agent,
+                broadcast_id: None,
             },
         }
     }
@@ -142,7 +178,7 @@ mod tests {
             &mut out,
         );
         assert_eq!(
-            out[1],
+            out[2],
             Fact::WhatsappOutcome {
                 account_id: 1,
                 bucket: 0,
@@ -153,8 +189,54 @@ mod tests {
         facts(1, &fold(&[created()]), &mut out);
         assert_eq!(
             out.len(),
-            1,
+            2,
             "a message without status is not in the delivery rate"
         );
+        assert!(matches!(
+            out[1],
+            Fact::WhatsappMessage {
+                status: None,
+                failed: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_earliest_failure_names_the_error_and_broadcast_messages_are_counted() {
+        let mut c = created();
+        if let MsgKind::Created { broadcast_id, .. } = &mut c.kind {
+            *broadcast_id = Some("b1".into());
+        }
+        let failed = |at, code: i64, title: &str| MsgEvent {
+            at,
+            kind: MsgKind::Status {
+                status: DeliveryStatus::Failed,
+                error_code: Some(code),
+                error_title: Some(title.into()),
+            },
+        };
+        let mut events = vec![
+            failed(9, 131_026, "Message undeliverable"),
+            c,
+            failed(4, 131_047, "Re-engagement message"),
+        ];
+        events.sort();
+        let mut out = Vec::new();
+        facts(1, &fold(&events), &mut out);
+        assert!(out.contains(&Fact::WhatsappMessage {
+            account_id: 1,
+            bucket: 0,
+            status: None,
+            failed: true,
+            error_code: Some(131_047),
+            error_title: Some("Re-engagement message".into()),
+        }));
+        assert!(out.contains(&Fact::BroadcastMessage {
+            account_id: 1,
+            broadcast_id: "b1".into(),
+            status: None,
+            failed: true,
+        }));
     }
 }

@@ -3,6 +3,9 @@
 //! dataflow ([`crate::dataflow`]) runs them incrementally, tests run them directly.
 
 pub mod agents;
+pub mod automation;
+pub mod broadcasts;
+pub mod channel_health;
 pub mod customers;
 pub mod leads;
 pub mod messages;

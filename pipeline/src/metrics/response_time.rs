@@ -155,6 +155,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
                 open = false;
             }
             ConvKind::Reopened => open = true,
+            ConvKind::Intent { .. } | ConvKind::Csat { .. } => {}
         }
     }
     let (opened_at, channel, inbox_id) = opened?;

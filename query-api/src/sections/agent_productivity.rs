@@ -157,7 +157,7 @@ fn handled(facts: Option<&AccountFacts>, r: Range, p: &Params) -> HashMap<String
     let mut seen: HashMap<&str, HashSet<&str>> = HashMap::new();
     for (fact, _) in facts
         .into_iter()
-        .flat_map(|f| f.range("agent_handled", r.from, r.to))
+        .flat_map(|f| f.range_merged("agent_handled", r.from, r.to))
     {
         if let Fact::AgentHandled {
             agent_id,
@@ -216,7 +216,10 @@ pub(crate) fn presence(facts: Option<&AccountFacts>, spent: Range, now: i64) -> 
             );
         }
     }
-    for (fact, n) in facts.into_iter().flat_map(|f| f.now.iter()) {
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.now_of("agent_current_status"))
+    {
         if let Fact::AgentCurrentStatus {
             agent_id,
             team_id,
@@ -260,7 +263,10 @@ pub fn compute(
         now_status,
     } = presence(facts, spent, now);
     let mut open: HashMap<String, i64> = HashMap::new();
-    for (fact, n) in facts.into_iter().flat_map(|f| f.now.iter()) {
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.now_of("active_conversation"))
+    {
         if let Fact::ActiveConversation {
             holder: Holder::Agent,
             agent_id: Some(agent_id),
@@ -279,7 +285,7 @@ pub fn compute(
     let mut resolved: HashMap<String, i64> = HashMap::new();
     for (fact, n) in facts
         .into_iter()
-        .flat_map(|f| f.range("resolution", range.from, range.to))
+        .flat_map(|f| f.range_merged("resolution", range.from, range.to))
     {
         if let Fact::Resolution {
             resolved_by: ResolvedBy::Agent,
@@ -296,7 +302,7 @@ pub fn compute(
     let mut replies: HashMap<String, (i64, i64, i64)> = HashMap::new(); // count, met, sum
     for (fact, n) in facts
         .into_iter()
-        .flat_map(|f| f.range("first_response", range.from, range.to))
+        .flat_map(|f| f.range_merged("first_response", range.from, range.to))
     {
         if let Fact::FirstResponse {
             seconds,

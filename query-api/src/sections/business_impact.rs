@@ -140,7 +140,7 @@ pub struct BusinessImpact {
 fn count(facts: Option<&AccountFacts>, kind: &str, r: Range) -> i64 {
     facts
         .into_iter()
-        .flat_map(|f| f.range(kind, r.from, r.to))
+        .flat_map(|f| f.range_merged(kind, r.from, r.to))
         .map(|(_, n)| n)
         .sum()
 }
@@ -168,7 +168,7 @@ fn deals(
     let mut by_campaign: HashMap<String, BTreeMap<String, (i64, i64)>> = HashMap::new();
     for (fact, n) in facts
         .into_iter()
-        .flat_map(|f| f.range("deal_won", r.from, r.to))
+        .flat_map(|f| f.range_merged("deal_won", r.from, r.to))
     {
         if let Fact::DealWon {
             campaign_id,
@@ -198,7 +198,7 @@ fn repeat(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Repeat {
     let mut per_customer: HashMap<&str, i64> = HashMap::new();
     for (fact, n) in facts
         .into_iter()
-        .flat_map(|f| f.range("customer_conversation", r.from, r.to))
+        .flat_map(|f| f.range_merged("customer_conversation", r.from, r.to))
     {
         if let Fact::CustomerConversation {
             customer_id,
@@ -241,7 +241,7 @@ fn cost(
     let mut fees = 0;
     for (fact, n) in facts
         .into_iter()
-        .flat_map(|f| f.range("conversation_opened", r.from, r.to))
+        .flat_map(|f| f.range_merged("conversation_opened", r.from, r.to))
     {
         if let Fact::ConversationOpened {
             channel, inbox_id, ..
@@ -269,11 +269,24 @@ fn cost(
     }
 }
 
-/// Recipients of broadcasts sent in `r`, per campaign. Broadcast facts come with the
-/// WhatsApp performance section's broadcast fold; until it lands no broadcast is known
-/// and `recipients`/`conversion` stay `null`.
-fn broadcast_recipients(_facts: Option<&AccountFacts>, _r: Range) -> HashMap<String, i64> {
-    HashMap::new()
+/// Recipients of broadcasts sent in `r`, per campaign (from the broadcast fold).
+fn broadcast_recipients(facts: Option<&AccountFacts>, r: Range) -> HashMap<String, i64> {
+    let mut out: HashMap<String, i64> = HashMap::new();
+    for (fact, n) in facts
+        .into_iter()
+        .flat_map(|f| f.range_merged("broadcast", r.from, r.to))
+    {
+        if let Fact::Broadcast {
+            campaign_id: Some(c),
+            recipients,
+            ..
+        } = fact
+        {
+            *out.entry(c.clone()).or_default() +=
+                i64::try_from(*recipients).unwrap_or(i64::MAX) * n;
+        }
+    }
+    out
 }
 
 fn campaign<'a>(campaigns: &'a mut BTreeMap<String, Campaign>, id: &str) -> &'a mut Campaign {
@@ -302,7 +315,7 @@ pub fn compute(
     let mut campaigns: BTreeMap<String, Campaign> = BTreeMap::new();
     for (fact, n) in facts
         .into_iter()
-        .flat_map(|f| f.range("conversation_opened", range.from, range.to))
+        .flat_map(|f| f.range_merged("conversation_opened", range.from, range.to))
     {
         if let Fact::ConversationOpened {
             campaign_id: Some(c),
@@ -317,7 +330,7 @@ pub fn compute(
     }
     for (fact, n) in facts
         .into_iter()
-        .flat_map(|f| f.range("lead", range.from, range.to))
+        .flat_map(|f| f.range_merged("lead", range.from, range.to))
     {
         if let Fact::Lead {
             campaign_id: Some(c),

@@ -344,7 +344,7 @@ fn handled(facts: Option<&AccountFacts>, r: Range, p: &Params) -> HashMap<String
     let mut seen: HashMap<&str, HashSet<&str>> = HashMap::new();
     for (fact, _) in facts
         .into_iter()
-        .flat_map(|f| f.range("agent_handled", r.from, r.to))
+        .flat_map(|f| f.range_merged("agent_handled", r.from, r.to))
     {
         if let Fact::AgentHandled {
             agent_id,
@@ -374,7 +374,7 @@ fn resolve_events(
     let mut by_agent: HashMap<String, i64> = HashMap::new();
     for (fact, n) in facts
         .into_iter()
-        .flat_map(|f| f.range("resolution", r.from, r.to))
+        .flat_map(|f| f.range_merged("resolution", r.from, r.to))
     {
         if let Fact::Resolution {
             resolved_by,
@@ -406,7 +406,7 @@ fn opened_in_range(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Opened
     let mut o = OpenedInRange::default();
     for (fact, n) in facts
         .into_iter()
-        .flat_map(|f| f.range("conversation_opened", r.from, r.to))
+        .flat_map(|f| f.range_merged("conversation_opened", r.from, r.to))
     {
         if let Fact::ConversationOpened {
             resolved,

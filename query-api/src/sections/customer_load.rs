@@ -176,7 +176,7 @@ fn customers(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Customers {
     let mut new: HashSet<&str> = HashSet::new();
     for (fact, _) in facts
         .into_iter()
-        .flat_map(|f| f.range("customer_conversation", r.from, r.to))
+        .flat_map(|f| f.range_merged("customer_conversation", r.from, r.to))
     {
         if let Fact::CustomerConversation {
             customer_id,

@@ -163,7 +163,7 @@ fn frt(facts: Option<&AccountFacts>, r: Range, p: &Params) -> FrtStats {
     let mut hist: BTreeMap<u32, i64> = BTreeMap::new();
     for (fact, n) in facts
         .into_iter()
-        .flat_map(|f| f.range("first_response", r.from, r.to))
+        .flat_map(|f| f.range_merged("first_response", r.from, r.to))
     {
         if let Fact::FirstResponse {
             seconds,
@@ -213,7 +213,7 @@ fn delivery(facts: Option<&AccountFacts>, r: Range) -> Delivery {
     let mut d = Delivery::default();
     for (fact, n) in facts
         .into_iter()
-        .flat_map(|f| f.range("whatsapp_outcome", r.from, r.to))
+        .flat_map(|f| f.range_merged("whatsapp_outcome", r.from, r.to))
     {
         if let Fact::WhatsappOutcome { delivered, .. } = fact {
             d.with_status += n;
@@ -231,7 +231,7 @@ fn messages(facts: Option<&AccountFacts>, r: Range, p: &Params) -> MessageCounts
     let mut m = MessageCounts::default();
     for (fact, n) in facts
         .into_iter()
-        .flat_map(|f| f.range("message", r.from, r.to))
+        .flat_map(|f| f.range_merged("message", r.from, r.to))
     {
         if let Fact::Message {
             direction, channel, ..
@@ -259,7 +259,10 @@ pub fn compute(
     let facts = snap.accounts.get(&p.account_id);
     let mut active = Active::default();
     let mut tickets = OpenTickets::default();
-    for (fact, n) in facts.into_iter().flat_map(|f| f.now.iter()) {
+    for (fact, n) in facts.into_iter().flat_map(|f| {
+        f.now_of("active_conversation")
+            .chain(f.now_of("open_ticket"))
+    }) {
         match fact {
             Fact::ActiveConversation {
                 holder,

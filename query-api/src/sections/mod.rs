@@ -3,10 +3,12 @@
 //! [`compute`], so both always say the same thing.
 
 pub mod agent_productivity;
+pub mod automation_impact;
 pub mod business_impact;
 pub mod conversation_effectiveness;
 pub mod customer_load;
 pub mod kpi;
+pub mod whatsapp_performance;
 
 use std::collections::HashMap;
 
@@ -21,8 +23,10 @@ use crate::range::{self, Range};
 pub const SECTIONS: &[&str] = &[
     "kpi",
     "conversation-effectiveness",
+    "whatsapp-performance",
     "customer-load",
     "agent-productivity",
+    "automation-impact",
     "business-impact",
 ];
 
@@ -133,6 +137,14 @@ pub fn compute(
     let body = match section {
         "kpi" => app.store.read(|snap| {
             serde_json::to_value(kpi::compute(snap, params, &settings, range, now_ms))
+        }),
+        "whatsapp-performance" => app.store.read(|snap| {
+            serde_json::to_value(whatsapp_performance::compute(
+                snap, params, &settings, range,
+            ))
+        }),
+        "automation-impact" => app.store.read(|snap| {
+            serde_json::to_value(automation_impact::compute(snap, params, &settings, range))
         }),
         "business-impact" => app.store.read(|snap| {
             serde_json::to_value(business_impact::compute(snap, params, &settings, range))

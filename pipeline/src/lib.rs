@@ -6,6 +6,7 @@
 //! - [`dataflow`]: the differential graph running those folds incrementally.
 //! - [`runtime`]: workers, the input clock, and the collector that releases output
 //!   only at complete timestamps.
+//! - [`sink`]: outputs besides the view store (`crm.metrics.v1`).
 //! - [`reference`]: a batch recomputation of the same facts, used by property tests
 //!   and by `crmpulse bench --verify`.
 
@@ -14,5 +15,6 @@ pub mod metrics;
 pub mod records;
 pub mod reference;
 pub mod runtime;
+pub mod sink;
 
 pub use runtime::{Pipeline, PipelineConfig, PipelineError, wall_clock_ms};

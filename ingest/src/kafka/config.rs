@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
+/// Longest time a consumer's fetch waits at the broker for new data, in ms.
+pub const FETCH_WAIT_MS: u32 = 20;
+
 /// Kafka connection and topics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -93,9 +96,14 @@ impl KafkaConfig {
     }
 
     /// A consumer configuration for reading partitions it assigns itself, from the
-    /// offsets it chooses, without committing anything.
+    /// offsets it chooses, without committing anything. A fetch waits at most
+    /// [`FETCH_WAIT_MS`] for data (librdkafka's default of 500 ms would sit in the
+    /// latency of every hop) unless `fetch.wait.max.ms` is set in the properties.
     pub fn reader_config(&self, group_suffix: &str) -> ClientConfig {
         let mut c = self.client_config();
+        if !self.properties.contains_key("fetch.wait.max.ms") {
+            c.set("fetch.wait.max.ms", FETCH_WAIT_MS.to_string());
+        }
         c.set("group.id", format!("{}-{group_suffix}", self.group_id))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")

@@ -1,8 +1,8 @@
 //! Kafka end to end, driving the real `crmpulse` binary against a Kafka-protocol
 //! broker: tansu on loopback for the data-path tests (started by `scripts/test`,
-//! address in `CRMPULSE_KAFKA_BROKERS`; they are `#[ignore]`d so that a plain
-//! `cargo test` without a broker does not fail, and `scripts/test` runs them with
-//! `--ignored`), and rdkafka's MockCluster for injected broker faults.
+//! address in `CRMPULSE_KAFKA_BROKERS`; they are `#[ignore]`d, and `scripts/test` runs
+//! them with `--ignored`; without the variable they run against a MockCluster), and
+//! rdkafka's MockCluster for injected broker faults.
 //!
 //! Every test uses its own topic names, so tests share one broker safely. The oracle
 //! is always `pipeline::reference::facts`: a batch recomputation of all valid events.

@@ -241,7 +241,7 @@ const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// applied at query time (the facts are zone- and target-free), so the next response
 /// reflects them with nothing recomputed. A file that fails to load is reported and
 /// the settings in force are kept.
-async fn watch_config(path: PathBuf, settings: query_api::Settings) {
+pub(crate) async fn watch_config(path: PathBuf, settings: query_api::Settings) {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = modified(&path);
     loop {

@@ -1,7 +1,7 @@
 //! The configuration file (`--config crmpulse.toml`): what the pipeline computes and
 //! how the API presents it. Layers: built-in defaults, then the TOML file, then
 //! `CRMPULSE__SECTION__KEY` environment variables (e.g. `CRMPULSE__PIPELINE__WORKERS=4`).
-//! Every field is documented in `docs/operations.md`.
+//! Every field is documented in `docs/operations.md` (`[kafka]` in `docs/kafka.md`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -23,6 +23,9 @@ pub struct Config {
     pub live: LiveSection,
     /// ClickHouse rollups for analysts (off while `url` is empty); see docs/clickhouse.md.
     pub clickhouse: pipeline::sink::clickhouse::ClickHouseConfig,
+    /// Kafka (`run` reads events from and writes metrics to it; `serve`, `ingest`
+    /// and `tail-metrics` need it). Absent: `run` uses the embedded event log.
+    pub kafka: Option<ingest::kafka::KafkaConfig>,
 }
 
 /// `[pipeline]`.
@@ -112,12 +115,44 @@ mod tests {
             chrono_tz::Asia::Kathmandu
         );
         assert_eq!(c.accounts.accounts["7"].sla_first_response_s, 300);
+        assert_eq!(c.kafka, None);
         std::fs::write(&path, "[pipeline]\nworkerz = 3\n").unwrap();
         assert!(
             load(Some(&path))
                 .unwrap_err()
                 .to_string()
                 .contains("workerz")
+        );
+    }
+
+    #[test]
+    // The closure's error type is figment's own, fixed by `Jail::expect_with`.
+    #[allow(clippy::result_large_err)]
+    fn the_kafka_section_takes_file_values_then_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[kafka]\nbrokers = \"10.0.0.1:9092\"\n[kafka.topics]\nmetrics = \"m\"\n[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CRMPULSE__KAFKA__GROUP_ID", "g2");
+            let c = load(Some(&path)).unwrap();
+            let k = c.kafka.expect("a [kafka] section");
+            assert_eq!(k.brokers, "10.0.0.1:9092");
+            assert_eq!(k.group_id, "g2");
+            assert_eq!(k.topics.metrics, "m");
+            assert_eq!(k.topics.events, "crm.events.v1");
+            assert_eq!(k.properties["security.protocol"], "SASL_SSL");
+            Ok(())
+        });
+        std::fs::write(&path, "[kafka]\nbrokerz = \"x\"\n").unwrap();
+        assert!(
+            load(Some(&path))
+                .unwrap_err()
+                .to_string()
+                .contains("brokerz")
         );
     }
 }

@@ -4,6 +4,8 @@
 mod app;
 mod bench;
 mod config;
+mod kafka;
+mod kafka_bench;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -28,6 +30,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the embedded stack (event log, pipeline, API and dashboard), no synthetic traffic.
+    /// With a `[kafka]` section: the pipeline between `crm.events.v1` and `crm.metrics.v1`.
     Run(ServeArgs),
     /// `run` plus the simulator: backfills history, then produces live traffic.
     Demo(DemoArgs),
@@ -39,6 +42,34 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Apply the ClickHouse schema migrations (`[clickhouse]` in the configuration).
     Migrate,
+    /// API and dashboard over a view store fed only from `crm.metrics.v1` (needs `[kafka]`).
+    Serve(ListenArgs),
+    /// `POST /api/v1/events` as a gateway producing to `crm.events.v1` (needs `[kafka]`).
+    Ingest(ListenArgs),
+    /// Print `crm.metrics.v1` as JSON lines: an example metrics consumer (needs `[kafka]`).
+    TailMetrics(TailMetricsArgs),
+    /// Create the Kafka topics named in `[kafka]` (existing ones are kept).
+    KafkaTopics,
+    /// Measure events/s from Kafka and producer → WebSocket latency (needs `[kafka]`).
+    BenchKafka(kafka_bench::KafkaBenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct ListenArgs {
+    /// Address for HTTP.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+struct TailMetricsArgs {
+    /// Print the complete batches a consumer applies (at progress records) instead of
+    /// every record.
+    #[arg(long)]
+    batches: bool,
+    /// Stop once everything the topic held at start has been printed.
+    #[arg(long)]
+    until_end: bool,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +129,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = config::load(cli.config.as_deref())?;
     match cli.command {
+        Command::Run(args) if config.kafka.is_some() => {
+            kafka::run(args.listen, &config, cli.config)
+        }
         Command::Run(args) => serve(args, &config, cli.config, None),
         Command::Demo(args) => serve(
             args.serve,
@@ -109,6 +143,11 @@ fn main() -> anyhow::Result<()> {
         Command::Replay(args) => replay(&args),
         Command::Bench(args) => bench::run(&args, &config),
         Command::Migrate => migrate(&config),
+        Command::Serve(args) => kafka::serve(args.listen, &config, cli.config),
+        Command::Ingest(args) => kafka::ingest(args.listen, &config),
+        Command::TailMetrics(args) => kafka::tail_metrics(&config, args.batches, args.until_end),
+        Command::KafkaTopics => kafka::create_topics(&config),
+        Command::BenchKafka(args) => kafka_bench::run(&args, &config),
     }
 }
 

@@ -104,7 +104,7 @@ pub fn parse_body(body: &str) -> Result<ParsedBody<'_>, String> {
     Ok((events, rejected))
 }
 
-fn error_body(status: StatusCode, code: &str, message: String) -> Response {
+pub(crate) fn error_body(status: StatusCode, code: &str, message: String) -> Response {
     (
         status,
         Json(serde_json::json!({"error": {"code": code, "message": message}})),
@@ -112,11 +112,9 @@ fn error_body(status: StatusCode, code: &str, message: String) -> Response {
         .into_response()
 }
 
-async fn events_create(
-    State(log): State<Arc<EventLog>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// The body of an ingest request as text, or the error response for a wrong content
+/// type or bytes that are not UTF-8. Shared with the Kafka gateway.
+pub(crate) fn body_text(headers: &HeaderMap, body: &Bytes) -> Result<String, Box<Response>> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -125,20 +123,31 @@ async fn events_create(
         || ctype.starts_with("application/x-ndjson")
         || ctype.starts_with("application/ndjson"))
     {
-        return error_body(
+        return Err(Box::new(error_body(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             format!("content-type {ctype:?}: expected application/json or application/x-ndjson"),
-        );
+        )));
     }
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return error_body(
+    match std::str::from_utf8(body) {
+        Ok(text) => Ok(text.to_owned()),
+        Err(_) => Err(Box::new(error_body(
             StatusCode::BAD_REQUEST,
             "bad_request",
             "body: not valid UTF-8".into(),
-        );
+        ))),
+    }
+}
+
+async fn events_create(
+    State(log): State<Arc<EventLog>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let text = match body_text(&headers, &body) {
+        Ok(text) => text,
+        Err(response) => return *response,
     };
-    let text = text.to_owned();
     let result = tokio::task::spawn_blocking(move || {
         let (events, rejected) = match parse_body(&text) {
             Ok(parsed) => parsed,

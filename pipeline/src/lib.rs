@@ -6,7 +6,7 @@
 //! - [`dataflow`]: the differential graph running those folds incrementally.
 //! - [`runtime`]: workers, the input clock, and the collector that releases output
 //!   only at complete timestamps.
-//! - [`sink`]: where metric batches go besides the view store (ClickHouse).
+//! - [`sink`]: outputs besides the view store: ClickHouse rollups and `crm.metrics.v1`.
 //! - [`reference`]: a batch recomputation of the same facts, used by property tests
 //!   and by `crmpulse bench --verify`.
 

@@ -4,13 +4,15 @@
 //!   form and the protobuf wire form ([`proto`]), with checked conversions between them.
 //! - [`metrics`]: what the pipeline emits and the view store consumes, so that
 //!   `query-api` never depends on `pipeline` internals.
+//! - [`metric_records`]: the wire form of `crm.metrics.v1` (metric deltas and progress).
 //! - [`time`]: bucket arithmetic both sides agree on.
 
 pub mod event;
+pub mod metric_records;
 pub mod metrics;
 pub mod time;
 
-/// Protobuf types generated from `proto/crmpulse/v1/events.proto` by prost.
+/// Protobuf types generated from `proto/crmpulse/v1/{events,metrics}.proto` by prost.
 #[allow(clippy::all, missing_docs)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/crmpulse.v1.rs"));

@@ -2,7 +2,7 @@
 //! go besides the in-process view store.
 //!
 //! - [`clickhouse`]: rollup tables (and the raw events) for analysts' SQL.
-//!
-//! A Kafka sink for `crm.metrics.v1` sits beside it as `sink/kafka/`.
+//! - [`kafka`]: `crm.metrics.v1`, metric deltas and progress records, exactly once.
 
 pub mod clickhouse;
+pub mod kafka;

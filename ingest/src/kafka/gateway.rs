@@ -1,0 +1,149 @@
+//! `crmpulse ingest`: `POST /api/v1/events` as a stateless gateway to
+//! `crm.events.v1`.
+//!
+//! The body is parsed and validated exactly as by the embedded ingest
+//! ([`crate::http::parse_body`]). Valid events are produced as protobuf `Event`s, key
+//! `account_id:conversation_id` ([`schemas::Event::partition_key`]), by an idempotent
+//! producer with `acks=all`; rejected items go to the dead-letter topic. The response
+//! is sent only after the broker has acknowledged every message, so a 2xx means the
+//! events are durable; a 503 means some may not be, and the client retries the whole
+//! request (duplicates are harmless: the pipeline ignores a second copy of an
+//! `event_id`, which is also why the gateway reports `duplicates: 0`).
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use schemas::Event;
+
+use super::dead_letter::{DeadLetter, Origin};
+use super::{DeadLetters, KafkaConfig, KafkaError};
+use crate::http::{IngestResponse, MAX_BODY_BYTES, body_text, error_body, parse_body};
+
+/// How long a request waits for the broker before answering 503.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The gateway's producers.
+#[derive(Clone)]
+pub struct Gateway {
+    producer: FutureProducer,
+    dead_letters: DeadLetters,
+    topic: String,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("topic", &self.topic)
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// An idempotent, `acks=all` producer to the events and dead-letter topics.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when librdkafka refuses the configuration.
+    pub fn new(config: &KafkaConfig) -> Result<Self, KafkaError> {
+        let producer: FutureProducer = config
+            .producer_config(DELIVERY_TIMEOUT.as_millis() as u64)
+            .create()?;
+        Ok(Self {
+            dead_letters: DeadLetters::new(producer.clone(), config),
+            producer,
+            topic: config.topics.events.clone(),
+        })
+    }
+
+    /// Produces `events` and waits until the broker has every one.
+    ///
+    /// # Errors
+    /// [`KafkaError::Delivery`] when one was not acknowledged in time.
+    pub async fn produce(&self, events: &[Event]) -> Result<(), KafkaError> {
+        let encoded: Vec<(String, Vec<u8>)> = events
+            .iter()
+            .map(|e| (e.partition_key(), e.to_proto_bytes()))
+            .collect();
+        let sends = encoded.iter().map(|(key, value)| {
+            self.producer.send(
+                FutureRecord::to(&self.topic).key(key).payload(value),
+                DELIVERY_TIMEOUT,
+            )
+        });
+        for result in futures_util::future::join_all(sends).await {
+            if let Err((e, _)) = result {
+                return Err(KafkaError::Delivery {
+                    topic: self.topic.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The gateway's routes: `POST /api/v1/events`.
+pub fn router(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/api/v1/events", post(events_create))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(gateway)
+}
+
+async fn events_create(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let text = match body_text(&headers, &body) {
+        Ok(text) => text,
+        Err(response) => return *response,
+    };
+    let (events, rejected) = match parse_body(&text) {
+        Ok(parsed) => parsed,
+        Err(message) => return error_body(StatusCode::BAD_REQUEST, "bad_request", message),
+    };
+    let letters: Vec<DeadLetter<'_>> = rejected
+        .iter()
+        .map(|(r, raw)| DeadLetter {
+            payload: raw.as_bytes(),
+            key: None,
+            reason: &r.error,
+            reason_kind: Event::from_json(raw)
+                .err()
+                .map_or("malformed", |e| e.kind()),
+            origin: Origin::Http { index: r.index },
+        })
+        .collect();
+    let (produced, dead_lettered) = futures_util::future::join(
+        gateway.produce(&events),
+        gateway.dead_letters.send(&letters),
+    )
+    .await;
+    if let Err(e) = produced.and(dead_lettered) {
+        tracing::error!(error = %e, "ingest gateway: broker did not acknowledge");
+        metrics::counter!("crmpulse_ingest_unavailable_total").increment(1);
+        return error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the event log is unavailable, retry the request".into(),
+        );
+    }
+    metrics::counter!("crmpulse_ingest_accepted_events_total").increment(events.len() as u64);
+    let status = if rejected.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let response = IngestResponse {
+        accepted: events.len() as u64,
+        duplicates: 0,
+        rejected: rejected.into_iter().map(|(r, _)| r).collect(),
+    };
+    (status, Json(response)).into_response()
+}

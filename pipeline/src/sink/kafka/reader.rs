@@ -1,0 +1,282 @@
+//! Reading `crm.metrics.v1`: every partition from its first record, and the
+//! [`Assembler`] that turns the records back into [`MetricBatch`]es that are each
+//! complete at a progress record.
+//!
+//! The rule a consumer follows (docs/kafka.md): deltas are buffered by the progress
+//! they belong to; once every partition has delivered a progress record `>= t`, all
+//! buffered deltas with progress `<= t` are applied together. The state is then
+//! exactly the pipeline's state at `t`: never half of a batch.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use schemas::metric_records::{MetricRecord, RecordError};
+use schemas::metrics::{Fact, MetricBatch};
+
+use super::SinkError;
+
+/// How long a metadata or watermark request may take before it is retried.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A reader of every partition of the metrics topic, from the start.
+pub struct MetricsReader {
+    consumer: BaseConsumer,
+    topic: String,
+    partitions: Vec<i32>,
+    /// High watermark per partition when the reader opened.
+    start_marks: HashMap<i32, i64>,
+    /// Partitions not yet read up to their start mark.
+    behind: HashSet<i32>,
+}
+
+impl std::fmt::Debug for MetricsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsReader")
+            .field("topic", &self.topic)
+            .field("partitions", &self.partitions)
+            .field("behind", &self.behind)
+            .finish()
+    }
+}
+
+/// One record read, with where it was.
+#[derive(Debug)]
+pub struct ReadRecord {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// The decoded record.
+    pub record: Result<MetricRecord, RecordError>,
+}
+
+impl MetricsReader {
+    /// Assigns every partition of `topic` from its first offset. `consumer` is a
+    /// consumer configuration (brokers, security, a group id; nothing is committed).
+    /// Waits while the brokers are unreachable.
+    ///
+    /// # Errors
+    /// [`SinkError::MissingTopic`] when the topic does not exist.
+    pub fn open(consumer: &ClientConfig, topic: &str) -> Result<Self, SinkError> {
+        let mut consumer_config = consumer.clone();
+        consumer_config
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest");
+        let consumer: BaseConsumer = consumer_config.create()?;
+        let start_marks = high_watermarks(&consumer, topic)?;
+        let mut partitions: Vec<i32> = start_marks.keys().copied().collect();
+        partitions.sort_unstable();
+        let mut tpl = TopicPartitionList::new();
+        for &p in &partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        let behind = start_marks
+            .iter()
+            .filter(|(_, high)| **high > 0)
+            .map(|(p, _)| *p)
+            .collect();
+        Ok(Self {
+            consumer,
+            topic: topic.to_owned(),
+            partitions,
+            start_marks,
+            behind,
+        })
+    }
+
+    /// The topic's partitions.
+    pub fn partitions(&self) -> &[i32] {
+        &self.partitions
+    }
+
+    /// True once everything that was in the topic at [`Self::open`] has been read.
+    pub fn caught_up(&self) -> bool {
+        self.behind.is_empty()
+    }
+
+    /// The next record, waiting up to `timeout`. Broker errors are logged and
+    /// waited out.
+    pub fn poll(&mut self, timeout: Duration) -> Option<ReadRecord> {
+        match self.consumer.poll(timeout)? {
+            Ok(m) => {
+                let (partition, offset) = (m.partition(), m.offset());
+                if self
+                    .start_marks
+                    .get(&partition)
+                    .is_some_and(|h| offset + 1 >= *h)
+                {
+                    self.behind.remove(&partition);
+                }
+                Some(ReadRecord {
+                    partition,
+                    offset,
+                    record: MetricRecord::decode(m.payload().unwrap_or_default()),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(topic = self.topic, error = %e, "metrics consumer error, continuing");
+                None
+            }
+        }
+    }
+}
+
+/// The partitions of `topic` and their high watermarks; waits out broker errors.
+pub(super) fn high_watermarks(
+    consumer: &BaseConsumer,
+    topic: &str,
+) -> Result<HashMap<i32, i64>, SinkError> {
+    let partitions = loop {
+        match consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
+            Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
+                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                    break t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>();
+                }
+                _ => return Err(SinkError::MissingTopic(topic.to_owned())),
+            },
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "metadata unavailable, retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    };
+    let mut marks = HashMap::new();
+    for p in partitions {
+        let high = loop {
+            match consumer.fetch_watermarks(topic, p, METADATA_TIMEOUT) {
+                Ok((_, high)) => break high,
+                Err(e) => {
+                    tracing::warn!(topic, partition = p, error = %e, "watermarks unavailable, retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        };
+        marks.insert(p, high);
+    }
+    Ok(marks)
+}
+
+/// Rebuilds complete [`MetricBatch`]es from the records of every partition.
+#[derive(Debug)]
+pub struct Assembler {
+    /// Latest progress record per partition (absent: none yet).
+    progress: HashMap<i32, u64>,
+    partitions: usize,
+    /// Deltas not yet released, by the progress of the batch they belong to.
+    pending: BTreeMap<u64, HashMap<Fact, i64>>,
+    /// Progress of the latest released batch.
+    released: u64,
+    /// `events_consumed` of the latest progress record.
+    events_consumed: u64,
+}
+
+impl Assembler {
+    /// An assembler for a topic of `partitions` partitions.
+    pub fn new(partitions: usize) -> Self {
+        Self {
+            progress: HashMap::new(),
+            partitions: partitions.max(1),
+            pending: BTreeMap::new(),
+            released: 0,
+            events_consumed: 0,
+        }
+    }
+
+    /// Progress of the latest released batch (0 before the first).
+    pub fn released(&self) -> u64 {
+        self.released
+    }
+
+    /// Takes one record of `partition`; returns a batch when the progress complete
+    /// on every partition moved past the last released one.
+    pub fn push(&mut self, partition: i32, record: MetricRecord) -> Option<MetricBatch> {
+        match record {
+            MetricRecord::Deltas { progress, updates } => {
+                let pending = self.pending.entry(progress).or_default();
+                for (fact, diff) in updates {
+                    *pending.entry(fact).or_default() += diff;
+                }
+                None
+            }
+            MetricRecord::Progress {
+                progress,
+                events_consumed,
+            } => {
+                let seen = self.progress.entry(partition).or_default();
+                *seen = (*seen).max(progress);
+                self.events_consumed = self.events_consumed.max(events_consumed);
+                if self.progress.len() < self.partitions {
+                    return None;
+                }
+                let complete = self.progress.values().copied().min().unwrap_or(0);
+                if complete <= self.released {
+                    return None;
+                }
+                self.released = complete;
+                let later = self.pending.split_off(&(complete + 1));
+                let ready = std::mem::replace(&mut self.pending, later);
+                let mut merged: HashMap<Fact, i64> = HashMap::new();
+                for (_, updates) in ready {
+                    for (fact, diff) in updates {
+                        *merged.entry(fact).or_default() += diff;
+                    }
+                }
+                Some(MetricBatch {
+                    progress: complete,
+                    updates: merged.into_iter().filter(|(_, d)| *d != 0).collect(),
+                    events_consumed: self.events_consumed,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::event::Priority;
+
+    fn ticket(p: Priority) -> Fact {
+        Fact::OpenTicket {
+            account_id: 1,
+            priority: p,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_released_only_when_every_partition_has_passed_its_progress() {
+        let mut a = Assembler::new(2);
+        let deltas = |progress, fact, diff| MetricRecord::Deltas {
+            progress,
+            updates: vec![(fact, diff)],
+        };
+        let progress = |progress| MetricRecord::Progress {
+            progress,
+            events_consumed: progress,
+        };
+        assert!(a.push(0, deltas(10, ticket(Priority::Low), 1)).is_none());
+        assert!(a.push(1, deltas(10, ticket(Priority::High), 2)).is_none());
+        assert!(
+            a.push(0, progress(10)).is_none(),
+            "partition 1 is not there yet"
+        );
+        assert!(a.push(0, deltas(20, ticket(Priority::Low), -1)).is_none());
+        assert!(a.push(0, progress(20)).is_none());
+        let batch = a.push(1, progress(10)).expect("both partitions passed 10");
+        assert_eq!(batch.progress, 10);
+        let mut updates = batch.updates;
+        updates.sort();
+        assert_eq!(
+            updates,
+            vec![(ticket(Priority::Low), 1), (ticket(Priority::High), 2)]
+        );
+        let batch = a.push(1, progress(25)).expect("both passed 20");
+        assert_eq!(batch.progress, 20);
+        assert_eq!(batch.updates, vec![(ticket(Priority::Low), -1)]);
+        assert!(a.push(1, progress(25)).is_none(), "nothing new");
+    }
+}

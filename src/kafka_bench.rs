@@ -1,0 +1,284 @@
+//! `crmpulse bench-kafka`: the Kafka figures, measured against the broker in
+//! `[kafka]` with fresh topics (named `<topic>.bench-<timestamp>`).
+//!
+//! - Throughput: N simulated events are produced first (not timed in the figure);
+//!   then a pipeline starts on the topic and the clock runs until its metrics sink
+//!   has published the batch that reflects all of them: events/s from Kafka through
+//!   the full metric catalog into `crm.metrics.v1`.
+//! - Latency: the whole production path, each hop over the broker: a producer
+//!   sends `conversation_opened` events at a steady rate to `crm.events.v1`; the
+//!   pipeline publishes to `crm.metrics.v1`; a view store fed only from that topic
+//!   (what `crmpulse serve` runs) serves `/api/live`; a WebSocket client subscribed
+//!   to the KPI strip notes when `active_conversations.total` first reflects each
+//!   event. Producer send → WebSocket delta, p50/p99.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use futures_util::{SinkExt as _, StreamExt as _};
+use hdrhistogram::Histogram;
+use ingest::kafka::KafkaConfig;
+use ingest::simulator::{Simulator, SimulatorConfig};
+use query_api::{AppState, ViewStore};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::config::Config;
+use crate::kafka::{KafkaPipeline, follow_metrics, section};
+
+/// Arguments of `crmpulse bench-kafka`.
+#[derive(Debug, Args)]
+pub struct KafkaBenchArgs {
+    /// Events for the throughput figure.
+    #[arg(long, default_value_t = 500_000)]
+    events: u64,
+    /// Events per second for the latency figure.
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// Seconds of steady load for the latency figure.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Least ms between two WebSocket deltas (the product default is 1000).
+    #[arg(long, default_value_t = 50)]
+    coalesce_ms: u64,
+    /// Run against librdkafka's in-process mock broker instead of `[kafka] brokers`
+    /// (memory only: the figures then leave out a real broker's disk and network).
+    #[arg(long)]
+    mock_broker: bool,
+}
+
+fn fresh_topics(kafka: &KafkaConfig) -> KafkaConfig {
+    let stamp = pipeline::wall_clock_ms();
+    let mut k = kafka.clone();
+    for t in [
+        &mut k.topics.events,
+        &mut k.topics.dead_letters,
+        &mut k.topics.metrics,
+    ] {
+        *t = format!("{t}.bench-{stamp}");
+    }
+    k
+}
+
+/// Runs both figures and prints them.
+///
+/// # Errors
+/// When the broker cannot be reached or a run fails.
+pub fn run(args: &KafkaBenchArgs, config: &Config) -> anyhow::Result<()> {
+    let mut kafka = config.kafka.clone().unwrap_or_default();
+    let mock = if args.mock_broker {
+        let mock = rdkafka::mocking::MockCluster::new(1)?;
+        kafka.brokers = mock.bootstrap_servers();
+        Some(mock)
+    } else {
+        section(config)?;
+        None
+    };
+    let create = |k: &KafkaConfig| -> anyhow::Result<()> {
+        match &mock {
+            Some(mock) => {
+                for t in [&k.topics.events, &k.topics.dead_letters, &k.topics.metrics] {
+                    mock.create_topic(t, k.partitions, 1)?;
+                }
+                Ok(())
+            }
+            None => {
+                tokio::runtime::Runtime::new()?
+                    .block_on(ingest::kafka::topics::create_topics(k))?;
+                Ok(())
+            }
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    println!(
+        "crmpulse bench-kafka against {}{} ({} partitions, {} pipeline workers)",
+        kafka.brokers,
+        if mock.is_some() {
+            " (librdkafka mock broker)"
+        } else {
+            ""
+        },
+        kafka.partitions,
+        config.pipeline.workers
+    );
+    let topics = fresh_topics(&kafka);
+    create(&topics)?;
+    throughput(args, config, &topics, &runtime)?;
+    let topics = fresh_topics(&kafka);
+    create(&topics)?;
+    latency(args, config, &topics, &runtime)
+}
+
+fn throughput(
+    args: &KafkaBenchArgs,
+    config: &Config,
+    kafka: &KafkaConfig,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let now = pipeline::wall_clock_ms() as i64;
+    let mut sim = Simulator::new(SimulatorConfig::default(), now - 60 * 86_400_000);
+    let mut events = Vec::new();
+    while (events.len() as u64) < args.events && sim.now_ms() < now {
+        events.extend(sim.advance_to(sim.now_ms() + 3_600_000));
+    }
+    events.truncate(args.events as usize);
+    let n = events.len() as u64;
+    let gateway = ingest::kafka::gateway::Gateway::new(kafka)?;
+    let started = Instant::now();
+    runtime.block_on(async {
+        for chunk in events.chunks(10_000) {
+            gateway.produce(chunk).await?;
+        }
+        anyhow::Ok(())
+    })?;
+    let produced = started.elapsed();
+    drop(events);
+
+    let store = Arc::new(ViewStore::default());
+    let (pushed, _) = watch::channel(0);
+    let started = Instant::now();
+    let pipeline = KafkaPipeline::start(kafka, config, Arc::clone(&store), pushed)?;
+    let mut progress = store.subscribe();
+    runtime.block_on(async {
+        while store.read(|s| s.events_consumed) < n {
+            let _ = tokio::time::timeout(Duration::from_secs(1), progress.changed()).await;
+        }
+    });
+    let elapsed = started.elapsed();
+    pipeline.shutdown();
+    println!(
+        "throughput: {n} events produced in {:.1}s ({:.0} events/s, idempotent, acks=all); \
+         consumed through the full catalog into {} in {:.1}s: {:.0} events/s",
+        produced.as_secs_f64(),
+        n as f64 / produced.as_secs_f64(),
+        kafka.topics.metrics,
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn active_total(data: &Value) -> i64 {
+    data["active_conversations"]["total"].as_i64().unwrap_or(-1)
+}
+
+fn latency(
+    args: &KafkaBenchArgs,
+    config: &Config,
+    kafka: &KafkaConfig,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let (pushed, _) = watch::channel(0);
+    let pipeline = KafkaPipeline::start(kafka, config, Arc::new(ViewStore::default()), pushed)?;
+    // What `crmpulse serve` runs: a view store fed only from the metrics topic.
+    let served = Arc::new(ViewStore::default());
+    follow_metrics(kafka, Arc::clone(&served))?;
+    let mut live_config = config.clone();
+    live_config.live.coalesce_ms = args.coalesce_ms;
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut state = AppState::new(Arc::clone(&served));
+        state.live = live_config.live.to_live_config();
+        let server =
+            tokio::spawn(async move { axum::serve(listener, query_api::router(state)).await });
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/live"))
+            .await
+            .context("connecting the WebSocket")?;
+        ws.send(Message::text(
+            json!({"op": "subscribe", "id": "kpi", "section": "kpi", "params": {}}).to_string(),
+        ))
+        .await?;
+        let mut data = Value::Null;
+        while let Some(msg) = ws.next().await {
+            let msg: Value = serde_json::from_str(msg?.to_text()?)?;
+            if msg["type"] == "snapshot" {
+                data = msg["data"].clone();
+                break;
+            }
+        }
+        let base = active_total(&data);
+        let producer: FutureProducer = kafka.producer_config(30_000).create()?;
+        let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let sender_sent = Arc::clone(&sent);
+        let (rate, seconds) = (args.rate, args.seconds);
+        let topic = kafka.topics.events.clone();
+        let sender = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+            let mut deliveries = Vec::new();
+            for k in 0..rate * seconds {
+                tick.tick().await;
+                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let event = schemas::Event::from_json(
+                    &json!({
+                        "event_id": format!("kbench-{k}"), "account_id": 1, "occurred_at": now,
+                        "type": "conversation_opened", "conversation_id": format!("kbench-{k}"),
+                        "customer_id": "bench", "channel": "whatsapp", "inbox_id": "bench",
+                        "origin": "inbound",
+                    })
+                    .to_string(),
+                )
+                .expect("a valid event");
+                let (key, value) = (event.partition_key(), event.to_proto_bytes());
+                sender_sent.lock().expect("sent lock").push(Instant::now());
+                let producer = producer.clone();
+                let topic = topic.clone();
+                deliveries.push(tokio::spawn(async move {
+                    let _ = producer
+                        .send(
+                            FutureRecord::to(&topic).key(&key).payload(&value),
+                            Duration::from_secs(5),
+                        )
+                        .await;
+                }));
+            }
+            for d in deliveries {
+                let _ = d.await;
+            }
+        });
+        let total = (rate * seconds) as usize;
+        let mut hist = Histogram::<u64>::new(3)?;
+        let mut seen = 0usize;
+        let deadline = Instant::now() + Duration::from_secs(seconds + 20);
+        while seen < total && Instant::now() < deadline {
+            let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(2), ws.next()).await
+            else {
+                continue;
+            };
+            let msg: Value = serde_json::from_str(msg?.to_text()?)?;
+            if msg["type"] != "delta" {
+                continue;
+            }
+            let patch: json_patch::Patch = serde_json::from_value(msg["patch"].clone())?;
+            json_patch::patch(&mut data, &patch)?;
+            let now_seen = usize::try_from(active_total(&data) - base)
+                .unwrap_or(0)
+                .min(total);
+            let received = Instant::now();
+            let sent = sent.lock().expect("sent lock");
+            for at in &sent[seen.min(sent.len())..now_seen.min(sent.len())] {
+                hist.record(received.duration_since(*at).as_micros() as u64)?;
+            }
+            seen = seen.max(now_seen.min(sent.len()));
+        }
+        sender.await?;
+        server.abort();
+        println!(
+            "latency (coalesce {} ms, {rate} events/s for {seconds}s, {} of {total} observed): \
+             producer → crm.events.v1 → pipeline → crm.metrics.v1 → serve → WebSocket delta \
+             p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            args.coalesce_ms,
+            hist.len(),
+            hist.value_at_quantile(0.5) as f64 / 1000.0,
+            hist.value_at_quantile(0.99) as f64 / 1000.0,
+            hist.max() as f64 / 1000.0,
+        );
+        anyhow::Ok(())
+    });
+    pipeline.shutdown();
+    result
+}

@@ -1,0 +1,245 @@
+//! The data path against tansu: gateway and producer → `crm.events.v1` → `run` →
+//! `crm.metrics.v1` → `serve` replicas; dead letters; `kill -9` at random points.
+//! Without `CRMPULSE_KAFKA_BROKERS` they run against a MockCluster instead.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use prost::Message as _;
+use rand::{Rng as _, SeedableRng as _};
+use rdkafka::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::Headers as _;
+
+use super::*;
+
+/// Every dead letter: payload and headers.
+fn dead_letters(s: &Setup, expected: usize) -> Vec<(Vec<u8>, HashMap<String, String>)> {
+    let consumer: BaseConsumer = s.kafka.reader_config("test-dlq").create().unwrap();
+    consumer.subscribe(&[&s.kafka.topics.dead_letters]).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.len() < expected && Instant::now() < deadline {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push((m.payload().unwrap_or_default().to_vec(), headers));
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test starts tansu and runs it"]
+fn events_reach_the_metrics_topic_exactly_and_serve_replicas_agree() {
+    let broker = Broker::from_env();
+    let s = setup(&broker.bootstrap(), 3);
+    s.create_topics(&broker);
+    let events = simulated(6, 7);
+    assert!(events.len() > 500, "{} events", events.len());
+    let (via_http, direct) = events.split_at(events.len() / 2);
+
+    // Half through the gateway, with one invalid item that must not cost the others.
+    let port = free_port();
+    let _gateway = Guard(s.spawn(
+        "ingest",
+        &["ingest", "--listen", &format!("127.0.0.1:{port}")],
+    ));
+    let bad_json = r#"{"event_id":"bad1","account_id":1,"occurred_at":"2026-11-24T10:00:00Z","type":"ticket_opened","ticket_id":"t9","priority":"meh"}"#;
+    let mut body: String = via_http.iter().map(|e| e.to_json() + "\n").collect();
+    body.push_str(bad_json);
+    let (status, res) = post_ndjson(
+        &format!("http://127.0.0.1:{port}/api/v1/events"),
+        &body,
+        Duration::from_secs(60),
+    );
+    assert_eq!(status, 422, "{res}");
+    assert_eq!(res["accepted"], via_http.len() as u64);
+    assert_eq!(res["rejected"][0]["event_id"], "bad1");
+
+    // The other half straight to the topic, with two malformed messages among them.
+    let garbage = b"\xff\xff not protobuf".to_vec();
+    let no_payload = schemas::proto::Event {
+        event_id: "nopayload".into(),
+        account_id: 1,
+        occurred_at_ms: 1,
+        payload: None,
+    }
+    .encode_to_vec();
+    let k = direct.len() / 2;
+    s.produce(&direct[..k]);
+    s.produce_raw(&[
+        (b"1:x".to_vec(), garbage.clone()),
+        (b"1:y".to_vec(), no_payload.clone()),
+    ]);
+    s.produce(&direct[k..]);
+
+    let run_port = free_port();
+    let run = Guard(s.spawn(
+        "run",
+        &["run", "--listen", &format!("127.0.0.1:{run_port}")],
+    ));
+    let view = s.wait_for_events(events.len() as u64, Duration::from_secs(180));
+    let expected = reference(&events);
+    assert!(expected.len() > 100);
+    assert_eq!(differences(&view.sum, &expected), vec![]);
+    assert_eq!(
+        view.applied(),
+        expected,
+        "complete batches add up to the state"
+    );
+
+    // Dead letters: the original bytes, the reason and where they came from.
+    let letters = dead_letters(&s, 3);
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    let http = letters
+        .iter()
+        .find(|(_, h)| h["source"] == "http")
+        .expect("the gateway's dead letter");
+    assert_eq!(http.0, bad_json.as_bytes());
+    assert!(http.1["reason"].starts_with("priority"), "{:?}", http.1);
+    let mut from_topic: Vec<_> = letters
+        .iter()
+        .filter(|(_, h)| h["source"] == "kafka")
+        .collect();
+    from_topic.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut originals = [garbage.clone(), no_payload.clone()];
+    originals.sort();
+    assert_eq!(from_topic.len(), 2);
+    assert_eq!(from_topic[0].0, originals[0]);
+    assert_eq!(from_topic[1].0, originals[1]);
+    for (_, h) in &from_topic {
+        assert_eq!(h["source.topic"], s.kafka.topics.events);
+        assert!(h["source.partition"].parse::<i32>().unwrap() < 3);
+        assert!(h["source.offset"].parse::<i64>().unwrap() >= 0);
+        assert!(!h["reason"].is_empty());
+    }
+    let metrics = block_on(async {
+        reqwest::get(format!("http://127.0.0.1:{run_port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    let counted: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("crmpulse_kafka_dead_letters_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted, 2.0, "{metrics}");
+    drop(run);
+
+    // Two serve replicas, fed only from the metrics topic, answer identically.
+    let ports = [free_port(), free_port()];
+    let _serves: Vec<Guard> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Guard(s.spawn(
+                &format!("serve{i}"),
+                &["serve", "--listen", &format!("127.0.0.1:{p}")],
+            ))
+        })
+        .collect();
+    let health: Vec<serde_json::Value> = ports
+        .iter()
+        .map(|p| {
+            get_json(
+                &format!("http://127.0.0.1:{p}/healthz"),
+                Duration::from_secs(60),
+            )
+        })
+        .collect();
+    assert_eq!(health[0]["progress"], health[1]["progress"]);
+    assert_eq!(health[0]["events_consumed"], events.len() as u64);
+    let day = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let now = pipeline::wall_clock_ms() as i64;
+    let range = format!(
+        "from={}&to={}",
+        day(now - 86_400_000),
+        day(now + 86_400_000)
+    );
+    for section in query_api::sections::SECTIONS {
+        let answers: Vec<serde_json::Value> = ports
+            .iter()
+            .map(|p| {
+                get_json(
+                    &format!("http://127.0.0.1:{p}/api/dashboard/{section}?{range}"),
+                    Duration::from_secs(10),
+                )
+            })
+            .collect();
+        assert_eq!(answers[0], answers[1], "{section}");
+    }
+    let kpi = get_json(
+        &format!("http://127.0.0.1:{}/api/dashboard/kpi?{range}", ports[0]),
+        Duration::from_secs(10),
+    );
+    assert!(kpi.to_string().len() > 100, "{kpi}");
+}
+
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test starts tansu and runs it"]
+fn kill_9_at_random_points_neither_loses_nor_doubles_a_metric() {
+    let broker = Broker::from_env();
+    let s = setup(&broker.bootstrap(), 3);
+    s.create_topics(&broker);
+    let events = simulated(8, 11);
+    let seed: u64 = rand::random();
+    eprintln!("kill schedule seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let chunks: Vec<&[Event]> = events.chunks(events.len() / 6 + 1).collect();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    for chunk in &chunks[..chunks.len() - 1] {
+        s.produce(chunk);
+        let mut run = s.spawn("run", &["run", "--listen", &listen]);
+        std::thread::sleep(Duration::from_millis(rng.random_range(300..5_000)));
+        kill_9(&mut run);
+    }
+    s.produce(chunks[chunks.len() - 1]);
+    let _run = Guard(s.spawn("run", &["run", "--listen", &listen]));
+    let view = s.wait_for_events(events.len() as u64, Duration::from_secs(240));
+    let expected = reference(&events);
+    assert!(expected.len() > 100, "{} facts", expected.len());
+    assert_eq!(differences(&view.sum, &expected), vec![]);
+    // A consumer applying complete batches never holds a negative count, and ends
+    // with exactly the batch recomputation: nothing was counted twice.
+    let mut state: HashMap<Fact, i64> = HashMap::new();
+    for batch in &view.batches {
+        for (f, d) in &batch.updates {
+            *state.entry(f.clone()).or_default() += d;
+        }
+        assert!(
+            state.values().all(|d| *d >= 0),
+            "negative multiplicity at progress {}",
+            batch.progress
+        );
+    }
+    state.retain(|_, d| *d != 0);
+    assert_eq!(state, expected);
+    // Progress only moves forward across restarts.
+    assert!(
+        view.batches
+            .windows(2)
+            .all(|w| w[0].progress < w[1].progress)
+    );
+}

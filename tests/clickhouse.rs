@@ -479,6 +479,8 @@ fn simulated_events() -> Vec<Event> {
             seed: 11,
             account_id: 1,
             timezone: TZ,
+            // A smaller team than the default keeps the debug-build tests quick.
+            conversations_per_day: 500.0,
             ..SimulatorConfig::default()
         },
         now - 2 * 86_400_000,

@@ -198,6 +198,11 @@ fn drive(
         }
         let (events, after) = log.read(next, READ_BATCH)?;
         if after == next {
+            if let Some(ch) = clickhouse {
+                // The log as it was at start is in the pipeline: the sink may now
+                // clear rows an earlier run left behind (first call only counts).
+                ch.reconcile_after(pipeline.pushed());
+            }
             if last_tick.elapsed() >= TICK {
                 pipeline.tick()?;
                 last_tick = Instant::now();

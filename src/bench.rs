@@ -245,7 +245,8 @@ fn clickhouse(url: &str, n: u64, config: &Config) -> anyhow::Result<()> {
     println!(
         "clickhouse: {n} events replayed in {pipeline_secs:.2}s ({:.0} events/s with the sink attached); \
          {} rollup rows written in {} inserts, {:.0} rows/s; caught up {:.2}s after the pipeline \
-         ({behind_at_end} rows behind at its end); lag p50 {} ms, p99 {} ms, max {} ms; {} failures",
+         ({behind_at_end} rows behind at its end); lag p50 {} ms, p99 {} ms, max {} ms; {} failures; \
+         inside INSERTs {:.1}s = {:.0} rows/s",
         n as f64 / pipeline_secs,
         s.rows_written,
         s.batches,
@@ -255,6 +256,8 @@ fn clickhouse(url: &str, n: u64, config: &Config) -> anyhow::Result<()> {
         lags.value_at_quantile(0.99),
         lags.max(),
         s.failures,
+        s.insert_micros as f64 / 1e6,
+        s.rows_written as f64 / (s.insert_micros.max(1) as f64 / 1e6),
     );
     Ok(())
 }

@@ -12,6 +12,8 @@
 //!   with the outage's length. [`ClickHouseSink::wait_for_room`] blocks the event-log
 //!   reader when `max_buffered_rows` is reached: backpressure instead of unbounded
 //!   memory. The view store is fed before, so the dashboard keeps serving.
+//! - After a restart, once the state the log held is rebuilt and written, rows an
+//!   earlier run left non-zero and this run did not rewrite are zeroed (`reconcile`).
 //! - Raw events are copied by their own thread straight from the event log, from the
 //!   position after the last one ClickHouse holds, so an outage or a restart costs no
 //!   memory and loses no event.
@@ -55,6 +57,9 @@ pub struct SinkStats {
     pub written_progress: u64,
     /// Facts with no table yet (see `rollup.rs`).
     pub unmapped_facts: u64,
+    /// Wall time spent in successful rollup inserts, µs: rows written ÷ this is what
+    /// ClickHouse takes, independent of how fast the pipeline produces changes.
+    pub insert_micros: u64,
 }
 
 impl SinkStats {
@@ -76,6 +81,27 @@ struct Rollups {
     accepted_progress: u64,
     /// Progress up to which everything accepted is written.
     written_progress: u64,
+    /// Progress of the first batch of this run: every row this run writes has a
+    /// version at least this.
+    run_start: Option<u64>,
+    /// Input events reflected in the newest accepted batch.
+    consumed: u64,
+    /// Reconcile once the pipeline has consumed this many events (the log at start).
+    reconcile_at: Option<u64>,
+    /// Reconciliation done.
+    reconciled: bool,
+}
+
+impl Rollups {
+    /// The pipeline has rebuilt the state the log held at start and all of it is
+    /// written: rows older than this run that were not rewritten are stale.
+    fn reconcile_due(&self) -> bool {
+        !self.reconciled
+            && self.run_start.is_some()
+            && self.reconcile_at.is_some_and(|n| self.consumed >= n)
+            && self.dirty.is_empty()
+            && self.in_flight == 0
+    }
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +112,7 @@ struct Counters {
     failures: AtomicU64,
     retries: AtomicU64,
     unmapped: AtomicU64,
+    insert_micros: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -248,6 +275,8 @@ impl ClickHouseSink {
             r.dirty.insert(key);
         }
         r.accepted_progress = r.accepted_progress.max(batch.progress);
+        r.run_start.get_or_insert(batch.progress);
+        r.consumed = r.consumed.max(batch.events_consumed);
         if r.dirty.is_empty() && r.in_flight == 0 {
             r.written_progress = r.accepted_progress;
         }
@@ -257,6 +286,19 @@ impl ClickHouseSink {
         if wake {
             self.shared.work.notify_all();
         }
+    }
+
+    /// Tells the sink that the event log held `events` events when the pipeline started
+    /// reading it. Once the pipeline has consumed them and every changed row is written,
+    /// the sink zeroes the rows an earlier run left behind and this run did not rewrite:
+    /// changes a crashed process never wrote (a retraction, say) cannot linger.
+    pub fn reconcile_after(&self, events: u64) {
+        let mut r = self.shared.lock();
+        if r.reconcile_at.is_none() {
+            r.reconcile_at = Some(events);
+        }
+        drop(r);
+        self.shared.work.notify_all();
     }
 
     /// Blocks while more than `max_buffered_rows` changed rows wait to be written, at
@@ -300,6 +342,7 @@ impl ClickHouseSink {
             accepted_progress: r.accepted_progress,
             written_progress: r.written_progress,
             unmapped_facts: c.unmapped.load(Ordering::Relaxed),
+            insert_micros: c.insert_micros.load(Ordering::Relaxed),
         }
     }
 
@@ -348,7 +391,10 @@ fn write_rollups(shared: &Shared, deadline: &Mutex<Option<Instant>>, client: &Cl
             let mut r = shared.lock();
             loop {
                 let due = last_flush.elapsed() >= interval;
-                if shared.stopping() || r.dirty.len() >= batch_rows || (due && !r.dirty.is_empty())
+                if shared.stopping()
+                    || r.dirty.len() >= batch_rows
+                    || (due && !r.dirty.is_empty())
+                    || r.reconcile_due()
                 {
                     break;
                 }
@@ -361,6 +407,15 @@ fn write_rollups(shared: &Shared, deadline: &Mutex<Option<Instant>>, client: &Cl
                     .wait_timeout(r, wait.max(Duration::from_millis(1)))
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
+            }
+            if r.reconcile_due() {
+                let (run_start, version) = (r.run_start.unwrap_or(0), r.accepted_progress);
+                drop(r);
+                if !reconcile(shared, deadline, client, run_start, version) {
+                    return;
+                }
+                shared.lock().reconciled = true;
+                continue;
             }
             if r.dirty.is_empty() {
                 return; // stopping, nothing left
@@ -385,6 +440,70 @@ fn write_rollups(shared: &Shared, deadline: &Mutex<Option<Instant>>, client: &Cl
         drop(r);
         shared.room.notify_all();
     }
+}
+
+/// Writes 0 at `version` into every non-zero row whose newest version predates this run
+/// (`run_start`): this run rebuilt every live row from the log and wrote it, so such a
+/// row is left over from a process that stopped before writing its last changes.
+/// Returns `false` if it gave up (only when stopping).
+fn reconcile(
+    shared: &Shared,
+    deadline: &Mutex<Option<Instant>>,
+    client: &Client,
+    run_start: u64,
+    version: u64,
+) -> bool {
+    let mut zeroed = 0u64;
+    for table in Table::ALL {
+        let measures = table.measures();
+        let columns = shared.retry("reconcile columns", deadline, || {
+            client.query(&format!(
+                "SELECT name FROM system.columns WHERE database = '{}' AND table = '{}' FORMAT TabSeparated",
+                client.database(),
+                table.name()
+            ))
+        });
+        let Some(columns) = columns else { return false };
+        let keys: Vec<&str> = columns
+            .lines()
+            .filter(|c| *c != "version" && !measures.contains(c))
+            .collect();
+        let nonzero: Vec<String> = measures.iter().map(|m| format!("{m} != 0")).collect();
+        let sql = format!(
+            "SELECT {} FROM {} FINAL WHERE version < {run_start} AND ({}) FORMAT JSONEachRow",
+            keys.join(", "),
+            table.name(),
+            nonzero.join(" OR ")
+        );
+        let Some(stale) = shared.retry("reconcile", deadline, || client.query(&sql)) else {
+            return false;
+        };
+        let mut body = String::new();
+        for line in stale.lines().filter(|l| l.ends_with('}')) {
+            body.push_str(&line[..line.len() - 1]);
+            for m in measures {
+                body.push_str(&format!(",\"{m}\":0"));
+            }
+            body.push_str(&format!(",\"version\":{version}}}\n"));
+            zeroed += 1;
+        }
+        if !body.is_empty()
+            && shared
+                .retry(table.name(), deadline, || {
+                    client.insert_json_rows(table.name(), body.clone())
+                })
+                .is_none()
+        {
+            return false;
+        }
+    }
+    tracing::info!(
+        zeroed,
+        run_start,
+        "ClickHouse rollups reconciled with the rebuilt state"
+    );
+    metrics::counter!("crmpulse_clickhouse_reconciled_rows_total").increment(zeroed);
+    true
 }
 
 /// Takes every dirty row with its current absolute value, at the current progress.
@@ -425,11 +544,18 @@ fn write_rows(
         }
         let n = (end - start) as u64;
         let ok = shared.retry(table.name(), deadline, || {
-            client.insert_json_rows(table.name(), body.clone())
+            let started = Instant::now();
+            client
+                .insert_json_rows(table.name(), body.clone())
+                .map(|()| started.elapsed())
         });
-        if ok.is_none() {
+        let Some(took) = ok else {
             return false;
-        }
+        };
+        shared
+            .counters
+            .insert_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
         shared.counters.batches.fetch_add(1, Ordering::Relaxed);
         shared.counters.rows_written.fetch_add(n, Ordering::Relaxed);
         metrics::counter!("crmpulse_clickhouse_batches_total").increment(1);
@@ -577,6 +703,25 @@ mod tests {
         drop(r);
         assert!(sink.wait_for_room(Duration::from_millis(1)));
         sink.shutdown(Duration::ZERO);
+    }
+
+    #[test]
+    fn reconciliation_waits_for_the_rebuild_and_the_writes() {
+        let mut r = Rollups {
+            reconcile_at: Some(10),
+            ..Rollups::default()
+        };
+        assert!(!r.reconcile_due(), "no batch yet");
+        r.run_start = Some(5);
+        r.consumed = 9;
+        assert!(!r.reconcile_due(), "the log is not rebuilt yet");
+        r.consumed = 10;
+        r.in_flight = 1;
+        assert!(!r.reconcile_due(), "rows still being written");
+        r.in_flight = 0;
+        assert!(r.reconcile_due());
+        r.reconciled = true;
+        assert!(!r.reconcile_due(), "once");
     }
 
     #[test]

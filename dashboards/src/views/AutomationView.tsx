@@ -20,7 +20,17 @@ export default function AutomationView({ data: d, ctx }: ViewProps<AutomationImp
     () => ({
       tooltip: TOOLTIP_ITEM,
       legend: { bottom: 0, data: slices.map((x) => x.name) },
-      series: [{ type: 'pie', radius: ['40%', '70%'], minShowLabelAngle: 4, data: nonZero(slices, [COLORS.bot, COLORS.human, COLORS.previous]), label: { formatter: '{b}\n{c}' } }],
+      // Three slices with two-line labels: a smaller pie, higher up, keeps labels off the legend.
+      series: [
+        {
+          type: 'pie',
+          center: ['50%', '45%'],
+          radius: ['34%', '60%'],
+          minShowLabelAngle: 4,
+          data: nonZero(slices, [COLORS.bot, COLORS.human, COLORS.previous]),
+          label: { formatter: '{b}\n{c}', lineHeight: 15 },
+        },
+      ],
     }),
     [slices],
   );
@@ -94,7 +104,7 @@ export default function AutomationView({ data: d, ctx }: ViewProps<AutomationImp
         />
       </div>
       <div className="charts">
-        <Chart title="Bot vs human" option={pieOption} ctx={ctx} testId="chart-bot-human" summary={`${c.bot_only} bot-only, ${c.with_humans} with humans and ${c.other} other conversations.`} height={220} />
+        <Chart title="Bot vs human" option={pieOption} ctx={ctx} testId="chart-bot-human" summary={`${c.bot_only} bot-only, ${c.with_humans} with humans and ${c.other} other conversations.`} height={260} />
         <Chart title="CSAT: bot vs human" option={csatOption} ctx={ctx} testId="chart-csat" summary="Average CSAT score for bot-only and human conversations." />
       </div>
       <DataTable title="Top intents" columns={cols} rows={intents} rowKey={(r) => r.intent} ctx={ctx} testId="table-intents" empty="No intents detected in this range." />

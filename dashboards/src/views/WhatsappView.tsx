@@ -10,6 +10,9 @@ import { COLORS, TOOLTIP_ITEM, type ViewProps } from './shared';
 type Broadcast = WhatsappPerformanceBody['broadcasts']['rows'][number];
 type Failure = WhatsappPerformanceBody['failures'][number];
 
+/** Messages per minute: the server keeps 0.001, so a slow but non-zero rate never reads 0.0. */
+const perMinute = (x: number) => (x === 0 || x >= 0.1 ? x.toFixed(1) : x.toFixed(3));
+
 const when = (iso: string, timeZone: string) => {
   try {
     return new Intl.DateTimeFormat('en-GB', { day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone }).format(Date.parse(iso));
@@ -96,7 +99,7 @@ export default function WhatsappView({ data: d, ctx }: ViewProps<WhatsappPerform
           testId="wa-broadcast"
           hint={`${formatCount(bc.current.delivered)} delivered to ${formatCount(bc.current.recipients)} recipients`}
         />
-        <Stat label="Queue depth now" value={formatCount(d.channels_now.queue_depth)} raw={d.channels_now.queue_depth} testId="wa-queue" hint={`${d.channels_now.sent_per_minute.toFixed(1)} sent / min`} />
+        <Stat label="Queue depth now" value={formatCount(d.channels_now.queue_depth)} raw={d.channels_now.queue_depth} testId="wa-queue" hint={`${perMinute(d.channels_now.sent_per_minute)} sent / min`} />
       </div>
       <div className="charts">
         <Chart title="Sent → delivered → read" option={funnelOption} ctx={ctx} testId="chart-funnel" summary={steps.map((s) => `${s.name} ${s.value}`).join(', ')} />
@@ -117,7 +120,7 @@ export default function WhatsappView({ data: d, ctx }: ViewProps<WhatsappPerform
                     {c.channel_id}: {c.state}
                   </span>
                   <span className="health__meta">
-                    quality {c.quality} · queue {formatCount(c.queue_depth)} · {c.sent_per_minute.toFixed(1)}/min · reported {formatDuration(c.age_s)} ago
+                    quality {c.quality} · queue {formatCount(c.queue_depth)} · {perMinute(c.sent_per_minute)}/min · reported {formatDuration(c.age_s)} ago
                   </span>
                 </li>
               ))}

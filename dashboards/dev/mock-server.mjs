@@ -39,23 +39,11 @@ let ticks = 0;
 
 const DAY_MS = 86_400_000;
 
-// Sections the real server does not serve yet: typed example bodies (src/api/pending.ts),
-// with the requested range filled in.
-const PENDING = JSON.parse(fs.readFileSync(path.join(here, '..', 'src', 'api', 'pending-fixtures.json'), 'utf8'));
-
+// Only the KPI strip is faked; every section is served by the real server (run
+// `crmpulse demo` for data), so the mock answers them with the server's error frame.
 function sectionBody(section, params) {
   if (section === 'kpi') return kpiBody(params);
-  const fixture = PENDING[section];
-  if (!fixture) return { error: `section: unknown "${section}"` };
-  const r = resolveRange(params);
-  if (r.error) return { error: r.error };
-  const iso = (ms) => new Date(ms).toISOString();
-  return {
-    ...fixture,
-    range: { from: iso(r.from), to: iso(r.to) },
-    previous_range: { from: iso(2 * r.from - r.to), to: iso(r.from) },
-    progress: Date.now(),
-  };
+  return { error: `section: unknown "${section}" (the mock serves only kpi; use crmpulse demo)` };
 }
 const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 

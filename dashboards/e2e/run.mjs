@@ -33,6 +33,8 @@ const STEP_MS = 15_000;
 const OVERALL_MS = 240_000;
 /** Account used for the seeded, exactly known events (account 1 gets the live test). */
 const SEED_ACCOUNT = 2;
+/** Account for the WhatsApp and automation events (kept apart so their figures are exact). */
+const WA_ACCOUNT = 3;
 
 const t0 = Date.now();
 const log = (msg) => console.log(`[e2e +${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
@@ -121,6 +123,79 @@ function seedEvents(now) {
     reply(`t${i}-${run}`, today + Number(i) * 1_000 + 10_000, agent);
   }
   return { events, today: day(now), tomorrow: day(midnight + DAY) };
+}
+
+/**
+ * Account 3, UTC. WhatsApp today: six outbound messages w1 read, w2 read without
+ * `delivered`, w3 delivered, w4 sent then failed 131047, w5 failed 131026, w6 no status;
+ * w1 and w3 belong to broadcast b1 (4 recipients). Yesterday: w7 delivered. Expected
+ * funnel today: 6 created -> 4 sent -> 3 delivered -> 2 read, 2 failed; delivery rate
+ * 3/5 = 0.6 (below the 0.9 alert threshold); broadcast success 2/4 = 0.5; yesterday
+ * 1 sent, rate 1. Channel wa-e2e reports degraded/yellow with a queue of 7.
+ *
+ * Automation today (webchat, so the WhatsApp funnel stays as above): a1 bot + auto reply + intent billing, resolved by the bot (bot only);
+ * a2 bot + auto reply + billing, escalated, an agent writes and resolves (with humans);
+ * a3 bot + order_status, closed by the system (drop-off); a4 with the bot, still open.
+ * Expected: bot only 1 of 4, escalation 1/4 = 0.25, drop-off 1/4 = 0.25, auto-reply
+ * success 1/2 = 0.5; intents billing 2 (bot resolution 1/2, escalation 1/2) and
+ * order_status 1 (0/1, 0/1).
+ */
+function waAutoEvents(now) {
+  const midnight = Math.floor(now / DAY) * DAY;
+  const base = Math.max(midnight + 1_000, now - 300_000);
+  const yesterday = midnight - DAY / 2;
+  const run = randomUUID().slice(0, 8);
+  const events = [];
+  let n = 0;
+  const add = (at, body) => events.push({ event_id: `wa-${run}-${n++}`, account_id: WA_ACCOUNT, occurred_at: iso(at), ...body });
+  let t = base;
+  const next = () => (t += 1_000);
+  const out = (m, at, broadcast) =>
+    add(at, { type: 'message_created', message_id: `${m}-${run}`, conversation_id: `wa-conv-${run}`, direction: 'outbound', sender: 'agent', agent_id: 'e2e-wa', channel: 'whatsapp', ...(broadcast ? { broadcast_id: `${broadcast}-${run}` } : {}) });
+  const status = (m, at, s, extra = {}) => add(at, { type: 'message_status', message_id: `${m}-${run}`, status: s, ...extra });
+  add(next(), { type: 'broadcast_sent', broadcast_id: `b1-${run}`, campaign_id: 'e2e-spring', recipients: 4 });
+  out('w1', next(), 'b1');
+  status('w1', next(), 'sent');
+  status('w1', next(), 'delivered');
+  status('w1', next(), 'read');
+  out('w2', next());
+  status('w2', next(), 'read');
+  out('w3', next(), 'b1');
+  status('w3', next(), 'sent');
+  status('w3', next(), 'delivered');
+  out('w4', next());
+  status('w4', next(), 'sent');
+  status('w4', next(), 'failed', { error_code: 131047, error_title: 'Re-engagement message' });
+  out('w5', next());
+  status('w5', next(), 'failed', { error_code: 131026, error_title: 'Message undeliverable' });
+  out('w6', next());
+  out('w7', yesterday);
+  status('w7', yesterday + 1_000, 'sent');
+  status('w7', yesterday + 2_000, 'delivered');
+  add(next(), { type: 'channel_health', channel_id: 'wa-e2e', state: 'degraded', quality: 'yellow', queue_depth: 7, sent_per_minute: 2.5 });
+
+  const conv = (c) => `${c}-${run}`;
+  const open = (c) => add(next(), { type: 'conversation_opened', conversation_id: conv(c), customer_id: `cust-${conv(c)}`, channel: 'webchat', inbox_id: 'inbox-bot', origin: 'inbound' });
+  const bot = (c) => add(next(), { type: 'conversation_assigned', conversation_id: conv(c), assignee: 'bot' });
+  const autoReply = (c) => add(next(), { type: 'message_created', message_id: `${conv(c)}-auto`, conversation_id: conv(c), direction: 'outbound', sender: 'bot', channel: 'webchat', auto_reply: true });
+  const intent = (c, i) => add(next(), { type: 'intent_detected', conversation_id: conv(c), intent: i, confidence: 0.9 });
+  const resolved = (c, by) => add(next(), { type: 'conversation_resolved', conversation_id: conv(c), resolved_by: by });
+  for (const c of ['a1', 'a2', 'a3', 'a4']) {
+    open(c);
+    bot(c);
+  }
+  autoReply('a1');
+  intent('a1', 'billing');
+  resolved('a1', 'bot');
+  autoReply('a2');
+  intent('a2', 'billing');
+  add(next(), { type: 'conversation_escalated', conversation_id: conv('a2') });
+  add(next(), { type: 'conversation_assigned', conversation_id: conv('a2'), assignee: 'agent', agent_id: 'e2e-wa' });
+  add(next(), { type: 'message_created', message_id: `${conv('a2')}-agent`, conversation_id: conv('a2'), direction: 'outbound', sender: 'agent', agent_id: 'e2e-wa', channel: 'webchat' });
+  resolved('a2', 'agent');
+  intent('a3', 'order_status');
+  resolved('a3', 'system');
+  return events;
 }
 
 // ------------------------------------------------------------------ harness
@@ -299,6 +374,46 @@ async function main() {
       return `${want} (${bytes.length} bytes)`;
     });
 
+    await test('WhatsApp performance: funnel, delivery rate, alert, broadcast and failures from known events', async () => {
+      const events = waAutoEvents(Date.now());
+      await postEvents(events);
+      await page.goto(`${BASE}/?view=whatsapp-performance&range=today&account_id=${WA_ACCOUNT}`, { waitUntil: 'domcontentloaded' });
+      await waitValue('wa-sent', 4);
+      const got = {};
+      for (const id of ['wa-sent', 'wa-delivered', 'wa-read', 'wa-failed', 'wa-rate', 'wa-broadcast', 'wa-queue']) got[id] = await dataValue(id);
+      const want = { 'wa-sent': '4', 'wa-delivered': '3', 'wa-read': '2', 'wa-failed': '2', 'wa-rate': '0.6', 'wa-broadcast': '0.5', 'wa-queue': '7' };
+      if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`got ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+      const alert = await text('wa-alert');
+      if (!alert?.includes('60.0%') || !alert.includes('90%')) throw new Error(`wa-alert: ${alert}`);
+      const [download] = await Promise.all([page.waitForEvent('download', { timeout: STEP_MS }), page.getByTestId('table-failures-csv').click()]);
+      const body = readFileSync(await download.path(), 'utf8').split('\r\n').filter((l) => l && !l.startsWith('#'));
+      const wantCsv = ['Error code,Reason,Category,Messages,Previous period', '131026,Message undeliverable,recipient,1,0', '131047,Re-engagement message,policy,1,0'];
+      if (body.join('\n') !== wantCsv.join('\n')) throw new Error(`failures CSV:\n${body.join('\n')}\nexpected:\n${wantCsv.join('\n')}`);
+      const health = await text('wa-channels');
+      if (!health?.includes('wa-e2e: degraded') || !health.includes('1 unhealthy')) throw new Error(`channel health: ${health}`);
+      await page.getByTestId('range-yesterday').check();
+      await waitValue('wa-sent', 1);
+      if ((await dataValue('wa-rate')) !== '1') throw new Error(`yesterday's rate ${await dataValue('wa-rate')}`);
+      if (await text('wa-alert')) throw new Error('the alert stays on for a 100% day');
+      noPageErrors();
+      return `today sent 4, delivered 3, read 2, failed 2, rate 0.6 with alert; yesterday sent 1, rate 1`;
+    });
+
+    await test('automation impact: bot only, escalation, drop-off, auto replies and intents from known events', async () => {
+      await page.goto(`${BASE}/?view=automation-impact&range=today&account_id=${WA_ACCOUNT}`, { waitUntil: 'domcontentloaded' });
+      await waitValue('au-escalation', 0.25);
+      const got = {};
+      for (const id of ['au-bot', 'au-escalation', 'au-dropoff', 'au-autoreply']) got[id] = await dataValue(id);
+      const want = { 'au-bot': '1', 'au-escalation': '0.25', 'au-dropoff': '0.25', 'au-autoreply': '0.5' };
+      if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`got ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+      const [download] = await Promise.all([page.waitForEvent('download', { timeout: STEP_MS }), page.getByTestId('table-intents-csv').click()]);
+      const body = readFileSync(await download.path(), 'utf8').split('\r\n').filter((l) => l && !l.startsWith('#'));
+      const wantCsv = ['Intent,Conversations,Previous period,Bot resolution,Escalation', 'billing,2,0,0.5,0.5', 'order_status,1,0,0,0'];
+      if (body.join('\n') !== wantCsv.join('\n')) throw new Error(`intents CSV:\n${body.join('\n')}\nexpected:\n${wantCsv.join('\n')}`);
+      noPageErrors();
+      return 'bot only 1, escalation 0.25, drop-off 0.25, auto-reply 0.5, intents billing 2 / order_status 1';
+    });
+
     await test('screenshots at phone, tablet and desktop widths', async () => {
       const shots = [];
       for (const [name, width, height] of [['phone', 390, 844], ['tablet', 820, 1180], ['desktop', 1440, 900]]) {
@@ -329,7 +444,9 @@ async function main() {
       const axe = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
       const found = [];
       for (const view of ['overview', 'conversation-effectiveness', 'whatsapp-performance', 'customer-load', 'agent-productivity', 'automation-impact', 'business-impact']) {
-        await page.goto(`${BASE}/?view=${view}&range=today&account_id=${SEED_ACCOUNT}`, { waitUntil: 'domcontentloaded' });
+        // The WhatsApp and automation sections are audited with their known events (account 3).
+        const account = ['whatsapp-performance', 'automation-impact'].includes(view) ? WA_ACCOUNT : SEED_ACCOUNT;
+        await page.goto(`${BASE}/?view=${view}&range=today&account_id=${account}`, { waitUntil: 'domcontentloaded' });
         await waitFor(`${view} settled`, () => !document.querySelector('[data-testid="section-skeleton"],[data-testid="kpi-skeleton"]') && document.querySelector('[data-testid="connection-status"]')?.getAttribute('data-state') === 'live');
         await page.waitForTimeout(500);
         await page.addScriptTag({ content: axe });

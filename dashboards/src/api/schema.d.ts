@@ -21,6 +21,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dashboard/automation-impact": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Automation impact */
+        get: operations["automation_impact_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dashboard/business-impact": {
         parameters: {
             query?: never;
@@ -81,6 +98,23 @@ export interface paths {
         };
         /** KPI strip */
         get: operations["kpi_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dashboard/whatsapp-performance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** WhatsApp performance */
+        get: operations["whatsapp_performance_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -213,6 +247,115 @@ export interface components {
             utilisation?: number | null;
         };
         /** @description The section body. */
+        AutomationImpact: {
+            /**
+             * Format: int64
+             * @description The account the numbers belong to.
+             */
+            account_id: number;
+            /**
+             * @description Conversations with an auto reply resolved without escalation ÷ conversations
+             *     with an auto reply.
+             */
+            auto_reply_success: components["schemas"]["RateSection"];
+            /** @description Bot-only vs with-humans conversations. */
+            conversations: components["schemas"]["SplitSection"];
+            /** @description CSAT average and satisfaction, bot-only vs with humans. */
+            csat: components["schemas"]["CsatSection"];
+            /** @description Bot conversations resolved by the system (inactivity) ÷ bot conversations. */
+            drop_off: components["schemas"]["RateSection"];
+            /** @description Escalated ÷ assigned to the bot. */
+            escalation: components["schemas"]["RateSection"];
+            /** @description The previous period: same length, ending where `range` starts. */
+            previous_range: components["schemas"]["RangeBody"];
+            /**
+             * Format: int64
+             * @description Pipeline time (ms since epoch) up to which the state is complete.
+             */
+            progress: number;
+            /** @description The effective range `[from, to)`, bounds on the 15-minute grid. */
+            range: components["schemas"]["RangeBody"];
+            /** @description Always `automation-impact`. */
+            section: string;
+            /** @description Bot-only resolutions × average human handling time. */
+            time_saved: components["schemas"]["TimeSavedSection"];
+            /** @description The account's IANA timezone, used for local hours and days. */
+            timezone: string;
+            /** @description The most frequent intents in the range (at most 10), most conversations first. */
+            top_intents: components["schemas"]["IntentRow"][];
+        };
+        /** @description One broadcast sent in the range. */
+        BroadcastRow: {
+            /** @description The broadcast. */
+            broadcast_id: string;
+            /** @description Its campaign, when named. */
+            campaign_id?: string | null;
+            /**
+             * Format: int64
+             * @description Of those, reached `delivered` or `read`.
+             */
+            delivered: number;
+            /**
+             * Format: int64
+             * @description Reported `failed`.
+             */
+            failed: number;
+            /**
+             * Format: int64
+             * @description Its outbound messages known to crmpulse (any creation time).
+             */
+            messages: number;
+            /**
+             * Format: int64
+             * @description Reached `read`.
+             */
+            read: number;
+            /**
+             * Format: int64
+             * @description Recipients reported by `broadcast_sent`.
+             */
+            recipients: number;
+            /** @description Event time of its earliest `broadcast_sent` (RFC 3339). */
+            sent_at: string;
+            /**
+             * Format: double
+             * @description Broadcast success: `delivered / recipients`; `null` with 0 recipients.
+             */
+            success_rate?: number | null;
+        };
+        /** @description Broadcasts sent in one range, summed. */
+        BroadcastTotals: {
+            /**
+             * Format: int64
+             * @description Broadcasts sent.
+             */
+            broadcasts: number;
+            /**
+             * Format: int64
+             * @description Their delivered messages.
+             */
+            delivered: number;
+            /**
+             * Format: int64
+             * @description Their recipients.
+             */
+            recipients: number;
+            /**
+             * Format: double
+             * @description `delivered / recipients`; `null` with 0 recipients.
+             */
+            success_rate?: number | null;
+        };
+        /** @description Broadcasts sent in the range, one row each, and totals now and before. */
+        Broadcasts: {
+            /** @description Totals over the range. */
+            current: components["schemas"]["BroadcastTotals"];
+            /** @description Totals over the previous period. */
+            previous: components["schemas"]["BroadcastTotals"];
+            /** @description Broadcasts sent in the range, latest first. */
+            rows: components["schemas"]["BroadcastRow"][];
+        };
+        /** @description The section body. */
         BusinessImpact: {
             /**
              * Format: int64
@@ -277,6 +420,52 @@ export interface components {
             recipients?: number | null;
             /** @description Their revenue, per currency. */
             revenue: components["schemas"]["Money"][];
+        };
+        /** @description One channel's health now. */
+        ChannelRow: {
+            /**
+             * Format: int64
+             * @description Seconds from that report to `progress` (how stale the figures are).
+             */
+            age_s: number;
+            /** @description The channel (a WhatsApp business number). */
+            channel_id: string;
+            /** @description Quality rating: `green`, `yellow` or `red`. */
+            quality: string;
+            /**
+             * Format: int64
+             * @description Messages waiting to be sent.
+             */
+            queue_depth: number;
+            /** @description Event time of the latest report (RFC 3339). */
+            reported_at: string;
+            /**
+             * Format: double
+             * @description Messages sent per minute.
+             */
+            sent_per_minute: number;
+            /** @description `connected`, `degraded` or `disconnected`. */
+            state: string;
+        };
+        /** @description Channel health now, per channel and summed. */
+        ChannelsNow: {
+            /** @description Every channel that ever reported, by id. */
+            channels: components["schemas"]["ChannelRow"][];
+            /**
+             * Format: int64
+             * @description Queue depth summed over channels.
+             */
+            queue_depth: number;
+            /**
+             * Format: double
+             * @description Send rate summed over channels, per minute.
+             */
+            sent_per_minute: number;
+            /**
+             * Format: int64
+             * @description Channels not `connected` or not `green`.
+             */
+            unhealthy: number;
         };
         /** @description The section body. */
         ConversationEffectiveness: {
@@ -369,6 +558,38 @@ export interface components {
             /** @description Slot start (local hour or day), RFC 3339 UTC. */
             start: string;
         };
+        /** @description CSAT for bot-only vs with-humans conversations over one range. */
+        Csat: {
+            /** @description Bot-only conversations. */
+            bot_only: components["schemas"]["CsatGroup"];
+            /** @description Conversations with humans. */
+            with_humans: components["schemas"]["CsatGroup"];
+        };
+        /** @description CSAT of one group of conversations. */
+        CsatGroup: {
+            /**
+             * Format: double
+             * @description Mean score 1..5, rounded to 0.01; `null` without responses.
+             */
+            average?: number | null;
+            /**
+             * Format: int64
+             * @description Rated conversations (latest score per conversation).
+             */
+            responses: number;
+            /**
+             * Format: double
+             * @description Share of scores 4 or 5; `null` without responses.
+             */
+            satisfaction?: number | null;
+        };
+        /** @description CSAT now and before. */
+        CsatSection: {
+            /** @description The figure for the range. */
+            current: components["schemas"]["Csat"];
+            /** @description The same figure for the previous period. */
+            previous: components["schemas"]["Csat"];
+        };
         /** @description The section body. */
         CustomerLoad: {
             /**
@@ -459,6 +680,31 @@ export interface components {
             /** @description For 4xx, names the parameter at fault (`from: expected …`); generic for 5xx. */
             message: string;
         };
+        /** @description Failed messages with one error code. */
+        FailureRow: {
+            /**
+             * @description What kind of failure it is: `recipient`, `policy`, `rate_limit`, `template`,
+             *     `content`, `account`, `platform` or `unknown` (table in docs/metrics.md).
+             */
+            category: string;
+            /**
+             * Format: int64
+             * @description Failed messages created in the range with this code.
+             */
+            count: number;
+            /**
+             * Format: int64
+             * @description WhatsApp Cloud API error code of the earliest `failed` status; `null` when none was given.
+             */
+            error_code?: number | null;
+            /** @description Its title as reported (the latest title seen for the code in the range). */
+            error_title?: string | null;
+            /**
+             * Format: int64
+             * @description The same in the previous period.
+             */
+            previous: number;
+        };
         /** @description First response time, now and before, with SLA status. */
         FirstResponse: {
             /** @description In the range. */
@@ -514,6 +760,54 @@ export interface components {
             p90_s?: number | null;
         };
         /**
+         * @description The delivery funnel over one range. Each step counts messages that reached *at
+         *     least* that status (statuses never move backwards; `read` implies delivered).
+         */
+        Funnel: {
+            /**
+             * Format: int64
+             * @description Outbound WhatsApp messages created in the range.
+             */
+            created: number;
+            /**
+             * Format: int64
+             * @description Reached `delivered` or `read`.
+             */
+            delivered: number;
+            /**
+             * Format: int64
+             * @description Reported `failed` (whatever else they reached).
+             */
+            failed: number;
+            /**
+             * Format: int64
+             * @description Reached `read`.
+             */
+            read: number;
+            /**
+             * Format: double
+             * @description `read / delivered`; `null` when nothing was delivered.
+             */
+            read_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Of those, reached `sent`, `delivered` or `read`.
+             */
+            sent: number;
+            /**
+             * Format: int64
+             * @description Reached any status (a step above, or `failed`): the delivery rate's denominator.
+             */
+            with_status: number;
+        };
+        /** @description The funnel now and before. */
+        FunnelSection: {
+            /** @description The figure for the range. */
+            current: components["schemas"]["Funnel"];
+            /** @description The same figure for the previous period. */
+            previous: components["schemas"]["Funnel"];
+        };
+        /**
          * @description Trend granularity.
          * @enum {string}
          */
@@ -554,6 +848,25 @@ export interface components {
             hour: number;
             /** @description Whether it is one of the peak hours. */
             peak: boolean;
+        };
+        /** @description One detected intent. */
+        IntentRow: {
+            /** @description Of `conversations`, bot-only resolutions ÷ conversations. */
+            bot_resolution: components["schemas"]["Rate"];
+            /**
+             * Format: int64
+             * @description Conversations opened in the range with this intent.
+             */
+            conversations: number;
+            /** @description Escalated ÷ assigned to the bot, among `conversations`. */
+            escalation: components["schemas"]["Rate"];
+            /** @description The intent label (the conversation's first detected intent). */
+            intent: string;
+            /**
+             * Format: int64
+             * @description The same in the previous period.
+             */
+            previous_conversations: number;
         };
         /** @description The KPI strip body. */
         Kpi: {
@@ -746,6 +1059,31 @@ export interface components {
             /** @description Score thresholds used for `level`. */
             thresholds: components["schemas"]["Thresholds"];
         };
+        /** @description A ratio with its parts. */
+        Rate: {
+            /**
+             * Format: int64
+             * @description The numerator.
+             */
+            count: number;
+            /**
+             * Format: int64
+             * @description The denominator.
+             */
+            of: number;
+            /**
+             * Format: double
+             * @description `count / of`, rounded to 4 decimals; `null` when `of` is 0.
+             */
+            rate?: number | null;
+        };
+        /** @description A rate now and before. */
+        RateSection: {
+            /** @description The figure for the range. */
+            current: components["schemas"]["Rate"];
+            /** @description The same figure for the previous period. */
+            previous: components["schemas"]["Rate"];
+        };
         /** @description Repeat customers over one range. */
         Repeat: {
             /**
@@ -848,6 +1186,42 @@ export interface components {
             /** @description Now. */
             waiting_now: components["schemas"]["Waiting"];
         };
+        /** @description Conversations opened in one range by who handled them. */
+        Split: {
+            /**
+             * Format: int64
+             * @description Resolved by the bot (resolution now is by `bot`) without any human agent message.
+             */
+            bot_only: number;
+            /**
+             * Format: double
+             * @description `bot_only / total`; `null` without conversations.
+             */
+            bot_only_share?: number | null;
+            /**
+             * Format: int64
+             * @description Neither yet: open without a human, or closed by the system or an agent without
+             *     writing.
+             */
+            other: number;
+            /**
+             * Format: int64
+             * @description Conversations opened.
+             */
+            total: number;
+            /**
+             * Format: int64
+             * @description With at least one human agent message.
+             */
+            with_humans: number;
+        };
+        /** @description The split now and before. */
+        SplitSection: {
+            /** @description The figure for the range. */
+            current: components["schemas"]["Split"];
+            /** @description The same figure for the previous period. */
+            previous: components["schemas"]["Split"];
+        };
         /** @description An agent's status now. */
         StatusNow: {
             /**
@@ -896,6 +1270,36 @@ export interface components {
              */
             online: number;
         };
+        /** @description Time saved by the bot over one range. */
+        TimeSaved: {
+            /**
+             * Format: double
+             * @description Their average handling time in seconds (rounded to 0.1 s); `null` without any.
+             */
+            avg_human_handling_s?: number | null;
+            /**
+             * Format: int64
+             * @description Bot-only resolutions (conversations opened in the range).
+             */
+            bot_only_resolutions: number;
+            /**
+             * Format: int64
+             * @description Resolved conversations with humans whose handling time was measured.
+             */
+            human_conversations: number;
+            /**
+             * Format: int64
+             * @description `bot_only_resolutions × avg_human_handling_s`, whole seconds; `null` without an average.
+             */
+            saved_s?: number | null;
+        };
+        /** @description Time saved now and before. */
+        TimeSavedSection: {
+            /** @description The figure for the range. */
+            current: components["schemas"]["TimeSaved"];
+            /** @description The same figure for the previous period. */
+            previous: components["schemas"]["TimeSaved"];
+        };
         /** @description FRT trend. */
         Trend: {
             /** @description Slot size: `hour` or `day`. */
@@ -941,6 +1345,37 @@ export interface components {
             current: components["schemas"]["Delivery"];
             /** @description In the previous period. */
             previous: components["schemas"]["Delivery"];
+        };
+        /** @description The section body. */
+        WhatsappPerformance: {
+            /**
+             * Format: int64
+             * @description The account the numbers belong to.
+             */
+            account_id: number;
+            /** @description Broadcast success. */
+            broadcasts: components["schemas"]["Broadcasts"];
+            /** @description Channel health, queue depth and send rate now. */
+            channels_now: components["schemas"]["ChannelsNow"];
+            /** @description Delivery rate (as in the KPI strip), now and before, with the alert. */
+            delivery: components["schemas"]["WhatsappDelivery"];
+            /** @description Failed messages by error code, most frequent first. */
+            failures: components["schemas"]["FailureRow"][];
+            /** @description The delivery funnel, now and before. */
+            funnel: components["schemas"]["FunnelSection"];
+            /** @description The previous period: same length, ending where `range` starts. */
+            previous_range: components["schemas"]["RangeBody"];
+            /**
+             * Format: int64
+             * @description Pipeline time (ms since epoch) up to which the state is complete.
+             */
+            progress: number;
+            /** @description The effective range `[from, to)`, bounds on the 15-minute grid. */
+            range: components["schemas"]["RangeBody"];
+            /** @description Always `whatsapp-performance`. */
+            section: string;
+            /** @description The account's IANA timezone, used for local hours and days. */
+            timezone: string;
         };
         /** @description How evenly open conversations are spread over the agents available now. */
         Workload: {
@@ -1018,6 +1453,58 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentProductivity"];
+                };
+            };
+            /** @description A parameter is invalid; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    automation_impact_get: {
+        parameters: {
+            query?: {
+                /** @description Account to read (default 1). */
+                account_id?: number;
+                /**
+                 * @description Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
+                 *     account's zone. Default: local midnight today.
+                 */
+                from?: string;
+                /**
+                 * @description Range end, exclusive: RFC 3339 instant or `YYYY-MM-DD`. Default: the next local
+                 *     midnight after a date `from`, or `from` + 24 h.
+                 */
+                to?: string;
+                /** @description Channel filter: whatsapp, webchat, email, instagram, messenger, sms. */
+                channel?: string;
+                /** @description Inbox filter. */
+                inbox_id?: string;
+                /** @description Agent filter. */
+                agent_id?: string;
+                /** @description Team filter. */
+                team_id?: string;
+                /** @description Trend slot size, `hour`, `day` or `week` (sections with a trend). */
+                granularity?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The section at one complete timestamp */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AutomationImpact"];
                 };
             };
             /** @description A parameter is invalid; the message names it */
@@ -1226,6 +1713,58 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Kpi"];
+                };
+            };
+            /** @description A parameter is invalid; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    whatsapp_performance_get: {
+        parameters: {
+            query?: {
+                /** @description Account to read (default 1). */
+                account_id?: number;
+                /**
+                 * @description Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
+                 *     account's zone. Default: local midnight today.
+                 */
+                from?: string;
+                /**
+                 * @description Range end, exclusive: RFC 3339 instant or `YYYY-MM-DD`. Default: the next local
+                 *     midnight after a date `from`, or `from` + 24 h.
+                 */
+                to?: string;
+                /** @description Channel filter: whatsapp, webchat, email, instagram, messenger, sms. */
+                channel?: string;
+                /** @description Inbox filter. */
+                inbox_id?: string;
+                /** @description Agent filter. */
+                agent_id?: string;
+                /** @description Team filter. */
+                team_id?: string;
+                /** @description Trend slot size, `hour`, `day` or `week` (sections with a trend). */
+                granularity?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The section at one complete timestamp */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WhatsappPerformance"];
                 };
             };
             /** @description A parameter is invalid; the message names it */

@@ -1,6 +1,5 @@
 // Section bodies, generated from the server's OpenAPI description (`npm run gen:api`
-// rewrites schema.d.ts from /api/openapi.json). WhatsApp performance and automation
-// impact come from ./pending.ts until the server lists them.
+// rewrites schema.d.ts from /api/openapi.json).
 import type { components } from './schema';
 
 type S = components['schemas'];
@@ -13,3 +12,6 @@ export type BusinessImpactBody = S['BusinessImpact'];
 export type Money = S['Money'];
 export type Campaign = S['Campaign'];
 export type RankedAgent = S['RankedAgent'];
+export type WhatsappPerformanceBody = S['WhatsappPerformance'];
+export type Funnel = WhatsappPerformanceBody['funnel']['current'];
+export type AutomationImpactBody = S['AutomationImpact'];

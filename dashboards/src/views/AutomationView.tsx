@@ -1,5 +1,5 @@
 import { useMemo } from 'react';
-import type { AutomationImpactBody } from '../api/pending';
+import type { AutomationImpactBody } from '../api/types';
 import { Chart } from '../components/Chart';
 import { DataTable, type Column } from '../components/DataTable';
 import { Stat } from '../components/Stat';
@@ -20,7 +20,17 @@ export default function AutomationView({ data: d, ctx }: ViewProps<AutomationImp
     () => ({
       tooltip: TOOLTIP_ITEM,
       legend: { bottom: 0, data: slices.map((x) => x.name) },
-      series: [{ type: 'pie', radius: ['40%', '70%'], minShowLabelAngle: 4, data: nonZero(slices, [COLORS.bot, COLORS.human, COLORS.previous]), label: { formatter: '{b}\n{c}' } }],
+      // Three slices with two-line labels: a smaller pie, higher up, keeps labels off the legend.
+      series: [
+        {
+          type: 'pie',
+          center: ['50%', '45%'],
+          radius: ['34%', '60%'],
+          minShowLabelAngle: 4,
+          data: nonZero(slices, [COLORS.bot, COLORS.human, COLORS.previous]),
+          label: { formatter: '{b}\n{c}', lineHeight: 15 },
+        },
+      ],
     }),
     [slices],
   );
@@ -35,13 +45,13 @@ export default function AutomationView({ data: d, ctx }: ViewProps<AutomationImp
     }),
     [csat],
   );
-  const rateCell = (r: { count: number; of: number; rate: number | null }) => `${formatPercent(r.rate)} (${r.count}/${r.of})`;
+  const rateCell = (r: { count: number; of: number; rate?: number | null }) => `${formatPercent(r.rate)} (${r.count}/${r.of})`;
   const cols: Column<Intent>[] = [
     { key: 'intent', label: 'Intent', value: (r) => r.intent },
     { key: 'count', label: 'Conversations', value: (r) => r.conversations, numeric: true },
     { key: 'prev', label: 'Previous period', value: (r) => r.previous_conversations, numeric: true },
-    { key: 'bot', label: 'Bot resolution', value: (r) => r.bot_resolution.rate, render: (r) => rateCell(r.bot_resolution), numeric: true },
-    { key: 'esc', label: 'Escalation', value: (r) => r.escalation.rate, render: (r) => rateCell(r.escalation), numeric: true },
+    { key: 'bot', label: 'Bot resolution', value: (r) => r.bot_resolution.rate ?? null, render: (r) => rateCell(r.bot_resolution), numeric: true },
+    { key: 'esc', label: 'Escalation', value: (r) => r.escalation.rate ?? null, render: (r) => rateCell(r.escalation), numeric: true },
   ];
   const rateStat = (label: string, testId: string, r: AutomationImpactBody['escalation'], polarity: 'higher-is-better' | 'lower-is-better', what: string) => (
     <Stat
@@ -49,8 +59,8 @@ export default function AutomationView({ data: d, ctx }: ViewProps<AutomationImp
       value={formatPercent(r.current.rate)}
       raw={r.current.rate}
       current={r.current.rate}
-      previous={r.previous?.rate ?? null}
-      previousText={formatPercent(r.previous?.rate)}
+      previous={r.previous.rate}
+      previousText={formatPercent(r.previous.rate)}
       polarity={polarity}
       testId={testId}
       hint={`${formatCount(r.current.count)} of ${formatCount(r.current.of)} ${what}`}
@@ -64,8 +74,8 @@ export default function AutomationView({ data: d, ctx }: ViewProps<AutomationImp
           value={formatCount(c.bot_only)}
           raw={c.bot_only}
           current={c.bot_only}
-          previous={d.conversations.previous?.bot_only ?? null}
-          previousText={formatCount(d.conversations.previous?.bot_only)}
+          previous={d.conversations.previous.bot_only}
+          previousText={formatCount(d.conversations.previous.bot_only)}
           polarity="higher-is-better"
           testId="au-bot"
           hint={`${formatPercent(c.bot_only_share)} of ${formatCount(c.total)} · ${formatCount(c.with_humans)} with humans`}
@@ -78,8 +88,8 @@ export default function AutomationView({ data: d, ctx }: ViewProps<AutomationImp
           value={formatDuration(saved.saved_s)}
           raw={saved.saved_s}
           current={saved.saved_s}
-          previous={d.time_saved.previous?.saved_s ?? null}
-          previousText={formatDuration(d.time_saved.previous?.saved_s)}
+          previous={d.time_saved.previous.saved_s ?? null}
+          previousText={formatDuration(d.time_saved.previous.saved_s)}
           polarity="higher-is-better"
           testId="au-saved"
           small
@@ -94,7 +104,7 @@ export default function AutomationView({ data: d, ctx }: ViewProps<AutomationImp
         />
       </div>
       <div className="charts">
-        <Chart title="Bot vs human" option={pieOption} ctx={ctx} testId="chart-bot-human" summary={`${c.bot_only} bot-only, ${c.with_humans} with humans and ${c.other} other conversations.`} height={220} />
+        <Chart title="Bot vs human" option={pieOption} ctx={ctx} testId="chart-bot-human" summary={`${c.bot_only} bot-only, ${c.with_humans} with humans and ${c.other} other conversations.`} height={260} />
         <Chart title="CSAT: bot vs human" option={csatOption} ctx={ctx} testId="chart-csat" summary="Average CSAT score for bot-only and human conversations." />
       </div>
       <DataTable title="Top intents" columns={cols} rows={intents} rowKey={(r) => r.intent} ctx={ctx} testId="table-intents" empty="No intents detected in this range." />

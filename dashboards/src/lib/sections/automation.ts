@@ -1,5 +1,5 @@
 // Automation impact: bot vs human split and intents ordering.
-import type { AutomationImpactBody } from '../../api/pending';
+import type { AutomationImpactBody } from '../../api/types';
 
 /** Conversations in the range: bot only, with humans, and the rest (neither, e.g. still open). */
 export function botHumanSlices(d: AutomationImpactBody): { name: string; value: number }[] {

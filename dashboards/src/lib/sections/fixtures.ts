@@ -1,8 +1,13 @@
 // Section bodies for the transform tests, typed with the generated API types so that a
 // change of the server's shapes fails `tsc` here first.
-import type { AgentProductivityBody, BusinessImpactBody, CustomerLoadBody, EffectivenessBody } from '../../api/types';
-import type { AutomationImpactBody, WhatsappPerformanceBody } from '../../api/pending';
-import pending from '../../api/pending-fixtures.json';
+import type {
+  AgentProductivityBody,
+  AutomationImpactBody,
+  BusinessImpactBody,
+  CustomerLoadBody,
+  EffectivenessBody,
+  WhatsappPerformanceBody,
+} from '../../api/types';
 
 const head = {
   account_id: 1,
@@ -128,10 +133,74 @@ export const business: BusinessImpactBody = {
   },
 };
 
-export const whatsapp = pending['whatsapp-performance'] as WhatsappPerformanceBody;
-export const automation = pending['automation-impact'] as AutomationImpactBody;
-// The JSON fixtures must satisfy the declared shapes (checked by tsc, not at run time).
-const _wa: Omit<WhatsappPerformanceBody, 'section'> = pending['whatsapp-performance'];
-const _au: Omit<AutomationImpactBody, 'section'> = pending['automation-impact'];
-void _wa;
-void _au;
+const utcHead = {
+  account_id: 1,
+  timezone: 'UTC',
+  range: { from: '2026-11-20T00:00:00.000Z', to: '2026-11-21T00:00:00.000Z' },
+  previous_range: { from: '2026-11-19T00:00:00.000Z', to: '2026-11-20T00:00:00.000Z' },
+  progress: 1795546954104,
+};
+
+// The body of the server's golden test (tests/whatsapp_performance.rs, docs/api.md), plus a
+// failure without an error code and a second, healthy channel to exercise the ordering.
+export const whatsapp: WhatsappPerformanceBody = {
+  ...utcHead,
+  section: 'whatsapp-performance',
+  funnel: {
+    current: { created: 10, sent: 6, delivered: 5, read: 3, failed: 4, with_status: 9, read_rate: 0.6 },
+    previous: { created: 3, sent: 2, delivered: 2, read: 0, failed: 1, with_status: 3, read_rate: 0.0 },
+  },
+  delivery: {
+    current: { delivered: 5, with_status: 9, rate: 0.5556 },
+    previous: { delivered: 2, with_status: 3, rate: 0.6667 },
+    alert_below: 0.9,
+    alert: true,
+  },
+  broadcasts: {
+    rows: [
+      { broadcast_id: 'b1', campaign_id: 'spring', sent_at: '2026-11-20T14:00:00.000Z', recipients: 4, messages: 3, delivered: 2, read: 1, failed: 1, success_rate: 0.5 },
+    ],
+    current: { broadcasts: 1, recipients: 4, delivered: 2, success_rate: 0.5 },
+    previous: { broadcasts: 1, recipients: 10, delivered: 1, success_rate: 0.1 },
+  },
+  failures: [
+    { error_code: null, error_title: null, category: 'unknown', count: 1, previous: 0 },
+    { error_code: 131047, error_title: 'Re-engagement message', category: 'policy', count: 1, previous: 1 },
+    { error_code: 131026, error_title: 'Message undeliverable', category: 'recipient', count: 2, previous: 0 },
+  ],
+  channels_now: {
+    channels: [
+      { channel_id: 'wa-0', state: 'connected', quality: 'green', queue_depth: 2, sent_per_minute: 1.0, reported_at: '2026-11-20T15:00:00.000Z', age_s: 60 },
+      { channel_id: 'wa-1', state: 'degraded', quality: 'yellow', queue_depth: 40, sent_per_minute: 3.25, reported_at: '2026-11-20T15:00:00.000Z', age_s: 120 },
+    ],
+    queue_depth: 42,
+    sent_per_minute: 4.25,
+    unhealthy: 1,
+  },
+};
+
+// The body of tests/automation_impact.rs (docs/api.md), with two more intents.
+export const automation: AutomationImpactBody = {
+  ...utcHead,
+  section: 'automation-impact',
+  conversations: {
+    current: { total: 6, bot_only: 2, with_humans: 2, other: 2, bot_only_share: 0.3333 },
+    previous: { total: 2, bot_only: 1, with_humans: 1, other: 0, bot_only_share: 0.5 },
+  },
+  escalation: { current: { count: 1, of: 5, rate: 0.2 }, previous: { count: 1, of: 2, rate: 0.5 } },
+  drop_off: { current: { count: 1, of: 5, rate: 0.2 }, previous: { count: 0, of: 2, rate: 0.0 } },
+  auto_reply_success: { current: { count: 1, of: 3, rate: 0.3333 }, previous: { count: 0, of: 0, rate: null } },
+  top_intents: [
+    { intent: 'order_status', conversations: 2, previous_conversations: 0, bot_resolution: { count: 1, of: 2, rate: 0.5 }, escalation: { count: 0, of: 2, rate: 0.0 } },
+    { intent: 'refund', conversations: 3, previous_conversations: 1, bot_resolution: { count: 0, of: 3, rate: 0.0 }, escalation: { count: 2, of: 3, rate: 0.6667 } },
+    { intent: 'billing', conversations: 2, previous_conversations: 0, bot_resolution: { count: 1, of: 2, rate: 0.5 }, escalation: { count: 1, of: 2, rate: 0.5 } },
+  ],
+  time_saved: {
+    current: { bot_only_resolutions: 2, human_conversations: 2, avg_human_handling_s: 1500.0, saved_s: 3000 },
+    previous: { bot_only_resolutions: 1, human_conversations: 1, avg_human_handling_s: 600.0, saved_s: 600 },
+  },
+  csat: {
+    current: { bot_only: { responses: 2, average: 4.5, satisfaction: 1.0 }, with_humans: { responses: 2, average: 3.5, satisfaction: 0.5 } },
+    previous: { bot_only: { responses: 0, average: null, satisfaction: null }, with_humans: { responses: 0, average: null, satisfaction: null } },
+  },
+};

@@ -134,32 +134,32 @@ describe('business impact', () => {
   });
 });
 
-describe('whatsapp performance (typed mock)', () => {
-  it('funnel steps with share of sent', () => {
+describe('whatsapp performance', () => {
+  it('funnel steps: sent of created, delivered and read of sent, failed of created', () => {
     const s = funnelSteps(whatsapp.funnel.current);
-    expect(s.map((x) => [x.name, x.value])).toEqual([
-      ['Sent', 1200],
-      ['Delivered', 1020],
-      ['Read', 700],
-      ['Failed', 130],
+    expect(s.map((x) => [x.name, x.value, x.share, x.of])).toEqual([
+      ['Sent', 6, 0.6, 'created'],
+      ['Delivered', 5, 5 / 6, 'sent'],
+      ['Read', 3, 0.5, 'sent'],
+      ['Failed', 4, 0.4, 'created'],
     ]);
-    expect(s[1].ofSent).toBe(0.85);
-    expect(funnelSteps({ created: 0, sent: 0, delivered: 0, read: 0, failed: 0, with_status: 0, read_rate: null })[1].ofSent).toBeNull();
+    const none = funnelSteps({ created: 0, sent: 0, delivered: 0, read: 0, failed: 0, with_status: 0, read_rate: null });
+    expect(none.map((x) => x.share)).toEqual([null, null, null, null]);
   });
-  it('failures most first; channels worst first', () => {
-    expect(failureRows(whatsapp).map((f) => f.error_code)).toEqual([131026, 131047, 130429]);
-    expect(channelRows(whatsapp).map((c) => c.channel_id)).toEqual(['wa-promo', 'wa-main']);
+  it('failures most first, ties by code, no code last; channels worst first', () => {
+    expect(failureRows(whatsapp).map((f) => f.error_code)).toEqual([131026, 131047, null]);
+    expect(channelRows(whatsapp).map((c) => c.channel_id)).toEqual(['wa-1', 'wa-0']);
   });
 });
 
-describe('automation impact (typed mock)', () => {
+describe('automation impact', () => {
   it('bot vs human vs other, and intents by conversations', () => {
     expect(botHumanSlices(automation)).toEqual([
-      { name: 'Bot only', value: 340 },
-      { name: 'With humans', value: 660 },
-      { name: 'Other', value: 100 },
+      { name: 'Bot only', value: 2 },
+      { name: 'With humans', value: 2 },
+      { name: 'Other', value: 2 },
     ]);
-    expect(intentRows(automation).map((i) => i.intent)).toEqual(['order_status', 'refund', 'opening_hours']);
+    expect(intentRows(automation).map((i) => i.intent)).toEqual(['refund', 'billing', 'order_status']);
   });
 });
 

@@ -1,27 +1,33 @@
-// WhatsApp performance: funnel steps with their share of sent, failures and channel health order.
-import type { Funnel, WhatsappPerformanceBody } from '../../api/pending';
+// WhatsApp performance: funnel steps with their shares, failures and channel health order.
+import type { Funnel, WhatsappPerformanceBody } from '../../api/types';
 import { ratio } from './common';
 
 export interface FunnelStep {
   name: string;
   value: number;
-  /** Share of the first step (sent), null when nothing was sent. */
-  ofSent: number | null;
+  /** `value` ÷ the step it is a share of (`of`); null when that is 0. */
+  share: number | null;
+  of: 'created' | 'sent';
 }
 
-/** Sent → delivered → read, plus failed, each with its share of sent. */
+/**
+ * Sent (of created) → delivered → read (of sent), plus failed (of created: a message can
+ * fail without ever being sent, so a share of sent could exceed 100 %).
+ */
 export function funnelSteps(f: Funnel): FunnelStep[] {
-  return [
-    { name: 'Sent', value: f.sent },
-    { name: 'Delivered', value: f.delivered },
-    { name: 'Read', value: f.read },
-    { name: 'Failed', value: f.failed },
-  ].map((s) => ({ ...s, ofSent: ratio(s.value, f.sent) }));
+  const step = (name: string, value: number, of: 'created' | 'sent'): FunnelStep => ({
+    name,
+    value,
+    share: ratio(value, of === 'created' ? f.created : f.sent),
+    of,
+  });
+  return [step('Sent', f.sent, 'created'), step('Delivered', f.delivered, 'sent'), step('Read', f.read, 'sent'), step('Failed', f.failed, 'created')];
 }
 
-/** Failed messages by error code, most first, ties by code. */
+/** Failed messages by error code, most first, ties by code, failures without a code last. */
 export function failureRows(d: WhatsappPerformanceBody) {
-  return [...d.failures].sort((a, b) => b.count - a.count || a.error_code - b.error_code);
+  const code = (c: number | null | undefined) => c ?? Number.MAX_SAFE_INTEGER;
+  return [...d.failures].sort((a, b) => b.count - a.count || code(a.error_code) - code(b.error_code));
 }
 
 /** Channel health rows, worst first (disconnected, degraded, connected; red before green). */

@@ -367,8 +367,79 @@ fn api(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn active_total(data: &Value) -> i64 {
-    data["active_conversations"]["total"].as_i64().unwrap_or(-1)
+/// A WebSocket client subscribed to the KPI strip, used by the latency benchmarks: a
+/// newly opened conversation is "seen" when `active_conversations.total` counts it.
+pub(crate) struct KpiProbe {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    /// The KPI body as the client holds it (snapshot plus applied patches).
+    data: Value,
+    /// `active_conversations.total` in the snapshot, before any benchmark event.
+    base: i64,
+}
+
+impl KpiProbe {
+    /// Connects to `/api/live` on `addr`, subscribes to the KPI strip and waits for its
+    /// snapshot.
+    pub(crate) async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Self> {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/live"))
+            .await
+            .context("connecting the WebSocket")?;
+        ws.send(Message::text(
+            json!({"op": "subscribe", "id": "kpi", "section": "kpi", "params": {}}).to_string(),
+        ))
+        .await?;
+        let mut data = Value::Null;
+        while let Some(msg) = ws.next().await {
+            let msg: Value = serde_json::from_str(msg?.to_text()?)?;
+            if msg["type"] == "snapshot" {
+                data = msg["data"].clone();
+                break;
+            }
+        }
+        let base = Self::active_total(&data);
+        Ok(Self { ws, data, base })
+    }
+
+    fn active_total(data: &Value) -> i64 {
+        data["active_conversations"]["total"].as_i64().unwrap_or(-1)
+    }
+
+    /// Applies deltas until `total` new conversations show or `deadline` passes, and
+    /// records for each the time from its send instant (in `sent`, in send order) to
+    /// the delta that first counted it.
+    pub(crate) async fn record(
+        &mut self,
+        sent: &Mutex<Vec<Instant>>,
+        total: usize,
+        deadline: Instant,
+    ) -> anyhow::Result<Histogram<u64>> {
+        let mut hist = Histogram::<u64>::new(3)?;
+        let mut seen = 0usize;
+        while seen < total && Instant::now() < deadline {
+            let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(2), self.ws.next()).await
+            else {
+                continue;
+            };
+            let msg: Value = serde_json::from_str(msg?.to_text()?)?;
+            if msg["type"] != "delta" {
+                continue;
+            }
+            let patch: json_patch::Patch = serde_json::from_value(msg["patch"].clone())?;
+            json_patch::patch(&mut self.data, &patch)?;
+            let now_seen = usize::try_from(Self::active_total(&self.data) - self.base)
+                .unwrap_or(0)
+                .min(total);
+            let received = Instant::now();
+            let sent = sent.lock().expect("sent lock");
+            for at in &sent[seen.min(sent.len())..now_seen.min(sent.len())] {
+                hist.record(received.duration_since(*at).as_micros() as u64)?;
+            }
+            seen = seen.max(now_seen.min(sent.len()));
+        }
+        Ok(hist)
+    }
 }
 
 async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow::Result<()> {
@@ -392,22 +463,7 @@ async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow:
     };
     let server = tokio::spawn(server);
 
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/live"))
-        .await
-        .context("connecting the WebSocket")?;
-    ws.send(Message::text(
-        json!({"op": "subscribe", "id": "kpi", "section": "kpi", "params": {}}).to_string(),
-    ))
-    .await?;
-    let mut data = Value::Null;
-    while let Some(msg) = ws.next().await {
-        let msg: Value = serde_json::from_str(msg?.to_text()?)?;
-        if msg["type"] == "snapshot" {
-            data = msg["data"].clone();
-            break;
-        }
-    }
-    let base = active_total(&data);
+    let mut probe = KpiProbe::connect(addr).await?;
 
     let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let sender_sent = Arc::clone(&sent);
@@ -430,29 +486,13 @@ async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow:
     });
 
     let total = (rate * seconds) as usize;
-    let mut hist = Histogram::<u64>::new(3)?;
-    let mut seen = 0usize;
-    let deadline = Instant::now() + Duration::from_secs(seconds + 10);
-    while seen < total && Instant::now() < deadline {
-        let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(2), ws.next()).await else {
-            continue;
-        };
-        let msg: Value = serde_json::from_str(msg?.to_text()?)?;
-        if msg["type"] != "delta" {
-            continue;
-        }
-        let patch: json_patch::Patch = serde_json::from_value(msg["patch"].clone())?;
-        json_patch::patch(&mut data, &patch)?;
-        let now_seen = usize::try_from(active_total(&data) - base)
-            .unwrap_or(0)
-            .min(total);
-        let received = Instant::now();
-        let sent = sent.lock().expect("sent lock");
-        for at in &sent[seen.min(sent.len())..now_seen.min(sent.len())] {
-            hist.record(received.duration_since(*at).as_micros() as u64)?;
-        }
-        seen = seen.max(now_seen.min(sent.len()));
-    }
+    let hist = probe
+        .record(
+            &sent,
+            total,
+            Instant::now() + Duration::from_secs(seconds + 10),
+        )
+        .await?;
     sender.await?;
     let _ = stop_tx.send(());
     if let Ok(Ok(embedded)) = server.await {

@@ -15,18 +15,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use clap::Args;
-use futures_util::{SinkExt as _, StreamExt as _};
-use hdrhistogram::Histogram;
 use ingest::kafka::KafkaConfig;
 use ingest::simulator::{Simulator, SimulatorConfig};
 use query_api::{AppState, ViewStore};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
 
+use crate::bench::KpiProbe;
 use crate::config::Config;
 use crate::kafka::{KafkaPipeline, follow_metrics, section};
 
@@ -162,10 +159,6 @@ fn throughput(
     Ok(())
 }
 
-fn active_total(data: &Value) -> i64 {
-    data["active_conversations"]["total"].as_i64().unwrap_or(-1)
-}
-
 fn latency(
     args: &KafkaBenchArgs,
     config: &Config,
@@ -186,22 +179,7 @@ fn latency(
         state.live = live_config.live.to_live_config();
         let server =
             tokio::spawn(async move { axum::serve(listener, query_api::router(state)).await });
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/live"))
-            .await
-            .context("connecting the WebSocket")?;
-        ws.send(Message::text(
-            json!({"op": "subscribe", "id": "kpi", "section": "kpi", "params": {}}).to_string(),
-        ))
-        .await?;
-        let mut data = Value::Null;
-        while let Some(msg) = ws.next().await {
-            let msg: Value = serde_json::from_str(msg?.to_text()?)?;
-            if msg["type"] == "snapshot" {
-                data = msg["data"].clone();
-                break;
-            }
-        }
-        let base = active_total(&data);
+        let mut probe = KpiProbe::connect(addr).await?;
         let producer: FutureProducer = kafka.producer_config(30_000).create()?;
         let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
         let sender_sent = Arc::clone(&sent);
@@ -241,30 +219,13 @@ fn latency(
             }
         });
         let total = (rate * seconds) as usize;
-        let mut hist = Histogram::<u64>::new(3)?;
-        let mut seen = 0usize;
-        let deadline = Instant::now() + Duration::from_secs(seconds + 20);
-        while seen < total && Instant::now() < deadline {
-            let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(2), ws.next()).await
-            else {
-                continue;
-            };
-            let msg: Value = serde_json::from_str(msg?.to_text()?)?;
-            if msg["type"] != "delta" {
-                continue;
-            }
-            let patch: json_patch::Patch = serde_json::from_value(msg["patch"].clone())?;
-            json_patch::patch(&mut data, &patch)?;
-            let now_seen = usize::try_from(active_total(&data) - base)
-                .unwrap_or(0)
-                .min(total);
-            let received = Instant::now();
-            let sent = sent.lock().expect("sent lock");
-            for at in &sent[seen.min(sent.len())..now_seen.min(sent.len())] {
-                hist.record(received.duration_since(*at).as_micros() as u64)?;
-            }
-            seen = seen.max(now_seen.min(sent.len()));
-        }
+        let hist = probe
+            .record(
+                &sent,
+                total,
+                Instant::now() + Duration::from_secs(seconds + 20),
+            )
+            .await?;
         sender.await?;
         server.abort();
         println!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ev, free_port, post_events, start, wait_caught_up};
+use common::{ev, free_port, get_json, post_events, start, wait_caught_up};
 use serde_json::{Value, json};
 
 fn open(c: &str, inbox: &str) -> Value {
@@ -109,16 +109,7 @@ async fn automation_impact_golden_day() {
         let url =
             format!("{base}/api/dashboard/automation-impact?from=2026-11-20&to=2026-11-21{q}");
         let client = client.clone();
-        async move {
-            client
-                .get(&url)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+        async move { get_json(&client, &url).await }
     };
     let body = get("").await;
     let inbox2 = get("&inbox_id=i2").await;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ev, free_port, post_events, start, wait_caught_up};
+use common::{ev, free_port, get_json, post_events, start, wait_caught_up};
 use serde_json::{Value, json};
 
 fn out(m: &str, broadcast: Option<&str>) -> Value {
@@ -158,16 +158,7 @@ async fn whatsapp_performance_golden_day() {
         let url =
             format!("{base}/api/dashboard/whatsapp-performance?from=2026-11-20&to=2026-11-21{q}");
         let client = client.clone();
-        async move {
-            client
-                .get(&url)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+        async move { get_json(&client, &url).await }
     };
     let body = get("").await;
     let webchat = get("&channel=webchat").await;

@@ -79,6 +79,21 @@ pub async fn post_events(client: &reqwest::Client, base: &str, body: &Value) -> 
     }
 }
 
+/// `GET url` and its JSON body.
+///
+/// # Panics
+/// When the request fails or the body is not JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()
+}
+
 /// A `conversation_opened` body.
 pub fn opened(conversation: &str) -> Value {
     json!({"type": "conversation_opened", "conversation_id": conversation, "customer_id": "u1",

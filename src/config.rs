@@ -100,6 +100,8 @@ mod tests {
     use super::*;
 
     #[test]
+    // The closure's error type is figment's own, fixed by `Jail::expect_with`.
+    #[allow(clippy::result_large_err)]
     fn file_values_override_defaults_and_unknown_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -108,21 +110,27 @@ mod tests {
             "[pipeline]\nworkers = 3\n[accounts.accounts.\"7\"]\ntimezone = \"Asia/Kathmandu\"\n",
         )
         .unwrap();
-        let c = load(Some(&path)).unwrap();
-        assert_eq!(c.pipeline.workers, 3);
-        assert_eq!(
-            c.accounts.accounts["7"].timezone,
-            chrono_tz::Asia::Kathmandu
-        );
-        assert_eq!(c.accounts.accounts["7"].sla_first_response_s, 300);
-        assert_eq!(c.kafka, None);
-        std::fs::write(&path, "[pipeline]\nworkerz = 3\n").unwrap();
-        assert!(
-            load(Some(&path))
-                .unwrap_err()
-                .to_string()
-                .contains("workerz")
-        );
+        // Every test that reads the environment runs inside a Jail: the Jail holds a
+        // process-wide lock, so another test's `CRMPULSE__KAFKA__*` variable cannot
+        // leak into this one while both run in parallel.
+        figment::Jail::expect_with(|_jail| {
+            let c = load(Some(&path)).unwrap();
+            assert_eq!(c.pipeline.workers, 3);
+            assert_eq!(
+                c.accounts.accounts["7"].timezone,
+                chrono_tz::Asia::Kathmandu
+            );
+            assert_eq!(c.accounts.accounts["7"].sla_first_response_s, 300);
+            assert_eq!(c.kafka, None);
+            std::fs::write(&path, "[pipeline]\nworkerz = 3\n").unwrap();
+            assert!(
+                load(Some(&path))
+                    .unwrap_err()
+                    .to_string()
+                    .contains("workerz")
+            );
+            Ok(())
+        });
     }
 
     #[test]
@@ -145,14 +153,14 @@ mod tests {
             assert_eq!(k.topics.metrics, "m");
             assert_eq!(k.topics.events, "crm.events.v1");
             assert_eq!(k.properties["security.protocol"], "SASL_SSL");
+            std::fs::write(&path, "[kafka]\nbrokerz = \"x\"\n").unwrap();
+            assert!(
+                load(Some(&path))
+                    .unwrap_err()
+                    .to_string()
+                    .contains("brokerz")
+            );
             Ok(())
         });
-        std::fs::write(&path, "[kafka]\nbrokerz = \"x\"\n").unwrap();
-        assert!(
-            load(Some(&path))
-                .unwrap_err()
-                .to_string()
-                .contains("brokerz")
-        );
     }
 }

@@ -799,17 +799,24 @@ impl Simulator {
             conversation_id: Some(conversation_id(ticket.conv)),
             priority: ticket.priority,
         });
-        // Some tickets stay open for good: the backlog a team lead knows.
-        if !chance(&mut self.rng, 0.85) {
-            return;
-        }
-        let median_h = PRIORITIES
-            .iter()
-            .find(|p| p.0 == ticket.priority)
-            .map_or(16.0, |p| p.2);
-        let d =
-            lognormal_ms(&mut self.rng, median_h * 3600.0, 0.9).clamp(10 * MINUTE_MS, 14 * DAY_MS);
-        let follow_up = chance(&mut self.rng, 0.6);
+        // 85% are worked on and resolved by priority. The rest are the backlog a team
+        // lead knows: they linger for weeks until a clean-up closes them without a
+        // word to the customer, so the open count levels off instead of growing with
+        // the length of the run.
+        let worked = chance(&mut self.rng, 0.85);
+        let (d, follow_up) = if worked {
+            let median_h = PRIORITIES
+                .iter()
+                .find(|p| p.0 == ticket.priority)
+                .map_or(16.0, |p| p.2);
+            let d = lognormal_ms(&mut self.rng, median_h * 3600.0, 0.9)
+                .clamp(10 * MINUTE_MS, 14 * DAY_MS);
+            (d, chance(&mut self.rng, 0.6))
+        } else {
+            let d =
+                lognormal_ms(&mut self.rng, 12.0 * 86_400.0, 0.5).clamp(3 * DAY_MS, 45 * DAY_MS);
+            (d, false)
+        };
         // The customer's last message was about when the ticket was filed, so a ticket
         // closed a day later is outside WhatsApp's 24-hour window.
         let window_closed = ticket.channel == Channel::Whatsapp && d > 23 * HOUR_MS;

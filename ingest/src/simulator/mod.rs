@@ -1040,6 +1040,38 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_ticket_backlog_levels_off_instead_of_growing_with_the_run() {
+        let events = Simulator::new(
+            SimulatorConfig {
+                seed: 9,
+                conversations_per_day: 150.0,
+                ..SimulatorConfig::default()
+            },
+            start(),
+        )
+        .advance_to(start() + 100 * DAY_MS);
+        let open_at = |day: i64| {
+            let t = start() + day * DAY_MS;
+            let before = |ty: &str| {
+                events
+                    .iter()
+                    .filter(|e| e.occurred_at_ms < t && e.type_name() == ty)
+                    .count() as i64
+            };
+            before("ticket_opened") - before("ticket_resolved")
+        };
+        let (day_50, day_100) = (open_at(50), open_at(100));
+        let filed = count(&events, "ticket_opened") as i64;
+        assert!(filed > 1_000, "{filed} tickets");
+        // Were 15% left open for good, day 100 would hold about twice day 50's backlog.
+        assert!(day_50 > 0, "no open tickets at day 50");
+        assert!(
+            (day_100 as f64) < 1.25 * day_50 as f64,
+            "open tickets grew from {day_50} (day 50) to {day_100} (day 100)"
+        );
+    }
+
     /// The month-long volume the demo and benchmarks rely on. Speed is a benchmark's
     /// business, not a test's: run with `-- --ignored --nocapture` to see it.
     #[test]

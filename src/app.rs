@@ -17,6 +17,7 @@ use pipeline::{Pipeline, PipelineConfig};
 use query_api::{AppState, ViewStore};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Credentials;
 use crate::config::Config;
 
 /// Events read from the log per pipeline batch.
@@ -218,11 +219,36 @@ fn drive(
     Ok(())
 }
 
+/// Puts the dashboard's authentication and CORS origins into `state`, and starts the
+/// task that keeps the rate limiter's memory bounded (inside a Tokio runtime).
+///
+/// # Errors
+/// An invalid CORS origin.
+pub fn secure(
+    state: &mut AppState,
+    credentials: &Credentials,
+    config: &Config,
+) -> anyhow::Result<()> {
+    state.auth = credentials.dashboard.clone();
+    state.cors_origins = config.auth.cors_origins()?;
+    if let Some(auth) = state.auth.clone() {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                auth.forget_idle();
+            }
+        });
+    }
+    Ok(())
+}
+
 /// Binds `listen` and serves the API over an embedded stack until Ctrl-C. With a
 /// configuration file, account settings are reloaded when it changes.
 pub async fn serve(
     embedded: &Embedded,
     config: &Config,
+    credentials: &Credentials,
     listen: SocketAddr,
     config_path: Option<PathBuf>,
 ) -> anyhow::Result<()> {
@@ -233,7 +259,7 @@ pub async fn serve(
     if let Some(path) = config_path {
         tokio::spawn(watch_config(path, settings.clone()));
     }
-    serve_on(embedded, config, settings, listener, async {
+    serve_on(embedded, config, credentials, settings, listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await
@@ -272,6 +298,7 @@ pub(crate) async fn watch_config(path: PathBuf, settings: query_api::Settings) {
 pub async fn serve_on(
     embedded: &Embedded,
     config: &Config,
+    credentials: &Credentials,
     settings: query_api::Settings,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -281,7 +308,11 @@ pub async fn serve_on(
     state.live = config.live.to_live_config();
     state.log_len = Some(embedded.log.subscribe());
     state.prometheus = Some(query_api::install_metrics());
-    let app = query_api::router(state).merge(ingest::http::router(Arc::clone(&embedded.log)));
+    secure(&mut state, credentials, config)?;
+    let app = query_api::router(state).merge(ingest::http::router(
+        Arc::clone(&embedded.log),
+        Arc::clone(&credentials.ingest),
+    ));
     let addr = listener.local_addr()?;
     println!("crmpulse listening on http://{addr}");
     tracing::info!(%addr, "listening");

@@ -18,6 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use ingest::simulator::{Simulator, SimulatorConfig};
 use pipeline::{Pipeline, PipelineConfig};
+use query_api::auth::Role;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -382,10 +383,20 @@ pub(crate) struct KpiProbe {
 impl KpiProbe {
     /// Connects to `/api/live` on `addr`, subscribes to the KPI strip and waits for its
     /// snapshot.
-    pub(crate) async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Self> {
+    /// Connects, authenticates with `token` when the server wants one, subscribes.
+    pub(crate) async fn connect(
+        addr: std::net::SocketAddr,
+        token: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/live"))
             .await
             .context("connecting the WebSocket")?;
+        if let Some(token) = token {
+            ws.send(Message::text(
+                json!({"op": "auth", "token": token}).to_string(),
+            ))
+            .await?;
+        }
         ws.send(Message::text(
             json!({"op": "subscribe", "id": "kpi", "section": "kpi", "params": {}}).to_string(),
         ))
@@ -446,6 +457,14 @@ async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow:
     let dir = tempfile::tempdir()?;
     let mut config = config.clone();
     config.live.coalesce_ms = coalesce_ms;
+    // One request per event: the per-account ingest limit must not be what is measured.
+    config.auth.ingest_requests_per_s = config
+        .auth
+        .ingest_requests_per_s
+        .max(u32::try_from(args.rate.saturating_mul(2)).unwrap_or(u32::MAX));
+    let credentials = crate::auth::Credentials::load(&config.auth, Some(dir.path()))?;
+    let token = credentials.mint("bench", 1, Role::Admin, vec![], None, None)?;
+    let ingest_key = credentials.ingest_key(1).map(|(key, _)| key).ok();
     let embedded = Embedded::start(dir.path(), &config)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -454,16 +473,23 @@ async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow:
         let config = config.clone();
         async move {
             let settings = query_api::Settings::new(config.accounts.clone());
-            crate::app::serve_on(&embedded, &config, settings, listener, async {
-                let _ = stop_rx.await;
-            })
+            crate::app::serve_on(
+                &embedded,
+                &config,
+                &credentials,
+                settings,
+                listener,
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
             .await
             .map(|()| embedded)
         }
     };
     let server = tokio::spawn(server);
 
-    let mut probe = KpiProbe::connect(addr).await?;
+    let mut probe = KpiProbe::connect(addr, Some(&token)).await?;
 
     let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let sender_sent = Arc::clone(&sent);
@@ -481,7 +507,11 @@ async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow:
                 "customer_id": "bench", "channel": "whatsapp", "inbox_id": "bench", "origin": "inbound",
             });
             sender_sent.lock().expect("sent lock").push(Instant::now());
-            let _ = client.post(&url).json(&json!([event])).send().await;
+            let mut request = client.post(&url).json(&json!([event]));
+            if let Some(key) = &ingest_key {
+                request = request.bearer_auth(key);
+            }
+            let _ = request.send().await;
         }
     });
 

@@ -3,7 +3,7 @@
 //! `CRMPULSE__SECTION__KEY` environment variables (e.g. `CRMPULSE__PIPELINE__WORKERS=4`).
 //! Every field is documented in `docs/operations.md` (`[kafka]` in `docs/kafka.md`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
@@ -26,6 +26,109 @@ pub struct Config {
     /// Kafka (`run` reads events from and writes metrics to it; `serve`, `ingest`
     /// and `tail-metrics` need it). Absent: `run` uses the embedded event log.
     pub kafka: Option<ingest::kafka::KafkaConfig>,
+    /// Who may read the dashboard and write events; see docs/security.md.
+    pub auth: AuthSection,
+}
+
+/// A secret from the configuration: never printed, never logged.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the code that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+/// How dashboard tokens are verified.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// HMAC-SHA256 with `hs256_secret` (or the data dir's generated secret).
+    #[default]
+    Hs256,
+    /// RSA signatures checked against `rs256_public_keys`.
+    Rs256,
+    /// No authentication at all: only behind a proxy that authenticates.
+    Off,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// `hs256` (default), `rs256` or `off`.
+    pub mode: AuthMode,
+    /// HS256 signing secret, at least 32 bytes. Empty: `run`/`demo` generate one in
+    /// `DATA_DIR/auth/secret.key`; `serve` and `ingest` replicas need it set (shared).
+    /// It also derives every account's ingest key and webhook secret.
+    pub hs256_secret: Secret,
+    /// RS256: PEM files of the public keys tokens may be signed with (several while
+    /// rotating keys).
+    pub rs256_public_keys: Vec<PathBuf>,
+    /// RS256: PEM file of the private key, read only by `crmpulse token`.
+    pub rs256_private_key: Option<PathBuf>,
+    /// Validity of tokens minted by `crmpulse token` and the demo, in seconds.
+    pub token_ttl_s: u64,
+    /// Sustained dashboard requests per second per token (REST and live subscribes).
+    pub requests_per_s: u32,
+    /// Dashboard requests a token may make at once above the sustained rate.
+    pub burst: u32,
+    /// Live WebSocket connections the server holds at most.
+    pub max_live_connections: usize,
+    /// Live WebSocket connections one token holds at most.
+    pub max_live_connections_per_token: usize,
+    /// Ingest requests per second per account.
+    pub ingest_requests_per_s: u32,
+    /// Configured ingest keys (in addition to the derived ones), each for one account.
+    pub ingest_keys: Vec<ingest::auth::IngestKey>,
+    /// Browser origins allowed to call the API cross-origin (CORS). Empty: CORS off.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        let limits = query_api::auth::Limits::default();
+        Self {
+            mode: AuthMode::default(),
+            hs256_secret: Secret::default(),
+            rs256_public_keys: Vec::new(),
+            rs256_private_key: None,
+            token_ttl_s: 7 * 86_400,
+            requests_per_s: limits.requests_per_s,
+            burst: limits.burst,
+            max_live_connections: limits.max_live_connections,
+            max_live_connections_per_token: limits.max_live_connections_per_token,
+            ingest_requests_per_s: 1_000,
+            ingest_keys: Vec::new(),
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl AuthSection {
+    /// The CORS origins as header values.
+    ///
+    /// # Errors
+    /// An origin that is not a valid header value.
+    pub fn cors_origins(&self) -> anyhow::Result<Vec<axum::http::HeaderValue>> {
+        self.cors_allowed_origins
+            .iter()
+            .map(|o| {
+                axum::http::HeaderValue::from_str(o).map_err(|_| {
+                    anyhow::anyhow!("[auth] cors_allowed_origins: {o:?} is not a valid origin")
+                })
+            })
+            .collect()
+    }
 }
 
 /// `[pipeline]`.

@@ -22,6 +22,7 @@ use query_api::{AppState, ViewStore};
 use schemas::metric_records::MetricRecord;
 use tokio::sync::watch;
 
+use crate::auth::Credentials;
 use crate::config::Config;
 
 /// Events taken from Kafka per pipeline batch.
@@ -138,8 +139,10 @@ pub fn run(
     listen: SocketAddr,
     config: &Config,
     config_path: Option<PathBuf>,
+    data_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
     let kafka = section(config)?.clone();
+    let credentials = Credentials::load(&config.auth, Some(data_dir))?;
     let runtime = tokio::runtime::Runtime::new()?;
     let store = Arc::new(ViewStore::default());
     let (pushed_tx, pushed_rx) = watch::channel(0u64);
@@ -158,7 +161,9 @@ pub fn run(
         state.live = config.live.to_live_config();
         state.log_len = Some(pushed_rx);
         state.prometheus = Some(query_api::install_metrics());
-        let app = query_api::router(state).merge(gateway::router(gateway));
+        crate::app::secure(&mut state, &credentials, config)?;
+        let app = query_api::router(state)
+            .merge(gateway::router(gateway, Arc::clone(&credentials.ingest)));
         serve_http(listener, app).await
     });
     pipeline.shutdown();
@@ -232,6 +237,7 @@ pub fn serve(
     config_path: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let kafka = section(config)?;
+    let credentials = Credentials::load(&config.auth, None)?;
     let store = Arc::new(ViewStore::default());
     follow_metrics(kafka, Arc::clone(&store))?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -247,6 +253,7 @@ pub fn serve(
         state.settings = settings;
         state.live = config.live.to_live_config();
         state.prometheus = Some(query_api::install_metrics());
+        crate::app::secure(&mut state, &credentials, config)?;
         serve_http(listener, query_api::router(state)).await
     })
 }
@@ -257,15 +264,34 @@ pub fn serve(
 /// When librdkafka refuses the configuration or the listener cannot bind.
 pub fn ingest(listen: SocketAddr, config: &Config) -> anyhow::Result<()> {
     let kafka = section(config)?;
+    let credentials = Credentials::load(&config.auth, None)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let gateway = gateway::Gateway::new(kafka)?;
         let prometheus = query_api::install_metrics();
-        let app = gateway::router(gateway).route(
+        let admin = credentials.dashboard.clone();
+        // Server metrics take an admin dashboard token, as on the API.
+        let app = gateway::router(gateway, Arc::clone(&credentials.ingest)).route(
             "/metrics",
-            axum::routing::get(move || {
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
                 let p = prometheus.clone();
-                async move { p.render() }
+                let admin = admin.clone();
+                async move {
+                    use axum::response::IntoResponse as _;
+                    if let Some(auth) = admin {
+                        match auth.authenticate(&headers) {
+                            Ok(who) if who.may_read_server_metrics() => {}
+                            Ok(_) => {
+                                return query_api::ApiError::Forbidden(
+                                    "/metrics: server metrics are for admin tokens".into(),
+                                )
+                                .into_response();
+                            }
+                            Err(e) => return e.into_response(),
+                        }
+                    }
+                    p.render().into_response()
+                }
             }),
         );
         let listener = tokio::net::TcpListener::bind(listen)

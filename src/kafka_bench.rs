@@ -179,7 +179,7 @@ fn latency(
         state.live = live_config.live.to_live_config();
         let server =
             tokio::spawn(async move { axum::serve(listener, query_api::router(state)).await });
-        let mut probe = KpiProbe::connect(addr).await?;
+        let mut probe = KpiProbe::connect(addr, None).await?;
         let producer: FutureProducer = kafka.producer_config(30_000).create()?;
         let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
         let sender_sent = Arc::clone(&sent);

@@ -2,6 +2,7 @@
 //! hands over to the libraries (see `app` for how the parts are composed).
 
 mod app;
+mod auth;
 mod bench;
 mod config;
 mod kafka;
@@ -52,6 +53,53 @@ enum Command {
     KafkaTopics,
     /// Measure events/s from Kafka and producer → WebSocket latency (needs `[kafka]`).
     BenchKafka(kafka_bench::KafkaBenchArgs),
+    /// Mint a dashboard token (JWT) with the configured key, or the data dir's.
+    Token(TokenArgs),
+    /// Print an account's ingest key (or webhook secret), derived from the server secret.
+    IngestKey(IngestKeyArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// Account the token reads.
+    #[arg(long)]
+    account: u64,
+    /// admin, supervisor, agent or analyst.
+    #[arg(long, value_parser = parse_role)]
+    role: query_api::auth::Role,
+    /// A team of the holder (repeat for several); a supervisor needs at least one.
+    #[arg(long = "team")]
+    teams: Vec<String>,
+    /// The holder's agent id; required for the agent role.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Who the token is for (shown in the dashboard).
+    #[arg(long)]
+    sub: Option<String>,
+    /// Validity in seconds (default: `[auth] token_ttl_s`, 7 days).
+    #[arg(long)]
+    ttl_s: Option<u64>,
+    /// Data dir whose secret signs the token when `[auth] hs256_secret` is empty.
+    #[arg(long, default_value = "crmpulse-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct IngestKeyArgs {
+    /// Account the key writes to.
+    #[arg(long)]
+    account: u64,
+    /// Print the account's webhook signing secret instead of its ingest key.
+    #[arg(long)]
+    webhook_secret: bool,
+    /// Data dir whose secret the key derives from when `[auth] hs256_secret` is empty.
+    #[arg(long, default_value = "crmpulse-data")]
+    data_dir: PathBuf,
+}
+
+fn parse_role(s: &str) -> Result<query_api::auth::Role, String> {
+    query_api::auth::Role::parse(s)
+        .ok_or_else(|| format!("unknown role {s:?}, expected admin, supervisor, agent or analyst"))
 }
 
 #[derive(Debug, Args)]
@@ -130,7 +178,7 @@ fn main() -> anyhow::Result<()> {
     let config = config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Run(args) if config.kafka.is_some() => {
-            kafka::run(args.listen, &config, cli.config)
+            kafka::run(args.listen, &config, cli.config, &args.data_dir)
         }
         Command::Run(args) => serve(args, &config, cli.config, None),
         Command::Demo(args) => serve(
@@ -148,7 +196,42 @@ fn main() -> anyhow::Result<()> {
         Command::TailMetrics(args) => kafka::tail_metrics(&config, args.batches, args.until_end),
         Command::KafkaTopics => kafka::create_topics(&config),
         Command::BenchKafka(args) => kafka_bench::run(&args, &config),
+        Command::Token(args) => token(&args, &config),
+        Command::IngestKey(args) => ingest_key(&args, &config),
     }
+}
+
+fn token(args: &TokenArgs, config: &config::Config) -> anyhow::Result<()> {
+    let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir))?;
+    let sub = args.sub.clone().unwrap_or_else(|| {
+        args.agent
+            .clone()
+            .unwrap_or_else(|| format!("{}@{}", args.role.as_str(), args.account))
+    });
+    let token = credentials.mint(
+        &sub,
+        args.account,
+        args.role,
+        args.teams.clone(),
+        args.agent.clone(),
+        args.ttl_s.map(std::time::Duration::from_secs),
+    )?;
+    println!("{token}");
+    Ok(())
+}
+
+fn ingest_key(args: &IngestKeyArgs, config: &config::Config) -> anyhow::Result<()> {
+    let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir))?;
+    let (key, webhook_secret) = credentials.ingest_key(args.account)?;
+    println!(
+        "{}",
+        if args.webhook_secret {
+            webhook_secret
+        } else {
+            key
+        }
+    );
+    Ok(())
 }
 
 fn migrate(config: &config::Config) -> anyhow::Result<()> {
@@ -183,16 +266,64 @@ fn serve(
     demo: Option<(u32, u64)>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
+    let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir))?;
     let mut embedded = app::Embedded::start(&args.data_dir, config)?;
     if let Some((days, seed)) = demo {
         let tz = query_api::Settings::new(config.accounts.clone())
             .account(1)
             .timezone;
         embedded.start_simulator(days, seed, tz)?;
+        print_demo_users(&credentials, args.listen)?;
     }
-    let result = runtime.block_on(app::serve(&embedded, config, args.listen, config_path));
+    let result = runtime.block_on(app::serve(
+        &embedded,
+        config,
+        &credentials,
+        args.listen,
+        config_path,
+    ));
     embedded.shutdown();
     result
+}
+
+/// The demo's ready links: one per role, for the simulated team.
+fn print_demo_users(credentials: &auth::Credentials, listen: SocketAddr) -> anyhow::Result<()> {
+    use query_api::auth::Role;
+    if credentials.dashboard.is_none() {
+        println!("authentication is off: open http://{listen}/");
+        return Ok(());
+    }
+    let link = |sub: &str, role, teams: &[&str], agent: Option<&str>| {
+        credentials
+            .mint(
+                sub,
+                1,
+                role,
+                teams.iter().map(|t| (*t).to_owned()).collect(),
+                agent.map(str::to_owned),
+                None,
+            )
+            .map(|t| format!("http://{listen}/#token={t}"))
+    };
+    println!("crmpulse demo — open the dashboard as admin:");
+    println!("  {}", link("demo-admin", Role::Admin, &[], None)?);
+    println!("other demo users (the same dashboard, seen by another role):");
+    println!(
+        "  supervisor of team-support: {}",
+        link("demo-supervisor", Role::Supervisor, &["team-support"], None)?
+    );
+    println!(
+        "  agent agent-01:             {}",
+        link("agent-01", Role::Agent, &["team-support"], Some("agent-01"))?
+    );
+    println!(
+        "  analyst:                    {}",
+        link("demo-analyst", Role::Analyst, &[], None)?
+    );
+    if let Ok((key, _)) = credentials.ingest_key(1) {
+        println!("ingest key of account 1 (POST /api/v1/events): {key}");
+    }
+    Ok(())
 }
 
 fn simulate(args: &SimulateArgs, config: &config::Config) -> anyhow::Result<()> {

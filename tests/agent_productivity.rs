@@ -19,8 +19,8 @@ async fn agent_productivity_golden_day() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
     let mut child = start(port, dir.path());
+    let client = common::client(port);
     let d = |t: &str| format!("2026-11-20T{t}Z");
     let events = vec![
         // a1: online from 22:00 the day before; busy 02:00, away 03:00, online 03:30,

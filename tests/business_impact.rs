@@ -41,12 +41,12 @@ async fn business_impact_golden_day() {
     .unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
     let mut child = start_with(
         port,
         &dir.path().join("data"),
         &["--config".as_ref(), config.as_os_str()],
     );
+    let client = common::client(port);
     let d = |t: &str| format!("2026-11-20T{t}Z");
     let y = |t: &str| format!("2026-11-19T{t}Z");
     let events = vec![

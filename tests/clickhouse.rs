@@ -656,7 +656,7 @@ async fn documented_queries_equal_the_api() {
         &["--config".as_ref(), config.as_os_str()],
     ));
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = common::client(port);
     let events = simulated_events();
     post_all(&http, &base, &events).await;
     wait_caught_up(&http, &base, events.len() as u64).await;
@@ -736,7 +736,7 @@ async fn an_outage_mid_stream_loses_and_duplicates_nothing() {
         &["--config".as_ref(), config.as_os_str()],
     ));
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = common::client(port);
     let events = simulated_events();
     let third = events.len() / 3;
 

@@ -71,8 +71,8 @@ async fn conversation_effectiveness_golden_day() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
     let mut child = start(port, dir.path());
+    let client = common::client(port);
     let events = scenario();
     let res = post_events(&client, &base, &Value::from(events.clone())).await;
     assert_eq!(res.status(), 200);

@@ -28,12 +28,12 @@ async fn customer_load_golden_day_in_kolkata() {
     .unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
     let mut child = start_with(
         port,
         &dir.path().join("data"),
         &["--config".as_ref(), config.as_os_str()],
     );
+    let client = common::client(port);
 
     let d = "2026-11-20"; // a Friday
     let mut events = vec![

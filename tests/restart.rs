@@ -54,8 +54,8 @@ async fn kpi_values_survive_kill_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
     let mut child = start(port, dir.path());
+    let client = common::client(port);
 
     // Wait for the server, then send a body with one malformed event in the middle.
     let mut body = events();
@@ -79,6 +79,7 @@ async fn kpi_values_survive_kill_and_restart() {
     // A retry of the same body is all duplicates.
     let out: Value = client
         .post(format!("{base}/api/v1/events"))
+        .bearer_auth(common::creds(port).ingest_key)
         .json(&events())
         .send()
         .await

@@ -20,12 +20,12 @@ async fn timezone_and_sla_target_apply_without_restart() {
     .unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
     let mut child = start_with(
         port,
         &dir.path().join("data"),
         &["--config".as_ref(), config.as_os_str()],
     );
+    let client = common::client(port);
 
     // One conversation answered after 400 s, at 10:06:40 UTC on 2026-11-20.
     let events = Value::from(vec![

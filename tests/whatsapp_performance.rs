@@ -32,8 +32,8 @@ async fn whatsapp_performance_golden_day() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
     let mut child = start(port, dir.path());
+    let client = common::client(port);
     let d = |t: &str| format!("2026-11-20T{t}Z");
     let y = |t: &str| format!("2026-11-19T{t}Z");
     let first = vec![

@@ -6,7 +6,13 @@
 //   node dev/mock-server.mjs [--port 8080] [--host 127.0.0.1]
 //
 // Dev-only extras: POST /__mock/drop closes every WebSocket (to watch reconnects);
-// POST /__mock/alert toggles the WhatsApp delivery alert.
+// POST /__mock/alert toggles the WhatsApp delivery alert; POST /__mock/expire ends every
+// WebSocket as an expired token would (error frame `token_expired`, close 4401).
+//
+// Auth as the real server (docs: dashboards/README.md, "Sign-in"), without signatures:
+// any JWT-shaped token whose payload has the claims is accepted until its `exp`
+// (`alg: none`, nothing is verified: development only). The start-up line prints a link
+// with an admin token; `?role=agent&agent=a1` etc. on /__mock/token makes others.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,6 +29,28 @@ const PORT = Number(arg('port', process.env.PORT ?? 8080));
 const HOST = arg('host', '127.0.0.1');
 const DIST = path.resolve(arg('dist', path.join(here, '..', 'dist')));
 const TICK_MS = 1000;
+
+// ---------------------------------------------------------------- auth (unverified)
+const b64url = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
+function mockToken({ role = 'admin', agent = null, teams = [], account = 1, ttl = 86_400 } = {}) {
+  const claims = { sub: `mock-${role}${agent ? `-${agent}` : ''}`, account_id: account, role, team_ids: teams, agent_id: agent, exp: Math.floor(Date.now() / 1000) + ttl };
+  return `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(claims)}.`;
+}
+/** The claims of a usable token, or null. */
+function claimsOf(token) {
+  const parts = typeof token === 'string' ? token.split('.') : [];
+  if (parts.length !== 3) return null;
+  try {
+    const c = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+    if (typeof c.sub !== 'string' || !['admin', 'supervisor', 'agent', 'analyst'].includes(c.role)) return null;
+    if (typeof c.exp !== 'number' || c.exp * 1000 <= Date.now()) return null;
+    return { sub: c.sub, account_id: Number(c.account_id ?? 1), role: c.role, team_ids: Array.isArray(c.team_ids) ? c.team_ids : [], agent_id: c.agent_id ?? null, exp: c.exp };
+  } catch {
+    return null;
+  }
+}
+const bearer = (req) => /^Bearer\s+(.+)$/i.exec(String(req.headers.authorization ?? ''))?.[1]?.trim() ?? null;
+const unauthorized = (res) => sendJson(res, 401, { error: { code: 'unauthorized', message: 'missing, invalid or expired bearer token' } });
 const HEARTBEAT_MS = 5000;
 
 // ---------------------------------------------------------------- fake view state
@@ -223,6 +251,23 @@ const server = http.createServer((req, res) => {
   req.on('end', () => {
     const body = Buffer.concat(chunks).toString('utf8');
     if (req.method === 'POST' && url.pathname === '/api/v1/events') return handleEvents(req, res, body);
+    if (req.method === 'GET' && url.pathname === '/api/me') {
+      const me = claimsOf(bearer(req));
+      return me ? sendJson(res, 200, me) : unauthorized(res);
+    }
+    if (req.method === 'GET' && url.pathname === '/__mock/token') {
+      const q = url.searchParams;
+      const token = mockToken({ role: q.get('role') ?? 'admin', agent: q.get('agent'), teams: q.getAll('team'), ttl: Number(q.get('ttl') ?? 86_400) });
+      return sendJson(res, 200, { token, link: `http://${HOST}:${PORT}/#token=${token}` });
+    }
+    if (req.method === 'POST' && url.pathname === '/__mock/expire') {
+      for (const ws of wss.clients) {
+        send(ws, { type: 'error', code: 'token_expired', message: 'token expired' });
+        ws.close(4401, 'token expired');
+      }
+      return sendJson(res, 200, { expired: true });
+    }
+    if (req.method === 'GET' && url.pathname.startsWith('/api/dashboard/') && !claimsOf(bearer(req))) return unauthorized(res);
     if (req.method === 'GET' && url.pathname === '/api/dashboard/kpi') {
       const out = kpiBody(Object.fromEntries(url.searchParams));
       return out.error
@@ -257,13 +302,30 @@ function send(ws, msg) {
 
 wss.on('connection', (ws) => {
   const subs = new Map();
-  clients.set(ws, { subs, lastFrame: Date.now() });
+  let authed = false;
+  // Like the server: no auth frame soon after opening -> refused.
+  const authTimer = setTimeout(() => {
+    if (authed) return;
+    send(ws, { type: 'error', code: 'unauthorized', message: 'auth: expected {"op":"auth","token":...} first' });
+    ws.close(4401, 'unauthorized');
+  }, 5000);
+  clients.set(ws, { subs, lastFrame: Date.now(), authed: () => authed });
   ws.on('message', (raw) => {
     let msg;
     try {
       msg = JSON.parse(String(raw));
     } catch {
       return send(ws, { type: 'error', message: 'invalid JSON' });
+    }
+    if (!authed) {
+      const me = msg.op === 'auth' ? claimsOf(msg.token) : null;
+      if (!me) {
+        send(ws, { type: 'error', code: 'unauthorized', message: msg.op === 'auth' ? 'invalid or expired token' : 'auth: expected {"op":"auth","token":...} first' });
+        return ws.close(4401, 'unauthorized');
+      }
+      authed = true;
+      clearTimeout(authTimer);
+      return send(ws, { type: 'authenticated', sub: me.sub, role: me.role, account_id: me.account_id, exp: me.exp });
     }
     if (msg.op === 'subscribe') {
       if (typeof msg.id !== 'string') return send(ws, { type: 'error', message: 'id: required' });
@@ -281,13 +343,17 @@ wss.on('connection', (ws) => {
       send(ws, { type: 'error', message: `op: unknown "${msg.op}"` });
     }
   });
-  ws.on('close', () => clients.delete(ws));
+  ws.on('close', () => {
+    clearTimeout(authTimer);
+    clients.delete(ws);
+  });
 });
 
 /** One tick: send a delta per changed subscription, else a heartbeat at most every 5 s. */
 function pushUpdates() {
   const now = Date.now();
   for (const [ws, c] of clients) {
+    if (!c.authed()) continue;
     let sent = false;
     for (const [id, sub] of c.subs) {
       if (sub.section !== 'kpi') continue;
@@ -319,6 +385,7 @@ setInterval(() => {
 
 server.listen(PORT, HOST, () => {
   console.log(`mock crmpulse on http://${HOST}:${PORT}/ (serving ${DIST})`);
+  console.log(`open http://${HOST}:${PORT}/#token=${mockToken()}`);
 });
 
 for (const sig of ['SIGINT', 'SIGTERM']) {

@@ -8,7 +8,13 @@
 // With CRMPULSE_BIN the script owns the server (port 0-like free port, temporary data
 // dir) and can stop it for the "API stops" test; with CRMPULSE_URL that test is skipped.
 // Prints one line per step and ends with "N passed, M failed" (exit 1 on any failure).
-import { spawn } from 'node:child_process';
+//
+// Credentials come from the same binary and data dir: `crmpulse token --data-dir DIR
+// --account N --role R [--agent ID] [--team ID]…` (a dashboard JWT, opened as
+// `/?<view>#token=<jwt>`) and `crmpulse ingest-key --data-dir DIR --account N` (the
+// bearer key for POST /api/v1/events). With CRMPULSE_URL, set CRMPULSE_DATA_DIR to the
+// running server's data dir (and CRMPULSE_CLI to the binary, default `crmpulse`).
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -36,12 +42,18 @@ const SEED_ACCOUNT = 2;
 /** Account for the WhatsApp and automation events (kept apart so their figures are exact). */
 const WA_ACCOUNT = 3;
 
+/** sessionStorage key of the dashboard's token (src/lib/auth.ts). */
+const TOKEN_KEY = 'crmpulse.token';
+
 const t0 = Date.now();
 const log = (msg) => console.log(`[e2e +${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
 
 // ------------------------------------------------------------------ server
 let server = null;
 let BASE = (process.env.CRMPULSE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
+/** Binary and data dir for `crmpulse token` / `crmpulse ingest-key`. */
+let CLI = process.env.CRMPULSE_BIN || process.env.CRMPULSE_CLI || 'crmpulse';
+let DATA_DIR = process.env.CRMPULSE_DATA_DIR || null;
 
 const freePort = () =>
   new Promise((resolve, reject) => {
@@ -57,7 +69,9 @@ async function startServer(bin) {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'crmpulse-e2e-'));
   const out = [];
-  const child = spawn(bin, ['run', '--listen', `127.0.0.1:${port}`, '--data-dir', path.join(dir, 'log')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  CLI = bin;
+  DATA_DIR = path.join(dir, 'log');
+  const child = spawn(bin, ['run', '--listen', `127.0.0.1:${port}`, '--data-dir', DATA_DIR], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.on('data', (b) => out.push(b));
   child.stderr.on('data', (b) => out.push(b));
   server = { child, dir, out, exited: new Promise((r) => child.on('exit', r)) };
@@ -80,10 +94,37 @@ async function stopServer() {
   if (server.child.exitCode == null) server.child.kill('SIGKILL');
 }
 
+// ------------------------------------------------------------------ credentials
+/** Runs `crmpulse <args> --data-dir DIR` and returns its single output line. */
+function cli(args) {
+  if (!DATA_DIR) throw new Error('credentials need the data dir: set CRMPULSE_BIN (or CRMPULSE_URL with CRMPULSE_DATA_DIR)');
+  return new Promise((resolve, reject) => {
+    execFile(CLI, [...args, '--data-dir', DATA_DIR], { timeout: STEP_MS }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`${CLI} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+      const lines = String(stdout).split('\n').map((l) => l.trim()).filter(Boolean);
+      if (lines.length !== 1) return reject(new Error(`${CLI} ${args.join(' ')}: expected one line, got ${JSON.stringify(String(stdout).slice(0, 300))}`));
+      resolve(lines[0]);
+    });
+  });
+}
+const memo = new Map();
+const once = (key, fn) => {
+  if (!memo.has(key)) memo.set(key, fn().catch((e) => (memo.delete(key), Promise.reject(e))));
+  return memo.get(key);
+};
+/** A dashboard token: `token(2)` admin of account 2, `token(2, 'agent', ['--agent', 'a1'])`. */
+const token = (account, role = 'admin', extra = []) =>
+  once(`token ${account} ${role} ${extra.join(' ')}`, () => cli(['token', '--account', String(account), '--role', role, ...extra]));
+/** The account's ingest key (bearer of POST /api/v1/events). */
+const ingestKey = (account) => once(`ingest-key ${account}`, () => cli(['ingest-key', '--account', String(account)]));
+
+/** Events of one account, with that account's ingest key. */
 async function postEvents(events) {
+  const accounts = [...new Set(events.map((e) => e.account_id))];
+  if (accounts.length !== 1) throw new Error(`postEvents: one account per request, got ${accounts.join(', ')}`);
   const res = await fetch(`${BASE}/api/v1/events`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${await ingestKey(accounts[0])}` },
     body: JSON.stringify(events),
     signal: AbortSignal.timeout(STEP_MS),
   });
@@ -229,6 +270,18 @@ async function waitFor(desc, predicate, arg) {
 }
 const waitValue = (id, want) =>
   waitFor(`${id} data-value = ${want}`, ([id, want]) => document.querySelector(`[data-testid="${id}"]`)?.getAttribute('data-value') === String(want), [id, want]);
+/**
+ * Opens `/?<query>#token=<jwt>` as a fresh page load. A target that differs from the
+ * current address only by the fragment would be a same-document navigation (no reload),
+ * so such a page goes through about:blank first.
+ */
+async function open(query, jwt) {
+  const target = `${BASE}/?${query}`;
+  if (page.url().split('#')[0] === target) await page.goto('about:blank');
+  return page.goto(`${target}#token=${encodeURIComponent(jwt)}`, { waitUntil: 'domcontentloaded', timeout: STEP_MS });
+}
+/** The account of the events a section is checked with (see SEED_ACCOUNT, WA_ACCOUNT). */
+const asAdmin = (account) => token(account, 'admin');
 const waitLive = () =>
   waitFor('connection-status "live"', () => document.querySelector('[data-testid="connection-status"]')?.getAttribute('data-state') === 'live');
 
@@ -254,10 +307,59 @@ async function main() {
       if (pageErrors.length) throw new Error(`uncaught errors in the page: ${[...new Set(pageErrors)].join('; ')}`);
     };
 
+    await test('without a token: the sign-in panel; a refused token says so; a pasted token opens the dashboard', async () => {
+      const admin = await asAdmin(1);
+      // A new tab: empty sessionStorage.
+      const main = page;
+      page = await context.newPage();
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      try {
+        const resp = await page.goto(`${BASE}/?range=today`, { waitUntil: 'domcontentloaded', timeout: STEP_MS });
+        if (!resp?.ok()) throw new Error(`GET / -> ${resp?.status()}`);
+        await waitFor('sign-in panel', () => !!document.querySelector('[data-testid="sign-in"]'));
+        const panel = page.getByTestId('sign-in');
+        if (!(await panel.getByRole('heading').first().isVisible())) throw new Error('the sign-in panel has no heading');
+        const help = (await panel.textContent()) ?? '';
+        for (const want of ['needs an access token', 'crmpulse demo', 'crmpulse token --account N --role R'])
+          if (!help.includes(want)) throw new Error(`sign-in text lacks "${want}": ${help}`);
+        if (await page.getByTestId('kpi-active-total').count()) throw new Error('dashboard data shown without a token');
+        const anonymous = await fetch(`${BASE}/api/me`, { signal: AbortSignal.timeout(STEP_MS) });
+        if (anonymous.status !== 401) throw new Error(`GET /api/me without a token -> ${anonymous.status}, expected 401`);
+        const field = page.getByLabel('Access token');
+        const submit = page.getByRole('button', { name: 'Use token' });
+        // The server refuses a made-up token (401 on /api/me): the panel stays, with the reason.
+        await field.fill('not-a-valid-token');
+        await submit.click();
+        await waitFor('refusal message', () => !!document.querySelector('[data-testid="sign-in-reason"]'));
+        if (await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY)) throw new Error('a refused token was kept in sessionStorage');
+        await field.fill(admin);
+        await submit.click();
+        await waitLive();
+        await waitFor('kpi-active-total to be a number', () => /^\d+$/.test(document.querySelector('[data-testid="kpi-active-total"]')?.textContent?.trim() ?? ''));
+        const role = (await page.getByTestId('role-badge').textContent())?.trim();
+        if (role !== 'admin') throw new Error(`role badge "${role}"`);
+        const sub = (await page.getByTestId('signed-in-sub').textContent())?.trim();
+        if (!sub) throw new Error('no signed-in user in the header');
+        if ((await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY)) !== admin) throw new Error('the pasted token is not in sessionStorage');
+        if (new URL(page.url()).search !== '?range=today') throw new Error(`view state lost: ${page.url()}`);
+        // Sign out: back to the panel, token gone.
+        await page.getByTestId('sign-out').click();
+        await waitFor('sign-in panel after sign-out', () => !!document.querySelector('[data-testid="sign-in"]') && !document.querySelector('[data-testid="kpi-active-total"]'));
+        if (await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY)) throw new Error('sign-out left the token in sessionStorage');
+        return `signed in as ${sub} (admin), signed out`;
+      } finally {
+        await page.close().catch(() => {});
+        page = main;
+      }
+    });
+
     await test('page loads and goes live', async () => {
-      const resp = await page.goto(`${BASE}/?range=today`, { waitUntil: 'domcontentloaded', timeout: STEP_MS });
+      const resp = await open('range=today', await asAdmin(1));
       if (!resp?.ok()) throw new Error(`GET / -> ${resp?.status()}`);
       await waitLive();
+      // The token left the address bar for sessionStorage; the view state stayed.
+      if (page.url() !== `${BASE}/?range=today`) throw new Error(`address after load: ${page.url()}`);
+      if (!(await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY))) throw new Error('no token in sessionStorage');
       await waitFor('kpi-active-total to be a number', () => /^\d+$/.test(document.querySelector('[data-testid="kpi-active-total"]')?.textContent?.trim() ?? ''));
       const nav = await page.locator('nav[aria-label="Sections"] a').count();
       if (nav !== 7) throw new Error(`expected 7 section links, found ${nav}`);
@@ -293,7 +395,7 @@ async function main() {
     });
 
     await test('a date-range change changes the numbers (customer load: today 3, yesterday 2)', async () => {
-      await page.goto(`${BASE}/?view=customer-load&range=today&account_id=${SEED_ACCOUNT}`, { waitUntil: 'domcontentloaded' });
+      await open(`view=customer-load&range=today&account_id=${SEED_ACCOUNT}`, await asAdmin(SEED_ACCOUNT));
       await waitValue('cl-opened', 3);
       await page.getByTestId('range-yesterday').check();
       await waitValue('cl-opened', 2);
@@ -345,7 +447,7 @@ async function main() {
     });
 
     await test('previous-period comparison and a chart PNG named after range and filters', async () => {
-      await page.goto(`${BASE}/?view=conversation-effectiveness&range=today&account_id=${SEED_ACCOUNT}&channel=webchat`, { waitUntil: 'domcontentloaded' });
+      await open(`view=conversation-effectiveness&range=today&account_id=${SEED_ACCOUNT}&channel=webchat`, await asAdmin(SEED_ACCOUNT));
       await waitValue('ce-handled', 3);
       await page.getByTestId('compare-toggle').check();
       // Yesterday e2e-a1 answered one conversation.
@@ -377,7 +479,7 @@ async function main() {
     await test('WhatsApp performance: funnel, delivery rate, alert, broadcast and failures from known events', async () => {
       const events = waAutoEvents(Date.now());
       await postEvents(events);
-      await page.goto(`${BASE}/?view=whatsapp-performance&range=today&account_id=${WA_ACCOUNT}`, { waitUntil: 'domcontentloaded' });
+      await open(`view=whatsapp-performance&range=today&account_id=${WA_ACCOUNT}`, await asAdmin(WA_ACCOUNT));
       await waitValue('wa-sent', 4);
       const got = {};
       for (const id of ['wa-sent', 'wa-delivered', 'wa-read', 'wa-failed', 'wa-rate', 'wa-broadcast', 'wa-queue']) got[id] = await dataValue(id);
@@ -400,7 +502,7 @@ async function main() {
     });
 
     await test('automation impact: bot only, escalation, drop-off, auto replies and intents from known events', async () => {
-      await page.goto(`${BASE}/?view=automation-impact&range=today&account_id=${WA_ACCOUNT}`, { waitUntil: 'domcontentloaded' });
+      await open(`view=automation-impact&range=today&account_id=${WA_ACCOUNT}`, await asAdmin(WA_ACCOUNT));
       await waitValue('au-escalation', 0.25);
       const got = {};
       for (const id of ['au-bot', 'au-escalation', 'au-dropoff', 'au-autoreply']) got[id] = await dataValue(id);
@@ -418,7 +520,7 @@ async function main() {
       const shots = [];
       for (const [name, width, height] of [['phone', 390, 844], ['tablet', 820, 1180], ['desktop', 1440, 900]]) {
         await page.setViewportSize({ width, height });
-        await page.goto(`${BASE}/?view=conversation-effectiveness&range=last7&account_id=${SEED_ACCOUNT}`, { waitUntil: 'domcontentloaded' });
+        await open(`view=conversation-effectiveness&range=last7&account_id=${SEED_ACCOUNT}`, await asAdmin(SEED_ACCOUNT));
         await waitValue('ce-handled', 4);
         // Charts load when scrolled near the viewport: scroll through the page once.
         await page.evaluate(async () => {
@@ -446,10 +548,12 @@ async function main() {
       for (const view of ['overview', 'conversation-effectiveness', 'whatsapp-performance', 'customer-load', 'agent-productivity', 'automation-impact', 'business-impact']) {
         // The WhatsApp and automation sections are audited with their known events (account 3).
         const account = ['whatsapp-performance', 'automation-impact'].includes(view) ? WA_ACCOUNT : SEED_ACCOUNT;
-        await page.goto(`${BASE}/?view=${view}&range=today&account_id=${account}`, { waitUntil: 'domcontentloaded' });
+        await open(`view=${view}&range=today&account_id=${account}`, await asAdmin(account));
         await waitFor(`${view} settled`, () => !document.querySelector('[data-testid="section-skeleton"],[data-testid="kpi-skeleton"]') && document.querySelector('[data-testid="connection-status"]')?.getAttribute('data-state') === 'live');
         await page.waitForTimeout(500);
-        await page.addScriptTag({ content: axe });
+        // Evaluated over the DevTools protocol: the page's content security policy
+        // (script-src 'self') rightly refuses an injected inline script tag.
+        await page.evaluate(axe);
         const violations = await page.evaluate(async () => {
           const r = await window.axe.run(document, { resultTypes: ['violations'] });
           return r.violations
@@ -462,9 +566,52 @@ async function main() {
       return '7 sections audited';
     });
 
+    await test('an agent token sees only its own agent row and no other agent id', async () => {
+      const me = 'e2e-a1';
+      const others = ['e2e-a2', 'e2e-wa'];
+      await open(`view=agent-productivity&range=today&account_id=${SEED_ACCOUNT}`, await token(SEED_ACCOUNT, 'agent', ['--agent', me]));
+      await waitLive();
+      await waitFor('the agents table with a row', () => !!document.querySelector('[data-testid="table-agents"] tbody tr:not([aria-hidden]) td'));
+      const role = (await page.getByTestId('role-badge').textContent())?.trim();
+      if (role !== 'agent') throw new Error(`role badge "${role}"`);
+      // The agent filter is fixed to the agent's own id (or not offered at all).
+      const filter = page.getByTestId('filter-agent_id');
+      if (await filter.count()) {
+        const value = await filter.inputValue();
+        if (value !== me || !(await filter.evaluate((el) => el.readOnly || el.disabled))) throw new Error(`agent filter "${value}" is not fixed to ${me}`);
+      }
+      const check = async () => {
+        const rows = await page.evaluate(() =>
+          [...document.querySelectorAll('[data-testid="table-agents"] tbody tr:not([aria-hidden])')].map((tr) => tr.querySelector('td')?.textContent?.trim()),
+        );
+        if (rows.length !== 1 || rows[0] !== me) throw new Error(`agent rows ${JSON.stringify(rows)}, expected only ${me}`);
+        const pageText = await page.evaluate(() => `${document.title}\n${document.body.textContent ?? ''}`);
+        const leaked = others.filter((id) => pageText.includes(id));
+        if (leaked.length) throw new Error(`the page text names other agents: ${leaked.join(', ')}`);
+      };
+      await check();
+      // Still true once deltas had time to arrive.
+      await page.waitForTimeout(2_500);
+      await check();
+      // The server filters by itself (the page adds agent_id=<own id>; the REST body without it).
+      const jwt = await token(SEED_ACCOUNT, 'agent', ['--agent', me]);
+      const res = await fetch(`${BASE}/api/dashboard/agent-productivity?account_id=${SEED_ACCOUNT}&from=${seed.today}&to=${seed.tomorrow}`, {
+        headers: { authorization: `Bearer ${jwt}` },
+        signal: AbortSignal.timeout(STEP_MS),
+      });
+      if (res.status !== 200) throw new Error(`GET agent-productivity as ${me} -> ${res.status}: ${await res.text()}`);
+      const ids = (await res.json()).agents?.map((a) => a.agent_id) ?? [];
+      if (ids.some((id) => id !== me)) throw new Error(`REST agent-productivity for ${me} lists ${ids.join(', ')}`);
+      // Filtering on another agent is forbidden.
+      const other = await fetch(`${BASE}/api/dashboard/agent-productivity?account_id=${SEED_ACCOUNT}&agent_id=e2e-a2`, { headers: { authorization: `Bearer ${jwt}` }, signal: AbortSignal.timeout(STEP_MS) });
+      if (other.status !== 403) throw new Error(`agent_id=e2e-a2 as ${me} -> ${other.status}, expected 403`);
+      noPageErrors();
+      return `only ${me}`;
+    });
+
     await test('error state when the API stops, with the last data kept', async () => {
       if (!server) return 'skipped: the server was not started by this script (set CRMPULSE_BIN)';
-      await page.goto(`${BASE}/?view=customer-load&range=today&account_id=${SEED_ACCOUNT}`, { waitUntil: 'domcontentloaded' });
+      await open(`view=customer-load&range=today&account_id=${SEED_ACCOUNT}`, await asAdmin(SEED_ACCOUNT));
       await waitValue('cl-opened', 4);
       await stopServer();
       await waitFor('connection-lost alert', () => !!document.querySelector('[role="alert"][data-testid="connection-lost"]'));

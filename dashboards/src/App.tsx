@@ -4,11 +4,13 @@ import { ErrorBoundary } from './components/ErrorBoundary';
 import { FilterBar } from './components/FilterBar';
 import { KpiStrip } from './components/KpiStrip';
 import { RangeSelector } from './components/RangeSelector';
+import { Checking, SignedIn, SignIn } from './components/SignIn';
 import { CompareContext } from './components/Stat';
 import type { ExportContext } from './lib/csv';
 import { formatClock, formatDayRange } from './lib/format';
 import { collectIds } from './lib/known';
-import { LiveClient, liveUrl } from './lib/liveClient';
+import { ApiError, clearToken, fetchMe, filterRules, readToken, restrictFilters, storeToken, takeTokenFromLocation, type FilterRules, type Me } from './lib/auth';
+import { LiveClient, liveUrl, type AuthFailure } from './lib/liveClient';
 import { daysBetween, RANGE_LABELS, type DateRange, type RangePreset } from './lib/range';
 import { granularityFor } from './lib/sections/common';
 import { useThrottled } from './lib/throttle';
@@ -44,10 +46,134 @@ function subscriptionFor(view: ViewState, now = new Date()): { id: string; secti
   return { id: api, section: api, params };
 }
 
+// ------------------------------------------------------------------ sign-in
+
+type AuthState =
+  /** No usable token: the sign-in panel (with why, after a refusal or sign-out). */
+  | { phase: 'signed-out'; reason: string | null; focus: boolean }
+  /** Checking a token against /api/me; `pasted` keeps the sign-in panel on screen meanwhile. */
+  | { phase: 'checking'; token: string; pasted: boolean }
+  /** /api/me could not answer (network, 5xx, 429): a notice, retried or retryable. */
+  | { phase: 'failed'; token: string; notice: string; retryInS: number | null }
+  | { phase: 'signed-in'; token: string; me: Me };
+
+function session(): Storage | null {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return null;
+  }
+}
+
+/** The token of the address (`#token=`, moved to sessionStorage) or of sessionStorage. */
+function initialToken(): string | null {
+  return takeTokenFromLocation(window.location, session(), window.history) ?? readToken(session());
+}
+
+function refusal(e: { code: string; message: string }): string {
+  if (e.code === 'token_expired' || /expired/i.test(e.message)) return `Your access token has expired (${e.message}). Paste a new one to continue.`;
+  return `The server refused the access token: ${e.message}`;
+}
+
+/** Sign-in gate: the dashboard runs only with a token the server accepted (`/api/me`). */
 export function App() {
-  const client = useMemo(() => new LiveClient(liveUrl(window.location)), []);
+  const [auth, setAuth] = useState<AuthState>(() => {
+    const token = initialToken();
+    return token ? { phase: 'checking', token, pasted: false } : { phase: 'signed-out', reason: null, focus: false };
+  });
+
+  // A link with a new `#token=` opened on this page (same document: no reload).
+  useEffect(() => {
+    const onHash = () => {
+      const token = takeTokenFromLocation(window.location, session(), window.history);
+      if (token) setAuth({ phase: 'checking', token, pasted: false });
+    };
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, []);
+
+  useEffect(() => {
+    if (auth.phase === 'failed' && auth.retryInS != null) {
+      const t = setTimeout(() => setAuth({ phase: 'checking', token: auth.token, pasted: false }), auth.retryInS * 1000);
+      return () => clearTimeout(t);
+    }
+    if (auth.phase !== 'checking') return;
+    const ctl = new AbortController();
+    const { token, pasted } = auth;
+    fetchMe(token, { signal: ctl.signal }).then(
+      (me) => setAuth({ phase: 'signed-in', token, me }),
+      (e: unknown) => {
+        if (ctl.signal.aborted) return;
+        if (e instanceof ApiError && e.status === 401) {
+          clearToken(session());
+          setAuth({ phase: 'signed-out', reason: pasted ? `That token was refused: ${e.message}` : refusal(e), focus: !pasted });
+        } else if (e instanceof ApiError && e.status === 429) {
+          const s = Math.min(Math.max(e.retryAfter ?? 5, 1), 300);
+          setAuth({ phase: 'failed', token, notice: `Too many requests; trying again in ${s} s.`, retryInS: s });
+        } else {
+          const msg = e instanceof Error ? e.message : String(e);
+          setAuth({ phase: 'failed', token, notice: `Could not check the access token: ${msg}`, retryInS: null });
+        }
+      },
+    );
+    return () => ctl.abort();
+  }, [auth]);
+
+  const signOut = useCallback((reason: string | null = null) => {
+    clearToken(session());
+    setAuth({ phase: 'signed-out', reason, focus: true });
+  }, []);
+  const onUnauthorized = useCallback((f: AuthFailure) => signOut(refusal(f)), [signOut]);
+  const acceptToken = useCallback((token: string) => {
+    storeToken(session(), token);
+    setAuth({ phase: 'checking', token, pasted: true });
+  }, []);
+
+  switch (auth.phase) {
+    case 'signed-out':
+      return <SignIn reason={auth.reason} busy={false} onToken={acceptToken} focusOnMount={auth.focus} />;
+    case 'checking':
+      return auth.pasted ? <SignIn reason={null} busy onToken={acceptToken} focusOnMount={false} /> : <Checking notice={null} onSignOut={() => signOut()} />;
+    case 'failed':
+      return (
+        <Checking
+          notice={auth.notice}
+          onRetry={auth.retryInS == null ? () => setAuth({ phase: 'checking', token: auth.token, pasted: false }) : undefined}
+          onSignOut={() => signOut()}
+        />
+      );
+    case 'signed-in':
+      // Keyed by the token: a new token starts a fresh connection and fresh state.
+      return <Dashboard key={auth.token} token={auth.token} me={auth.me} onSignOut={() => signOut()} onUnauthorized={onUnauthorized} />;
+  }
+}
+
+// ------------------------------------------------------------------ dashboard
+
+interface DashboardProps {
+  token: string;
+  me: Me;
+  onSignOut: () => void;
+  onUnauthorized: (f: AuthFailure) => void;
+}
+
+/** The view state as the role may request it (an agent's own agent filter, a supervisor's teams). */
+function allowedView(v: ViewState, rules: FilterRules): ViewState {
+  const filters = restrictFilters(v.filters, rules);
+  return filters === v.filters ? v : { ...v, filters };
+}
+
+function Dashboard({ token, me, onSignOut, onUnauthorized }: DashboardProps) {
+  const client = useMemo(() => new LiveClient(liveUrl(window.location), { token }), [token]);
   const state = useSyncExternalStore(client.onChange, client.getState);
-  const [view, setView] = useState<ViewState>(() => parseViewState(window.location.search));
+  const rules = useMemo(() => filterRules(me), [me]);
+  const [view, setView] = useState<ViewState>(() => {
+    const parsed = parseViewState(window.location.search);
+    const v = allowedView(parsed, rules);
+    // A filter the role may not use is replaced in the address too (no 403 on reload).
+    if (v !== parsed) window.history.replaceState(window.history.state, '', `${window.location.pathname}${serializeViewState(v)}${window.location.hash}`);
+    return v;
+  });
   // Local day the subscription was computed for; presets move on at local midnight.
   const [day, setDay] = useState(() => new Date().toDateString());
   const [history, setHistory] = useState<number[]>([]);
@@ -69,10 +195,14 @@ export function App() {
   }, [client]);
 
   useEffect(() => {
-    const onPop = () => setView(parseViewState(window.location.search));
+    if (state.unauthorized) onUnauthorized(state.unauthorized);
+  }, [state.unauthorized, onUnauthorized]);
+
+  useEffect(() => {
+    const onPop = () => setView(allowedView(parseViewState(window.location.search), rules));
     window.addEventListener('popstate', onPop);
     return () => window.removeEventListener('popstate', onPop);
-  }, []);
+  }, [rules]);
 
   useEffect(() => {
     const t = setInterval(() => setDay(new Date().toDateString()), 30_000);
@@ -94,12 +224,12 @@ export function App() {
 
   const update = useCallback((patch: Partial<ViewState>) => {
     setView((cur) => {
-      const next = { ...cur, ...patch };
+      const next = allowedView({ ...cur, ...patch }, rules);
       const search = serializeViewState(next);
       if (search !== window.location.search) window.history.pushState(null, '', `${window.location.pathname}${search}${window.location.hash}`);
       return next;
     });
-  }, []);
+  }, [rules]);
 
   const selectSection = (section: SectionId) => {
     update({ section, agent: null });
@@ -129,6 +259,9 @@ export function App() {
   const ctx: ExportContext = { section: view.section, range: dates, filters: view.filters, timezone: body?.timezone ?? null };
   const sectionLabel = SECTIONS.find((s) => s.id === view.section)!.label;
   const error = subState?.error ?? state.live.error;
+  // 403: this role may not see the section with these filters. Retrying cannot help, and
+  // data of an earlier request must not stay on screen under the message.
+  const forbidden = subState?.error != null && subState.errorCode === 'forbidden';
   const disconnected = state.status !== 'live' && progress != null;
   const filterText = describeFilters(view.filters);
 
@@ -149,7 +282,10 @@ export function App() {
               crmpulse <span className="brand__sub">{sectionLabel}</span>
             </h1>
           </div>
-          <ConnectionStatus status={state.status} retryAt={state.retryAt} />
+          <div className="topbar__end">
+            <ConnectionStatus status={state.status} retryAt={state.retryAt} />
+            <SignedIn me={me} onSignOut={onSignOut} />
+          </div>
         </div>
         <nav className="nav" aria-label="Sections">
           <ul>
@@ -174,7 +310,13 @@ export function App() {
       </header>
       <div className="toolbar">
         <RangeSelector value={view.preset} dates={dates} compare={view.compare} onChange={selectRange} onCompare={(compare) => update({ compare })} />
-        <FilterBar filters={view.filters} onChange={(filters) => update({ filters })} agents={[...known.current.agents].sort()} teams={[...known.current.teams].sort()} />
+        <FilterBar
+          filters={view.filters}
+          onChange={(filters) => update({ filters })}
+          agents={[...known.current.agents].sort()}
+          teams={[...known.current.teams].sort()}
+          rules={rules}
+        />
       </div>
       <main id="main" className="page" ref={mainRef} tabIndex={-1}>
         <h2 className="sr-only">{sectionLabel}</h2>
@@ -199,18 +341,32 @@ export function App() {
           </div>
         )}
         {error && (
-          <div className="banner" role="alert" data-testid="kpi-error">
-            <span>
-              Could not load {sectionLabel}: {error}
-            </span>
-            <button type="button" className="btn btn--small" onClick={() => client.resubscribe(sub.id)} data-testid="section-retry">
-              Retry
-            </button>
+          <div className="banner" role="alert" data-testid="kpi-error" data-code={forbidden ? 'forbidden' : undefined}>
+            {forbidden ? (
+              <span>
+                Your role ({me.role}) may not see {sectionLabel} with these settings: {error}
+              </span>
+            ) : (
+              <>
+                <span>
+                  Could not load {sectionLabel}: {error}
+                </span>
+                <button type="button" className="btn btn--small" onClick={() => client.resubscribe(sub.id)} data-testid="section-retry">
+                  Retry
+                </button>
+              </>
+            )}
           </div>
         )}
         {view.section === 'overview' ? (
           <>
-            <KpiStrip data={kpi} pending={!!subState?.pending && kpi != null} rangeLabel={RANGE_LABELS[view.preset]} activeHistory={history} />
+            {forbidden ? (
+              <p className="empty" data-testid="section-failed">
+                Nothing to show with these settings.
+              </p>
+            ) : (
+              <KpiStrip data={kpi} pending={!!subState?.pending && kpi != null} rangeLabel={RANGE_LABELS[view.preset]} activeHistory={history} />
+            )}
             <nav className="section-cards" aria-label="Sections in detail">
               {SECTIONS.filter((s) => s.id !== 'overview').map((s) => (
                 <a
@@ -230,7 +386,7 @@ export function App() {
             </nav>
           </>
         ) : (
-          <SectionBody Section={VIEWS[view.section]} data={data} pending={!!subState?.pending} failed={!!error && !data} ctx={ctx} view={view} update={update} />
+          <SectionBody Section={VIEWS[view.section]} data={data} pending={!!subState?.pending} failed={!!error && (!data || forbidden)} ctx={ctx} view={view} update={update} />
         )}
       </main>
     </>

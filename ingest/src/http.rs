@@ -4,14 +4,17 @@
 //! appended to the durable log even when others in the same body are rejected, and
 //! every rejected one is answered with its position and reason, dead-lettered with its
 //! original text, and counted in `crmpulse_ingest_rejected_events_total{reason}`.
+//!
+//! Requests authenticate with the account's ingest key ([`crate::auth`]); events of
+//! any other account in the body are rejected the same way.
 
 use std::sync::Arc;
 
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, State},
-    http::{HeaderMap, StatusCode, header},
+    extract::{DefaultBodyLimit, Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -19,6 +22,7 @@ use schemas::Event;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::auth::{IngestAuth, IngestAuthError};
 use crate::log::EventLog;
 
 /// Largest accepted request body.
@@ -34,6 +38,9 @@ pub struct Rejected {
     pub event_id: Option<String>,
     /// `field: problem`.
     pub error: String,
+    /// The reason's kind, for metrics and dead-letter headers.
+    #[serde(skip)]
+    pub kind: &'static str,
 }
 
 /// Body of every ingest response.
@@ -47,12 +54,59 @@ pub struct IngestResponse {
     pub rejected: Vec<Rejected>,
 }
 
-/// The ingest routes, to be merged into the application router.
-pub fn router(log: Arc<EventLog>) -> Router {
+/// What the embedded ingest handlers need.
+#[derive(Debug, Clone)]
+struct IngestState {
+    log: Arc<EventLog>,
+    auth: Arc<IngestAuth>,
+}
+
+/// The ingest routes, to be merged into the application router:
+/// `POST /api/v1/events` (bearer ingest key) and `POST /api/v1/webhooks/{account_id}/events`
+/// (HMAC-SHA256 signature of the body).
+pub fn router(log: Arc<EventLog>, auth: Arc<IngestAuth>) -> Router {
     Router::new()
         .route("/api/v1/events", post(events_create))
+        .route("/api/v1/webhooks/{account_id}/events", post(webhook_create))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(log)
+        .with_state(IngestState { log, auth })
+}
+
+/// The response refusing ingest credentials: `401`, or `429` past the rate limit.
+pub(crate) fn refuse(e: &IngestAuthError) -> Response {
+    match e {
+        IngestAuthError::RateLimited(s) => {
+            let mut r = error_body(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*s));
+            r
+        }
+        _ => error_body(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
+    }
+}
+
+/// The account a request may write, from its bearer key or (with `path_account`, on
+/// the webhook route) its body signature; `None` when authentication is off.
+pub(crate) fn authenticate(
+    auth: &IngestAuth,
+    path_account: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<u64>, Box<Response>> {
+    let result = match path_account {
+        None => auth.authenticate_bearer(headers),
+        Some(raw) => {
+            let account: u64 = raw.parse().map_err(|_| {
+                Box::new(error_body(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("account_id: expected a non-negative integer, got {raw:?}"),
+                ))
+            })?;
+            auth.authenticate_signature(account, headers, body)
+        }
+    };
+    result.map_err(|e| Box::new(refuse(&e)))
 }
 
 /// Splits a body into `(index, raw text)` items. An array body yields its elements; any
@@ -79,27 +133,46 @@ pub type ParsedBody<'a> = (Vec<Event>, Vec<(Rejected, &'a str)>);
 /// # Errors
 /// A message when the body as a whole is unreadable (a malformed JSON array).
 pub fn parse_body(body: &str) -> Result<ParsedBody<'_>, String> {
+    parse_body_for(body, None)
+}
+
+/// [`parse_body`] for credentials of one account: an event of another account is
+/// rejected (`account_id: ...`) like any invalid event.
+///
+/// # Errors
+/// A message when the body as a whole is unreadable (a malformed JSON array).
+pub fn parse_body_for(body: &str, account: Option<u64>) -> Result<ParsedBody<'_>, String> {
     let mut events = Vec::new();
     let mut rejected = Vec::new();
     for (index, raw) in split_body(body)? {
-        match Event::from_json(raw) {
-            Ok(e) => events.push(e),
-            Err(err) => {
-                let event_id = serde_json::from_str::<serde_json::Value>(raw)
-                    .ok()
-                    .and_then(|v| v.get("event_id")?.as_str().map(str::to_owned));
-                metrics::counter!("crmpulse_ingest_rejected_events_total", "reason" => err.kind())
-                    .increment(1);
-                rejected.push((
-                    Rejected {
-                        index,
-                        event_id,
-                        error: err.to_string(),
-                    },
-                    raw,
-                ));
+        let (error, kind) = match Event::from_json(raw) {
+            Ok(e) if account.is_none_or(|a| a == e.account_id) => {
+                events.push(e);
+                continue;
             }
-        }
+            Ok(e) => (
+                format!(
+                    "account_id: {} is not the account of these ingest credentials ({})",
+                    e.account_id,
+                    account.unwrap_or_default()
+                ),
+                "account_mismatch",
+            ),
+            Err(err) => (err.to_string(), err.kind()),
+        };
+        let event_id = serde_json::from_str::<serde_json::Value>(raw)
+            .ok()
+            .and_then(|v| v.get("event_id")?.as_str().map(str::to_owned));
+        metrics::counter!("crmpulse_ingest_rejected_events_total", "reason" => kind).increment(1);
+        rejected.push((
+            Rejected {
+                index,
+                event_id,
+                error,
+                kind,
+            },
+            raw,
+        ));
     }
     Ok((events, rejected))
 }
@@ -140,16 +213,39 @@ pub(crate) fn body_text(headers: &HeaderMap, body: &Bytes) -> Result<String, Box
 }
 
 async fn events_create(
-    State(log): State<Arc<EventLog>>,
+    State(state): State<IngestState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    ingest(state, None, headers, body).await
+}
+
+async fn webhook_create(
+    State(state): State<IngestState>,
+    Path(account_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    ingest(state, Some(account_id), headers, body).await
+}
+
+async fn ingest(
+    state: IngestState,
+    path_account: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let account = match authenticate(&state.auth, path_account.as_deref(), &headers, &body) {
+        Ok(account) => account,
+        Err(response) => return *response,
+    };
     let text = match body_text(&headers, &body) {
         Ok(text) => text,
         Err(response) => return *response,
     };
+    let log = state.log;
     let result = tokio::task::spawn_blocking(move || {
-        let (events, rejected) = match parse_body(&text) {
+        let (events, rejected) = match parse_body_for(&text, account) {
             Ok(parsed) => parsed,
             Err(message) => return Ok(Err(message)),
         };
@@ -223,31 +319,125 @@ mod tests {
         assert_eq!(rejected[0].0.index, 2);
     }
 
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn post(
+        path: &str,
+        auth: (&str, String),
+        body: Vec<u8>,
+    ) -> axum::http::Request<axum::body::Body> {
+        axum::http::Request::post(path)
+            .header("content-type", "application/x-ndjson")
+            .header(auth.0, auth.1)
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn the_router_stores_valid_events_and_refuses_oversized_bodies() {
         use tower::ServiceExt as _;
         let dir = tempfile::tempdir().unwrap();
         let log = Arc::new(EventLog::open(dir.path()).unwrap());
-        let app = router(Arc::clone(&log));
-        let post = |body: Vec<u8>| {
-            axum::http::Request::post("/api/v1/events")
-                .header("content-type", "application/x-ndjson")
-                .body(axum::body::Body::from(body))
-                .unwrap()
-        };
+        let app = router(
+            Arc::clone(&log),
+            Arc::new(IngestAuth::new(Some(SECRET.to_vec()), vec![], 1000)),
+        );
+        let key = (
+            "authorization",
+            format!("Bearer {}", IngestAuth::derived_key(SECRET, 1)),
+        );
         let res = app
             .clone()
-            .oneshot(post(format!("{GOOD}\n{BAD}").into_bytes()))
+            .oneshot(post(
+                "/api/v1/events",
+                key.clone(),
+                format!("{GOOD}\n{BAD}").into_bytes(),
+            ))
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(log.len(), 1);
         assert_eq!(log.dead_letters().unwrap().len(), 1);
         let res = app
-            .oneshot(post(vec![b' '; MAX_BODY_BYTES + 1]))
+            .oneshot(post("/api/v1/events", key, vec![b' '; MAX_BODY_BYTES + 1]))
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn credentials_write_their_own_account_only() {
+        use tower::ServiceExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EventLog::open(dir.path()).unwrap());
+        let app = router(
+            Arc::clone(&log),
+            Arc::new(IngestAuth::new(Some(SECRET.to_vec()), vec![], 1000)),
+        );
+        let other = GOOD
+            .replace("\"e1\"", "\"e3\"")
+            .replace("\"account_id\":1", "\"account_id\":2");
+        let body = format!("{GOOD}\n{other}").into_bytes();
+        // No key, a wrong key: nothing stored.
+        for auth in [
+            ("x-nothing", String::new()),
+            ("authorization", "Bearer cpi_1_0000".to_owned()),
+        ] {
+            let res = app
+                .clone()
+                .oneshot(post("/api/v1/events", auth, body.clone()))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(log.len(), 0);
+        // Account 1's key: its event is kept, account 2's is rejected with a reason.
+        let key = (
+            "authorization",
+            format!("Bearer {}", IngestAuth::derived_key(SECRET, 1)),
+        );
+        let res = app
+            .clone()
+            .oneshot(post("/api/v1/events", key, body.clone()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["accepted"], 1);
+        assert_eq!(v["rejected"][0]["event_id"], "e3");
+        assert!(
+            v["rejected"][0]["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("account_id: 2")
+        );
+        assert_eq!(log.len(), 1);
+        // The webhook route: a signed body for account 2 is accepted; the same
+        // signature on account 1's route is not.
+        let secret = IngestAuth::derived_webhook_secret(SECRET, 2);
+        let sig = (
+            "x-hub-signature-256",
+            crate::auth::sign(&secret, other.as_bytes()),
+        );
+        let res = app
+            .clone()
+            .oneshot(post(
+                "/api/v1/webhooks/1/events",
+                sig.clone(),
+                other.clone().into_bytes(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let res = app
+            .oneshot(post("/api/v1/webhooks/2/events", sig, other.into_bytes()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(log.len(), 2);
     }
 
     #[test]

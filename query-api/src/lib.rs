@@ -7,9 +7,11 @@
 //! - [`sections`]: dashboard section bodies, shared by REST and WebSocket.
 //! - [`live`]: `/api/live` subscriptions.
 //! - [`range`], [`settings`]: time ranges in the account's zone, per-account settings.
+//! - [`auth`]: bearer tokens, roles, and what each role may see.
 //!
 //! [`MetricBatch`]: schemas::metrics::MetricBatch
 
+pub mod auth;
 pub mod error;
 pub mod live;
 pub mod openapi;
@@ -25,7 +27,7 @@ use std::sync::{Arc, OnceLock};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -50,6 +52,13 @@ pub struct AppState {
     pub log_len: Option<watch::Receiver<u64>>,
     /// Prometheus exposition, when a recorder is installed.
     pub prometheus: Option<PrometheusHandle>,
+    /// Token verification and limits. `None` serves everything to anyone, as account
+    /// `account_id` (default 1) says: only for embedding and tests, never what the
+    /// binary runs unless `[auth] mode = "off"`.
+    pub auth: Option<Arc<auth::Auth>>,
+    /// Origins allowed to call the API from a browser (CORS); empty: CORS is off and
+    /// browsers allow same-origin calls only.
+    pub cors_origins: Vec<HeaderValue>,
 }
 
 impl AppState {
@@ -61,7 +70,20 @@ impl AppState {
             live: LiveConfig::default(),
             log_len: None,
             prometheus: None,
+            auth: None,
+            cors_origins: Vec::new(),
         }
+    }
+
+    /// The principal of a request, when authentication is on.
+    ///
+    /// # Errors
+    /// `401` for a missing or invalid token, `429` past the token's rate limit.
+    pub fn principal(&self, headers: &HeaderMap) -> Result<Option<auth::Principal>, ApiError> {
+        self.auth
+            .as_ref()
+            .map(|a| a.authenticate(headers))
+            .transpose()
     }
 }
 
@@ -78,29 +100,93 @@ pub fn install_metrics() -> PrometheusHandle {
 }
 
 /// The API router (without ingest routes, which the binary merges in).
+///
+/// Every response carries security headers (a same-origin content security policy,
+/// no framing, no referrer, `nosniff`); API responses are not cached. CORS is added
+/// only for the origins in [`AppState::cors_origins`].
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let cors = (!state.cors_origins.is_empty()).then(|| {
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(state.cors_origins.clone())
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+    });
+    let api = Router::new()
         .route("/api/dashboard/{section}", get(dashboard_get))
+        .route("/api/me", get(me_get))
         .route("/api/live", get(live::live_connect))
         .route("/api/openapi.json", get(openapi_get))
         .route("/healthz", get(health_get))
         .route("/metrics", get(metrics_get))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    let router = api
         .fallback(ui::asset_get)
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .with_state(state)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
+
+/// The dashboard loads only its own scripts; ECharts sets inline styles and draws
+/// PNG downloads from `data:`/`blob:` URLs.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 async fn dashboard_get(
     State(app): State<AppState>,
     Path(section): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let params = sections::Params::parse(&query)?;
+    let principal = app.principal(&headers)?;
+    let mut params = sections::Params::parse(&query)?;
+    if let Some(p) = &principal {
+        p.scope_params(&mut params, query.contains_key("account_id"))?;
+    }
     let now = chrono::Utc::now().timestamp_millis();
-    sections::compute(&app, &section, &params, now).map(Json)
+    sections::compute_for(&app, &section, &params, now, principal.as_ref()).map(Json)
+}
+
+/// `GET /api/me`: the claims of the caller's token (what the UI shows and which
+/// filters it offers). With authentication off: an anonymous admin of account 1.
+async fn me_get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = match app.principal(&headers)? {
+        Some(p) => {
+            let c = p.claims();
+            serde_json::json!({
+                "sub": c.sub, "account_id": c.account_id, "role": c.role,
+                "team_ids": c.team_ids, "agent_id": c.agent_id, "exp": c.exp,
+            })
+        }
+        // No token expires: `exp` is 2100-01-01 so clients need no special case.
+        None => serde_json::json!({
+            "sub": "anonymous", "account_id": 1, "role": "admin",
+            "team_ids": [], "agent_id": null, "exp": 4_102_444_800u64,
+        }),
+    };
+    Ok(Json(body))
 }
 
 async fn openapi_get() -> Json<utoipa::openapi::OpenApi> {
@@ -120,11 +206,21 @@ async fn health_get(State(app): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn metrics_get(State(app): State<AppState>) -> impl IntoResponse {
+async fn metrics_get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(p) = app.principal(&headers)?
+        && !p.may_read_server_metrics()
+    {
+        return Err(ApiError::Forbidden(
+            "/metrics: server metrics are for admin tokens".into(),
+        ));
+    }
     let body = app
         .prometheus
         .as_ref()
         .map(PrometheusHandle::render)
         .unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
 }

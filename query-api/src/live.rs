@@ -13,15 +13,34 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::AppState;
+use crate::auth::{LiveSlot, Principal};
 use crate::sections::{self, Params};
+
+/// Close code for a connection without valid credentials (missing, invalid or
+/// expired token); clients should sign in again rather than reconnect.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// Close code when the server or the token is at its connection cap.
+pub const CLOSE_TRY_LATER: u16 = 1013;
+/// How long a connection may stay open without authenticating.
+pub const AUTH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Why the server ended a connection, sent as the close frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// WebSocket close code.
+    pub code: u16,
+    /// Human-readable reason (at most 123 bytes on the wire).
+    pub reason: String,
+}
 
 /// Tuning of live connections.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +78,9 @@ enum ClientMessage {
     Unsubscribe {
         id: String,
     },
+    Auth {
+        token: String,
+    },
 }
 
 struct Subscription {
@@ -68,16 +90,30 @@ struct Subscription {
 }
 
 /// `GET /api/live`: upgrades with small socket buffers (a few KiB instead of the
-/// ~128 KiB per connection tungstenite defaults to).
-pub async fn live_connect(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+/// ~128 KiB per connection tungstenite defaults to). A client that can set headers
+/// may authenticate with `Authorization: Bearer` here (a bad token is refused with
+/// `401` before the upgrade); browsers send `{"op":"auth"}` as their first message.
+pub async fn live_connect(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let principal = match (&app.auth, crate::auth::bearer(&headers)) {
+        (Some(auth), Some(token)) => match auth.verify(token) {
+            Ok(p) => Some(p),
+            Err(e) => return crate::ApiError::from(e).into_response(),
+        },
+        _ => None,
+    };
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024)
         .on_upgrade(move |socket: WebSocket| async move {
             let (sink, stream) = socket.split();
-            let sink = sink.with(|text: String| async move {
-                Ok::<_, axum::Error>(Message::Text(text.into()))
+            let mut sink = sink.with(|text: String| {
+                std::future::ready(Ok::<_, axum::Error>(Message::Text(text.into())))
             });
             // Text frames are requests; a close frame or an error ends the stream.
             let stream = stream
@@ -88,7 +124,15 @@ pub async fn live_connect(State(app): State<AppState>, ws: WebSocketUpgrade) -> 
                     Ok(Message::Text(t)) => t.to_string(),
                     _ => String::new(),
                 });
-            serve(app, Box::pin(sink), Box::pin(stream)).await;
+            if let Some(close) = serve_as(app, principal, &mut sink, Box::pin(stream)).await {
+                let _ = sink
+                    .get_mut()
+                    .send(Message::Close(Some(CloseFrame {
+                        code: close.code,
+                        reason: close.reason.into(),
+                    })))
+                    .await;
+            }
         })
 }
 
@@ -97,7 +141,33 @@ fn now_ms() -> i64 {
 }
 
 /// Serves one live connection until the client goes away or stalls.
-pub async fn serve<S, R>(app: AppState, mut sink: S, mut stream: R)
+///
+/// Returns the close frame to send when the server ends the connection on purpose
+/// (authentication, connection caps); `None` when the client left or stalled.
+pub async fn serve<S, R>(app: AppState, sink: S, stream: R) -> Option<Close>
+where
+    S: Sink<String> + Unpin,
+    R: Stream<Item = String> + Unpin,
+{
+    serve_as(app, None, sink, stream).await
+}
+
+/// Per-connection authentication state.
+struct Session {
+    /// Who is connected; `None` before the `auth` message (or with auth off).
+    principal: Option<Principal>,
+    /// The connection slot held for the principal.
+    _slot: Option<LiveSlot>,
+}
+
+/// [`serve`] for a connection that authenticated at the upgrade (`principal`), or
+/// that must send `{"op":"auth"}` first when the server has authentication on.
+pub async fn serve_as<S, R>(
+    app: AppState,
+    principal: Option<Principal>,
+    mut sink: S,
+    mut stream: R,
+) -> Option<Close>
 where
     S: Sink<String> + Unpin,
     R: Stream<Item = String> + Unpin,
@@ -109,9 +179,22 @@ where
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut dirty = false;
     let mut last_sent = Instant::now();
+    let opened = Instant::now();
+    let mut session = Session {
+        principal: None,
+        _slot: None,
+    };
     metrics::gauge!("crmpulse_api_live_connections").increment(1.0);
+    let mut closing: Option<Close> = None;
+    if let Some(p) = principal {
+        let mut out = Vec::new();
+        closing = authenticate(&app, &mut session, Ok(p), &mut out);
+        for frame in out {
+            let _ = tokio::time::timeout(config.send_timeout, sink.send(frame)).await;
+        }
+    }
 
-    loop {
+    while closing.is_none() {
         let mut out: Vec<String> = Vec::new();
         tokio::select! {
             msg = stream.next() => {
@@ -119,7 +202,7 @@ where
                 if text.is_empty() {
                     continue;
                 }
-                handle_client(&app, &config, &text, &mut subs, &mut out);
+                closing = handle_client(&app, &config, &text, &mut session, &mut subs, &mut out);
             }
             changed = progress.changed() => {
                 if changed.is_err() {
@@ -128,11 +211,23 @@ where
                 dirty = true;
             }
             _ = tick.tick() => {
+                if app.auth.is_some() {
+                    match &session.principal {
+                        None if opened.elapsed() >= AUTH_DEADLINE => {
+                            closing = Some(refuse(&mut out, "unauthorized", "no auth message within 10 s"));
+                        }
+                        Some(p) if p.claims().exp <= now_ms() as u64 / 1000 => {
+                            subs.clear();
+                            closing = Some(refuse(&mut out, "token_expired", "token expired"));
+                        }
+                        _ => {}
+                    }
+                }
                 if dirty {
                     dirty = false;
                     let at = app.store.progress();
                     for (id, sub) in &mut subs {
-                        match sections::compute(&app, &sub.section, &sub.params, now_ms()) {
+                        match sections::compute_for(&app, &sub.section, &sub.params, now_ms(), session.principal.as_ref()) {
                             Ok(body) => {
                                 let patch = json_patch::diff(&sub.last, &body);
                                 if !patch.0.is_empty() {
@@ -167,26 +262,107 @@ where
             }
         }
         if failed {
+            closing = None;
             break;
         }
     }
     metrics::gauge!("crmpulse_api_live_connections").decrement(1.0);
+    closing
+}
+
+/// An error frame with `code`, and the close that follows it.
+fn refuse(out: &mut Vec<String>, code: &str, message: &str) -> Close {
+    metrics::counter!("crmpulse_api_live_refused_total", "code" => code.to_owned()).increment(1);
+    out.push(json!({"type": "error", "code": code, "message": message}).to_string());
+    Close {
+        code: if code == "try_later" {
+            CLOSE_TRY_LATER
+        } else {
+            CLOSE_UNAUTHORIZED
+        },
+        reason: message.chars().take(100).collect(),
+    }
+}
+
+/// Makes `verified` the connection's principal (one per connection), holding a
+/// connection slot for it.
+fn authenticate(
+    app: &AppState,
+    session: &mut Session,
+    verified: Result<Principal, crate::auth::TokenError>,
+    out: &mut Vec<String>,
+) -> Option<Close> {
+    let Some(auth) = &app.auth else {
+        out.push(json!({"type": "authenticated", "sub": "anonymous", "role": "admin"}).to_string());
+        return None;
+    };
+    let principal = match verified {
+        Ok(p) => p,
+        Err(e) => return Some(refuse(out, e.code(), &e.to_string())),
+    };
+    if let Some(current) = &session.principal {
+        // A refreshed token for the same holder extends the connection.
+        let (a, b) = (current.claims(), principal.claims());
+        if (a.account_id, &a.sub, a.role) != (b.account_id, &b.sub, b.role) {
+            return Some(refuse(
+                out,
+                "unauthorized",
+                "auth: a connection keeps one identity",
+            ));
+        }
+    } else {
+        match auth.hold_live(&principal) {
+            Ok(slot) => session._slot = Some(slot),
+            Err(message) => return Some(refuse(out, "try_later", &message)),
+        }
+    }
+    let c = principal.claims();
+    out.push(
+        json!({"type": "authenticated", "sub": c.sub, "role": c.role, "account_id": c.account_id, "exp": c.exp})
+            .to_string(),
+    );
+    session.principal = Some(principal);
+    None
 }
 
 fn handle_client(
     app: &AppState,
     config: &LiveConfig,
     text: &str,
+    session: &mut Session,
     subs: &mut HashMap<String, Subscription>,
     out: &mut Vec<String>,
-) {
+) -> Option<Close> {
     let msg: ClientMessage = match serde_json::from_str(text) {
         Ok(m) => m,
         Err(e) => {
             out.push(json!({"type": "error", "message": format!("message: {e}")}).to_string());
-            return;
+            return None;
         }
     };
+    if let ClientMessage::Auth { token } = &msg {
+        let verified = match &app.auth {
+            Some(auth) => auth.verify(token),
+            None => Err(crate::auth::TokenError::Missing),
+        };
+        return authenticate(app, session, verified, out);
+    }
+    if let Some(auth) = &app.auth {
+        let Some(principal) = &session.principal else {
+            return Some(refuse(
+                out,
+                "unauthorized",
+                "send {\"op\":\"auth\",\"token\":…} before anything else",
+            ));
+        };
+        if let Err(e) = auth.admit(principal) {
+            out.push(
+                json!({"type": "error", "code": "rate_limited", "message": e.to_string()})
+                    .to_string(),
+            );
+            return None;
+        }
+    }
     match msg {
         ClientMessage::Subscribe {
             id,
@@ -198,10 +374,20 @@ fn handle_client(
                     json!({"type": "error", "id": id, "message": format!("subscribe: at most {} subscriptions per connection", config.max_subscriptions)})
                         .to_string(),
                 );
-                return;
+                return None;
             }
+            let principal = session.principal.as_ref();
             let result = Params::parse(&params)
-                .and_then(|p| sections::compute(app, &section, &p, now_ms()).map(|body| (p, body)));
+                .and_then(|mut p| {
+                    if let Some(principal) = principal {
+                        principal.scope_params(&mut p, params.contains_key("account_id"))?;
+                    }
+                    Ok(p)
+                })
+                .and_then(|p| {
+                    sections::compute_for(app, &section, &p, now_ms(), principal)
+                        .map(|body| (p, body))
+                });
             match result {
                 Ok((params, body)) => {
                     out.push(
@@ -217,12 +403,17 @@ fn handle_client(
                         },
                     );
                 }
-                Err(e) => out
-                    .push(json!({"type": "error", "id": id, "message": e.to_string()}).to_string()),
+                Err(e) => out.push(
+                    json!({"type": "error", "id": id, "code": e.code(), "message": e.to_string()})
+                        .to_string(),
+                ),
             }
         }
         ClientMessage::Unsubscribe { id } => {
             subs.remove(&id);
         }
+        // Answered before the authentication gate above.
+        ClientMessage::Auth { .. } => {}
     }
+    None
 }

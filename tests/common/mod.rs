@@ -1,7 +1,10 @@
 //! Helpers for tests that drive the real `crmpulse` binary over HTTP.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::process::{Child, Command, Stdio};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -18,8 +21,73 @@ pub fn start(port: u16, dir: &std::path::Path) -> Child {
     start_with(port, dir, &[])
 }
 
+/// Credentials of a server started by [`start_with`]: an admin token of account 1
+/// and account 1's ingest key, both made by the binary's own `token` and `ingest-key`
+/// commands from the data dir's secret.
+#[derive(Debug, Clone)]
+pub struct Creds {
+    pub token: String,
+    pub ingest_key: String,
+}
+
+static CREDS: LazyLock<Mutex<HashMap<u16, Creds>>> = LazyLock::new(Mutex::default);
+
+/// Runs `crmpulse [extra] ARGS --data-dir DIR` and returns its one line of output.
+pub fn cli_line(dir: &std::path::Path, extra: &[&OsStr], args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_crmpulse"))
+        .args(extra)
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "crmpulse {args:?} failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A token for `role` (`admin`, `analyst`, or e.g. `agent --agent a1`) of `account`.
+pub fn token(dir: &std::path::Path, account: u64, role_args: &[&str]) -> String {
+    let account = account.to_string();
+    let mut args = vec!["token", "--account", &account, "--role"];
+    args.extend_from_slice(role_args);
+    cli_line(dir, &[], &args)
+}
+
+/// The credentials of the server on `port`.
+///
+/// # Panics
+/// When no server was started on `port` by [`start_with`].
+pub fn creds(port: u16) -> Creds {
+    CREDS.lock().unwrap()[&port].clone()
+}
+
+fn port_of(url: &str) -> u16 {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let host_port = rest.split('/').next().unwrap();
+    host_port.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// A client that reads the dashboard of the server on `port` as account 1's admin.
+pub fn client(port: u16) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", creds(port).token).parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// Starts `crmpulse run` with extra arguments (e.g. `--config FILE`).
 pub fn start_with(port: u16, dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Child {
+    let creds = Creds {
+        token: cli_line(dir, extra, &["token", "--account", "1", "--role", "admin"]),
+        ingest_key: cli_line(dir, extra, &["ingest-key", "--account", "1"]),
+    };
+    CREDS.lock().unwrap().insert(port, creds);
     Command::new(env!("CARGO_BIN_EXE_crmpulse"))
         .args(extra)
         .args([
@@ -66,6 +134,7 @@ pub async fn post_events(client: &reqwest::Client, base: &str, body: &Value) -> 
     loop {
         match client
             .post(format!("{base}/api/v1/events"))
+            .bearer_auth(creds(port_of(base)).ingest_key)
             .json(body)
             .send()
             .await

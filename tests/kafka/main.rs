@@ -57,6 +57,31 @@ pub struct Setup {
     pub kafka: KafkaConfig,
 }
 
+/// The `[auth] hs256_secret` every process of a test shares, as replicas must.
+pub const SECRET: &str = "kafka-tests-secret-0123456789abcdef";
+
+/// An admin token of account 1 under [`SECRET`].
+pub fn admin_token() -> String {
+    use query_api::auth::{Claims, Role, Signer};
+    let claims = Claims::new(
+        "test",
+        1,
+        Role::Admin,
+        vec![],
+        None,
+        Duration::from_secs(3600),
+    );
+    Signer::hs256(SECRET.as_bytes())
+        .unwrap()
+        .sign(&claims)
+        .unwrap()
+}
+
+/// Account 1's ingest key under [`SECRET`].
+pub fn ingest_key() -> String {
+    ingest::auth::IngestAuth::derived_key(SECRET.as_bytes(), 1)
+}
+
 pub fn setup(brokers: &str, partitions: i32) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let suffix = format!(
@@ -78,7 +103,7 @@ pub fn setup(brokers: &str, partitions: i32) -> Setup {
     kafka.topics.metrics = format!("crm.metrics.v1.{suffix}");
     let config_path = dir.path().join("crmpulse.toml");
     let toml = format!(
-        "[pipeline]\nworkers = 2\n\n[kafka]\nbrokers = {:?}\ngroup_id = {:?}\npartitions = {}\n\n[kafka.topics]\nevents = {:?}\ndead_letters = {:?}\nmetrics = {:?}\n",
+        "[pipeline]\nworkers = 2\n\n[auth]\nhs256_secret = {SECRET:?}\n\n[kafka]\nbrokers = {:?}\ngroup_id = {:?}\npartitions = {}\n\n[kafka.topics]\nevents = {:?}\ndead_letters = {:?}\nmetrics = {:?}\n",
         kafka.brokers,
         kafka.group_id,
         partitions,
@@ -308,7 +333,12 @@ pub fn get_json(url: &str, timeout: Duration) -> serde_json::Value {
     let deadline = Instant::now() + timeout;
     loop {
         let got = block_on(async {
-            let res = reqwest::get(url).await.ok()?;
+            let res = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(admin_token())
+                .send()
+                .await
+                .ok()?;
             if !res.status().is_success() {
                 return None;
             }
@@ -329,6 +359,7 @@ pub fn post_ndjson(url: &str, body: &str, timeout: Duration) -> (u16, serde_json
         let got = block_on(async {
             let res = reqwest::Client::new()
                 .post(url)
+                .bearer_auth(ingest_key())
                 .header("content-type", "application/x-ndjson")
                 .body(body.to_owned())
                 .send()

@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'react';
+import type { FilterRules } from '../lib/auth';
 import { CHANNELS, FILTER_KEYS, type FilterKey, type Filters } from '../lib/viewState';
 
 const LABELS: Record<FilterKey, string> = { agent_id: 'Agent', team_id: 'Team', inbox_id: 'Inbox', channel: 'Channel' };
@@ -9,10 +10,14 @@ interface Props {
   /** Suggestions for the agent and team fields (ids seen in the data). */
   agents: string[];
   teams: string[];
+  /** What the signed-in role may filter on (agent fixed for agents, own teams for supervisors). */
+  rules?: FilterRules;
 }
 
+const FREE: FilterRules = { fixedAgent: null, hideAgent: false, teams: null };
+
 /** Agent, team, inbox and channel filters. Text fields apply on Enter or when leaving them. */
-export function FilterBar({ filters, onChange, agents, teams }: Props) {
+export function FilterBar({ filters, onChange, agents, teams, rules = FREE }: Props) {
   const [draft, setDraft] = useState<Filters>(filters);
   useEffect(() => setDraft(filters), [filters]);
   const apply = (next: Filters) => {
@@ -35,11 +40,45 @@ export function FilterBar({ filters, onChange, agents, teams }: Props) {
       />
     </label>
   );
-  const active = FILTER_KEYS.some((k) => filters[k]);
+  // The fixed agent of an agent's token is not something to clear.
+  const active = FILTER_KEYS.some((k) => filters[k] && !(k === 'agent_id' && rules.fixedAgent));
+  const agentField = rules.fixedAgent ? (
+    <label className="filter">
+      <span>{LABELS.agent_id}</span>
+      <input
+        type="text"
+        value={rules.fixedAgent}
+        readOnly
+        aria-describedby="filter-agent-fixed"
+        className="filter__fixed"
+        data-testid="filter-agent_id"
+      />
+      <span id="filter-agent-fixed" className="sr-only">
+        Fixed: agents see their own data only.
+      </span>
+    </label>
+  ) : rules.hideAgent ? null : (
+    text('agent_id', 'known-agents')
+  );
+  const teamField = !rules.teams ? (
+    text('team_id', 'known-teams')
+  ) : rules.teams.length ? (
+    <label className="filter">
+      <span>{LABELS.team_id}</span>
+      <select value={filters.team_id ?? ''} onChange={(e) => apply({ ...draft, team_id: e.target.value })} data-testid="filter-team_id">
+        <option value="">{rules.teams.length > 1 ? 'all my teams' : 'all'}</option>
+        {rules.teams.map((t) => (
+          <option key={t} value={t}>
+            {t}
+          </option>
+        ))}
+      </select>
+    </label>
+  ) : null;
   return (
     <form className="filters" role="search" aria-label="Filters" onSubmit={(e) => (e.preventDefault(), apply(draft))}>
-      {text('agent_id', 'known-agents')}
-      {text('team_id', 'known-teams')}
+      {agentField}
+      {teamField}
       {text('inbox_id')}
       <label className="filter">
         <span>{LABELS.channel}</span>

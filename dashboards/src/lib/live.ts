@@ -11,6 +11,8 @@ export interface SubscriptionState<T = unknown> {
   progress: number | null;
   /** Last `error` frame for this subscription (cleared by the next snapshot). */
   error: string | null;
+  /** `code` of that error frame (e.g. `forbidden`), when the server sent one. */
+  errorCode?: string | null;
   /** Subscribed (or re-subscribed with new params) and waiting for the matching snapshot. */
   pending: boolean;
 }
@@ -38,7 +40,7 @@ const maxProgress = (a: number | null, b: number | null | undefined): number | n
 export function markSubscribed(state: LiveState, id: string): LiveState {
   const prev = state.subs[id];
   const sub: SubscriptionState = prev
-    ? { ...prev, pending: true, error: null }
+    ? { ...prev, pending: true, error: null, errorCode: null }
     : { data: null, progress: null, error: null, pending: true };
   return { ...state, subs: { ...state.subs, [id]: sub } };
 }
@@ -87,12 +89,14 @@ export function applyServerMessage(state: LiveState, msg: ServerMessage): ApplyR
     }
     case 'progress':
       return { state: { ...state, progress: maxProgress(state.progress, msg.progress) }, resync: null };
+    case 'authenticated':
+      return { state, resync: null };
     case 'error': {
       if (msg.id != null) {
         const prev = state.subs[msg.id];
         if (!prev) return { state, resync: null };
         return {
-          state: { ...state, subs: { ...state.subs, [msg.id]: { ...prev, error: msg.message, pending: false } } },
+          state: { ...state, subs: { ...state.subs, [msg.id]: { ...prev, error: msg.message, errorCode: msg.code ?? null, pending: false } } },
           resync: null,
         };
       }
@@ -128,8 +132,13 @@ export function parseServerMessage(raw: string): ServerMessage | null {
       return {
         type: 'error',
         ...(typeof v.id === 'string' ? { id: v.id } : {}),
+        ...(typeof v.code === 'string' ? { code: v.code } : {}),
         message: typeof v.message === 'string' ? v.message : 'unknown error',
       };
+    case 'authenticated':
+      return typeof v.sub === 'string' && typeof v.role === 'string'
+        ? { type: 'authenticated', sub: v.sub, role: v.role, account_id: isNum(v.account_id) ? v.account_id : 0, exp: isNum(v.exp) ? v.exp : null }
+        : null;
     default:
       return null;
   }

@@ -28,16 +28,17 @@ class FakeSocket implements SocketLike {
   receive(msg: unknown) {
     this.onmessage?.({ data: JSON.stringify(msg) });
   }
-  drop() {
+  drop(code?: number) {
     this.readyState = 3;
-    this.onclose?.({});
+    this.onclose?.(code == null ? {} : { code });
   }
 }
 
 const last = () => FakeSocket.all[FakeSocket.all.length - 1]!;
 
-function makeClient(opts: { watchdogMs?: number } = {}) {
+function makeClient(opts: { watchdogMs?: number; token?: string } = {}) {
   return new LiveClient('ws://host/api/live', {
+    token: opts.token ?? null,
     createSocket: (u) => new FakeSocket(u),
     backoff: { baseMs: 500, capMs: 10_000, jitter: 0 },
     watchdogMs: opts.watchdogMs ?? 0,
@@ -167,6 +168,110 @@ describe('LiveClient', () => {
     expect(last().readyState).toBe(3);
     vi.advanceTimersByTime(60_000);
     expect(FakeSocket.all.length).toBe(1);
+  });
+});
+
+describe('LiveClient with a token', () => {
+  const params = { from: '2026-11-24', to: '2026-11-25' };
+
+  it('sends the auth frame first and subscribes only after "authenticated"', () => {
+    const c = makeClient({ token: 'jwt-1' });
+    c.subscribe('kpi', 'kpi', params);
+    c.start();
+    const ws = last();
+    ws.open();
+    expect(ws.sent).toEqual([{ op: 'auth', token: 'jwt-1' }]);
+    // A subscription made before the answer waits for it too.
+    c.subscribe('customer-load', 'customer-load', params);
+    expect(ws.sent).toHaveLength(1);
+    ws.receive({ type: 'authenticated', sub: 'demo', role: 'admin', account_id: 1, exp: 1798000000 });
+    expect(ws.sent).toEqual([
+      { op: 'auth', token: 'jwt-1' },
+      { op: 'subscribe', id: 'kpi', section: 'kpi', params },
+      { op: 'subscribe', id: 'customer-load', section: 'customer-load', params },
+    ]);
+    expect(c.getState().status).toBe('live');
+    ws.receive({ type: 'snapshot', id: 'kpi', progress: 10, data: sampleKpi() });
+    expect((c.getState().live.subs.kpi!.data as KpiData).active_conversations.total).toBe(12);
+  });
+
+  it('re-authenticates on every reconnect before re-sending subscriptions', () => {
+    const c = makeClient({ token: 'jwt-1' });
+    c.subscribe('kpi', 'kpi', params);
+    c.start();
+    last().open();
+    last().receive({ type: 'authenticated', sub: 'demo', role: 'admin', account_id: 1, exp: 1 });
+    last().drop(1006);
+    expect(c.getState().status).toBe('reconnecting');
+    vi.advanceTimersByTime(500);
+    const ws = last();
+    ws.open();
+    expect(ws.sent).toEqual([{ op: 'auth', token: 'jwt-1' }]);
+    ws.receive({ type: 'authenticated', sub: 'demo', role: 'admin', account_id: 1, exp: 1 });
+    expect(ws.sent[1]).toEqual({ op: 'subscribe', id: 'kpi', section: 'kpi', params });
+  });
+
+  it('a refused token (error frame, close 4401) stops the client without reconnecting', () => {
+    const c = makeClient({ token: 'bad' });
+    c.subscribe('kpi', 'kpi', params);
+    c.start();
+    const ws = last();
+    ws.open();
+    ws.receive({ type: 'error', code: 'unauthorized', message: 'invalid token' });
+    ws.drop(4401);
+    expect(c.getState()).toMatchObject({ status: 'offline', retryAt: null, unauthorized: { code: 'unauthorized', message: 'invalid token' } });
+    expect(ws.sent).toEqual([{ op: 'auth', token: 'bad' }]);
+    vi.advanceTimersByTime(60_000);
+    expect(FakeSocket.all).toHaveLength(1);
+    c.retryNow();
+    c.start();
+    expect(FakeSocket.all).toHaveLength(1);
+  });
+
+  it('an expiry during the connection (token_expired, 4401) also ends in the unauthorized state', () => {
+    const c = makeClient({ token: 'jwt-1' });
+    c.subscribe('kpi', 'kpi', params);
+    c.start();
+    const ws = last();
+    ws.open();
+    ws.receive({ type: 'authenticated', sub: 'demo', role: 'admin', account_id: 1, exp: 1 });
+    ws.receive({ type: 'snapshot', id: 'kpi', progress: 10, data: sampleKpi() });
+    ws.receive({ type: 'error', code: 'token_expired', message: 'token expired' });
+    // The auth error is not a section error.
+    expect(c.getState().live.error).toBeNull();
+    ws.drop(4401);
+    expect(c.getState().unauthorized).toEqual({ code: 'token_expired', message: 'token expired' });
+    vi.advanceTimersByTime(60_000);
+    expect(FakeSocket.all).toHaveLength(1);
+  });
+
+  it('a bare close 4401 (no error frame) is unauthorized too; other close codes reconnect', () => {
+    const c = makeClient({ token: 'jwt-1' });
+    c.start();
+    last().open();
+    last().drop(4000);
+    expect(c.getState().unauthorized).toBeNull();
+    vi.advanceTimersByTime(500);
+    expect(FakeSocket.all).toHaveLength(2);
+    last().open();
+    last().drop(4401);
+    expect(c.getState().unauthorized).toEqual({ code: 'unauthorized', message: 'The server refused the access token.' });
+    vi.advanceTimersByTime(60_000);
+    expect(FakeSocket.all).toHaveLength(2);
+  });
+
+  it('keeps the code of a section error frame (forbidden) and does not resubscribe by itself', () => {
+    const c = makeClient({ token: 'jwt-1' });
+    c.subscribe('agent-productivity', 'agent-productivity', { ...params, agent_id: 'a2' });
+    c.start();
+    const ws = last();
+    ws.open();
+    ws.receive({ type: 'authenticated', sub: 'a1', role: 'agent', account_id: 1, exp: 1 });
+    ws.receive({ type: 'error', id: 'agent-productivity', code: 'forbidden', message: 'agents may only filter on their own agent_id' });
+    expect(c.getState().live.subs['agent-productivity']).toMatchObject({ error: 'agents may only filter on their own agent_id', errorCode: 'forbidden', pending: false });
+    vi.advanceTimersByTime(60_000);
+    expect(ws.sent).toHaveLength(2);
+    expect(c.getState().unauthorized).toBeNull();
   });
 });
 

@@ -1,6 +1,10 @@
 // WebSocket client for `/api/live`: keeps the subscriptions, re-sends them after every
 // reconnect, reconnects with capped exponential backoff, and exposes an immutable
 // state for React's useSyncExternalStore. DOM-free so it can be unit tested.
+//
+// With a token, the first frame on every socket is `{"op":"auth","token":…}` and the
+// subscriptions go out only after the server's `authenticated` answer. A close with code
+// 4401 (bad, missing or expired token) ends the client: no reconnect, `unauthorized` set.
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 import {
   applyServerMessage,
@@ -24,6 +28,8 @@ export interface SocketLike {
 }
 
 export interface LiveClientOptions {
+  /** Bearer token sent as `{"op":"auth"}` right after each socket opens; null: no auth frame. */
+  token?: string | null;
   createSocket?: (url: string) => SocketLike;
   backoff?: BackoffOptions;
   random?: () => number;
@@ -41,7 +47,19 @@ export interface LiveClientState {
   /** Consecutive failed connection attempts. */
   failures: number;
   live: LiveState;
+  /** Set when the server refused the token (close 4401): the client has stopped for good. */
+  unauthorized: AuthFailure | null;
 }
+
+export interface AuthFailure {
+  /** `unauthorized`, `token_expired`, … from the error frame (or `unauthorized` for a bare 4401). */
+  code: string;
+  message: string;
+}
+
+/** Close code of the server for a missing, invalid or expired token. */
+export const CLOSE_UNAUTHORIZED = 4401;
+const AUTH_CODES = new Set(['unauthorized', 'token_expired']);
 
 interface Subscription {
   section: string;
@@ -54,6 +72,10 @@ export class LiveClient {
   private readonly url: string;
   private readonly opts: Required<LiveClientOptions>;
   private ws: SocketLike | null = null;
+  /** The server accepted this socket's auth frame (always true without a token). */
+  private authed = false;
+  /** An auth error frame arrived on this socket; the close that follows ends the client. */
+  private authFailure: AuthFailure | null = null;
   private gotFrame = false;
   private everLive = false;
   /** Retries scheduled since the connection was last healthy: the backoff exponent. */
@@ -64,11 +86,12 @@ export class LiveClient {
   private watchdogTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly subs = new Map<string, Subscription>();
   private readonly listeners = new Set<() => void>();
-  private state: LiveClientState = { status: 'connecting', retryAt: null, failures: 0, live: EMPTY_LIVE_STATE };
+  private state: LiveClientState = { status: 'connecting', retryAt: null, failures: 0, live: EMPTY_LIVE_STATE, unauthorized: null };
 
   constructor(url: string, options: LiveClientOptions = {}) {
     this.url = url;
     this.opts = {
+      token: options.token ?? null,
       createSocket: options.createSocket ?? ((u) => new WebSocket(u) as unknown as SocketLike),
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       random: options.random ?? Math.random,
@@ -95,7 +118,7 @@ export class LiveClient {
   // --- lifecycle -----------------------------------------------------------------------
 
   start(): void {
-    if (!this.stopped) return;
+    if (!this.stopped || this.state.unauthorized) return;
     this.stopped = false;
     this.connect();
   }
@@ -154,6 +177,8 @@ export class LiveClient {
 
   private send(msg: ClientMessage): boolean {
     if (!this.ws || this.ws.readyState !== OPEN) return false;
+    // Nothing but the auth frame before the server has accepted the token.
+    if (msg.op !== 'auth' && !this.authed) return false;
     try {
       this.ws.send(JSON.stringify(msg));
       return true;
@@ -184,6 +209,8 @@ export class LiveClient {
     if (this.stopped) return;
     this.clearRetry();
     this.gotFrame = false;
+    this.authed = this.opts.token == null;
+    this.authFailure = null;
     this.set({ status: this.pendingStatus(), retryAt: null });
     let ws: SocketLike;
     try {
@@ -195,10 +222,8 @@ export class LiveClient {
     this.ws = ws;
     ws.onopen = () => {
       if (this.ws !== ws) return;
-      for (const [id, sub] of this.subs) {
-        this.set({ live: markSubscribed(this.state.live, id) });
-        this.send({ op: 'subscribe', id, section: sub.section, params: sub.params });
-      }
+      if (this.opts.token != null) this.send({ op: 'auth', token: this.opts.token });
+      else this.sendSubscriptions();
       this.armWatchdog();
     };
     ws.onmessage = (ev) => {
@@ -208,34 +233,61 @@ export class LiveClient {
     ws.onerror = () => {
       /* a close event always follows */
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return;
-      this.handleClose();
+      this.handleClose((ev as { code?: unknown } | null)?.code);
     };
+  }
+
+  private sendSubscriptions(): void {
+    for (const [id, sub] of this.subs) {
+      this.set({ live: markSubscribed(this.state.live, id) });
+      this.send({ op: 'subscribe', id, section: sub.section, params: sub.params });
+    }
   }
 
   private handleFrame(raw: unknown): void {
     this.armWatchdog();
+    const msg = typeof raw === 'string' ? parseServerMessage(raw) : null;
+    if (msg?.type === 'error' && msg.id == null && msg.code && AUTH_CODES.has(msg.code)) {
+      // The server closes with 4401 next; remember why for the sign-in panel.
+      this.authFailure = { code: msg.code, message: msg.message };
+      return;
+    }
     if (!this.gotFrame) {
       this.gotFrame = true;
       this.everLive = true;
       this.retries = 0;
       this.set({ status: 'live', failures: 0, retryAt: null });
     }
-    if (typeof raw !== 'string') return;
-    const msg = parseServerMessage(raw);
     if (!msg) return;
+    if (msg.type === 'authenticated') {
+      if (!this.authed) {
+        this.authed = true;
+        this.sendSubscriptions();
+      }
+      return;
+    }
     const { state, resync } = applyServerMessage(this.state.live, msg);
     if (state !== this.state.live) this.set({ live: state });
     if (resync) this.resubscribe(resync);
   }
 
-  private handleClose(): void {
+  private handleClose(code?: unknown): void {
     this.clearWatchdog();
     const ws = this.ws;
     this.ws = null;
     if (ws) ws.onopen = ws.onclose = ws.onerror = ws.onmessage = null;
     if (this.stopped) return;
+    if (code === CLOSE_UNAUTHORIZED || this.authFailure) {
+      // The token is bad or expired: reconnecting cannot help, the user must sign in.
+      this.stopped = true;
+      this.clearTimers();
+      const unauthorized = this.authFailure ?? { code: 'unauthorized', message: 'The server refused the access token.' };
+      this.authFailure = null;
+      this.set({ status: 'offline', retryAt: null, unauthorized });
+      return;
+    }
     // A socket that opened and streamed frames resets the backoff (on its first frame);
     // one that never delivered a frame counts as a failed attempt.
     const failures = this.gotFrame ? 0 : this.state.failures + 1;

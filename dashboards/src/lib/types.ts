@@ -66,9 +66,11 @@ export type ServerMessage =
   | { type: 'snapshot'; id: string; progress: number; data: unknown }
   | { type: 'delta'; id: string; progress: number; patch: PatchOperation[] }
   | { type: 'progress'; progress: number }
-  | { type: 'error'; id?: string; message: string };
+  | { type: 'error'; id?: string; code?: string; message: string }
+  | { type: 'authenticated'; sub: string; role: string; account_id: number; exp: number | null };
 
 export type ClientMessage =
+  | { op: 'auth'; token: string }
   | { op: 'subscribe'; id: string; section: string; params: Record<string, string> }
   | { op: 'unsubscribe'; id: string };
 

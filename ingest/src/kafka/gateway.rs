@@ -10,10 +10,11 @@
 //! request (duplicates are harmless: the pipeline ignores a second copy of an
 //! `event_id`, which is also why the gateway reports `duplicates: 0`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -23,7 +24,10 @@ use schemas::Event;
 
 use super::dead_letter::{DeadLetter, Origin};
 use super::{DeadLetters, KafkaConfig, KafkaError};
-use crate::http::{IngestResponse, MAX_BODY_BYTES, body_text, error_body, parse_body};
+use crate::auth::IngestAuth;
+use crate::http::{
+    IngestResponse, MAX_BODY_BYTES, authenticate, body_text, error_body, parse_body_for,
+};
 
 /// How long a request waits for the broker before answering 503.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -87,24 +91,49 @@ impl Gateway {
     }
 }
 
-/// The gateway's routes: `POST /api/v1/events`.
-pub fn router(gateway: Gateway) -> Router {
+/// The gateway's routes: `POST /api/v1/events` and
+/// `POST /api/v1/webhooks/{account_id}/events`, authenticated as by the embedded ingest.
+pub fn router(gateway: Gateway, auth: Arc<IngestAuth>) -> Router {
     Router::new()
         .route("/api/v1/events", post(events_create))
+        .route("/api/v1/webhooks/{account_id}/events", post(webhook_create))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(gateway)
+        .with_state((gateway, auth))
 }
 
 async fn events_create(
-    State(gateway): State<Gateway>,
+    State((gateway, auth)): State<(Gateway, Arc<IngestAuth>)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    produce(gateway, &auth, None, headers, body).await
+}
+
+async fn webhook_create(
+    State((gateway, auth)): State<(Gateway, Arc<IngestAuth>)>,
+    Path(account_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    produce(gateway, &auth, Some(&account_id), headers, body).await
+}
+
+async fn produce(
+    gateway: Gateway,
+    auth: &IngestAuth,
+    path_account: Option<&str>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let account = match authenticate(auth, path_account, &headers, &body) {
+        Ok(account) => account,
+        Err(response) => return *response,
+    };
     let text = match body_text(&headers, &body) {
         Ok(text) => text,
         Err(response) => return *response,
     };
-    let (events, rejected) = match parse_body(&text) {
+    let (events, rejected) = match parse_body_for(&text, account) {
         Ok(parsed) => parsed,
         Err(message) => return error_body(StatusCode::BAD_REQUEST, "bad_request", message),
     };
@@ -114,9 +143,7 @@ async fn events_create(
             payload: raw.as_bytes(),
             key: None,
             reason: &r.error,
-            reason_kind: Event::from_json(raw)
-                .err()
-                .map_or("malformed", |e| e.kind()),
+            reason_kind: r.kind,
             origin: Origin::Http { index: r.index },
         })
         .collect();

@@ -16,6 +16,7 @@ use conversation_effectiveness::Granularity;
 use schemas::event::Channel;
 
 use crate::AppState;
+use crate::auth::{self, Principal};
 use crate::error::ApiError;
 use crate::range::{self, Range};
 
@@ -127,6 +128,23 @@ pub fn compute(
     params: &Params,
     now_ms: i64,
 ) -> Result<serde_json::Value, ApiError> {
+    compute_for(app, section, params, now_ms, None)
+}
+
+/// [`compute`] for a token holder: the body without the agent-level rows the
+/// principal may not see (see [`crate::auth`]). `params` must already be scoped to the
+/// principal ([`Principal::scope_params`]). Both the body and the agents' teams are
+/// read from one snapshot.
+///
+/// # Errors
+/// As [`compute`].
+pub fn compute_for(
+    app: &AppState,
+    section: &str,
+    params: &Params,
+    now_ms: i64,
+    principal: Option<&Principal>,
+) -> Result<serde_json::Value, ApiError> {
     let settings = app.settings.account(params.account_id);
     let range: Range = range::resolve(
         params.from.as_deref(),
@@ -134,48 +152,48 @@ pub fn compute(
         settings.timezone,
         now_ms,
     )?;
-    let body = match section {
-        "kpi" => app.store.read(|snap| {
-            serde_json::to_value(kpi::compute(snap, params, &settings, range, now_ms))
-        }),
-        "whatsapp-performance" => app.store.read(|snap| {
-            serde_json::to_value(whatsapp_performance::compute(
+    app.store.read(|snap| {
+        let mut body = match section {
+            "kpi" => serde_json::to_value(kpi::compute(snap, params, &settings, range, now_ms)),
+            "whatsapp-performance" => serde_json::to_value(whatsapp_performance::compute(
                 snap, params, &settings, range,
-            ))
-        }),
-        "automation-impact" => app.store.read(|snap| {
-            serde_json::to_value(automation_impact::compute(snap, params, &settings, range))
-        }),
-        "business-impact" => app.store.read(|snap| {
-            serde_json::to_value(business_impact::compute(snap, params, &settings, range))
-        }),
-        "agent-productivity" => app.store.read(|snap| {
-            serde_json::to_value(agent_productivity::compute(snap, params, &settings, range))
-        }),
-        "customer-load" => app.store.read(|snap| {
-            serde_json::to_value(customer_load::compute(
+            )),
+            "automation-impact" => {
+                serde_json::to_value(automation_impact::compute(snap, params, &settings, range))
+            }
+            "business-impact" => {
+                serde_json::to_value(business_impact::compute(snap, params, &settings, range))
+            }
+            "agent-productivity" => {
+                serde_json::to_value(agent_productivity::compute(snap, params, &settings, range))
+            }
+            "customer-load" => serde_json::to_value(customer_load::compute(
                 snap,
                 params,
                 &settings,
                 range,
                 params.granularity,
-            ))
-        }),
-        "conversation-effectiveness" => app.store.read(|snap| {
-            serde_json::to_value(conversation_effectiveness::compute(
-                snap,
-                params,
-                &settings,
-                range,
-                params.granularity,
-            ))
-        }),
-        other => {
-            return Err(ApiError::NotFound(format!(
-                "section: unknown section {other:?}, expected one of {}",
-                SECTIONS.join(", ")
-            )));
+            )),
+            "conversation-effectiveness" => {
+                serde_json::to_value(conversation_effectiveness::compute(
+                    snap,
+                    params,
+                    &settings,
+                    range,
+                    params.granularity,
+                ))
+            }
+            other => {
+                return Err(ApiError::NotFound(format!(
+                    "section: unknown section {other:?}, expected one of {}",
+                    SECTIONS.join(", ")
+                )));
+            }
         }
-    };
-    body.map_err(|e| ApiError::Internal(e.to_string()))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if let Some(principal) = principal {
+            principal.redact(&mut body, &auth::agent_teams(snap, params.account_id));
+        }
+        Ok(body)
+    })
 }

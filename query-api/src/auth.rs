@@ -1,0 +1,710 @@
+//! Who may see what: bearer tokens, roles and the scope of every answer.
+//!
+//! Dashboard access takes a JWT (HS256 with a shared secret, or RS256 against one or
+//! more public keys, for rotation). Its claims name the account, the role and, for
+//! supervisors and agents, their teams and agent id. The account of every answer
+//! comes from the token and never from a parameter.
+//!
+//! What a role sees (see `docs/security.md`):
+//!
+//! | role | account totals | agent-level rows |
+//! |---|---|---|
+//! | admin | yes | every agent |
+//! | analyst | yes | every agent (read only: no settings, no `/metrics`) |
+//! | supervisor | yes | agents whose current team is one of `team_ids` |
+//! | agent | yes | their own `agent_id` only |
+//!
+//! Rows are removed from a body *after* it is computed, by [`Principal::redact`]: any
+//! object carrying an `agent_id` the principal may not see is dropped from its array
+//! (or has the id blanked where it is not in an array). REST and every WebSocket delta
+//! go through it, so both say the same thing, and a delta can never carry a row the
+//! snapshot would not have held.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, header};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::sections::Params;
+use crate::store::Snapshot;
+use schemas::metrics::Fact;
+
+/// A role, as carried in the `role` claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything in the account.
+    Admin,
+    /// Account totals, and agent-level data for their teams only.
+    Supervisor,
+    /// Account totals without other agents' identities, and their own data.
+    Agent,
+    /// Reads everything; changes no settings and reads no operational metrics.
+    Analyst,
+}
+
+impl Role {
+    /// Every role, in the order the docs list them.
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Supervisor, Role::Agent, Role::Analyst];
+
+    /// The claim value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Supervisor => "supervisor",
+            Role::Agent => "agent",
+            Role::Analyst => "analyst",
+        }
+    }
+
+    /// Parses a claim value.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// The claims of a dashboard token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Who the token was issued to (a user name or id); shown in the UI, never trusted
+    /// for access.
+    pub sub: String,
+    /// The one account the token reads.
+    pub account_id: u64,
+    /// What the holder may see.
+    pub role: Role,
+    /// Teams of a supervisor (or an agent's own teams).
+    #[serde(default)]
+    pub team_ids: Vec<String>,
+    /// The holder's agent id; required for the `agent` role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issue time, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+}
+
+impl Claims {
+    /// Claims valid for `ttl` from now.
+    pub fn new(
+        sub: impl Into<String>,
+        account_id: u64,
+        role: Role,
+        team_ids: Vec<String>,
+        agent_id: Option<String>,
+        ttl: Duration,
+    ) -> Self {
+        let now = jsonwebtoken::get_current_timestamp();
+        Self {
+            sub: sub.into(),
+            account_id,
+            role,
+            team_ids,
+            agent_id,
+            exp: now + ttl.as_secs(),
+            iat: Some(now),
+        }
+    }
+
+    /// The claims make sense together: an agent token names its agent, a supervisor
+    /// token at least one team.
+    ///
+    /// # Errors
+    /// A message naming the missing claim.
+    pub fn check(&self) -> Result<(), String> {
+        match self.role {
+            Role::Agent if self.agent_id.as_deref().is_none_or(str::is_empty) => {
+                Err("agent_id: required for the agent role".into())
+            }
+            Role::Supervisor if self.team_ids.is_empty() => {
+                Err("team_ids: a supervisor needs at least one team".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a token was refused (answered as `401`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// No `Authorization: Bearer` header (or `auth` message).
+    #[error("missing bearer token: send `Authorization: Bearer <token>`")]
+    Missing,
+    /// Not a JWT, or claims of the wrong shape.
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// Signed by another key, or with another algorithm.
+    #[error("token signature is not valid for this server")]
+    BadSignature,
+    /// Past its `exp`.
+    #[error("token expired")]
+    Expired,
+}
+
+impl TokenError {
+    /// The error code sent to clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Expired => "token_expired",
+            _ => "unauthorized",
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        ApiError::Unauthorized {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Verifies tokens. Holds decoding keys only; never printed.
+pub struct Verifier {
+    keys: Vec<DecodingKey>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.validation.algorithms)
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// HS256 with a shared secret.
+    ///
+    /// # Errors
+    /// A secret shorter than 32 bytes.
+    pub fn hs256(secret: &[u8]) -> Result<Self, String> {
+        if secret.len() < 32 {
+            return Err(format!(
+                "hs256_secret: at least 32 bytes are needed, got {}",
+                secret.len()
+            ));
+        }
+        let key = DecodingKey::from_secret(secret).map_err(|e| format!("hs256_secret: {e}"))?;
+        Ok(Self::new(vec![key], Algorithm::HS256))
+    }
+
+    /// RS256 against PEM public keys; a token signed by any of them is accepted (key
+    /// rotation: add the new key, re-issue tokens, remove the old one).
+    ///
+    /// # Errors
+    /// A key that is not an RSA public key in PEM, or no key at all.
+    pub fn rs256(pems: &[Vec<u8>]) -> Result<Self, String> {
+        if pems.is_empty() {
+            return Err("rs256_public_keys: at least one key is needed".into());
+        }
+        let keys = pems
+            .iter()
+            .enumerate()
+            .map(|(i, pem)| {
+                DecodingKey::from_rsa_pem(pem).map_err(|e| format!("rs256_public_keys[{i}]: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(keys, Algorithm::RS256))
+    }
+
+    fn new(keys: Vec<DecodingKey>, alg: Algorithm) -> Self {
+        let mut validation = Validation::new(alg);
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self { keys, validation }
+    }
+
+    /// The claims of a valid token.
+    ///
+    /// # Errors
+    /// Why the token is refused.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let mut last = TokenError::BadSignature;
+        for key in &self.keys {
+            match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+                Ok(data) => {
+                    data.claims.check().map_err(TokenError::Malformed)?;
+                    return Ok(data.claims);
+                }
+                Err(e) => {
+                    last = match e.kind() {
+                        ErrorKind::ExpiredSignature => return Err(TokenError::Expired),
+                        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
+                            TokenError::BadSignature
+                        }
+                        ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
+                            return Err(TokenError::Malformed("not a JWT".into()));
+                        }
+                        ErrorKind::Json(e) => {
+                            return Err(TokenError::Malformed(format!("claims: {e}")));
+                        }
+                        ErrorKind::MissingRequiredClaim(c) => {
+                            return Err(TokenError::Malformed(format!("{c}: missing claim")));
+                        }
+                        other => TokenError::Malformed(format!("{other:?}")),
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Mints tokens (`crmpulse token`, the demo's links). Never printed.
+pub struct Signer {
+    key: EncodingKey,
+    header: Header,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("alg", &self.header.alg)
+            .finish()
+    }
+}
+
+impl Signer {
+    /// HS256 with a shared secret.
+    ///
+    /// # Errors
+    /// A secret shorter than 32 bytes.
+    pub fn hs256(secret: &[u8]) -> Result<Self, String> {
+        if secret.len() < 32 {
+            return Err(format!(
+                "hs256_secret: at least 32 bytes are needed, got {}",
+                secret.len()
+            ));
+        }
+        Ok(Self {
+            key: EncodingKey::from_secret(secret).map_err(|e| format!("hs256_secret: {e}"))?,
+            header: Header::new(Algorithm::HS256),
+        })
+    }
+
+    /// RS256 with a PEM private key.
+    ///
+    /// # Errors
+    /// Not an RSA private key in PEM.
+    pub fn rs256(pem: &[u8]) -> Result<Self, String> {
+        Ok(Self {
+            key: EncodingKey::from_rsa_pem(pem).map_err(|e| format!("rs256_private_key: {e}"))?,
+            header: Header::new(Algorithm::RS256),
+        })
+    }
+
+    /// A signed token.
+    ///
+    /// # Errors
+    /// Claims that do not make sense together (see [`Claims::check`]).
+    pub fn sign(&self, claims: &Claims) -> Result<String, String> {
+        claims.check()?;
+        jsonwebtoken::encode(&self.header, claims, &self.key).map_err(|e| e.to_string())
+    }
+}
+
+/// Limits applied per token and per server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Sustained requests per second per token (REST requests and WebSocket
+    /// subscribe messages).
+    pub requests_per_s: u32,
+    /// Requests a token may make at once above the sustained rate.
+    pub burst: u32,
+    /// Live connections the server holds at most.
+    pub max_live_connections: usize,
+    /// Live connections one token (account and subject) holds at most.
+    pub max_live_connections_per_token: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            requests_per_s: 20,
+            burst: 60,
+            max_live_connections: 10_000,
+            max_live_connections_per_token: 16,
+        }
+    }
+}
+
+type TokenKey = (u64, String);
+
+/// Authentication and limits of the dashboard API.
+pub struct Auth {
+    verifier: Verifier,
+    limits: Limits,
+    limiter: DefaultKeyedRateLimiter<TokenKey>,
+    live: Mutex<(usize, HashMap<TokenKey, usize>)>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("verifier", &self.verifier)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// Tokens checked by `verifier`, requests limited by `limits`.
+    pub fn new(verifier: Verifier, limits: Limits) -> Self {
+        let rate = NonZeroU32::new(limits.requests_per_s.max(1)).expect("at least 1");
+        let burst = NonZeroU32::new(limits.burst.max(1)).expect("at least 1");
+        Self {
+            verifier,
+            limits,
+            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            live: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    /// The principal of a bearer token.
+    ///
+    /// # Errors
+    /// `401` for a missing or invalid token.
+    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        self.verifier.verify(token).map(Principal)
+    }
+
+    /// The principal of a request's `Authorization: Bearer` header, after the rate
+    /// limit.
+    ///
+    /// # Errors
+    /// `401` for a missing or invalid token, `429` past the rate limit.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let token = bearer(headers).ok_or(TokenError::Missing)?;
+        let principal = self.verify(token)?;
+        self.admit(&principal)?;
+        Ok(principal)
+    }
+
+    /// Counts one request against the principal's rate limit.
+    ///
+    /// # Errors
+    /// `429` with the seconds to wait.
+    pub fn admit(&self, principal: &Principal) -> Result<(), ApiError> {
+        self.limiter
+            .check_key(&principal.key())
+            .map_err(|not_until| {
+                metrics::counter!("crmpulse_api_rate_limited_total").increment(1);
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                ApiError::RateLimited {
+                    retry_after_s: wait.as_secs().max(1),
+                }
+            })
+    }
+
+    /// Holds one live connection slot for `principal` until the guard drops.
+    ///
+    /// # Errors
+    /// A message when the server or the token is at its connection cap.
+    pub fn hold_live(self: &Arc<Self>, principal: &Principal) -> Result<LiveSlot, String> {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live.0 >= self.limits.max_live_connections {
+            return Err(format!(
+                "the server holds its maximum of {} live connections",
+                self.limits.max_live_connections
+            ));
+        }
+        let key = principal.key();
+        let held = live.1.get(&key).copied().unwrap_or(0);
+        if held >= self.limits.max_live_connections_per_token {
+            return Err(format!(
+                "this token holds its maximum of {} live connections",
+                self.limits.max_live_connections_per_token
+            ));
+        }
+        live.0 += 1;
+        live.1.insert(key.clone(), held + 1);
+        Ok(LiveSlot {
+            auth: Arc::clone(self),
+            key,
+        })
+    }
+
+    /// Forgets rate-limit state of tokens idle long enough to be back at full burst
+    /// (call now and then so the limiter's memory stays bounded).
+    pub fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+/// A held live connection slot; released on drop.
+#[derive(Debug)]
+pub struct LiveSlot {
+    auth: Arc<Auth>,
+    key: TokenKey,
+}
+
+impl Drop for LiveSlot {
+    fn drop(&mut self) {
+        let mut live = self.auth.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.0 = live.0.saturating_sub(1);
+        if let Some(n) = live.1.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                live.1.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The token in an `Authorization: Bearer` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// A verified token holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(pub Claims);
+
+impl Principal {
+    /// The claims.
+    pub fn claims(&self) -> &Claims {
+        &self.0
+    }
+
+    fn key(&self) -> TokenKey {
+        (self.0.account_id, self.0.sub.clone())
+    }
+
+    /// May read `/metrics` (operational figures of the whole server).
+    pub fn may_read_server_metrics(&self) -> bool {
+        self.0.role == Role::Admin
+    }
+
+    /// Binds request parameters to the token: the account is the token's, and the agent
+    /// and team filters must stay within what the role may see.
+    ///
+    /// # Errors
+    /// `403` naming the parameter.
+    pub fn scope_params(&self, params: &mut Params, account_given: bool) -> Result<(), ApiError> {
+        let c = &self.0;
+        if account_given && params.account_id != c.account_id {
+            return Err(ApiError::Forbidden(format!(
+                "account_id: this token reads account {} only",
+                c.account_id
+            )));
+        }
+        params.account_id = c.account_id;
+        match c.role {
+            Role::Admin | Role::Analyst => Ok(()),
+            Role::Supervisor | Role::Agent => {
+                if let Some(team) = &params.team_id
+                    && !c.team_ids.contains(team)
+                {
+                    return Err(ApiError::Forbidden(format!(
+                        "team_id: {team:?} is not one of this token's teams"
+                    )));
+                }
+                if let Some(agent) = &params.agent_id
+                    && c.role == Role::Agent
+                    && c.agent_id.as_ref() != Some(agent)
+                {
+                    return Err(ApiError::Forbidden(format!(
+                        "agent_id: an agent token reads its own agent ({}) only",
+                        c.agent_id.as_deref().unwrap_or("")
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether agent-level data of `agent_id` may be shown. `team_of` gives an agent's
+    /// current team.
+    pub fn sees_agent(&self, agent_id: &str, team_of: &HashMap<String, String>) -> bool {
+        let c = &self.0;
+        match c.role {
+            Role::Admin | Role::Analyst => true,
+            Role::Agent => c.agent_id.as_deref() == Some(agent_id),
+            Role::Supervisor => team_of
+                .get(agent_id)
+                .is_some_and(|team| c.team_ids.contains(team)),
+        }
+    }
+
+    /// Removes from `body` every agent-level row the principal may not see.
+    pub fn redact(&self, body: &mut Value, team_of: &HashMap<String, String>) {
+        if matches!(self.0.role, Role::Admin | Role::Analyst) {
+            return;
+        }
+        redact(body, &|agent| self.sees_agent(agent, team_of));
+    }
+}
+
+fn hidden(v: &Value, visible: &dyn Fn(&str) -> bool) -> bool {
+    matches!(v.get("agent_id"), Some(Value::String(a)) if !visible(a))
+}
+
+fn redact(v: &mut Value, visible: &dyn Fn(&str) -> bool) {
+    match v {
+        Value::Array(items) => {
+            items.retain(|item| !hidden(item, visible));
+            for item in items {
+                redact(item, visible);
+            }
+        }
+        Value::Object(map) => {
+            if let Some(id) = map.get_mut("agent_id")
+                && matches!(id, Value::String(a) if !visible(a))
+            {
+                *id = Value::Null;
+            }
+            for (_, item) in map.iter_mut() {
+                redact(item, visible);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Each agent's current team in `account_id`, from their latest status event.
+pub fn agent_teams(snap: &Snapshot, account_id: u64) -> HashMap<String, String> {
+    let mut teams = HashMap::new();
+    if let Some(facts) = snap.accounts.get(&account_id) {
+        for (fact, n) in facts.now_of("agent_current_status") {
+            if n > 0
+                && let Fact::AgentCurrentStatus {
+                    agent_id,
+                    team_id: Some(team),
+                    ..
+                } = fact
+            {
+                teams.insert(agent_id.clone(), team.clone());
+            }
+        }
+    }
+    teams
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn claims(role: Role) -> Claims {
+        Claims::new(
+            "u",
+            1,
+            role,
+            vec!["t1".into()],
+            Some("a1".into()),
+            Duration::from_secs(60),
+        )
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_a_tampered_one_does_not() {
+        let token = Signer::hs256(SECRET)
+            .unwrap()
+            .sign(&claims(Role::Agent))
+            .unwrap();
+        let v = Verifier::hs256(SECRET).unwrap();
+        assert_eq!(v.verify(&token).unwrap(), claims(Role::Agent));
+        let other = Verifier::hs256(b"another secret of at least 32 bytes!").unwrap();
+        assert_eq!(other.verify(&token), Err(TokenError::BadSignature));
+        assert!(matches!(
+            v.verify("not.a.jwt"),
+            Err(TokenError::Malformed(_))
+        ));
+        let mut expired = claims(Role::Admin);
+        expired.exp = 1_000;
+        let token = Signer::hs256(SECRET).unwrap().sign(&expired).unwrap();
+        assert_eq!(v.verify(&token), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn short_secrets_and_agent_tokens_without_an_agent_are_refused() {
+        assert!(Verifier::hs256(b"short").is_err());
+        let mut c = claims(Role::Agent);
+        c.agent_id = None;
+        assert!(
+            Signer::hs256(SECRET)
+                .unwrap()
+                .sign(&c)
+                .unwrap_err()
+                .contains("agent_id")
+        );
+    }
+
+    #[test]
+    fn redaction_keeps_only_visible_agents_rows() {
+        let body = json!({
+            "total": 9,
+            "rows": [{"agent_id": "a1", "n": 1}, {"agent_id": "a2", "n": 2}, {"agent_id": "a3", "n": 3}],
+            "nested": {"best": {"agent_id": "a2"}},
+        });
+        let teams: HashMap<String, String> = [("a1", "t1"), ("a2", "t2"), ("a3", "t1")]
+            .into_iter()
+            .map(|(a, t)| (a.to_owned(), t.to_owned()))
+            .collect();
+        let mut agent = body.clone();
+        Principal(claims(Role::Agent)).redact(&mut agent, &teams);
+        assert_eq!(agent["rows"], json!([{"agent_id": "a1", "n": 1}]));
+        assert_eq!(agent["nested"]["best"]["agent_id"], Value::Null);
+        assert_eq!(agent["total"], 9);
+        let mut sup = body.clone();
+        Principal(claims(Role::Supervisor)).redact(&mut sup, &teams);
+        assert_eq!(
+            sup["rows"],
+            json!([{"agent_id": "a1", "n": 1}, {"agent_id": "a3", "n": 3}])
+        );
+        let mut admin = body.clone();
+        Principal(claims(Role::Admin)).redact(&mut admin, &teams);
+        assert_eq!(admin, body);
+    }
+
+    #[test]
+    fn parameters_stay_within_the_token() {
+        let agent = Principal(claims(Role::Agent));
+        let mut p = Params {
+            account_id: 2,
+            ..Params::default()
+        };
+        assert!(matches!(
+            agent.scope_params(&mut p, true),
+            Err(ApiError::Forbidden(_))
+        ));
+        let mut p = Params::default();
+        agent.scope_params(&mut p, false).unwrap();
+        assert_eq!(p.account_id, 1);
+        p.agent_id = Some("a2".into());
+        assert!(agent.scope_params(&mut p, false).is_err());
+        p.agent_id = Some("a1".into());
+        agent.scope_params(&mut p, false).unwrap();
+        p.team_id = Some("t9".into());
+        assert!(
+            Principal(claims(Role::Supervisor))
+                .scope_params(&mut p, false)
+                .is_err()
+        );
+        Principal(claims(Role::Admin))
+            .scope_params(&mut p, false)
+            .unwrap();
+    }
+}

@@ -1,0 +1,497 @@
+//! Who may see what, over every dashboard route × every role × another account's
+//! token: allowed or denied (401/403), and exactly which agents each body names.
+//! Live: an agent's socket never receives another agent's identity, in the snapshot
+//! or in any delta.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::DateTime;
+use crmpulse_query_api::auth::{Auth, Claims, Limits, Role, Signer, Verifier};
+use crmpulse_query_api::sections::SECTIONS;
+use crmpulse_query_api::{AppState, LiveConfig, ViewStore, live, router};
+use schemas::event::{AgentStatus, Channel};
+use schemas::metrics::{Fact, MetricBatch};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"auth-matrix-secret-0123456789abcdef";
+const DAY: &str = "from=2026-11-24&to=2026-11-25";
+
+fn ms(s: &str) -> i64 {
+    DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+}
+
+/// Agent `agent` of `team` in `account`: online now, and one conversation handled and
+/// answered on 2026-11-24.
+fn agent_facts(account_id: u64, agent: &str, team: &str, conv: &str) -> Vec<(Fact, i64)> {
+    let at = ms("2026-11-24T10:00:00Z");
+    vec![
+        (
+            Fact::AgentCurrentStatus {
+                account_id,
+                agent_id: agent.into(),
+                team_id: Some(team.into()),
+                status: AgentStatus::Online,
+                since_ms: at,
+            },
+            1,
+        ),
+        (
+            Fact::AgentHandled {
+                account_id,
+                bucket: at,
+                agent_id: agent.into(),
+                team_id: Some(team.into()),
+                conversation_id: conv.into(),
+                channel: Channel::Whatsapp,
+                inbox_id: "i1".into(),
+            },
+            1,
+        ),
+        (
+            Fact::FirstResponse {
+                account_id,
+                bucket: at,
+                seconds: 90,
+                channel: Channel::Whatsapp,
+                inbox_id: "i1".into(),
+                agent_id: Some(agent.into()),
+                team_id: Some(team.into()),
+            },
+            1,
+        ),
+    ]
+}
+
+/// Account 1: a1 (team t1), a2 (team t2). Account 2: b1 (team t1).
+fn store() -> Arc<ViewStore> {
+    let store = Arc::new(ViewStore::default());
+    let mut updates = agent_facts(1, "a1", "t1", "c1");
+    updates.extend(agent_facts(1, "a2", "t2", "c2"));
+    updates.extend(agent_facts(2, "b1", "t1", "c9"));
+    store.apply(MetricBatch {
+        progress: ms("2026-11-24T12:00:00Z") as u64,
+        events_consumed: 9,
+        updates,
+    });
+    store
+}
+
+fn auth() -> Arc<Auth> {
+    Arc::new(Auth::new(
+        Verifier::hs256(SECRET).unwrap(),
+        Limits {
+            requests_per_s: 10_000,
+            burst: 10_000,
+            ..Limits::default()
+        },
+    ))
+}
+
+fn secured(store: Arc<ViewStore>) -> AppState {
+    let mut state = AppState::new(store);
+    state.auth = Some(auth());
+    state
+}
+
+fn token_with(secret: &[u8], account: u64, role: Role, ttl_s: i64) -> String {
+    let (teams, agent) = match role {
+        Role::Supervisor => (vec!["t1".to_owned()], None),
+        Role::Agent => (vec!["t1".to_owned()], Some("a1".to_owned())),
+        _ => (vec![], None),
+    };
+    let mut claims = Claims::new(
+        format!("{}-{account}", role.as_str()),
+        account,
+        role,
+        teams,
+        agent,
+        Duration::from_secs(ttl_s.unsigned_abs()),
+    );
+    if ttl_s < 0 {
+        claims.exp = 1_000;
+    }
+    Signer::hs256(secret).unwrap().sign(&claims).unwrap()
+}
+
+fn token(account: u64, role: Role) -> String {
+    token_with(SECRET, account, role, 600)
+}
+
+async fn get(app: &axum::Router, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut req = Request::get(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Every `agent_id` string anywhere in a body.
+fn agents(v: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    fn walk(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(a)) = m.get("agent_id") {
+                    out.insert(a.clone());
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(v, &mut out);
+    out
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn every_section_for_every_role_shows_exactly_what_the_role_may_see() {
+    let store = store();
+    let open = router(AppState::new(Arc::clone(&store)));
+    let app = router(secured(Arc::clone(&store)));
+    for section in SECTIONS {
+        let uri = format!("/api/dashboard/{section}?{DAY}");
+        // The reference: everything account 1 holds, as an open server computes it.
+        let (_, full) = get(&open, &uri, None).await;
+        let all = agents(&full);
+        for role in Role::ALL {
+            let (status, body) = get(&app, &uri, Some(&token(1, role))).await;
+            assert_eq!(status, StatusCode::OK, "{section} as {role:?}: {body}");
+            assert_eq!(body["account_id"], 1, "{section} as {role:?}");
+            let expected: BTreeSet<String> = match role {
+                Role::Admin | Role::Analyst => all.clone(),
+                // a1 is the agent's own id and the only agent of the supervisor's t1.
+                Role::Supervisor | Role::Agent => {
+                    all.intersection(&set(&["a1"])).cloned().collect()
+                }
+            };
+            assert_eq!(agents(&body), expected, "{section} as {role:?}");
+            if matches!(role, Role::Admin | Role::Analyst) {
+                assert_eq!(body, full, "{section} as {role:?} equals the full body");
+            }
+        }
+        // Sections with agent rows name both agents for an admin.
+        if matches!(
+            *section,
+            "agent-productivity" | "conversation-effectiveness"
+        ) {
+            assert_eq!(all, set(&["a1", "a2"]), "{section}");
+        }
+
+        // Another account's token reads its own account, never account 1.
+        let (status, body) = get(&app, &uri, Some(&token(2, Role::Admin))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["account_id"], 2);
+        let text = body.to_string();
+        assert!(
+            !text.contains("\"a1\"") && !text.contains("\"a2\""),
+            "{section}: {text}"
+        );
+        let (status, body) = get(
+            &app,
+            &format!("{uri}&account_id=1"),
+            Some(&token(2, Role::Admin)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{section}: {body}");
+        assert_eq!(body["error"]["code"], "forbidden");
+
+        // No token, an expired one, one signed by another key, garbage.
+        let (status, body) = get(&app, &uri, None).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (StatusCode::UNAUTHORIZED, &json!("unauthorized"))
+        );
+        let expired = token_with(SECRET, 1, Role::Admin, -1);
+        let (status, body) = get(&app, &uri, Some(&expired)).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (StatusCode::UNAUTHORIZED, &json!("token_expired"))
+        );
+        let forged = token_with(b"someone else's secret, 32 bytes+", 1, Role::Admin, 600);
+        let (status, _) = get(&app, &uri, Some(&forged)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = get(&app, &uri, Some("not-a-token")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn filters_stay_within_the_role_and_other_routes_are_guarded() {
+    let app = router(secured(store()));
+    let agent = token(1, Role::Agent);
+    let supervisor = token(1, Role::Supervisor);
+    let base = format!("/api/dashboard/agent-productivity?{DAY}");
+    let cases = [
+        (&agent, "&agent_id=a2", StatusCode::FORBIDDEN),
+        (&agent, "&agent_id=a1", StatusCode::OK),
+        (&agent, "&team_id=t2", StatusCode::FORBIDDEN),
+        (&supervisor, "&team_id=t2", StatusCode::FORBIDDEN),
+        (&supervisor, "&team_id=t1", StatusCode::OK),
+    ];
+    for (t, filter, want) in cases {
+        let (status, body) = get(&app, &format!("{base}{filter}"), Some(t)).await;
+        assert_eq!(status, want, "{filter}: {body}");
+    }
+
+    // /api/me: the caller's own claims.
+    for role in Role::ALL {
+        let (status, me) = get(&app, "/api/me", Some(&token(1, role))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            (me["role"].as_str(), me["account_id"].as_u64()),
+            (Some(role.as_str()), Some(1))
+        );
+    }
+    assert_eq!(get(&app, "/api/me", None).await.0, StatusCode::UNAUTHORIZED);
+
+    // /metrics: server-wide figures, for admins only.
+    for role in Role::ALL {
+        let want = if role == Role::Admin {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        let res = app
+            .clone()
+            .oneshot(
+                Request::get("/metrics")
+                    .header("authorization", format!("Bearer {}", token(1, role)))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), want, "{role:?}");
+    }
+    assert_eq!(
+        get(&app, "/metrics", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Public: liveness and the API description carry no tenant data.
+    assert_eq!(get(&app, "/healthz", None).await.0, StatusCode::OK);
+    assert_eq!(get(&app, "/api/openapi.json", None).await.0, StatusCode::OK);
+
+    // Security headers on every response.
+    let res = app
+        .clone()
+        .oneshot(Request::get("/api/me").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let h = res.headers();
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert!(
+        h.get("access-control-allow-origin").is_none(),
+        "CORS is off by default"
+    );
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_429_with_retry_after() {
+    let mut state = AppState::new(store());
+    state.auth = Some(Arc::new(Auth::new(
+        Verifier::hs256(SECRET).unwrap(),
+        Limits {
+            requests_per_s: 1,
+            burst: 2,
+            ..Limits::default()
+        },
+    )));
+    let app = router(state);
+    let t = token(1, Role::Analyst);
+    let statuses: Vec<StatusCode> = futures_util::future::join_all((0..3).map(|_| {
+        let app = app.clone();
+        let t = t.clone();
+        async move { get(&app, "/api/me", Some(&t)).await.0 }
+    }))
+    .await;
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 2);
+    let res = app
+        .oneshot(
+            Request::get("/api/me")
+                .header("authorization", format!("Bearer {t}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    // Another token has its own budget.
+    let other = router(secured(store()));
+    assert_eq!(
+        get(&other, "/api/me", Some(&token(1, Role::Admin))).await.0,
+        StatusCode::OK
+    );
+}
+
+/// Drives one live connection over channels; returns the frames sent to the client.
+struct Conn {
+    to_server: mpsc::UnboundedSender<String>,
+    from_server: mpsc::UnboundedReceiver<String>,
+    done: tokio::task::JoinHandle<Option<live::Close>>,
+}
+
+fn connect(state: AppState) -> Conn {
+    let (to_server, server_in) = mpsc::unbounded_channel::<String>();
+    let (server_out, from_server) = mpsc::unbounded_channel::<String>();
+    let sink = Box::pin(futures_util::sink::unfold(
+        server_out,
+        |tx, frame: String| async move {
+            tx.send(frame).map_err(|_| ())?;
+            Ok::<_, ()>(tx)
+        },
+    ));
+    let stream = UnboundedReceiverStream::new(server_in);
+    let done = tokio::spawn(live::serve(state, sink, stream));
+    Conn {
+        to_server,
+        from_server,
+        done,
+    }
+}
+
+impl Conn {
+    fn send(&self, v: Value) {
+        self.to_server.send(v.to_string()).unwrap();
+    }
+
+    async fn next(&mut self) -> Value {
+        let text = tokio::time::timeout(Duration::from_secs(10), self.from_server.recv())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the connection is open");
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn an_agents_socket_never_receives_another_agents_identity() {
+    let store = store();
+    let mut state = secured(Arc::clone(&store));
+    state.live = LiveConfig {
+        coalesce: Duration::from_millis(20),
+        ..LiveConfig::default()
+    };
+
+    // Subscribing before authenticating closes the connection with 4401.
+    let mut anonymous = connect(state.clone());
+    anonymous.send(json!({"op": "subscribe", "id": "x", "section": "kpi", "params": {}}));
+    let err = anonymous.next().await;
+    assert_eq!(
+        (err["type"].as_str(), err["code"].as_str()),
+        (Some("error"), Some("unauthorized"))
+    );
+    let close = anonymous.done.await.unwrap().expect("a close frame");
+    assert_eq!(close.code, live::CLOSE_UNAUTHORIZED);
+
+    let mut conn = connect(state);
+    conn.send(json!({"op": "auth", "token": token(1, Role::Agent)}));
+    let hello = conn.next().await;
+    assert_eq!(
+        (hello["type"].as_str(), hello["role"].as_str()),
+        (Some("authenticated"), Some("agent"))
+    );
+    let mut data = std::collections::HashMap::new();
+    for section in ["agent-productivity", "conversation-effectiveness"] {
+        conn.send(json!({"op": "subscribe", "id": section, "section": section, "params": {"from": "2026-11-24", "to": "2026-11-25"}}));
+        let snap = conn.next().await;
+        assert_eq!(snap["type"], "snapshot", "{snap}");
+        assert_eq!(agents(&snap["data"]), set(&["a1"]), "{section}");
+        data.insert(section.to_owned(), snap["data"].clone());
+    }
+    // A subscription naming another agent is refused.
+    conn.send(json!({"op": "subscribe", "id": "spy", "section": "agent-productivity", "params": {"agent_id": "a2"}}));
+    let err = conn.next().await;
+    assert_eq!(
+        (err["id"].as_str(), err["code"].as_str()),
+        (Some("spy"), Some("forbidden"))
+    );
+
+    // New work by a2 and a new agent a3 (team t1 too), then by a1.
+    let mut updates = agent_facts(1, "a3", "t1", "c3");
+    updates.push(agent_facts(1, "a2", "t2", "c4").remove(1));
+    updates.push(agent_facts(1, "a1", "t1", "c5").remove(1));
+    store.apply(MetricBatch {
+        progress: ms("2026-11-24T13:00:00Z") as u64,
+        events_consumed: 12,
+        updates,
+    });
+    let mut seen = 0;
+    while seen < 2 {
+        let frame = conn.next().await;
+        if frame["type"] != "delta" {
+            continue;
+        }
+        seen += 1;
+        let text = frame.to_string();
+        assert!(!text.contains("a2") && !text.contains("a3"), "{text}");
+        let id = frame["id"].as_str().unwrap().to_owned();
+        let patch: json_patch::Patch = serde_json::from_value(frame["patch"].clone()).unwrap();
+        let body = data.get_mut(&id).unwrap();
+        json_patch::patch(body, &patch).unwrap();
+        assert_eq!(agents(body), set(&["a1"]), "{id}");
+    }
+}
+
+proptest::proptest! {
+    /// Whatever arrives as a bearer token is refused or verified, never a panic; and
+    /// a valid token with any one character changed is refused.
+    #[test]
+    fn arbitrary_and_tampered_tokens_are_refused(
+        junk in ".{0,300}",
+        at in proptest::prelude::any::<proptest::sample::Index>(),
+        c in proptest::char::range('!', '~'),
+    ) {
+        let verifier = Verifier::hs256(SECRET).unwrap();
+        let _ = verifier.verify(&junk);
+        let good = token(1, Role::Admin);
+        let mut chars: Vec<char> = good.chars().collect();
+        let k = at.index(chars.len());
+        proptest::prop_assume!(chars[k] != c);
+        chars[k] = c;
+        let tampered: String = chars.into_iter().collect();
+        // Changing base64url padding bits of the last character may decode to the same
+        // bytes; anything else must fail.
+        if let Ok(claims) = verifier.verify(&tampered) {
+            proptest::prop_assert_eq!(claims, verifier.verify(&good).unwrap());
+        }
+    }
+}

@@ -266,4 +266,36 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    // The closure's error type is figment's own, fixed by `Jail::expect_with`.
+    #[allow(clippy::result_large_err)]
+    fn auth_secrets_load_from_file_and_environment_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[auth]\nmode = \"hs256\"\n[[auth.ingest_keys]]\nid = \"crm\"\naccount_id = 3\nkey = \"ingest-key-that-is-long-enough\"\nwebhook_secret = \"webhook-secret-value\"\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "CRMPULSE__AUTH__HS256_SECRET",
+                "env-secret-0123456789abcdef0123456789",
+            );
+            let c = load(Some(&path)).unwrap();
+            assert_eq!(
+                c.auth.hs256_secret.expose(),
+                "env-secret-0123456789abcdef0123456789"
+            );
+            assert_eq!(c.auth.ingest_keys[0].account_id, 3);
+            let printed = format!("{c:?}");
+            for secret in ["env-secret", "ingest-key-that", "webhook-secret-value"] {
+                assert!(!printed.contains(secret), "{secret} printed: {printed}");
+            }
+            std::fs::write(&path, "[auth]\nmode = \"none\"\n").unwrap();
+            assert!(load(Some(&path)).unwrap_err().to_string().contains("none"));
+            Ok(())
+        });
+    }
 }

@@ -237,6 +237,48 @@ async fn every_section_for_every_role_shows_exactly_what_the_role_may_see() {
     }
 }
 
+#[test]
+fn rs256_tokens_verify_against_any_configured_public_key_and_nothing_else() {
+    let fixture = |name: &str| {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let claims = Claims::new(
+        "ada",
+        1,
+        Role::Analyst,
+        vec![],
+        None,
+        Duration::from_secs(60),
+    );
+    let token = Signer::rs256(&fixture("rs256-test-private.pem"))
+        .unwrap()
+        .sign(&claims)
+        .unwrap();
+    // Rotation: the old and the new public key are both configured.
+    let both = Verifier::rs256(&[
+        fixture("rs256-other-public.pem"),
+        fixture("rs256-test-public.pem"),
+    ])
+    .unwrap();
+    assert_eq!(both.verify(&token).unwrap(), claims);
+    let other = Verifier::rs256(&[fixture("rs256-other-public.pem")]).unwrap();
+    assert_eq!(
+        other.verify(&token),
+        Err(crmpulse_query_api::auth::TokenError::BadSignature)
+    );
+    // Algorithm confusion: an HS256 token signed with the public key's bytes is refused.
+    let forged = Signer::hs256(&fixture("rs256-test-public.pem"))
+        .unwrap()
+        .sign(&claims)
+        .unwrap();
+    assert!(both.verify(&forged).is_err());
+    assert!(Verifier::rs256(&[b"not a key".to_vec()]).is_err());
+}
+
 #[tokio::test]
 async fn filters_stay_within_the_role_and_other_routes_are_guarded() {
     let app = router(secured(store()));

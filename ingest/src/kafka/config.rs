@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub const FETCH_WAIT_MS: u32 = 20;
 
 /// Kafka connection and topics.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// Bootstrap brokers, `host:port[,host:port..]` (librdkafka `bootstrap.servers`).
@@ -33,6 +33,33 @@ pub struct KafkaConfig {
     /// `sasl.password`, `ssl.ca.location`, ..) and tuning. They override crmpulse's
     /// own settings, except the delivery guarantees the producers rely on.
     pub properties: BTreeMap<String, String>,
+}
+
+/// Whether a librdkafka property holds a secret (`sasl.password`,
+/// `ssl.key.password`, `sasl.oauthbearer.client.secret`, `ssl.key.pem`, ..).
+fn is_secret(property: &str) -> bool {
+    ["password", "secret", "key.pem", "token"]
+        .iter()
+        .any(|s| property.contains(s))
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    /// Secret properties print as `***`, so the configuration can be logged.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), if is_secret(k) { "***" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("group_id", &self.group_id)
+            .field("topics", &self.topics)
+            .field("partitions", &self.partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("properties", &properties)
+            .finish()
+    }
 }
 
 /// `[kafka.topics]`.
@@ -129,5 +156,22 @@ mod tests {
         assert_eq!(c.get("acks"), Some("all"));
         assert_eq!(c.get("enable.idempotence"), Some("true"));
         assert_eq!(c.get("bootstrap.servers"), Some("127.0.0.1:9092"));
+    }
+
+    #[test]
+    fn debug_output_hides_secret_properties() {
+        let mut config = KafkaConfig::default();
+        config
+            .properties
+            .insert("sasl.password".into(), "hunter2-very-secret".into());
+        config
+            .properties
+            .insert("sasl.username".into(), "crmpulse".into());
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(
+            printed.contains("crmpulse") && printed.contains("***"),
+            "{printed}"
+        );
     }
 }

@@ -15,7 +15,7 @@ use crate::sections::{
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct SectionQuery {
-    /// Account to read (default 1).
+    /// Account to read: must be the token's account, which is the default.
     account_id: Option<u64>,
     /// Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
     /// account's zone. Default: local midnight today.
@@ -45,7 +45,8 @@ pub struct ErrorBody {
 /// Details of an error.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// `bad_request`, `not_found` or `internal`.
+    /// `bad_request`, `unauthorized`, `token_expired`, `forbidden`, `not_found`,
+    /// `rate_limited` or `internal`.
     pub code: String,
     /// For 4xx, names the parameter at fault (`from: expected …`); generic for 5xx.
     pub message: String,
@@ -61,7 +62,11 @@ macro_rules! section_path {
             responses(
                 (status = 200, description = "The section at one complete timestamp", body = $body),
                 (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
+                (status = 401, description = "No valid token (`unauthorized`) or an expired one (`token_expired`)", body = ErrorBody),
+                (status = 403, description = "Another account, or a filter outside the token's role", body = ErrorBody),
+                (status = 429, description = "Past the token's rate limit; see `Retry-After`", body = ErrorBody),
             ),
+            security(("bearer" = [])),
             tag = "dashboard"
         )]
         #[allow(dead_code)]
@@ -107,6 +112,59 @@ section_path!(
     "Business impact"
 );
 
+/// The caller's token claims (`GET /api/me`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    /// Who the token was issued to.
+    pub sub: String,
+    /// The one account the token reads.
+    pub account_id: u64,
+    /// `admin`, `supervisor`, `agent` or `analyst`.
+    pub role: String,
+    /// Teams of a supervisor or agent.
+    pub team_ids: Vec<String>,
+    /// The agent's own id (agent role).
+    pub agent_id: Option<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    summary = "The caller's token claims",
+    responses(
+        (status = 200, description = "The claims of the bearer token", body = Me),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = "auth"
+)]
+#[allow(dead_code)]
+fn me_get() {}
+
+/// Declares the bearer scheme every dashboard path names.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A dashboard token from `crmpulse token` (docs/security.md). The body is scoped to its account and role.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
@@ -121,9 +179,11 @@ section_path!(
         customer_load_get,
         agent_productivity_get,
         automation_impact_get,
-        business_impact_get
+        business_impact_get,
+        me_get
     ),
-    components(schemas(ErrorBody, ErrorDetail))
+    components(schemas(ErrorBody, ErrorDetail, Me)),
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
 

@@ -123,6 +123,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's token claims */
+        get: operations["me_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -675,7 +692,10 @@ export interface components {
         };
         /** @description Details of an error. */
         ErrorDetail: {
-            /** @description `bad_request`, `not_found` or `internal`. */
+            /**
+             * @description `bad_request`, `unauthorized`, `token_expired`, `forbidden`, `not_found`,
+             *     `rate_limited` or `internal`.
+             */
             code: string;
             /** @description For 4xx, names the parameter at fault (`from: expected …`); generic for 5xx. */
             message: string;
@@ -898,6 +918,27 @@ export interface components {
             timezone: string;
             /** @description WhatsApp delivery rate, now and before, with the alert. */
             whatsapp_delivery: components["schemas"]["WhatsappDelivery"];
+        };
+        /** @description The caller's token claims (`GET /api/me`). */
+        Me: {
+            /**
+             * Format: int64
+             * @description The one account the token reads.
+             */
+            account_id: number;
+            /** @description The agent's own id (agent role). */
+            agent_id?: string | null;
+            /**
+             * Format: int64
+             * @description Expiry, seconds since the epoch.
+             */
+            exp: number;
+            /** @description `admin`, `supervisor`, `agent` or `analyst`. */
+            role: string;
+            /** @description Who the token was issued to. */
+            sub: string;
+            /** @description Teams of a supervisor or agent. */
+            team_ids: string[];
         };
         /** @description Messages by direction. */
         MessageCounts: {
@@ -1417,7 +1458,7 @@ export interface operations {
     agent_productivity_get: {
         parameters: {
             query?: {
-                /** @description Account to read (default 1). */
+                /** @description Account to read: must be the token's account, which is the default. */
                 account_id?: number;
                 /**
                  * @description Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
@@ -1464,12 +1505,39 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No valid token (`unauthorized`) or an expired one (`token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another account, or a filter outside the token's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Past the token's rate limit; see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     automation_impact_get: {
         parameters: {
             query?: {
-                /** @description Account to read (default 1). */
+                /** @description Account to read: must be the token's account, which is the default. */
                 account_id?: number;
                 /**
                  * @description Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
@@ -1516,12 +1584,39 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No valid token (`unauthorized`) or an expired one (`token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another account, or a filter outside the token's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Past the token's rate limit; see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     business_impact_get: {
         parameters: {
             query?: {
-                /** @description Account to read (default 1). */
+                /** @description Account to read: must be the token's account, which is the default. */
                 account_id?: number;
                 /**
                  * @description Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
@@ -1568,12 +1663,39 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No valid token (`unauthorized`) or an expired one (`token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another account, or a filter outside the token's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Past the token's rate limit; see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     conversation_effectiveness_get: {
         parameters: {
             query?: {
-                /** @description Account to read (default 1). */
+                /** @description Account to read: must be the token's account, which is the default. */
                 account_id?: number;
                 /**
                  * @description Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
@@ -1620,12 +1742,39 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No valid token (`unauthorized`) or an expired one (`token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another account, or a filter outside the token's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Past the token's rate limit; see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     customer_load_get: {
         parameters: {
             query?: {
-                /** @description Account to read (default 1). */
+                /** @description Account to read: must be the token's account, which is the default. */
                 account_id?: number;
                 /**
                  * @description Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
@@ -1672,12 +1821,39 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No valid token (`unauthorized`) or an expired one (`token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another account, or a filter outside the token's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Past the token's rate limit; see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     kpi_get: {
         parameters: {
             query?: {
-                /** @description Account to read (default 1). */
+                /** @description Account to read: must be the token's account, which is the default. */
                 account_id?: number;
                 /**
                  * @description Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
@@ -1724,12 +1900,39 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No valid token (`unauthorized`) or an expired one (`token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another account, or a filter outside the token's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Past the token's rate limit; see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     whatsapp_performance_get: {
         parameters: {
             query?: {
-                /** @description Account to read (default 1). */
+                /** @description Account to read: must be the token's account, which is the default. */
                 account_id?: number;
                 /**
                  * @description Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
@@ -1769,6 +1972,62 @@ export interface operations {
             };
             /** @description A parameter is invalid; the message names it */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid token (`unauthorized`) or an expired one (`token_expired`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another account, or a filter outside the token's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Past the token's rate limit; see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    me_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The claims of the bearer token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Me"];
+                };
+            };
+            /** @description No valid token */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -127,7 +127,10 @@ fn events_reach_the_metrics_topic_exactly_and_serve_replicas_agree() {
         assert!(!h["reason"].is_empty());
     }
     let metrics = block_on(async {
-        reqwest::get(format!("http://127.0.0.1:{run_port}/metrics"))
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{run_port}/metrics"))
+            .bearer_auth(admin_token())
+            .send()
             .await
             .unwrap()
             .text()

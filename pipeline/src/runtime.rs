@@ -13,7 +13,8 @@
 //! and releases updates at times below its frontier as one consolidated
 //! [`MetricBatch`]. Readers therefore never see half of a batch.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use foldhash::{HashMap, HashMapExt as _};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

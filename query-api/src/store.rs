@@ -17,8 +17,9 @@
 //! zone-free (every local day boundary is still a bucket boundary), so they stay exact
 //! in any zone and across a timezone change.
 
+use foldhash::HashMap;
+use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
 use schemas::metrics::{Fact, MetricBatch};

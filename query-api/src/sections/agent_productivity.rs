@@ -3,7 +3,8 @@
 //! a productivity score; and how evenly the open work is spread (definitions in
 //! `docs/metrics.md`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt as _, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use schemas::event::{AgentStatus, ResolvedBy, format_rfc3339_ms};
 use schemas::metrics::{Fact, Holder};

@@ -2,7 +2,7 @@
 //! bot-only vs with humans, escalation, drop-off, auto-reply success, top intents,
 //! time saved and CSAT (definitions in `docs/metrics.md`).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use schemas::event::ResolvedBy;
 use schemas::metrics::Fact;

@@ -1,7 +1,8 @@
 //! Business impact: leads, tickets resolved, campaign performance, repeat customers,
 //! cost per conversation and revenue (definitions in `docs/metrics.md`).
 
-use std::collections::{BTreeMap, HashMap};
+use foldhash::{HashMap, HashMapExt as _};
+use std::collections::BTreeMap;
 
 use schemas::metrics::Fact;
 use serde::Serialize;

@@ -7,7 +7,8 @@
 //! timestamp passes its deadline, without any new event (the pipeline clock ticks),
 //! and a change of target applies to the next response.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt as _, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
@@ -269,9 +270,19 @@ fn first_replies<'a>(
         })
 }
 
-fn sla(facts: Option<&AccountFacts>, r: Range, p: &Params, target_ms: i64, now: i64) -> Sla {
+/// A first reply: `(agent, seconds, bucket, count)`.
+type Reply<'a> = (Option<&'a str>, u32, i64, i64);
+
+fn sla(
+    facts: Option<&AccountFacts>,
+    replies: &[Reply<'_>],
+    r: Range,
+    p: &Params,
+    target_ms: i64,
+    now: i64,
+) -> Sla {
     let mut s = Sla::default();
-    for (_, seconds, _, n) in first_replies(facts, r, p) {
+    for &(_, seconds, _, n) in replies {
         s.replied += n;
         if i64::from(seconds) * 1000 <= target_ms {
             s.met += n;
@@ -448,16 +459,17 @@ pub(crate) fn slot_start(t_ms: i64, tz: Tz, g: Granularity) -> i64 {
     }
 }
 
-fn trend(facts: Option<&AccountFacts>, r: Range, p: &Params, tz: Tz, g: Granularity) -> Trend {
+fn trend(replies: &[Reply<'_>], r: Range, tz: Tz, g: Granularity) -> Trend {
     let mut slots: BTreeMap<i64, BTreeMap<u32, i64>> = BTreeMap::new();
     let mut t = r.from;
     while t < r.to {
         slots.entry(slot_start(t, tz, g)).or_default();
         t += BUCKET_MS;
     }
-    for (_, seconds, bucket, n) in first_replies(facts, r, p) {
+    let mut slot_of = super::PerBucket::new(|bucket| slot_start(bucket, tz, g));
+    for &(_, seconds, bucket, n) in replies {
         *slots
-            .entry(slot_start(bucket, tz, g))
+            .entry(slot_of.get(bucket))
             .or_default()
             .entry(seconds)
             .or_default() += n;
@@ -475,15 +487,13 @@ fn trend(facts: Option<&AccountFacts>, r: Range, p: &Params, tz: Tz, g: Granular
 }
 
 fn ranking(
-    facts: Option<&AccountFacts>,
-    r: Range,
-    p: &Params,
+    first: &[Reply<'_>],
     target_ms: i64,
     handled: &HashMap<String, i64>,
     resolved: &HashMap<String, i64>,
 ) -> Ranking {
     let mut replies: HashMap<&str, (i64, i64, i64)> = HashMap::new(); // count, met, seconds sum
-    for (agent, seconds, _, n) in first_replies(facts, r, p) {
+    for &(agent, seconds, _, n) in first {
         if let Some(agent) = agent {
             let e = replies.entry(agent).or_default();
             e.0 += n;
@@ -565,7 +575,10 @@ pub fn compute(
     let handled_before = handled(facts, previous, p);
     let (events_now, resolved_by_agent) = resolve_events(facts, range, p);
     let (events_before, _) = resolve_events(facts, previous, p);
-    let agent_ranking = ranking(facts, range, p, target_ms, &handled_now, &resolved_by_agent);
+    // Each period's first replies are read once and shared by SLA, trend and ranking.
+    let replies: Vec<Reply<'_>> = first_replies(facts, range, p).collect();
+    let replies_before: Vec<Reply<'_>> = first_replies(facts, previous, p).collect();
+    let agent_ranking = ranking(&replies, target_ms, &handled_now, &resolved_by_agent);
     let mut handled_per_agent: Vec<Handled> = handled_now
         .iter()
         .map(|(agent, &n)| Handled {
@@ -588,15 +601,14 @@ pub fn compute(
         progress: snap.progress,
         sla: SlaSection {
             target_s: settings.sla_first_response_s,
-            current: sla(facts, range, p, target_ms, now),
-            previous: sla(facts, previous, p, target_ms, now),
+            current: sla(facts, &replies, range, p, target_ms, now),
+            previous: sla(facts, &replies_before, previous, p, target_ms, now),
             waiting_now: waiting(facts, p, target_ms, now),
         },
         handled_per_agent,
         frt_trend: trend(
-            facts,
+            &replies,
             range,
-            p,
             settings.timezone,
             granularity.unwrap_or_else(|| Granularity::default_for(range)),
         ),
@@ -615,12 +627,8 @@ mod tests {
     use crate::range::resolve;
 
     fn hourly_slots(day: &str, tz: Tz) -> usize {
-        let snap = Snapshot::default();
-        let params = Params::default();
         let range = resolve(Some(day), None, tz, 0).unwrap();
-        trend(snap.accounts.get(&0), range, &params, tz, Granularity::Hour)
-            .points
-            .len()
+        trend(&[], range, tz, Granularity::Hour).points.len()
     }
 
     #[test]

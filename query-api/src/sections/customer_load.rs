@@ -3,7 +3,8 @@
 //! a next-24-hours forecast (definitions in `docs/metrics.md`). Hours and weekdays are
 //! local to the account's zone.
 
-use std::collections::{BTreeMap, HashSet};
+use foldhash::{HashSet, HashSetExt as _};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
@@ -222,12 +223,20 @@ pub fn compute(
     let mut by_hour = [0i64; 24];
     let mut heat = vec![vec![0i64; 24]; 7];
     let mut total = 0;
+    let mut local_of = super::PerBucket::new(|bucket| {
+        let l = local(bucket, tz);
+        (
+            slot_start(bucket, tz, g),
+            l.hour() as usize,
+            l.weekday().num_days_from_monday() as usize,
+        )
+    });
     for (bucket, n) in opened(facts, range, p) {
         total += n;
-        *slots.entry(slot_start(bucket, tz, g)).or_default() += n;
-        let l = local(bucket, tz);
-        by_hour[l.hour() as usize] += n;
-        heat[l.weekday().num_days_from_monday() as usize][l.hour() as usize] += n;
+        let (slot, hour, weekday) = local_of.get(bucket);
+        *slots.entry(slot).or_default() += n;
+        by_hour[hour] += n;
+        heat[weekday][hour] += n;
     }
     let mut ranked: Vec<u32> = (0..24).filter(|h| by_hour[*h as usize] > 0).collect();
     ranked.sort_by(|a, b| {
@@ -238,6 +247,7 @@ pub fn compute(
     ranked.truncate(PEAK_HOURS);
     let peak: HashSet<u32> = ranked.iter().copied().collect();
 
+    let mut hour_of = super::PerBucket::new(|bucket| local(bucket, tz).hour());
     let mut peak_hist: BTreeMap<u32, i64> = BTreeMap::new();
     let mut off_hist: BTreeMap<u32, i64> = BTreeMap::new();
     for (fact, n) in facts
@@ -256,7 +266,7 @@ pub fn compute(
             && p.wants_conversation(*channel, inbox_id)
             && p.wants_agent(agent_id.as_deref(), team_id.as_deref())
         {
-            let hist = if peak.contains(&local(*bucket, tz).hour()) {
+            let hist = if peak.contains(&hour_of.get(*bucket)) {
                 &mut peak_hist
             } else {
                 &mut off_hist

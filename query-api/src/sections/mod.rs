@@ -118,6 +118,31 @@ impl Params {
     }
 }
 
+/// Memoizes a per-bucket function over a range scan. Scans yield facts in bucket
+/// order, so a timezone conversion (the dearest step per fact in long ranges) is paid
+/// once per 15-minute bucket instead of once per fact.
+pub(crate) struct PerBucket<T: Copy, F: Fn(i64) -> T> {
+    f: F,
+    last: Option<(i64, T)>,
+}
+
+impl<T: Copy, F: Fn(i64) -> T> PerBucket<T, F> {
+    pub(crate) fn new(f: F) -> Self {
+        Self { f, last: None }
+    }
+
+    pub(crate) fn get(&mut self, bucket: i64) -> T {
+        match self.last {
+            Some((b, v)) if b == bucket => v,
+            _ => {
+                let v = (self.f)(bucket);
+                self.last = Some((bucket, v));
+                v
+            }
+        }
+    }
+}
+
 /// Computes a section body at the store's latest complete timestamp.
 ///
 /// # Errors

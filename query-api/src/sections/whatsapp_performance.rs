@@ -2,7 +2,8 @@
 //! the range, broadcast success, failures by error code, and channel health now
 //! (definitions in `docs/metrics.md`).
 
-use std::collections::{BTreeMap, HashMap};
+use foldhash::{HashMap, HashMapExt as _};
+use std::collections::BTreeMap;
 
 use schemas::event::{Channel, DeliveryStatus, format_rfc3339_ms};
 use schemas::metrics::Fact;

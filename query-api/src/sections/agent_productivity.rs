@@ -209,9 +209,12 @@ pub(crate) fn presence(facts: Option<&AccountFacts>, spent: Range, now: i64) -> 
             ..
         } = fact
         {
-            p.teams.insert(agent_id.clone(), team_id.clone());
+            let team = super::slot(&mut p.teams, agent_id);
+            if team != team_id {
+                team.clone_from(team_id);
+            }
             add_time(
-                p.time.entry(agent_id.clone()).or_default(),
+                super::slot(&mut p.time, agent_id),
                 *status,
                 overlap(*start_ms, *end_ms, spent) * n,
             );
@@ -229,10 +232,13 @@ pub(crate) fn presence(facts: Option<&AccountFacts>, spent: Range, now: i64) -> 
             ..
         } = fact
         {
-            p.teams.insert(agent_id.clone(), team_id.clone());
+            let team = super::slot(&mut p.teams, agent_id);
+            if team != team_id {
+                team.clone_from(team_id);
+            }
             p.now_status.insert(agent_id.clone(), (*status, *since_ms));
             add_time(
-                p.time.entry(agent_id.clone()).or_default(),
+                super::slot(&mut p.time, agent_id),
                 *status,
                 overlap(*since_ms, now, spent) * n,
             );
@@ -277,7 +283,7 @@ pub fn compute(
         } = fact
             && p.wants_conversation(*channel, inbox_id)
         {
-            *open.entry(agent_id.clone()).or_default() += n;
+            *super::slot(&mut open, agent_id) += n;
         }
     }
 
@@ -297,7 +303,7 @@ pub fn compute(
         } = fact
             && p.wants_conversation(*channel, inbox_id)
         {
-            *resolved.entry(agent_id.clone()).or_default() += n;
+            *super::slot(&mut resolved, agent_id) += n;
         }
     }
     let mut replies: HashMap<String, (i64, i64, i64)> = HashMap::new(); // count, met, sum
@@ -314,7 +320,7 @@ pub fn compute(
         } = fact
             && p.wants_conversation(*channel, inbox_id)
         {
-            let e = replies.entry(agent_id.clone()).or_default();
+            let e: &mut (i64, i64, i64) = super::slot(&mut replies, agent_id);
             e.0 += n;
             e.2 += i64::from(*seconds) * n;
             if i64::from(*seconds) * 1000 <= target_ms {

@@ -259,7 +259,7 @@ fn figures(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Figures {
             }
         }
         if let Some(intent) = intent {
-            let c = f.intents.entry(intent.clone()).or_default();
+            let c: &mut IntentCounts = super::slot(&mut f.intents, intent);
             c[0] += n;
             if bot_only {
                 c[1] += n;

@@ -178,15 +178,11 @@ fn deals(
             ..
         } = fact
         {
-            let t = total.entry(currency.clone()).or_default();
+            let t: &mut (i64, i64) = super::slot(&mut total, currency);
             t.0 += amount_minor * n;
             t.1 += n;
             if let Some(c) = campaign_id {
-                let e = by_campaign
-                    .entry(c.clone())
-                    .or_default()
-                    .entry(currency.clone())
-                    .or_default();
+                let e: &mut (i64, i64) = super::slot(super::slot(&mut by_campaign, c), currency);
                 e.0 += amount_minor * n;
                 e.1 += n;
             }
@@ -283,8 +279,7 @@ fn broadcast_recipients(facts: Option<&AccountFacts>, r: Range) -> HashMap<Strin
             ..
         } = fact
         {
-            *out.entry(c.clone()).or_default() +=
-                i64::try_from(*recipients).unwrap_or(i64::MAX) * n;
+            *super::slot(&mut out, c) += i64::try_from(*recipients).unwrap_or(i64::MAX) * n;
         }
     }
     out

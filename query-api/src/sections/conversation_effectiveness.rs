@@ -402,7 +402,7 @@ fn resolve_events(
                 ResolvedBy::Agent => {
                     e.by_agent += n;
                     if let Some(a) = agent_id {
-                        *by_agent.entry(a.clone()).or_default() += n;
+                        *super::slot(&mut by_agent, a) += n;
                     }
                 }
                 ResolvedBy::Bot => e.by_bot += n,

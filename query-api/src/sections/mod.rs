@@ -118,6 +118,52 @@ impl Params {
     }
 }
 
+/// `map[key]`, inserted as `V::default()` when missing. Per-fact aggregation keyed by
+/// an id the facts carry: an owned key is made only for a new entry, where
+/// `entry(key.clone())` allocated once per fact (the top item of the API profile).
+pub(crate) fn slot<'m, K, V, M>(map: &'m mut M, key: &str) -> &'m mut V
+where
+    K: std::borrow::Borrow<str> + From<String>,
+    V: Default,
+    M: KeyedMap<K, V>,
+{
+    if !map.has(key) {
+        map.put(K::from(key.to_owned()), V::default());
+    }
+    map.at(key).expect("present: inserted above")
+}
+
+/// The maps [`slot`] aggregates into.
+pub(crate) trait KeyedMap<K, V> {
+    fn has(&self, key: &str) -> bool;
+    fn put(&mut self, key: K, value: V);
+    fn at(&mut self, key: &str) -> Option<&mut V>;
+}
+
+impl<V, S: std::hash::BuildHasher> KeyedMap<String, V> for std::collections::HashMap<String, V, S> {
+    fn has(&self, key: &str) -> bool {
+        self.contains_key(key)
+    }
+    fn put(&mut self, key: String, value: V) {
+        self.insert(key, value);
+    }
+    fn at(&mut self, key: &str) -> Option<&mut V> {
+        self.get_mut(key)
+    }
+}
+
+impl<V> KeyedMap<String, V> for std::collections::BTreeMap<String, V> {
+    fn has(&self, key: &str) -> bool {
+        self.contains_key(key)
+    }
+    fn put(&mut self, key: String, value: V) {
+        self.insert(key, value);
+    }
+    fn at(&mut self, key: &str) -> Option<&mut V> {
+        self.get_mut(key)
+    }
+}
+
 /// Memoizes a per-bucket function over a range scan. Scans yield facts in bucket
 /// order, so a timezone conversion (the dearest step per fact in long ranges) is paid
 /// once per 15-minute bucket instead of once per fact.

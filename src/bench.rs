@@ -328,6 +328,9 @@ fn api(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
 
     let mut state = query_api::AppState::new(Arc::clone(&store));
     state.settings = query_api::Settings::new(config.accounts.clone());
+    // Cold figures: every request computes its body (shared bodies would answer all
+    // but the first request of each view from memory).
+    state.bodies = None;
     let app = query_api::router(state);
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let today = chrono::Utc::now().date_naive();
@@ -364,6 +367,28 @@ fn api(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
             );
         }
     }
+    // What live subscribers of one view cost with shared bodies: the first computes,
+    // the others are answered from the shared body.
+    let mut shared = query_api::AppState::new(Arc::clone(&store));
+    shared.settings = query_api::Settings::new(config.accounts.clone());
+    let shared_app = query_api::router(shared);
+    let uri = format!(
+        "/api/dashboard/conversation-effectiveness?from={from_90}&to={}",
+        today + chrono::Days::new(1)
+    );
+    let subscribers = 100u32;
+    let t = Instant::now();
+    for _ in 0..subscribers {
+        let request = axum::http::Request::get(&uri).body(axum::body::Body::empty())?;
+        let response = runtime.block_on(shared_app.clone().oneshot(request))?;
+        runtime.block_on(axum::body::to_bytes(response.into_body(), usize::MAX))?;
+    }
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    println!(
+        "api: shared bodies: {subscribers} requests for conversation-effectiveness over {} days at one state in {ms:.1} ms ({:.2} ms each; one computed, the rest shared)",
+        args.api_days,
+        ms / f64::from(subscribers),
+    );
     pipeline.finish();
     Ok(())
 }

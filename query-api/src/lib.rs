@@ -12,6 +12,7 @@
 //! [`MetricBatch`]: schemas::metrics::MetricBatch
 
 pub mod auth;
+pub mod bodies;
 pub mod error;
 pub mod live;
 pub mod openapi;
@@ -59,6 +60,9 @@ pub struct AppState {
     /// Origins allowed to call the API from a browser (CORS); empty: CORS is off and
     /// browsers allow same-origin calls only.
     pub cors_origins: Vec<HeaderValue>,
+    /// Section bodies shared by every request and live subscriber asking for the same
+    /// view of the same state; `None` computes every body afresh.
+    pub bodies: Option<Arc<bodies::BodyCache>>,
 }
 
 impl AppState {
@@ -72,6 +76,7 @@ impl AppState {
             prometheus: None,
             auth: None,
             cors_origins: Vec::new(),
+            bodies: Some(Arc::default()),
         }
     }
 

@@ -149,6 +149,9 @@ pub struct Snapshot {
     pub progress: u64,
     /// Input events reflected in the state.
     pub events_consumed: u64,
+    /// Batches applied so far: any change to the state changes it (the key of
+    /// [`crate::bodies::BodyCache`]).
+    pub version: u64,
     /// Per-account facts.
     pub accounts: HashMap<u64, AccountFacts>,
 }
@@ -182,6 +185,7 @@ impl ViewStore {
                     .apply(fact, diff);
             }
             state.progress = state.progress.max(batch.progress);
+            state.version += 1;
             state.events_consumed = batch.events_consumed;
         }
         self.progress.send_replace(batch.progress);

@@ -537,3 +537,61 @@ proptest::proptest! {
         }
     }
 }
+
+#[tokio::test]
+async fn subscribers_of_one_view_share_one_computation_and_keep_their_own_scope() {
+    let store = store();
+    let mut state = secured(Arc::clone(&store));
+    state.live = LiveConfig {
+        coalesce: Duration::from_millis(20),
+        ..LiveConfig::default()
+    };
+    let cache = Arc::clone(state.bodies.as_ref().unwrap());
+    let sub = json!({"op": "subscribe", "id": "ap", "section": "agent-productivity", "params": {"from": "2026-11-24", "to": "2026-11-25"}});
+    let roles = [
+        Role::Admin,
+        Role::Admin,
+        Role::Admin,
+        Role::Supervisor,
+        Role::Agent,
+    ];
+    let mut conns = Vec::new();
+    for role in roles {
+        let mut c = connect(state.clone());
+        c.send(json!({"op": "auth", "token": token(1, role)}));
+        assert_eq!(c.next().await["type"], "authenticated");
+        c.send(sub.clone());
+        assert_eq!(c.next().await["type"], "snapshot");
+        conns.push(c);
+    }
+    let (_, misses_before) = cache.stats();
+    store.apply(MetricBatch {
+        progress: ms("2026-11-24T13:00:00Z") as u64,
+        events_consumed: 12,
+        updates: vec![agent_facts(1, "a2", "t2", "c7").remove(1)],
+    });
+    for (c, role) in conns.iter_mut().zip(roles) {
+        let delta = loop {
+            let f = c.next().await;
+            if f["type"] == "delta" {
+                break f;
+            }
+        };
+        // a2's handled count changed: only those who may see a2 hear of it.
+        let handled_changed = delta["patch"].to_string().contains("/handled\"");
+        if role == Role::Admin {
+            assert!(handled_changed, "{delta}");
+        } else {
+            assert!(
+                !handled_changed && !delta.to_string().contains("a2"),
+                "{role:?}: {delta}"
+            );
+        }
+    }
+    let (_, misses_after) = cache.stats();
+    assert_eq!(
+        misses_after - misses_before,
+        1,
+        "five subscribers, one computation"
+    );
+}

@@ -24,7 +24,7 @@ use crate::settings::AccountSettings;
 use crate::store::{AccountFacts, Snapshot};
 
 /// Trend granularity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Granularity {
     /// Local clock hours.

@@ -32,7 +32,7 @@ pub const SECTIONS: &[&str] = &[
 ];
 
 /// Parameters common to every section, parsed from the query string.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Params {
     /// Account to read.
     pub account_id: u64,
@@ -224,6 +224,23 @@ pub fn compute_for(
         now_ms,
     )?;
     app.store.read(|snap| {
+        let key = app.bodies.as_ref().map(|_| crate::bodies::Key {
+            section: section.to_owned(),
+            params: params.clone(),
+            range: (range.from, range.to),
+            now_bucket: schemas::time::floor_to_bucket(now_ms),
+            version: snap.version,
+            settings: serde_json::to_string(&settings).unwrap_or_default(),
+        });
+        if let (Some(cache), Some(key)) = (&app.bodies, &key)
+            && let Some(shared) = cache.get(key)
+        {
+            let mut body = (*shared).clone();
+            if let Some(principal) = principal {
+                principal.redact(&mut body, &auth::agent_teams(snap, params.account_id));
+            }
+            return Ok(body);
+        }
         let mut body = match section {
             "kpi" => serde_json::to_value(kpi::compute(snap, params, &settings, range, now_ms)),
             "whatsapp-performance" => serde_json::to_value(whatsapp_performance::compute(
@@ -262,6 +279,9 @@ pub fn compute_for(
             }
         }
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if let (Some(cache), Some(key)) = (&app.bodies, key) {
+            cache.put(key, std::sync::Arc::new(body.clone()));
+        }
         if let Some(principal) = principal {
             principal.redact(&mut body, &auth::agent_teams(snap, params.account_id));
         }

@@ -17,6 +17,12 @@ use clap::{Args, Parser, Subcommand};
 use ingest::EventLog;
 use ingest::simulator::{Simulator, SimulatorConfig};
 
+/// The dataflow allocates and frees small records at a high rate; mimalloc does that
+/// faster than glibc's malloc and returns less memory to zero again (see
+/// docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Live CRM effectiveness analytics.
 #[derive(Debug, Parser)]
 #[command(name = "crmpulse", version, about)]

@@ -273,17 +273,23 @@ pub fn read_metrics(kafka: &KafkaConfig) -> MetricsView {
 }
 
 /// `hours` of simulated traffic for account 1, ending now.
+/// `hours` of simulated traffic from 08:00 UTC of the latest day whose window has
+/// passed. A fixed time of day keeps the volume steady: the last `hours` before the wall
+/// clock would be a quiet night when CI runs late.
 pub fn simulated(hours: i64, seed: u64) -> Vec<Event> {
+    const HOUR_MS: i64 = 3_600_000;
+    const DAY_MS: i64 = 24 * HOUR_MS;
     let now = pipeline::wall_clock_ms() as i64;
+    let start = (now - (8 + hours) * HOUR_MS).div_euclid(DAY_MS) * DAY_MS + 8 * HOUR_MS;
     let mut sim = Simulator::new(
         SimulatorConfig {
             seed,
             conversations_per_day: 600.0,
             ..SimulatorConfig::default()
         },
-        now - hours * 3_600_000,
+        start,
     );
-    sim.advance_to(now)
+    sim.advance_to(start + hours * HOUR_MS)
 }
 
 /// The oracle: a batch recomputation of `events`.

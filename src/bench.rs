@@ -141,7 +141,7 @@ fn throughput(n: u64, config: &Config) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut it = events.into_iter();
     loop {
-        let batch: Vec<_> = it.by_ref().take(20_000).collect();
+        let batch: Vec<_> = it.by_ref().take(crate::app::READ_BATCH).collect();
         if batch.is_empty() {
             break;
         }
@@ -221,7 +221,7 @@ fn clickhouse(url: &str, n: u64, config: &Config) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut it = events.into_iter();
     loop {
-        let batch: Vec<_> = it.by_ref().take(20_000).collect();
+        let batch: Vec<_> = it.by_ref().take(crate::app::READ_BATCH).collect();
         if batch.is_empty() {
             break;
         }

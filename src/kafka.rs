@@ -26,7 +26,7 @@ use crate::auth::Credentials;
 use crate::config::Config;
 
 /// Events taken from Kafka per pipeline batch.
-const READ_BATCH: usize = 20_000;
+const READ_BATCH: usize = crate::app::READ_BATCH;
 /// Pipeline clock tick while idle.
 const TICK: Duration = Duration::from_millis(250);
 

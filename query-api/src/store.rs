@@ -73,6 +73,11 @@ pub struct AccountFacts {
     /// Day rollups of the kinds in [`ROLLED_UP`]: kind → UTC day start → fact with its
     /// bucket set to the day → multiplicity.
     pub days: HashMap<&'static str, BTreeMap<i64, HashMap<Fact, i64>>>,
+    /// The `awaiting_first_response` facts not closed (`resolved_at_ms` is `None`):
+    /// conversations waiting for a first human reply now. Kept beside the bucketed
+    /// copy so "waiting now" reads the few open ones, not every unanswered
+    /// conversation in history.
+    pub awaiting_open: HashMap<Fact, i64>,
 }
 
 impl AccountFacts {
@@ -82,6 +87,13 @@ impl AccountFacts {
             add(self.now.entry(kind).or_default(), fact, diff);
             return;
         };
+        if let Fact::AwaitingFirstResponse {
+            resolved_at_ms: None,
+            ..
+        } = &fact
+        {
+            add(&mut self.awaiting_open, fact.clone(), diff);
+        }
         if ROLLED_UP.contains(&kind) {
             let day = b.div_euclid(DAY_MS) * DAY_MS;
             let days = self.days.entry(kind).or_default();

@@ -325,10 +325,7 @@ fn sla(
 
 fn waiting(facts: Option<&AccountFacts>, p: &Params, target_ms: i64, now: i64) -> Waiting {
     let mut w = Waiting::default();
-    for (fact, n) in facts
-        .into_iter()
-        .flat_map(|f| f.range("awaiting_first_response", i64::MIN, i64::MAX))
-    {
+    for (fact, &n) in facts.into_iter().flat_map(|f| &f.awaiting_open) {
         if let Fact::AwaitingFirstResponse {
             start_ms,
             resolved_at_ms: None,

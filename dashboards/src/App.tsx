@@ -5,11 +5,11 @@ import { FilterBar } from './components/FilterBar';
 import { KpiStrip } from './components/KpiStrip';
 import { RangeSelector } from './components/RangeSelector';
 import { Checking, SignedIn, SignIn } from './components/SignIn';
-import { CompareContext } from './components/Stat';
+import { CompareContext, RowScopeContext } from './components/Stat';
 import type { ExportContext } from './lib/csv';
 import { formatClock, formatDayRange } from './lib/format';
 import { collectIds } from './lib/known';
-import { ApiError, clearToken, fetchMe, filterRules, readToken, restrictFilters, storeToken, takeTokenFromLocation, type FilterRules, type Me } from './lib/auth';
+import { ApiError, clearToken, fetchMe, filterRules, readToken, restrictFilters, rowScope, storeToken, takeTokenFromLocation, type FilterRules, type Me, type RowScope } from './lib/auth';
 import { LiveClient, liveUrl, type AuthFailure } from './lib/liveClient';
 import { daysBetween, RANGE_LABELS, type DateRange, type RangePreset } from './lib/range';
 import { granularityFor } from './lib/sections/common';
@@ -386,7 +386,7 @@ function Dashboard({ token, me, onSignOut, onUnauthorized }: DashboardProps) {
             </nav>
           </>
         ) : (
-          <SectionBody Section={VIEWS[view.section]} data={data} pending={!!subState?.pending} failed={!!error && (!data || forbidden)} ctx={ctx} view={view} update={update} />
+          <SectionBody scope={rowScope(me.role)} Section={VIEWS[view.section]} data={data} pending={!!subState?.pending} failed={!!error && (!data || forbidden)} ctx={ctx} view={view} update={update} />
         )}
       </main>
     </>
@@ -394,6 +394,8 @@ function Dashboard({ token, me, onSignOut, onUnauthorized }: DashboardProps) {
 }
 
 interface BodyProps {
+  /** Whose agent rows the body holds (from the token's role). */
+  scope: RowScope;
   Section: AnyView;
   data: unknown;
   pending: boolean;
@@ -403,7 +405,7 @@ interface BodyProps {
   update: (p: Partial<ViewState>) => void;
 }
 
-function SectionBody({ Section, data, pending, failed, ctx, view, update }: BodyProps) {
+function SectionBody({ scope, Section, data, pending, failed, ctx, view, update }: BodyProps) {
   if (failed) return <p className="empty" data-testid="section-failed">Nothing to show until the section loads.</p>;
   if (data == null) return <SectionSkeleton />;
   return (
@@ -411,7 +413,9 @@ function SectionBody({ Section, data, pending, failed, ctx, view, update }: Body
       <Suspense fallback={<SectionSkeleton />}>
         <ErrorBoundary resetKey={view.section}>
           <CompareContext.Provider value={view.compare}>
-            <Section data={data} ctx={ctx} view={view} update={update} />
+            <RowScopeContext.Provider value={scope}>
+              <Section data={data} ctx={ctx} view={view} update={update} />
+            </RowScopeContext.Provider>
           </CompareContext.Provider>
         </ErrorBoundary>
       </Suspense>

@@ -1,9 +1,12 @@
 import { createContext, useContext, type ReactNode } from 'react';
 import type { TrendPolarity } from '../lib/trend';
+import type { RowScope } from '../lib/auth';
 import { Trend } from './Trend';
 
 /** True when the user asked to see the previous period next to the current one. */
 export const CompareContext = createContext(false);
+/** Whose agent rows the section holds (`RowScope`, lib/auth.ts). */
+export const RowScopeContext = createContext<RowScope>('account');
 
 interface Props {
   label: string;

@@ -9,6 +9,17 @@ export const TOKEN_KEY = 'crmpulse.token';
 export type Role = 'admin' | 'supervisor' | 'agent' | 'analyst';
 export const ROLES: readonly Role[] = ['admin', 'supervisor', 'agent', 'analyst'];
 
+/**
+ * Whose agent-level rows the server sends: every agent's (admin, analyst), the agents
+ * of the token's teams (supervisor) or the token's own (agent). Totals are always
+ * account-wide, so views label row-derived figures with it.
+ */
+export type RowScope = 'account' | 'teams' | 'self';
+
+export function rowScope(role: Role): RowScope {
+  return role === 'supervisor' ? 'teams' : role === 'agent' ? 'self' : 'account';
+}
+
 /** `GET /api/me`: the claims of the token the server accepted. */
 export interface Me {
   sub: string;

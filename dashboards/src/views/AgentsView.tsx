@@ -1,12 +1,12 @@
-import { useMemo } from 'react';
+import { useContext, useMemo } from 'react';
 import type { AgentProductivityBody, AgentRow } from '../api/types';
 import { Chart } from '../components/Chart';
 import { DataTable, type Column } from '../components/DataTable';
-import { Stat } from '../components/Stat';
+import { RowScopeContext, Stat } from '../components/Stat';
 import { formatCount, formatDuration, formatPercent } from '../lib/format';
 import { agentStatus, findAgent, spreadLabel, STATUS_LABEL, statusCounts, timeBreakdown, workloadBars } from '../lib/sections/agents';
 import { levelTone } from '../lib/sections/common';
-import { COLORS, GRID, LEGEND, TOOLTIP_AXIS, type ViewProps } from './shared';
+import { COLORS, GRID, LEGEND, ROW_SCOPE_LABEL, TOOLTIP_AXIS, type ViewProps } from './shared';
 
 function StatusBadge({ status }: { status: string }) {
   return (
@@ -21,6 +21,8 @@ export default function AgentsView({ data: d, ctx, view, update }: ViewProps<Age
   const time = useMemo(() => timeBreakdown(d), [d]);
   const load = useMemo(() => workloadBars(d), [d]);
   const counts = statusCounts(d);
+  // Status counts come from the rows this token may see; workload is account-wide.
+  const rows = ROW_SCOPE_LABEL[useContext(RowScopeContext)];
   const selected = findAgent(d, view.agent);
 
   const timeOption = useMemo(
@@ -81,9 +83,9 @@ export default function AgentsView({ data: d, ctx, view, update }: ViewProps<Age
   return (
     <>
       <div className="stats">
-        <Stat label="Agents online / busy" value={`${counts.online} / ${counts.busy}`} raw={counts.online + counts.busy} testId="ap-active" hint={`${counts.away} away · ${counts.offline} offline`} />
+        <Stat label={`Agents online / busy${rows}`} value={`${counts.online} / ${counts.busy}`} raw={counts.online + counts.busy} testId="ap-active" hint={`${counts.away} away · ${counts.offline} offline`} />
         <Stat
-          label="Open conversations (agents on duty)"
+          label={rows ? 'Open conversations (all agents on duty)' : 'Open conversations (agents on duty)'}
           value={formatCount(d.workload.open_conversations)}
           raw={d.workload.open_conversations}
           testId="ap-open"

@@ -1,6 +1,11 @@
 import type { ExportContext } from '../lib/csv';
 import type { ViewState } from '../lib/viewState';
 
+import type { RowScope } from '../lib/auth';
+
+/** Suffix for figures derived from agent rows, by whose rows the section holds. */
+export const ROW_SCOPE_LABEL: Record<RowScope, string> = { account: '', teams: ' (your teams)', self: ' (you)' };
+
 export interface ViewProps<T> {
   data: T;
   ctx: ExportContext;

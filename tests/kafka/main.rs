@@ -273,10 +273,24 @@ pub fn read_metrics(kafka: &KafkaConfig) -> MetricsView {
 }
 
 /// `hours` of simulated traffic for account 1, ending now.
+/// The last `hours` of simulated traffic before the wall clock.
+pub fn simulated(hours: i64, seed: u64) -> Vec<Event> {
+    let now = pipeline::wall_clock_ms() as i64;
+    let mut sim = Simulator::new(
+        SimulatorConfig {
+            seed,
+            conversations_per_day: 600.0,
+            ..SimulatorConfig::default()
+        },
+        now - hours * 3_600_000,
+    );
+    sim.advance_to(now)
+}
+
 /// `hours` of simulated traffic from 08:00 UTC of the latest day whose window has
 /// passed. A fixed time of day keeps the volume steady: the last `hours` before the wall
-/// clock would be a quiet night when CI runs late.
-pub fn simulated(hours: i64, seed: u64) -> Vec<Event> {
+/// clock are a quiet night when CI runs late.
+pub fn simulated_daytime(hours: i64, seed: u64) -> Vec<Event> {
     const HOUR_MS: i64 = 3_600_000;
     const DAY_MS: i64 = 24 * HOUR_MS;
     let now = pipeline::wall_clock_ms() as i64;

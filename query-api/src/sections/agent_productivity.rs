@@ -4,7 +4,7 @@
 //! `docs/metrics.md`).
 
 use foldhash::{HashMap, HashMapExt as _, HashSet};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use schemas::event::{AgentStatus, ResolvedBy, format_rfc3339_ms};
 use schemas::metrics::{Fact, Holder};
@@ -182,7 +182,7 @@ pub(crate) struct Presence {
     /// Milliseconds per status within the range, per agent.
     pub time: HashMap<String, TimeInStatus>,
     /// Team last named by each agent's status events.
-    pub teams: BTreeMap<String, Option<String>>,
+    pub teams: HashMap<String, Option<String>>,
     /// Current status and since when, per agent.
     pub now_status: HashMap<String, (AgentStatus, i64)>,
 }
@@ -193,7 +193,7 @@ pub(crate) struct Presence {
 pub(crate) fn presence(facts: Option<&AccountFacts>, spent: Range, now: i64) -> Presence {
     let mut p = Presence {
         time: HashMap::new(),
-        teams: BTreeMap::new(),
+        teams: HashMap::new(),
         now_status: HashMap::new(),
     };
     for (fact, n) in facts
@@ -209,10 +209,7 @@ pub(crate) fn presence(facts: Option<&AccountFacts>, spent: Range, now: i64) -> 
             ..
         } = fact
         {
-            let team = super::slot(&mut p.teams, agent_id);
-            if team != team_id {
-                team.clone_from(team_id);
-            }
+            super::slot(&mut p.teams, agent_id).clone_from(team_id);
             add_time(
                 super::slot(&mut p.time, agent_id),
                 *status,
@@ -232,10 +229,7 @@ pub(crate) fn presence(facts: Option<&AccountFacts>, spent: Range, now: i64) -> 
             ..
         } = fact
         {
-            let team = super::slot(&mut p.teams, agent_id);
-            if team != team_id {
-                team.clone_from(team_id);
-            }
+            super::slot(&mut p.teams, agent_id).clone_from(team_id);
             p.now_status.insert(agent_id.clone(), (*status, *since_ms));
             add_time(
                 super::slot(&mut p.time, agent_id),

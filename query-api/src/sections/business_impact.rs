@@ -178,11 +178,13 @@ fn deals(
             ..
         } = fact
         {
-            let t: &mut (i64, i64) = super::slot(&mut total, currency);
+            let t = total.entry(currency.clone()).or_default();
             t.0 += amount_minor * n;
             t.1 += n;
             if let Some(c) = campaign_id {
-                let e: &mut (i64, i64) = super::slot(super::slot(&mut by_campaign, c), currency);
+                let e = super::slot(&mut by_campaign, c)
+                    .entry(currency.clone())
+                    .or_default();
                 e.0 += amount_minor * n;
                 e.1 += n;
             }

@@ -101,6 +101,23 @@ impl Params {
 }
 
 impl Params {
+    /// [`Params::parse`] for a token holder: bound to the token's account and to the
+    /// filters its role may use ([`Principal::scope_params`]). REST and live
+    /// subscriptions both take their parameters here.
+    ///
+    /// # Errors
+    /// `400` naming a bad parameter, `403` for one outside the role.
+    pub fn parse_for(
+        query: &HashMap<String, String>,
+        principal: Option<&Principal>,
+    ) -> Result<Self, ApiError> {
+        let mut params = Self::parse(query)?;
+        if let Some(p) = principal {
+            p.scope_params(&mut params, query.contains_key("account_id"))?;
+        }
+        Ok(params)
+    }
+
     /// The channel filter admits `channel`.
     pub fn wants_channel(&self, channel: Channel) -> bool {
         self.channel.is_none_or(|c| c == channel)
@@ -121,47 +138,14 @@ impl Params {
 /// `map[key]`, inserted as `V::default()` when missing. Per-fact aggregation keyed by
 /// an id the facts carry: an owned key is made only for a new entry, where
 /// `entry(key.clone())` allocated once per fact (the top item of the API profile).
-pub(crate) fn slot<'m, K, V, M>(map: &'m mut M, key: &str) -> &'m mut V
-where
-    K: std::borrow::Borrow<str> + From<String>,
-    V: Default,
-    M: KeyedMap<K, V>,
-{
-    if !map.has(key) {
-        map.put(K::from(key.to_owned()), V::default());
+pub(crate) fn slot<'m, V: Default, S: std::hash::BuildHasher>(
+    map: &'m mut std::collections::HashMap<String, V, S>,
+    key: &str,
+) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
     }
-    map.at(key).expect("present: inserted above")
-}
-
-/// The maps [`slot`] aggregates into.
-pub(crate) trait KeyedMap<K, V> {
-    fn has(&self, key: &str) -> bool;
-    fn put(&mut self, key: K, value: V);
-    fn at(&mut self, key: &str) -> Option<&mut V>;
-}
-
-impl<V, S: std::hash::BuildHasher> KeyedMap<String, V> for std::collections::HashMap<String, V, S> {
-    fn has(&self, key: &str) -> bool {
-        self.contains_key(key)
-    }
-    fn put(&mut self, key: String, value: V) {
-        self.insert(key, value);
-    }
-    fn at(&mut self, key: &str) -> Option<&mut V> {
-        self.get_mut(key)
-    }
-}
-
-impl<V> KeyedMap<String, V> for std::collections::BTreeMap<String, V> {
-    fn has(&self, key: &str) -> bool {
-        self.contains_key(key)
-    }
-    fn put(&mut self, key: String, value: V) {
-        self.insert(key, value);
-    }
-    fn at(&mut self, key: &str) -> Option<&mut V> {
-        self.get_mut(key)
-    }
+    map.get_mut(key).expect("present: inserted above")
 }
 
 /// Memoizes a per-bucket function over a range scan. Scans yield facts in bucket
@@ -224,67 +208,78 @@ pub fn compute_for(
         now_ms,
     )?;
     app.store.read(|snap| {
-        let key = app.bodies.as_ref().map(|_| crate::bodies::Key {
-            section: section.to_owned(),
-            params: params.clone(),
-            range: (range.from, range.to),
-            now_bucket: schemas::time::floor_to_bucket(now_ms),
-            version: snap.version,
-            settings: serde_json::to_string(&settings).unwrap_or_default(),
+        let shared = app.bodies.as_ref().map(|cache| {
+            let key = crate::bodies::Key {
+                section: section.to_owned(),
+                params: params.clone(),
+                range: (range.from, range.to),
+                now_bucket: schemas::time::floor_to_bucket(now_ms),
+                version: snap.version,
+                settings: serde_json::to_string(&settings).unwrap_or_default(),
+            };
+            (cache, key)
         });
-        if let (Some(cache), Some(key)) = (&app.bodies, &key)
-            && let Some(shared) = cache.get(key)
-        {
-            let mut body = (*shared).clone();
-            if let Some(principal) = principal {
-                principal.redact(&mut body, &auth::agent_teams(snap, params.account_id));
-            }
-            return Ok(body);
-        }
-        let mut body = match section {
-            "kpi" => serde_json::to_value(kpi::compute(snap, params, &settings, range, now_ms)),
-            "whatsapp-performance" => serde_json::to_value(whatsapp_performance::compute(
-                snap, params, &settings, range,
-            )),
-            "automation-impact" => {
-                serde_json::to_value(automation_impact::compute(snap, params, &settings, range))
-            }
-            "business-impact" => {
-                serde_json::to_value(business_impact::compute(snap, params, &settings, range))
-            }
-            "agent-productivity" => {
-                serde_json::to_value(agent_productivity::compute(snap, params, &settings, range))
-            }
-            "customer-load" => serde_json::to_value(customer_load::compute(
-                snap,
-                params,
-                &settings,
-                range,
-                params.granularity,
-            )),
-            "conversation-effectiveness" => {
-                serde_json::to_value(conversation_effectiveness::compute(
-                    snap,
-                    params,
-                    &settings,
-                    range,
-                    params.granularity,
-                ))
-            }
-            other => {
-                return Err(ApiError::NotFound(format!(
-                    "section: unknown section {other:?}, expected one of {}",
-                    SECTIONS.join(", ")
-                )));
-            }
-        }
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-        if let (Some(cache), Some(key)) = (&app.bodies, key) {
-            cache.put(key, std::sync::Arc::new(body.clone()));
-        }
+        let mut body = match shared {
+            Some((cache, key)) => match cache.get(&key) {
+                Some(body) => (*body).clone(),
+                None => {
+                    let body = section_body(snap, section, params, &settings, range, now_ms)?;
+                    cache.put(key, std::sync::Arc::new(body.clone()));
+                    body
+                }
+            },
+            None => section_body(snap, section, params, &settings, range, now_ms)?,
+        };
         if let Some(principal) = principal {
             principal.redact(&mut body, &auth::agent_teams(snap, params.account_id));
         }
         Ok(body)
     })
+}
+
+/// One section's body, computed from `snap`.
+fn section_body(
+    snap: &crate::store::Snapshot,
+    section: &str,
+    params: &Params,
+    settings: &crate::settings::AccountSettings,
+    range: Range,
+    now_ms: i64,
+) -> Result<serde_json::Value, ApiError> {
+    match section {
+        "kpi" => serde_json::to_value(kpi::compute(snap, params, settings, range, now_ms)),
+        "whatsapp-performance" => {
+            serde_json::to_value(whatsapp_performance::compute(snap, params, settings, range))
+        }
+        "automation-impact" => {
+            serde_json::to_value(automation_impact::compute(snap, params, settings, range))
+        }
+        "business-impact" => {
+            serde_json::to_value(business_impact::compute(snap, params, settings, range))
+        }
+        "agent-productivity" => {
+            serde_json::to_value(agent_productivity::compute(snap, params, settings, range))
+        }
+        "customer-load" => serde_json::to_value(customer_load::compute(
+            snap,
+            params,
+            settings,
+            range,
+            params.granularity,
+        )),
+        "conversation-effectiveness" => serde_json::to_value(conversation_effectiveness::compute(
+            snap,
+            params,
+            settings,
+            range,
+            params.granularity,
+        )),
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "section: unknown section {other:?}, expected one of {}",
+                SECTIONS.join(", ")
+            )));
+        }
+    }
+    .map_err(|e| ApiError::Internal(e.to_string()))
 }

@@ -279,17 +279,8 @@ pub fn ingest(listen: SocketAddr, config: &Config) -> anyhow::Result<()> {
                 let admin = admin.clone();
                 async move {
                     use axum::response::IntoResponse as _;
-                    if let Some(auth) = admin {
-                        match auth.authenticate(&headers) {
-                            Ok(who) if who.may_read_server_metrics() => {}
-                            Ok(_) => {
-                                return query_api::ApiError::Forbidden(
-                                    "/metrics: server metrics are for admin tokens".into(),
-                                )
-                                .into_response();
-                            }
-                            Err(e) => return e.into_response(),
-                        }
+                    if let Some(Err(e)) = admin.map(|a| a.authorize_server_metrics(&headers)) {
+                        return e.into_response();
                     }
                     p.render().into_response()
                 }

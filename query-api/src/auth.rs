@@ -394,6 +394,21 @@ impl Auth {
         Ok(principal)
     }
 
+    /// Admits a request for `/metrics` (operational figures of the whole server):
+    /// admin tokens only. Shared by the API and the ingest gateway.
+    ///
+    /// # Errors
+    /// `401`/`429` as [`Self::authenticate`], `403` for any other role.
+    pub fn authorize_server_metrics(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.authenticate(headers)?.0.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "/metrics: server metrics are for admin tokens".into(),
+            ))
+        }
+    }
+
     /// Counts one request against the principal's rate limit.
     ///
     /// # Errors
@@ -488,11 +503,6 @@ impl Principal {
 
     fn key(&self) -> TokenKey {
         (self.0.account_id, self.0.sub.clone())
-    }
-
-    /// May read `/metrics` (operational figures of the whole server).
-    pub fn may_read_server_metrics(&self) -> bool {
-        self.0.role == Role::Admin
     }
 
     /// Binds request parameters to the token: the account is the token's, and the agent

@@ -163,10 +163,7 @@ async fn dashboard_get(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let principal = app.principal(&headers)?;
-    let mut params = sections::Params::parse(&query)?;
-    if let Some(p) = &principal {
-        p.scope_params(&mut params, query.contains_key("account_id"))?;
-    }
+    let params = sections::Params::parse_for(&query, principal.as_ref())?;
     let now = chrono::Utc::now().timestamp_millis();
     sections::compute_for(&app, &section, &params, now, principal.as_ref()).map(Json)
 }
@@ -215,12 +212,8 @@ async fn metrics_get(
     State(app): State<AppState>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    if let Some(p) = app.principal(&headers)?
-        && !p.may_read_server_metrics()
-    {
-        return Err(ApiError::Forbidden(
-            "/metrics: server metrics are for admin tokens".into(),
-        ));
+    if let Some(auth) = &app.auth {
+        auth.authorize_server_metrics(&headers)?;
     }
     let body = app
         .prometheus

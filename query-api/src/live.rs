@@ -377,17 +377,9 @@ fn handle_client(
                 return None;
             }
             let principal = session.principal.as_ref();
-            let result = Params::parse(&params)
-                .and_then(|mut p| {
-                    if let Some(principal) = principal {
-                        principal.scope_params(&mut p, params.contains_key("account_id"))?;
-                    }
-                    Ok(p)
-                })
-                .and_then(|p| {
-                    sections::compute_for(app, &section, &p, now_ms(), principal)
-                        .map(|body| (p, body))
-                });
+            let result = Params::parse_for(&params, principal).and_then(|p| {
+                sections::compute_for(app, &section, &p, now_ms(), principal).map(|body| (p, body))
+            });
             match result {
                 Ok((params, body)) => {
                     out.push(

@@ -45,33 +45,36 @@ impl Credentials {
     /// Unreadable or invalid keys, or no key at all where one is needed.
     pub fn load(section: &AuthSection, data_dir: Option<&Path>) -> anyhow::Result<Self> {
         let ttl = Duration::from_secs(section.token_ttl_s.max(60));
-        if section.mode == AuthMode::Off {
-            tracing::warn!(
-                "[auth] mode = \"off\": anyone who reaches this server reads every account and writes events; run it only behind a proxy that authenticates"
-            );
-            return Ok(Self {
-                dashboard: None,
-                ingest: Arc::new(IngestAuth::off()),
-                signer: None,
-                secret: None,
-                ttl,
-            });
-        }
-        let secret = match (section.hs256_secret.expose(), data_dir) {
-            (s, _) if !s.is_empty() => Some(s.as_bytes().to_vec()),
-            (_, Some(dir)) => Some(data_dir_secret(dir)?),
-            (_, None) => None,
+        let secret = || -> anyhow::Result<Option<Vec<u8>>> {
+            Ok(match (section.hs256_secret.expose(), data_dir) {
+                (s, _) if !s.is_empty() => Some(s.as_bytes().to_vec()),
+                (_, Some(dir)) => Some(data_dir_secret(dir)?),
+                (_, None) => None,
+            })
         };
-        let (verifier, signer) = match section.mode {
+        let (verifier, signer, secret) = match section.mode {
+            AuthMode::Off => {
+                tracing::warn!(
+                    "[auth] mode = \"off\": anyone who reaches this server reads every account and writes events; run it only behind a proxy that authenticates"
+                );
+                return Ok(Self {
+                    dashboard: None,
+                    ingest: Arc::new(IngestAuth::off()),
+                    signer: None,
+                    secret: None,
+                    ttl,
+                });
+            }
             AuthMode::Hs256 => {
-                let Some(secret) = &secret else {
+                let Some(secret) = secret()? else {
                     bail!(
                         "[auth] hs256_secret is empty: `serve` and `ingest` replicas need a shared secret (or mode = \"rs256\" with rs256_public_keys)"
                     );
                 };
                 (
-                    Verifier::hs256(secret).map_err(anyhow::Error::msg)?,
-                    Some(Signer::hs256(secret).map_err(anyhow::Error::msg)?),
+                    Verifier::hs256(&secret).map_err(anyhow::Error::msg)?,
+                    Some(Signer::hs256(&secret).map_err(anyhow::Error::msg)?),
+                    Some(secret),
                 )
             }
             AuthMode::Rs256 => {
@@ -89,9 +92,12 @@ impl Credentials {
                         Signer::rs256(&pem).map_err(anyhow::Error::msg)
                     })
                     .transpose()?;
-                (Verifier::rs256(&pems).map_err(anyhow::Error::msg)?, signer)
+                (
+                    Verifier::rs256(&pems).map_err(anyhow::Error::msg)?,
+                    signer,
+                    secret()?,
+                )
             }
-            AuthMode::Off => unreachable!("returned above"),
         };
         for k in &section.ingest_keys {
             if k.key.len() < 24 {

@@ -110,28 +110,8 @@ async fn clients(n: usize, config: &Config) -> anyhow::Result<()> {
     let tokens = (0..n)
         .map(|i| credentials.mint(&format!("bench-{i}"), 1, Role::Analyst, vec![], None, None))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let embedded = Embedded::start(dir.path(), &config)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn({
-        let config = config.clone();
-        async move {
-            let settings = query_api::Settings::new(config.accounts.clone());
-            crate::app::serve_on(
-                &embedded,
-                &config,
-                &credentials,
-                settings,
-                listener,
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await
-            .map(|()| embedded)
-        }
-    });
+    let server = BenchServer::start(dir.path(), &config, credentials).await?;
+    let addr = server.addr;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let before = rss_mib();
@@ -217,11 +197,54 @@ async fn clients(n: usize, config: &Config) -> anyhow::Result<()> {
         config.live.coalesce_ms,
     );
     drop(sockets);
-    let _ = stop_tx.send(());
-    if let Ok(Ok(embedded)) = server.await {
-        embedded.shutdown();
-    }
+    server.stop().await;
     Ok(())
+}
+
+/// A full embedded stack serving on a free loopback port, for the benchmarks that
+/// go through HTTP and WebSocket.
+struct BenchServer {
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<Embedded>>,
+}
+
+impl BenchServer {
+    async fn start(
+        dir: &std::path::Path,
+        config: &Config,
+        credentials: crate::auth::Credentials,
+    ) -> anyhow::Result<Self> {
+        let embedded = Embedded::start(dir, config)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = config.clone();
+        let task = tokio::spawn(async move {
+            let settings = query_api::Settings::new(config.accounts.clone());
+            crate::app::serve_on(
+                &embedded,
+                &config,
+                &credentials,
+                settings,
+                listener,
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+            .map(|()| embedded)
+        });
+        Ok(Self { addr, stop, task })
+    }
+
+    /// Stops serving and shuts the stack down.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Ok(Ok(embedded)) = self.task.await {
+            embedded.shutdown();
+        }
+    }
 }
 
 fn num_cores() -> usize {
@@ -627,29 +650,8 @@ async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow:
     let credentials = crate::auth::Credentials::load(&config.auth, Some(dir.path()))?;
     let token = credentials.mint("bench", 1, Role::Admin, vec![], None, None)?;
     let ingest_key = credentials.ingest_key(1).map(|(key, _)| key).ok();
-    let embedded = Embedded::start(dir.path(), &config)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = {
-        let config = config.clone();
-        async move {
-            let settings = query_api::Settings::new(config.accounts.clone());
-            crate::app::serve_on(
-                &embedded,
-                &config,
-                &credentials,
-                settings,
-                listener,
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await
-            .map(|()| embedded)
-        }
-    };
-    let server = tokio::spawn(server);
+    let server = BenchServer::start(dir.path(), &config, credentials).await?;
+    let addr = server.addr;
 
     let mut probe = KpiProbe::connect(addr, Some(&token)).await?;
 
@@ -686,10 +688,7 @@ async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow:
         )
         .await?;
     sender.await?;
-    let _ = stop_tx.send(());
-    if let Ok(Ok(embedded)) = server.await {
-        embedded.shutdown();
-    }
+    server.stop().await;
     println!(
         "latency (coalesce {coalesce_ms} ms, {rate} events/s for {seconds}s, {} of {total} observed): POST → WebSocket delta p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         hist.len(),

@@ -1,4 +1,5 @@
 import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ComponentType } from 'react';
+import { Brand } from './components/Brand';
 import { ConnectionStatus } from './components/ConnectionStatus';
 import { ErrorBoundary } from './components/ErrorBoundary';
 import { FilterBar } from './components/FilterBar';
@@ -276,12 +277,7 @@ function Dashboard({ token, me, onSignOut, onUnauthorized }: DashboardProps) {
       </a>
       <header className="topbar">
         <div className="topbar__inner">
-          <div className="brand">
-            <span className="brand__logo" aria-hidden="true" />
-            <h1>
-              crmpulse <span className="brand__sub">{sectionLabel}</span>
-            </h1>
-          </div>
+          <Brand sub={sectionLabel} />
           <div className="topbar__end">
             <ConnectionStatus status={state.status} retryAt={state.retryAt} />
             <SignedIn me={me} onSignOut={onSignOut} />

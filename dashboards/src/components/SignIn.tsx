@@ -1,4 +1,5 @@
 import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
+import { Brand } from './Brand';
 import { extractToken, type Me } from '../lib/auth';
 
 interface SignInProps {
@@ -44,12 +45,7 @@ export function SignIn({ reason, busy, onToken, focusOnMount }: SignInProps) {
       </a>
       <header className="topbar">
         <div className="topbar__inner">
-          <div className="brand">
-            <span className="brand__logo" aria-hidden="true" />
-            <h1>
-              crmpulse <span className="brand__sub">Sign in</span>
-            </h1>
-          </div>
+          <Brand sub="Sign in" />
         </div>
       </header>
       <main id="main" className="page" tabIndex={-1}>

@@ -205,7 +205,7 @@ fn kill_9_at_random_points_neither_loses_nor_doubles_a_metric() {
     let broker = Broker::from_env();
     let s = setup(&broker.bootstrap(), 3);
     s.create_topics(&broker);
-    let events = simulated(8, 11);
+    let events = simulated_daytime(8, 11);
     let seed: u64 = rand::random();
     eprintln!("kill schedule seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

@@ -170,7 +170,9 @@ pub struct Assembler {
     pending: BTreeMap<u64, HashMap<Fact, i64>>,
     /// Progress of the latest released batch.
     released: u64,
-    /// `events_consumed` of the latest progress record.
+    /// `events_consumed` of the progress records not yet released, by progress.
+    consumed_at: BTreeMap<u64, u64>,
+    /// `events_consumed` of the latest released batch.
     events_consumed: u64,
 }
 
@@ -182,6 +184,7 @@ impl Assembler {
             partitions: partitions.max(1),
             pending: BTreeMap::new(),
             released: 0,
+            consumed_at: BTreeMap::new(),
             events_consumed: 0,
         }
     }
@@ -208,7 +211,10 @@ impl Assembler {
             } => {
                 let seen = self.progress.entry(partition).or_default();
                 *seen = (*seen).max(progress);
-                self.events_consumed = self.events_consumed.max(events_consumed);
+                // Kept by progress: a later batch's record on one partition says
+                // nothing about the batch released now.
+                let at = self.consumed_at.entry(progress).or_default();
+                *at = (*at).max(events_consumed);
                 if self.progress.len() < self.partitions {
                     return None;
                 }
@@ -217,6 +223,9 @@ impl Assembler {
                     return None;
                 }
                 self.released = complete;
+                let later = self.consumed_at.split_off(&(complete + 1));
+                let covered = std::mem::replace(&mut self.consumed_at, later);
+                self.events_consumed = covered.into_values().fold(self.events_consumed, u64::max);
                 let later = self.pending.split_off(&(complete + 1));
                 let ready = std::mem::replace(&mut self.pending, later);
                 let mut merged: HashMap<Fact, i64> = HashMap::new();
@@ -278,5 +287,30 @@ mod tests {
         assert_eq!(batch.progress, 20);
         assert_eq!(batch.updates, vec![(ticket(Priority::Low), -1)]);
         assert!(a.push(1, progress(25)).is_none(), "nothing new");
+    }
+
+    #[test]
+    fn a_released_batch_counts_the_events_of_its_own_progress_not_of_a_later_one() {
+        // The 2026-12-01 kill -9 flake: partition 0 had already delivered the next
+        // batch's progress record (more events) while partition 1 had not; the batch
+        // released then must not claim the later batch's event count.
+        let mut a = Assembler::new(2);
+        let progress = |progress, events_consumed| MetricRecord::Progress {
+            progress,
+            events_consumed,
+        };
+        assert!(a.push(0, progress(10, 100)).is_none());
+        assert!(a.push(0, progress(20, 250)).is_none());
+        let batch = a
+            .push(1, progress(10, 100))
+            .expect("both partitions passed 10");
+        assert_eq!((batch.progress, batch.events_consumed), (10, 100));
+        let batch = a.push(1, progress(20, 250)).expect("both passed 20");
+        assert_eq!((batch.progress, batch.events_consumed), (20, 250));
+        // A partition ahead of the others: released at the common progress, with
+        // the largest count among the records at or below it.
+        assert!(a.push(0, progress(40, 400)).is_none());
+        let batch = a.push(1, progress(35, 350)).expect("both passed 35");
+        assert_eq!((batch.progress, batch.events_consumed), (35, 350));
     }
 }

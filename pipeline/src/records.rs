@@ -17,8 +17,18 @@ use schemas::event::{
 };
 use serde::{Deserialize, Serialize};
 
+/// An id inside the pipeline's records (conversation, customer, agent, inbox, ...).
+///
+/// Ids up to 23 bytes (all the ids we have seen: `conv-…`, `agent-07`,
+/// `inbox-whatsapp-1`) are stored inline, longer ones behind a shared pointer. The
+/// arrangements keep every record of every live entity, so this saves one heap
+/// allocation per id in each of them and makes their clones copies. It orders, hashes
+/// and compares like the string it holds, so event order and tie-breaks are those of
+/// the ids' text.
+pub type Id = smol_str::SmolStr;
+
 /// `(account_id, entity_id)`.
-pub type EntityKey = (u64, String);
+pub type EntityKey = (u64, Id);
 
 /// A conversation lifecycle or message event, as the conversation fold sees it.
 /// Derived `Ord` sorts by event time first, so a reduce hands them over in time order.
@@ -35,31 +45,31 @@ pub struct ConvEvent {
 #[allow(missing_docs)]
 pub enum ConvKind {
     Opened {
-        customer_id: String,
+        customer_id: Id,
         channel: Channel,
-        inbox_id: String,
+        inbox_id: Id,
         origin: Origin,
-        campaign_id: Option<String>,
+        campaign_id: Option<Id>,
     },
     Assigned {
         assignee: Assignee,
-        agent_id: Option<String>,
-        team_id: Option<String>,
+        agent_id: Option<Id>,
+        team_id: Option<Id>,
     },
     Escalated,
     Message {
         direction: Direction,
         sender: Sender,
-        agent_id: Option<String>,
+        agent_id: Option<Id>,
         auto_reply: bool,
     },
     Resolved {
         by: ResolvedBy,
-        agent_id: Option<String>,
+        agent_id: Option<Id>,
     },
     Reopened,
     Intent {
-        intent: String,
+        intent: Id,
     },
     Csat {
         score: u8,
@@ -83,12 +93,12 @@ pub enum MsgKind {
         direction: Direction,
         channel: Channel,
         sender: Sender,
-        broadcast_id: Option<String>,
+        broadcast_id: Option<Id>,
     },
     Status {
         status: DeliveryStatus,
         error_code: Option<i64>,
-        error_title: Option<String>,
+        error_title: Option<Id>,
     },
 }
 
@@ -98,11 +108,11 @@ pub struct CustomerEvent {
     /// When the conversation was opened.
     pub at: i64,
     /// The conversation.
-    pub conversation_id: String,
+    pub conversation_id: Id,
     /// Its channel.
     pub channel: Channel,
     /// Its inbox.
-    pub inbox_id: String,
+    pub inbox_id: Id,
 }
 
 /// An agent's presence change.
@@ -113,7 +123,7 @@ pub struct AgentEvent {
     /// The new status.
     pub status: AgentStatus,
     /// The agent's team, when the event names it.
-    pub team_id: Option<String>,
+    pub team_id: Option<Id>,
 }
 
 /// A lead's creation or a deal won on it.
@@ -129,8 +139,8 @@ pub struct LeadEvent {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum LeadKind {
-    Created { campaign_id: Option<String> },
-    Won { amount_minor: i64, currency: String },
+    Created { campaign_id: Option<Id> },
+    Won { amount_minor: i64, currency: Id },
 }
 
 /// A `broadcast_sent`.
@@ -139,7 +149,7 @@ pub struct BroadcastEvent {
     /// Event time.
     pub at: i64,
     /// The broadcast's campaign, when named.
-    pub campaign_id: Option<String>,
+    pub campaign_id: Option<Id>,
     /// Recipients.
     pub recipients: u64,
 }
@@ -206,7 +216,7 @@ impl Routed {
         let mut push_conv = |id: String, kind: ConvKind| {
             let (account, kind, at) = conv(kind);
             self.conversations
-                .push(((account, id), ConvEvent { at, kind }));
+                .push(((account, Id::from(id)), ConvEvent { at, kind }));
         };
         match e.payload {
             Payload::ConversationOpened {
@@ -218,22 +228,22 @@ impl Routed {
                 campaign_id,
             } => {
                 self.customers.push((
-                    (account, customer_id.clone()),
+                    (account, Id::from(&customer_id)),
                     CustomerEvent {
                         at,
-                        conversation_id: conversation_id.clone(),
+                        conversation_id: Id::from(&conversation_id),
                         channel,
-                        inbox_id: inbox_id.clone(),
+                        inbox_id: Id::from(&inbox_id),
                     },
                 ));
                 push_conv(
                     conversation_id,
                     ConvKind::Opened {
-                        customer_id,
+                        customer_id: customer_id.into(),
                         channel,
-                        inbox_id,
+                        inbox_id: inbox_id.into(),
                         origin,
-                        campaign_id,
+                        campaign_id: opt(campaign_id),
                     },
                 );
             }
@@ -246,8 +256,8 @@ impl Routed {
                 conversation_id,
                 ConvKind::Assigned {
                     assignee,
-                    agent_id,
-                    team_id,
+                    agent_id: opt(agent_id),
+                    team_id: opt(team_id),
                 },
             ),
             Payload::ConversationEscalated {
@@ -261,7 +271,7 @@ impl Routed {
                 conversation_id,
                 ConvKind::Resolved {
                     by: resolved_by,
-                    agent_id,
+                    agent_id: opt(agent_id),
                 },
             ),
             Payload::ConversationReopened { conversation_id } => {
@@ -282,19 +292,19 @@ impl Routed {
                     ConvKind::Message {
                         direction,
                         sender,
-                        agent_id,
+                        agent_id: opt(agent_id),
                         auto_reply,
                     },
                 );
                 self.messages.push((
-                    (account, message_id),
+                    (account, message_id.into()),
                     MsgEvent {
                         at,
                         kind: MsgKind::Created {
                             direction,
                             channel,
                             sender,
-                            broadcast_id,
+                            broadcast_id: opt(broadcast_id),
                         },
                     },
                 ));
@@ -305,13 +315,13 @@ impl Routed {
                 error_code,
                 error_title,
             } => self.messages.push((
-                (account, message_id),
+                (account, message_id.into()),
                 MsgEvent {
                     at,
                     kind: MsgKind::Status {
                         status,
                         error_code,
-                        error_title,
+                        error_title: opt(error_title),
                     },
                 },
             )),
@@ -320,14 +330,14 @@ impl Routed {
                 priority,
                 ..
             } => self.tickets.push((
-                (account, ticket_id),
+                (account, ticket_id.into()),
                 TicketEvent {
                     at,
                     kind: TicketKind::Opened { priority },
                 },
             )),
             Payload::TicketResolved { ticket_id } => self.tickets.push((
-                (account, ticket_id),
+                (account, ticket_id.into()),
                 TicketEvent {
                     at,
                     kind: TicketKind::Resolved,
@@ -338,11 +348,11 @@ impl Routed {
                 team_id,
                 status,
             } => self.agents.push((
-                (account, agent_id),
+                (account, agent_id.into()),
                 AgentEvent {
                     at,
                     status,
-                    team_id,
+                    team_id: opt(team_id),
                 },
             )),
             Payload::LeadCreated {
@@ -350,10 +360,12 @@ impl Routed {
                 campaign_id,
                 ..
             } => self.leads.push((
-                (account, lead_id),
+                (account, lead_id.into()),
                 LeadEvent {
                     at,
-                    kind: LeadKind::Created { campaign_id },
+                    kind: LeadKind::Created {
+                        campaign_id: opt(campaign_id),
+                    },
                 },
             )),
             Payload::DealWon {
@@ -361,12 +373,12 @@ impl Routed {
                 amount_minor,
                 currency,
             } => self.leads.push((
-                (account, lead_id),
+                (account, lead_id.into()),
                 LeadEvent {
                     at,
                     kind: LeadKind::Won {
                         amount_minor,
-                        currency,
+                        currency: currency.into(),
                     },
                 },
             )),
@@ -374,7 +386,12 @@ impl Routed {
                 conversation_id,
                 intent,
                 ..
-            } => push_conv(conversation_id, ConvKind::Intent { intent }),
+            } => push_conv(
+                conversation_id,
+                ConvKind::Intent {
+                    intent: intent.into(),
+                },
+            ),
             Payload::CsatSubmitted {
                 conversation_id,
                 score,
@@ -384,10 +401,10 @@ impl Routed {
                 campaign_id,
                 recipients,
             } => self.broadcasts.push((
-                (account, broadcast_id),
+                (account, broadcast_id.into()),
                 BroadcastEvent {
                     at,
-                    campaign_id,
+                    campaign_id: opt(campaign_id),
                     recipients,
                 },
             )),
@@ -398,7 +415,7 @@ impl Routed {
                 queue_depth,
                 sent_per_minute,
             } => self.channels.push((
-                (account, channel_id),
+                (account, channel_id.into()),
                 ChannelEvent {
                     at,
                     state,
@@ -410,4 +427,13 @@ impl Routed {
             )),
         }
     }
+}
+
+fn opt(id: Option<String>) -> Option<Id> {
+    id.map(Id::from)
+}
+
+/// An optional id as an owned `String`, as the facts carry it.
+pub fn owned(id: Option<&Id>) -> Option<String> {
+    id.map(|id| id.as_str().to_owned())
 }

@@ -11,7 +11,7 @@ use schemas::event::AgentStatus;
 use schemas::metrics::Fact;
 use schemas::time::bucket_of;
 
-use crate::records::AgentEvent;
+use crate::records::{AgentEvent, owned};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -38,7 +38,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a AgentEvent>) -> Presence {
         }
         p.current = Some((ev.at, ev.status));
         if ev.team_id.is_some() {
-            p.team_id.clone_from(&ev.team_id);
+            p.team_id = owned(ev.team_id.as_ref());
         }
     }
     p

@@ -75,7 +75,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Automation {
             ConvKind::Resolved { by, .. } => a.resolved = Some((ev.at, *by)),
             ConvKind::Intent { intent } => {
                 if a.intent.is_none() {
-                    a.intent = Some(intent.clone());
+                    a.intent = Some(intent.as_str().to_owned());
                 }
             }
             ConvKind::Csat { score } => a.csat = Some(*score),

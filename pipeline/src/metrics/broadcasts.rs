@@ -5,7 +5,7 @@
 use schemas::metrics::Fact;
 use schemas::time::bucket_of;
 
-use crate::records::BroadcastEvent;
+use crate::records::{BroadcastEvent, owned};
 
 /// Folds a broadcast's events (sorted by time): the earliest send wins.
 pub fn fold<'a>(
@@ -27,7 +27,7 @@ pub fn facts(
             bucket: bucket_of(ev.at),
             sent_at_ms: ev.at,
             broadcast_id: broadcast_id.to_owned(),
-            campaign_id: ev.campaign_id.clone(),
+            campaign_id: owned(ev.campaign_id.as_ref()),
             recipients: ev.recipients,
         });
     }

@@ -21,13 +21,11 @@ pub type Conversations = BTreeMap<String, (i64, Channel, String)>;
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a CustomerEvent>) -> Conversations {
     let mut convs: Conversations = BTreeMap::new();
     for ev in events {
-        let entry = convs.entry(ev.conversation_id.clone()).or_insert((
-            ev.at,
-            ev.channel,
-            ev.inbox_id.clone(),
-        ));
+        let entry = convs
+            .entry(ev.conversation_id.as_str().to_owned())
+            .or_insert((ev.at, ev.channel, ev.inbox_id.as_str().to_owned()));
         if ev.at < entry.0 {
-            *entry = (ev.at, ev.channel, ev.inbox_id.clone());
+            *entry = (ev.at, ev.channel, ev.inbox_id.as_str().to_owned());
         }
     }
     convs

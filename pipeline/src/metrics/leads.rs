@@ -8,7 +8,7 @@
 use schemas::metrics::Fact;
 use schemas::time::bucket_of;
 
-use crate::records::{LeadEvent, LeadKind};
+use crate::records::{LeadEvent, LeadKind, owned};
 
 /// What a lead's events add up to.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -26,13 +26,15 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a LeadEvent>) -> LeadSummary 
         match &ev.kind {
             LeadKind::Created { campaign_id } => {
                 if s.created.is_none() {
-                    s.created = Some((ev.at, campaign_id.clone()));
+                    s.created = Some((ev.at, owned(campaign_id.as_ref())));
                 }
             }
             LeadKind::Won {
                 amount_minor,
                 currency,
-            } => s.deals.push((ev.at, *amount_minor, currency.clone())),
+            } => s
+                .deals
+                .push((ev.at, *amount_minor, currency.as_str().to_owned())),
         }
     }
     s

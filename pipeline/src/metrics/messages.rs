@@ -11,7 +11,7 @@ use schemas::event::{Channel, DeliveryStatus, Direction};
 use schemas::metrics::Fact;
 use schemas::time::bucket_of;
 
-use crate::records::{MsgEvent, MsgKind};
+use crate::records::{MsgEvent, MsgKind, owned};
 
 /// What a message's events add up to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a MsgEvent>) -> MessageSummar
             } => {
                 if summary.created.is_none() {
                     summary.created = Some((ev.at, *direction, *channel));
-                    summary.broadcast_id.clone_from(broadcast_id);
+                    summary.broadcast_id = owned(broadcast_id.as_ref());
                 }
             }
             MsgKind::Status {
@@ -66,7 +66,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a MsgEvent>) -> MessageSummar
             } => {
                 if !summary.failed {
                     summary.failed = true;
-                    summary.error = (*error_code, error_title.clone());
+                    summary.error = (*error_code, owned(error_title.as_ref()));
                 }
             }
             MsgKind::Status { status, .. } => {

@@ -22,7 +22,7 @@ use schemas::event::{Assignee, Channel, ResolvedBy, Sender};
 use schemas::metrics::{Fact, Holder};
 use schemas::time::bucket_of;
 
-use crate::records::{ConvEvent, ConvKind};
+use crate::records::{ConvEvent, ConvKind, owned};
 
 /// A conversation's first human response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,8 +90,8 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
                 ..
             } => {
                 if opened.is_none() {
-                    opened = Some((ev.at, *channel, inbox_id.clone()));
-                    campaign.clone_from(campaign_id);
+                    opened = Some((ev.at, *channel, inbox_id.as_str().to_owned()));
+                    campaign = owned(campaign_id.as_ref());
                 }
                 open = true;
             }
@@ -111,8 +111,8 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
                 team_id,
             } => {
                 holder = Holder::Agent;
-                assignee.clone_from(agent_id);
-                team.clone_from(team_id);
+                assignee = owned(agent_id.as_ref());
+                team = owned(team_id.as_ref());
                 if bot_held && handover_at.is_none() {
                     handover_at = Some(ev.at);
                 }
@@ -130,7 +130,11 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
                 ..
             } => {
                 if let (Some(agent), Some(_)) = (agent_id, &opened) {
-                    agent_activity.insert((agent.clone(), team.clone(), bucket_of(ev.at)));
+                    agent_activity.insert((
+                        agent.as_str().to_owned(),
+                        team.clone(),
+                        bucket_of(ev.at),
+                    ));
                 }
                 if let (None, Some((open_at, _, _))) = (&first_response, &opened) {
                     let start = if bot_held {
@@ -142,7 +146,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
                     first_response = Some(FirstResponse {
                         at: ev.at,
                         seconds,
-                        agent_id: agent_id.clone(),
+                        agent_id: owned(agent_id.as_ref()),
                         team_id: team.clone(),
                     });
                 }
@@ -150,7 +154,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
             ConvKind::Message { .. } => {}
             ConvKind::Resolved { by, agent_id } => {
                 if opened.is_some() {
-                    resolutions.push((ev.at, *by, agent_id.clone()));
+                    resolutions.push((ev.at, *by, owned(agent_id.as_ref())));
                 }
                 open = false;
             }

@@ -250,3 +250,43 @@ fn kill_9_at_random_points_neither_loses_nor_doubles_a_metric() {
             .all(|w| w[0].progress < w[1].progress)
     );
 }
+
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test starts tansu and runs it"]
+fn the_metrics_reader_reads_a_whole_last_batch_past_a_lagging_high_watermark() {
+    // tansu 0.6 reports a partition's latest offset as the base offset of its last
+    // record batch plus one. A reader that stopped at that mark would miss the rest of
+    // the batch, and the sink's read-back would then publish those deltas twice.
+    let broker = Broker::from_env();
+    let s = setup(&broker.bootstrap(), 1);
+    s.create_topics(&broker);
+    let producer: BaseProducer = s
+        .kafka
+        .producer_config(60_000)
+        .set("linger.ms", "200")
+        .create()
+        .unwrap();
+    let records = 500u64;
+    for i in 1..=records {
+        let payload = MetricRecord::Progress {
+            progress: i,
+            events_consumed: i,
+        }
+        .encode();
+        producer
+            .send(
+                BaseRecord::<(), [u8]>::to(&s.kafka.topics.metrics)
+                    .partition(0)
+                    .payload(&payload),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let view = s.read_metrics();
+    assert_eq!(
+        view.batches.len() as u64,
+        records,
+        "one batch per progress record"
+    );
+    assert_eq!(view.events_consumed, records);
+}

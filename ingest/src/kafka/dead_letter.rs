@@ -232,8 +232,14 @@ pub fn already_dead_lettered(
     }
     consumer.assign(&tpl)?;
     let mut seen = HashSet::new();
-    while !remaining.is_empty() {
+    // Past the marks, read on until a poll finds nothing: some brokers' high watermark
+    // lags the end of the partition's last record batch (see
+    // `pipeline::sink::kafka::MetricsReader::caught_up`).
+    loop {
         let Some(result) = consumer.poll(Duration::from_millis(500)) else {
+            if remaining.is_empty() {
+                break;
+            }
             continue;
         };
         let m = match result {

@@ -119,30 +119,39 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
         let (broadcasts, bcast) = scope.new_collection::<(EntityKey, BroadcastEvent), isize>();
         let (channels, chan) = scope.new_collection::<(EntityKey, ChannelEvent), isize>();
 
+        // The folds' outputs are their compact summaries, not the facts: a reduce keeps
+        // its output arranged, and one summary per entity is several times smaller
+        // than the facts it yields (each fact repeats the entity's ids). The facts are
+        // derived by a stateless `flat_map`; a changed summary retracts its old facts
+        // and adds its new ones at the same time, so unchanged facts cancel out.
         let conv_facts = conv
-            .reduce_named("ConversationFold", |key: &EntityKey, input, output| {
+            .reduce_named("ConversationFold", |_key: &EntityKey, input, output| {
                 if let Some(summary) = response_time::fold(input.iter().map(|(v, _)| *v)) {
-                    let mut facts = Vec::new();
-                    response_time::facts(key.0, &key.1, &summary, &mut facts);
-                    automation::facts(
-                        key.0,
-                        (summary.opened_at, summary.channel, &summary.inbox_id),
-                        &automation::fold(input.iter().map(|(v, _)| *v)),
-                        &mut facts,
-                    );
-                    output.extend(facts.into_iter().map(|f| (f, 1isize)));
+                    let automation = automation::fold(input.iter().map(|(v, _)| *v));
+                    output.push(((summary, automation), 1isize));
                 }
             })
-            .map(|(_, fact)| fact);
+            .flat_map(|(key, (summary, automation))| {
+                let mut facts = Vec::new();
+                response_time::facts(key.0, &key.1, &summary, &mut facts);
+                automation::facts(
+                    key.0,
+                    (summary.opened_at, summary.channel, &summary.inbox_id),
+                    &automation,
+                    &mut facts,
+                );
+                facts
+            });
 
         let msg_facts = msg
-            .reduce_named("MessageFold", |key: &EntityKey, input, output| {
-                let summary = messages::fold(input.iter().map(|(v, _)| *v));
+            .reduce_named("MessageFold", |_key: &EntityKey, input, output| {
+                output.push((messages::fold(input.iter().map(|(v, _)| *v)), 1isize));
+            })
+            .flat_map(|(key, summary)| {
                 let mut facts = Vec::new();
                 messages::facts(key.0, &summary, &mut facts);
-                output.extend(facts.into_iter().map(|f| (f, 1isize)));
-            })
-            .map(|(_, fact)| fact);
+                facts
+            });
 
         let ticket_facts = tick
             .reduce_named("TicketFold", |key: &EntityKey, input, output| {

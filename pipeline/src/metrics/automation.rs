@@ -16,7 +16,7 @@ use schemas::time::bucket_of;
 use crate::records::{ConvEvent, ConvKind};
 
 /// What automation metrics need from one conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, PartialOrd, Ord, Hash)]
 pub struct Automation {
     /// Ever assigned to the bot.
     pub bot: bool,

@@ -14,7 +14,7 @@ use schemas::time::bucket_of;
 use crate::records::{MsgEvent, MsgKind, owned};
 
 /// What a message's events add up to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MessageSummary {
     /// Creation time, direction and channel, once `message_created` is known.
     pub created: Option<(i64, Direction, Channel)>,

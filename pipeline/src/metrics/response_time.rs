@@ -25,7 +25,7 @@ use schemas::time::bucket_of;
 use crate::records::{ConvEvent, ConvKind, owned};
 
 /// A conversation's first human response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FirstResponse {
     /// When the reply was sent.
     pub at: i64,
@@ -38,7 +38,7 @@ pub struct FirstResponse {
 }
 
 /// What the conversation's events add up to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConversationSummary {
     /// Channel it was opened on.
     pub channel: Channel,

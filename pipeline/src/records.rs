@@ -40,22 +40,14 @@ pub struct ConvEvent {
     pub kind: ConvKind,
 }
 
-/// See [`ConvEvent`].
+/// See [`ConvEvent`]. The two variants with several ids are boxed: every message of
+/// a conversation is a `ConvKind` in the conversation fold's arrangement, and boxing
+/// the rare wide variants keeps each record at 40 bytes instead of 88.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum ConvKind {
-    Opened {
-        customer_id: Id,
-        channel: Channel,
-        inbox_id: Id,
-        origin: Origin,
-        campaign_id: Option<Id>,
-    },
-    Assigned {
-        assignee: Assignee,
-        agent_id: Option<Id>,
-        team_id: Option<Id>,
-    },
+    Opened(Box<Opened>),
+    Assigned(Box<Assignment>),
     Escalated,
     Message {
         direction: Direction,
@@ -76,6 +68,26 @@ pub enum ConvKind {
     },
 }
 
+/// A `conversation_opened`, as the conversation fold sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Opened {
+    pub customer_id: Id,
+    pub channel: Channel,
+    pub inbox_id: Id,
+    pub origin: Origin,
+    pub campaign_id: Option<Id>,
+}
+
+/// A `conversation_assigned`, as the conversation fold sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Assignment {
+    pub assignee: Assignee,
+    pub agent_id: Option<Id>,
+    pub team_id: Option<Id>,
+}
+
 /// A message's creation or status change, as the message fold sees it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct MsgEvent {
@@ -85,7 +97,8 @@ pub struct MsgEvent {
     pub kind: MsgKind,
 }
 
-/// See [`MsgEvent`].
+/// See [`MsgEvent`]. The rare ids (a broadcast, a failure's details) are boxed, so a
+/// record of the message fold's arrangement is 24 bytes instead of 56.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum MsgKind {
@@ -93,13 +106,22 @@ pub enum MsgKind {
         direction: Direction,
         channel: Channel,
         sender: Sender,
-        broadcast_id: Option<Id>,
+        broadcast_id: Option<Box<Id>>,
     },
     Status {
         status: DeliveryStatus,
-        error_code: Option<i64>,
-        error_title: Option<Id>,
+        /// Set when the status carries an error code or title.
+        error: Option<Box<StatusError>>,
     },
+}
+
+/// The error a `message_status` reported.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StatusError {
+    /// Provider error code.
+    pub code: Option<i64>,
+    /// Provider error title.
+    pub title: Option<Id>,
 }
 
 /// A customer's conversation, as the customer fold sees it (from `conversation_opened`).
@@ -238,13 +260,13 @@ impl Routed {
                 ));
                 push_conv(
                     conversation_id,
-                    ConvKind::Opened {
+                    ConvKind::Opened(Box::new(Opened {
                         customer_id: customer_id.into(),
                         channel,
                         inbox_id: inbox_id.into(),
                         origin,
                         campaign_id: opt(campaign_id),
-                    },
+                    })),
                 );
             }
             Payload::ConversationAssigned {
@@ -254,11 +276,11 @@ impl Routed {
                 team_id,
             } => push_conv(
                 conversation_id,
-                ConvKind::Assigned {
+                ConvKind::Assigned(Box::new(Assignment {
                     assignee,
                     agent_id: opt(agent_id),
                     team_id: opt(team_id),
-                },
+                })),
             ),
             Payload::ConversationEscalated {
                 conversation_id, ..
@@ -304,7 +326,7 @@ impl Routed {
                             direction,
                             channel,
                             sender,
-                            broadcast_id: opt(broadcast_id),
+                            broadcast_id: opt(broadcast_id).map(Box::new),
                         },
                     },
                 ));
@@ -320,8 +342,12 @@ impl Routed {
                     at,
                     kind: MsgKind::Status {
                         status,
-                        error_code,
-                        error_title: opt(error_title),
+                        error: (error_code.is_some() || error_title.is_some()).then(|| {
+                            Box::new(StatusError {
+                                code: error_code,
+                                title: opt(error_title),
+                            })
+                        }),
                     },
                 },
             )),

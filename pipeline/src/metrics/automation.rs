@@ -43,19 +43,13 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Automation {
     let mut handover: Option<i64> = None;
     for ev in events {
         match &ev.kind {
-            ConvKind::Opened { .. } => {
+            ConvKind::Opened(_) => {
                 opened_at.get_or_insert(ev.at);
                 a.resolved = None;
             }
             ConvKind::Reopened => a.resolved = None,
-            ConvKind::Assigned {
-                assignee: Assignee::Bot,
-                ..
-            } => a.bot = true,
-            ConvKind::Assigned {
-                assignee: Assignee::Agent,
-                ..
-            } => {
+            ConvKind::Assigned(to) if to.assignee == Assignee::Bot => a.bot = true,
+            ConvKind::Assigned(_) => {
                 if a.bot && handover.is_none() {
                     handover = Some(ev.at);
                 }
@@ -119,6 +113,7 @@ pub fn facts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::{Assignment, Opened};
     use schemas::event::{Channel, Direction, Origin};
 
     fn ev(at_s: i64, kind: ConvKind) -> ConvEvent {
@@ -128,13 +123,13 @@ mod tests {
         }
     }
     fn opened() -> ConvKind {
-        ConvKind::Opened {
+        ConvKind::Opened(Box::new(Opened {
             customer_id: "u".into(),
             channel: Channel::Whatsapp,
             inbox_id: "i".into(),
             origin: Origin::Inbound,
             campaign_id: None,
-        }
+        }))
     }
     fn msg(sender: Sender, auto_reply: bool) -> ConvKind {
         ConvKind::Message {
@@ -148,11 +143,11 @@ mod tests {
         ConvKind::Resolved { by, agent_id: None }
     }
     fn bot() -> ConvKind {
-        ConvKind::Assigned {
+        ConvKind::Assigned(Box::new(Assignment {
             assignee: Assignee::Bot,
             agent_id: None,
             team_id: None,
-        }
+        }))
     }
 
     #[test]

@@ -56,17 +56,18 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a MsgEvent>) -> MessageSummar
             } => {
                 if summary.created.is_none() {
                     summary.created = Some((ev.at, *direction, *channel));
-                    summary.broadcast_id = owned(broadcast_id.as_ref());
+                    summary.broadcast_id = owned(broadcast_id.as_deref());
                 }
             }
             MsgKind::Status {
                 status: DeliveryStatus::Failed,
-                error_code,
-                error_title,
+                error,
             } => {
                 if !summary.failed {
                     summary.failed = true;
-                    summary.error = (*error_code, owned(error_title.as_ref()));
+                    summary.error = error
+                        .as_deref()
+                        .map_or((None, None), |e| (e.code, owned(e.title.as_ref())));
                 }
             }
             MsgKind::Status { status, .. } => {
@@ -124,6 +125,7 @@ pub fn facts(account_id: u64, s: &MessageSummary, out: &mut Vec<Fact>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::StatusError;
     use schemas::event::Sender;
 
     fn status(at: i64, status: DeliveryStatus) -> MsgEvent {
@@ -131,8 +133,7 @@ mod tests {
             at,
             kind: MsgKind::Status {
                 status,
-                error_code: None,
-                error_title: None,
+                error: None,
             },
         }
     }
@@ -206,14 +207,16 @@ mod tests {
     fn the_earliest_failure_names_the_error_and_broadcast_messages_are_counted() {
         let mut c = created();
         if let MsgKind::Created { broadcast_id, .. } = &mut c.kind {
-            *broadcast_id = Some("b1".into());
+            *broadcast_id = Some(Box::new("b1".into()));
         }
         let failed = |at, code: i64, title: &str| MsgEvent {
             at,
             kind: MsgKind::Status {
                 status: DeliveryStatus::Failed,
-                error_code: Some(code),
-                error_title: Some(title.into()),
+                error: Some(Box::new(StatusError {
+                    code: Some(code),
+                    title: Some(title.into()),
+                })),
             },
         };
         let mut events = vec![

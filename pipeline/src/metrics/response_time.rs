@@ -83,36 +83,24 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
 
     for ev in events {
         match &ev.kind {
-            ConvKind::Opened {
-                channel,
-                inbox_id,
-                campaign_id,
-                ..
-            } => {
+            ConvKind::Opened(o) => {
                 if opened.is_none() {
-                    opened = Some((ev.at, *channel, inbox_id.as_str().to_owned()));
-                    campaign = owned(campaign_id.as_ref());
+                    opened = Some((ev.at, o.channel, o.inbox_id.as_str().to_owned()));
+                    campaign = owned(o.campaign_id.as_ref());
                 }
                 open = true;
             }
-            ConvKind::Assigned {
-                assignee: Assignee::Bot,
-                ..
-            } => {
+            ConvKind::Assigned(to) if to.assignee == Assignee::Bot => {
                 holder = Holder::Bot;
                 assignee = None;
                 if first_response.is_none() {
                     bot_held = true;
                 }
             }
-            ConvKind::Assigned {
-                assignee: Assignee::Agent,
-                agent_id,
-                team_id,
-            } => {
+            ConvKind::Assigned(to) => {
                 holder = Holder::Agent;
-                assignee = owned(agent_id.as_ref());
-                team = owned(team_id.as_ref());
+                assignee = owned(to.agent_id.as_ref());
+                team = owned(to.team_id.as_ref());
                 if bot_held && handover_at.is_none() {
                     handover_at = Some(ev.at);
                 }
@@ -259,6 +247,7 @@ pub fn facts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::{Assignment, Opened};
     use schemas::event::{Direction, Origin, ResolvedBy};
 
     fn ev(at_s: i64, kind: ConvKind) -> ConvEvent {
@@ -268,20 +257,20 @@ mod tests {
         }
     }
     fn opened() -> ConvKind {
-        ConvKind::Opened {
+        ConvKind::Opened(Box::new(Opened {
             customer_id: "u".into(),
             channel: Channel::Whatsapp,
             inbox_id: "i".into(),
             origin: Origin::Inbound,
             campaign_id: None,
-        }
+        }))
     }
     fn assigned(a: Assignee) -> ConvKind {
-        ConvKind::Assigned {
+        ConvKind::Assigned(Box::new(Assignment {
             assignee: a,
             agent_id: Some("ag".into()),
             team_id: Some("t1".into()),
-        }
+        }))
     }
     fn msg(sender: Sender) -> ConvKind {
         ConvKind::Message {

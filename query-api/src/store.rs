@@ -16,12 +16,26 @@
 //! unchanged: a rollup entry's multiplicity is the sum of its buckets'. The rollups are
 //! zone-free (every local day boundary is still a bucket boundary), so they stay exact
 //! in any zone and across a timezone change.
+//!
+//! Compact columns: the facts behind exact distinct counts (`agent_handled`,
+//! `customer_conversation`) carry a conversation or customer id each, and those of
+//! `first_response` and `conversation_opened` are about one per conversation, so these
+//! four kinds are most of what a long range reads. They are not kept as [`Fact`]s:
+//! their ids (agent, team, inbox, campaign, conversation, customer) are interned to
+//! dense `u32`s per account ([`Interner`]) and each fact becomes a small `Copy` key
+//! ([`HandledKey`], [`CustomerKey`], [`FirstResponseKey`], [`OpenedKey`]) in
+//! [`Columns`]: by bucket and by UTC day, with the same rollup rule as above. A 90-day
+//! scan is a pass over small integer records (a 90-day distinct count goes into dense
+//! per-id arrays), with no string hashed or compared; filters are translated to ids
+//! once per query ([`crate::sections`]).
 
 use foldhash::HashMap;
 use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
+use std::hash::Hash;
 use std::sync::RwLock;
 
+use schemas::event::Channel;
 use schemas::metrics::{Fact, MetricBatch};
 use tokio::sync::watch;
 
@@ -30,13 +44,9 @@ const DAY_MS: i64 = 86_400_000;
 
 /// Kinds kept in day rollups: those read by queries that ignore the bucket.
 pub const ROLLED_UP: &[&str] = &[
-    "first_response",
     "whatsapp_outcome",
     "message",
-    "conversation_opened",
     "resolution",
-    "agent_handled",
-    "customer_conversation",
     "ticket_resolved",
     "lead",
     "deal_won",
@@ -46,7 +56,7 @@ pub const ROLLED_UP: &[&str] = &[
 ];
 
 /// Adds `diff` to `fact` in `map`, forgetting it when it returns to zero (O(1)).
-fn add(map: &mut HashMap<Fact, i64>, fact: Fact, diff: i64) {
+fn add<K: Eq + Hash>(map: &mut HashMap<K, i64>, fact: K, diff: i64) {
     match map.entry(fact) {
         Entry::Occupied(mut e) => {
             *e.get_mut() += diff;
@@ -78,10 +88,101 @@ pub struct AccountFacts {
     /// copy so "waiting now" reads the few open ones, not every unanswered
     /// conversation in history.
     pub awaiting_open: HashMap<Fact, i64>,
+    /// Agent, team and inbox ids of the compact columns.
+    pub names: Interner,
+    /// Conversation ids of the compact columns.
+    pub conversations: Interner,
+    /// Customer ids of the compact columns.
+    pub customers: Interner,
+    /// `agent_handled` facts, compact (not in `buckets` or `days`).
+    pub handled: Columns<HandledKey>,
+    /// `customer_conversation` facts, compact (not in `buckets` or `days`).
+    pub customer_conversations: Columns<CustomerKey>,
+    /// `first_response` facts, compact (not in `buckets` or `days`).
+    pub first_responses: Columns<FirstResponseKey>,
+    /// `conversation_opened` facts, compact (not in `buckets` or `days`).
+    pub opened: Columns<OpenedKey>,
 }
 
 impl AccountFacts {
     fn apply(&mut self, fact: Fact, diff: i64) {
+        match &fact {
+            Fact::AgentHandled {
+                bucket,
+                agent_id,
+                team_id,
+                conversation_id,
+                channel,
+                inbox_id,
+                ..
+            } => {
+                let key = HandledKey {
+                    agent: self.names.intern(agent_id),
+                    team: team_id.as_deref().map_or(NO_ID, |t| self.names.intern(t)),
+                    conversation: self.conversations.intern(conversation_id),
+                    inbox: self.names.intern(inbox_id),
+                    channel: *channel,
+                };
+                self.handled.apply(*bucket, key, diff);
+                return;
+            }
+            Fact::CustomerConversation {
+                bucket,
+                customer_id,
+                first,
+                channel,
+                inbox_id,
+                ..
+            } => {
+                let key = CustomerKey {
+                    customer: self.customers.intern(customer_id),
+                    inbox: self.names.intern(inbox_id),
+                    channel: *channel,
+                    first: *first,
+                };
+                self.customer_conversations.apply(*bucket, key, diff);
+                return;
+            }
+            Fact::FirstResponse {
+                bucket,
+                seconds,
+                channel,
+                inbox_id,
+                agent_id,
+                team_id,
+                ..
+            } => {
+                let key = FirstResponseKey {
+                    seconds: *seconds,
+                    agent: agent_id.as_deref().map_or(NO_ID, |a| self.names.intern(a)),
+                    team: team_id.as_deref().map_or(NO_ID, |t| self.names.intern(t)),
+                    inbox: self.names.intern(inbox_id),
+                    channel: *channel,
+                };
+                self.first_responses.apply(*bucket, key, diff);
+                return;
+            }
+            Fact::ConversationOpened {
+                bucket,
+                resolved,
+                channel,
+                inbox_id,
+                campaign_id,
+                ..
+            } => {
+                let key = OpenedKey {
+                    campaign: campaign_id
+                        .as_deref()
+                        .map_or(NO_ID, |c| self.names.intern(c)),
+                    inbox: self.names.intern(inbox_id),
+                    channel: *channel,
+                    resolved: *resolved,
+                };
+                self.opened.apply(*bucket, key, diff);
+                return;
+            }
+            _ => {}
+        }
         let kind = fact.kind();
         let Some(b) = fact.bucket() else {
             add(self.now.entry(kind).or_default(), fact, diff);
@@ -151,6 +252,200 @@ impl AccountFacts {
             .into_iter()
             .flat_map(move |series| series.range(from..to.max(from)))
             .flat_map(|(_, facts)| facts.iter().map(|(f, d)| (f, *d)))
+    }
+}
+
+/// An optional id that is absent (a fact without a team).
+pub const NO_ID: u32 = u32::MAX;
+/// The id a filter value gets when no fact ever carried it: it matches nothing.
+pub const UNKNOWN_ID: u32 = u32::MAX - 1;
+
+/// Strings of one namespace as dense `u32` ids, in order of first appearance. Ids are
+/// never forgotten (a retracted fact's ids stay): the table grows with the distinct
+/// ids an account ever had, once each, where facts used to hold a copy of the string
+/// per bucket and per day.
+#[derive(Debug, Default)]
+pub struct Interner {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    /// The id of `s`, assigned on first sight.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = u32::try_from(self.names.len())
+            .ok()
+            .filter(|id| *id < UNKNOWN_ID)
+            .expect("fewer than 2^32 - 2 ids per namespace and account");
+        self.names.push(s.into());
+        self.ids.insert(s.into(), id);
+        id
+    }
+
+    /// The id of `s`, if some fact carried it.
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    /// A filter value as an id: `None` without a filter, [`UNKNOWN_ID`] for a value no
+    /// fact carries.
+    pub fn filter(&self, s: Option<&str>) -> Option<u32> {
+        s.map(|s| self.get(s).unwrap_or(UNKNOWN_ID))
+    }
+
+    /// The string of `id`.
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    /// Ids assigned so far (ids are `0..len`).
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// No id assigned yet.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// An `agent_handled` fact without its account and bucket, ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HandledKey {
+    /// The agent ([`AccountFacts::names`]).
+    pub agent: u32,
+    /// The team ([`AccountFacts::names`]), [`NO_ID`] without one.
+    pub team: u32,
+    /// The conversation ([`AccountFacts::conversations`]).
+    pub conversation: u32,
+    /// The inbox ([`AccountFacts::names`]).
+    pub inbox: u32,
+    /// The conversation's channel.
+    pub channel: Channel,
+}
+
+/// A `customer_conversation` fact without its account and bucket, ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CustomerKey {
+    /// The customer ([`AccountFacts::customers`]).
+    pub customer: u32,
+    /// The inbox ([`AccountFacts::names`]).
+    pub inbox: u32,
+    /// The conversation's channel.
+    pub channel: Channel,
+    /// The customer's first conversation ever.
+    pub first: bool,
+}
+
+/// A `first_response` fact without its account and bucket, ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FirstResponseKey {
+    /// Seconds to the first human reply.
+    pub seconds: u32,
+    /// The replying agent ([`AccountFacts::names`]), [`NO_ID`] when not named.
+    pub agent: u32,
+    /// The team ([`AccountFacts::names`]), [`NO_ID`] without one.
+    pub team: u32,
+    /// The inbox ([`AccountFacts::names`]).
+    pub inbox: u32,
+    /// The conversation's channel.
+    pub channel: Channel,
+}
+
+/// A `conversation_opened` fact without its account and bucket, ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OpenedKey {
+    /// The campaign ([`AccountFacts::names`]), [`NO_ID`] without one.
+    pub campaign: u32,
+    /// The inbox ([`AccountFacts::names`]).
+    pub inbox: u32,
+    /// The channel.
+    pub channel: Channel,
+    /// Resolved now.
+    pub resolved: bool,
+}
+
+/// One kind's compact facts: bucket → key → multiplicity, and the same summed per UTC
+/// day (the rollup rule of [`ROLLED_UP`], so whole days read the same sums as their
+/// buckets).
+#[derive(Debug)]
+pub struct Columns<K> {
+    buckets: BTreeMap<i64, HashMap<K, i64>>,
+    days: BTreeMap<i64, HashMap<K, i64>>,
+}
+
+impl<K> Default for Columns<K> {
+    fn default() -> Self {
+        Self {
+            buckets: BTreeMap::new(),
+            days: BTreeMap::new(),
+        }
+    }
+}
+
+/// Adds `diff` to `key` at `at` in `series`, forgetting zeroes and empty entries.
+fn add_at<K: Eq + Hash>(series: &mut BTreeMap<i64, HashMap<K, i64>>, at: i64, key: K, diff: i64) {
+    let map = series.entry(at).or_default();
+    add(map, key, diff);
+    if map.is_empty() {
+        series.remove(&at);
+    }
+}
+
+impl<K: Copy + Eq + Hash> Columns<K> {
+    fn apply(&mut self, bucket: i64, key: K, diff: i64) {
+        add_at(
+            &mut self.days,
+            bucket.div_euclid(DAY_MS) * DAY_MS,
+            key,
+            diff,
+        );
+        add_at(&mut self.buckets, bucket, key, diff);
+    }
+
+    /// Calls `f` with every entry with bucket in `[from, to)` and its multiplicity:
+    /// the whole UTC days inside the range from the day rollups, the edges bucket by
+    /// bucket. What [`AccountFacts::range_merged`] yields for a rolled-up kind.
+    pub fn scan(&self, from: i64, to: i64, mut f: impl FnMut(K, i64)) {
+        let first_day = (from + DAY_MS - 1).div_euclid(DAY_MS) * DAY_MS;
+        let last_day = to.div_euclid(DAY_MS) * DAY_MS;
+        let mut each = |maps: std::collections::btree_map::Range<'_, i64, HashMap<K, i64>>| {
+            for (_, map) in maps {
+                for (k, n) in map {
+                    f(*k, *n);
+                }
+            }
+        };
+        if first_day < last_day {
+            each(self.buckets.range(from..first_day));
+            each(self.days.range(first_day..last_day));
+            each(self.buckets.range(last_day..to));
+        } else {
+            each(self.buckets.range(from..to.max(from)));
+        }
+    }
+
+    /// Calls `f` with every entry with bucket in `[from, to)`, bucket by bucket, with
+    /// its bucket.
+    pub fn scan_buckets(&self, from: i64, to: i64, mut f: impl FnMut(i64, K, i64)) {
+        for (b, map) in self.buckets.range(from..to.max(from)) {
+            for (k, n) in map {
+                f(*b, *k, *n);
+            }
+        }
+    }
+
+    /// Entries kept by bucket (for tests and memory accounting).
+    pub fn bucket_entries(&self) -> usize {
+        self.buckets.values().map(HashMap::len).sum()
+    }
+
+    /// Entries kept by day.
+    pub fn day_entries(&self) -> usize {
+        self.days.values().map(HashMap::len).sum()
     }
 }
 
@@ -226,8 +521,16 @@ mod tests {
 
     #[test]
     fn day_rollups_give_the_same_sums_and_ids_as_buckets() {
-        use schemas::event::Channel;
+        use schemas::event::{Channel, ResolvedBy};
         let day = 20_000 * DAY_MS;
+        let resolution = |bucket: i64, agent: &str| Fact::Resolution {
+            account_id: 1,
+            bucket,
+            resolved_by: ResolvedBy::Agent,
+            agent_id: Some(agent.into()),
+            channel: Channel::Sms,
+            inbox_id: "i".into(),
+        };
         let handled = |bucket: i64, conversation: &str| Fact::AgentHandled {
             account_id: 1,
             bucket,
@@ -238,24 +541,30 @@ mod tests {
             inbox_id: "i".into(),
         };
         let quarter = 15 * 60 * 1000;
-        let facts = [
-            (handled(day - quarter, "c0"), 1),
-            (handled(day, "c1"), 1),
-            (handled(day + 3 * quarter, "c1"), 1),
-            (handled(day + 5 * quarter, "c2"), 2),
-            (handled(day + DAY_MS + quarter, "c3"), 1),
-            (handled(day + 2 * DAY_MS, "c4"), 1),
+        let at = [
+            (day - quarter, "c0", 1),
+            (day, "c1", 1),
+            (day + 3 * quarter, "c1", 1),
+            (day + 5 * quarter, "c2", 2),
+            (day + DAY_MS + quarter, "c3", 1),
+            (day + 2 * DAY_MS, "c4", 1),
         ];
         let store = ViewStore::default();
         store.apply(MetricBatch {
             progress: 1,
-            updates: facts.to_vec(),
+            updates: at
+                .iter()
+                .flat_map(|(b, c, n)| [(handled(*b, c), *n), (resolution(*b, c), *n)])
+                .collect(),
             events_consumed: 1,
         });
         // Retract one so a rollup entry returns to zero and is forgotten.
         store.apply(MetricBatch {
             progress: 2,
-            updates: vec![(handled(day + 3 * quarter, "c1"), -1)],
+            updates: vec![
+                (handled(day + 3 * quarter, "c1"), -1),
+                (resolution(day + 3 * quarter, "c1"), -1),
+            ],
             events_consumed: 2,
         });
         store.read(|s| {
@@ -267,27 +576,42 @@ mod tests {
                 (day - DAY_MS, day + 3 * DAY_MS),
             ] {
                 let sum = |it: Box<dyn Iterator<Item = (&Fact, i64)> + '_>| {
-                    let mut by_conv: BTreeMap<String, i64> = BTreeMap::new();
+                    let mut by_agent: BTreeMap<String, i64> = BTreeMap::new();
                     for (f, n) in it {
-                        if let Fact::AgentHandled {
-                            conversation_id, ..
+                        if let Fact::Resolution {
+                            agent_id: Some(agent),
+                            ..
                         } = f
                         {
-                            *by_conv.entry(conversation_id.clone()).or_default() += n;
+                            *by_agent.entry(agent.clone()).or_default() += n;
                         }
                     }
-                    by_conv
+                    by_agent
                 };
                 assert_eq!(
-                    sum(a.range_merged("agent_handled", from, to)),
-                    sum(Box::new(a.range("agent_handled", from, to))),
+                    sum(a.range_merged("resolution", from, to)),
+                    sum(Box::new(a.range("resolution", from, to))),
                     "[{from}, {to})"
                 );
+                let mut merged: BTreeMap<u32, i64> = BTreeMap::new();
+                a.handled.scan(from, to, |k, n| {
+                    *merged.entry(k.conversation).or_default() += n
+                });
+                let mut by_bucket: BTreeMap<u32, i64> = BTreeMap::new();
+                a.handled.scan_buckets(from, to, |_, k, n| {
+                    *by_bucket.entry(k.conversation).or_default() += n;
+                });
+                assert_eq!(merged, by_bucket, "[{from}, {to})");
             }
+            assert_eq!(a.days["resolution"][&day].len(), 2, "c1 and c2 on the day");
             assert_eq!(
-                a.days["agent_handled"][&day].len(),
+                a.handled.days[&day].len(),
                 2,
-                "c1 and c2 on the day"
+                "c1 and c2 on the day, compact"
+            );
+            assert!(
+                !a.buckets.contains_key("agent_handled"),
+                "kept compact only"
             );
         });
     }

@@ -178,7 +178,7 @@ fn ratio(num: i64, den: i64) -> Option<f64> {
 type IntentCounts = [i64; 4];
 
 #[derive(Default)]
-struct Figures {
+struct Figures<'a> {
     split: Split,
     bot: i64,
     escalated: i64,
@@ -189,10 +189,11 @@ struct Figures {
     handling_n: i64,
     /// `[responses, score sum, satisfied]` for bot-only and with humans.
     csat: [[i64; 3]; 2],
-    intents: HashMap<String, IntentCounts>,
+    /// Keyed by the facts' own strings: one hash per fact, no allocation.
+    intents: HashMap<&'a str, IntentCounts>,
 }
 
-fn figures(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Figures {
+fn figures<'a>(facts: Option<&'a AccountFacts>, r: Range, p: &Params) -> Figures<'a> {
     let mut f = Figures::default();
     for (fact, n) in facts
         .into_iter()
@@ -259,7 +260,7 @@ fn figures(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Figures {
             }
         }
         if let Some(intent) = intent {
-            let c: &mut IntentCounts = super::slot(&mut f.intents, intent);
+            let c: &mut IntentCounts = f.intents.entry(intent).or_default();
             c[0] += n;
             if bot_only {
                 c[1] += n;
@@ -277,7 +278,7 @@ fn figures(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Figures {
     f
 }
 
-impl Figures {
+impl Figures<'_> {
     fn time_saved(&self) -> TimeSaved {
         let avg = (self.handling_n > 0).then(|| self.handling_sum as f64 / self.handling_n as f64);
         TimeSaved {
@@ -313,14 +314,14 @@ pub fn compute(
     let mut now = figures(facts, range, p);
     let before = figures(facts, previous, p);
 
-    let mut intents: Vec<(String, IntentCounts)> = now.intents.drain().collect();
-    intents.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then(a.0.cmp(&b.0)));
+    let mut intents: Vec<(&str, IntentCounts)> = now.intents.drain().collect();
+    intents.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then(a.0.cmp(b.0)));
     let top_intents = intents
         .into_iter()
         .take(TOP_INTENTS)
         .map(|(intent, c)| IntentRow {
-            previous_conversations: before.intents.get(&intent).map_or(0, |b| b[0]),
-            intent,
+            previous_conversations: before.intents.get(intent).map_or(0, |b| b[0]),
+            intent: intent.to_owned(),
             conversations: c[0],
             bot_resolution: Rate::new(c[1], c[0]),
             escalation: Rate::new(c[3], c[2]),

@@ -35,7 +35,7 @@ use std::collections::hash_map::Entry;
 use std::hash::Hash;
 use std::sync::RwLock;
 
-use schemas::event::Channel;
+use schemas::event::{AgentStatus, Channel, ResolvedBy};
 use schemas::metrics::{Fact, MetricBatch};
 use tokio::sync::watch;
 
@@ -52,7 +52,6 @@ pub const ROLLED_UP: &[&str] = &[
     "deal_won",
     "whatsapp_message",
     "broadcast",
-    "automation_conversation",
 ];
 
 /// Adds `diff` to `fact` in `map`, forgetting it when it returns to zero (O(1)).
@@ -102,6 +101,10 @@ pub struct AccountFacts {
     pub first_responses: Columns<FirstResponseKey>,
     /// `conversation_opened` facts, compact (not in `buckets` or `days`).
     pub opened: Columns<OpenedKey>,
+    /// `automation_conversation` facts, compact (not in `buckets` or `days`).
+    pub automation: Columns<AutomationKey>,
+    /// `agent_status_piece` facts, compact, by bucket only (not in `buckets`).
+    pub status_pieces: Series<PieceKey>,
 }
 
 impl AccountFacts {
@@ -179,6 +182,54 @@ impl AccountFacts {
                     resolved: *resolved,
                 };
                 self.opened.apply(*bucket, key, diff);
+                return;
+            }
+            Fact::AutomationConversation {
+                bucket,
+                channel,
+                inbox_id,
+                bot,
+                escalated,
+                human,
+                resolved_by,
+                auto_reply,
+                intent,
+                csat,
+                handling_s,
+                ..
+            } => {
+                let key = AutomationKey {
+                    inbox: self.names.intern(inbox_id),
+                    intent: intent.as_deref().map_or(NO_ID, |i| self.names.intern(i)),
+                    handling_s: *handling_s,
+                    channel: *channel,
+                    bot: *bot,
+                    escalated: *escalated,
+                    human: *human,
+                    resolved_by: *resolved_by,
+                    auto_reply: *auto_reply,
+                    csat: *csat,
+                };
+                self.automation.apply(*bucket, key, diff);
+                return;
+            }
+            Fact::AgentStatusPiece {
+                bucket,
+                agent_id,
+                team_id,
+                status,
+                start_ms,
+                end_ms,
+                ..
+            } => {
+                let key = PieceKey {
+                    start_ms: *start_ms,
+                    end_ms: *end_ms,
+                    agent: self.names.intern(agent_id),
+                    team: team_id.as_deref().map_or(NO_ID, |t| self.names.intern(t)),
+                    status: *status,
+                };
+                self.status_pieces.apply(*bucket, key, diff);
                 return;
             }
             _ => {}
@@ -368,42 +419,173 @@ pub struct OpenedKey {
     pub resolved: bool,
 }
 
-/// One kind's compact facts: bucket → key → multiplicity, and the same summed per UTC
-/// day (the rollup rule of [`ROLLED_UP`], so whole days read the same sums as their
-/// buckets).
+/// An `automation_conversation` fact without its account and bucket, ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AutomationKey {
+    /// The inbox ([`AccountFacts::names`]).
+    pub inbox: u32,
+    /// The first detected intent ([`AccountFacts::names`]), [`NO_ID`] without one.
+    pub intent: u32,
+    /// Human handling seconds, when set.
+    pub handling_s: Option<u32>,
+    /// The channel.
+    pub channel: Channel,
+    /// Was ever assigned to the bot.
+    pub bot: bool,
+    /// Was escalated by the bot at least once.
+    pub escalated: bool,
+    /// A human agent wrote in it.
+    pub human: bool,
+    /// Who resolved it last, when resolved now.
+    pub resolved_by: Option<ResolvedBy>,
+    /// Carries at least one auto-reply message.
+    pub auto_reply: bool,
+    /// Latest CSAT score, when rated.
+    pub csat: Option<u8>,
+}
+
+/// An `agent_status_piece` fact without its account and bucket, ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PieceKey {
+    /// Start, ms since epoch.
+    pub start_ms: i64,
+    /// End (exclusive), ms since epoch.
+    pub end_ms: i64,
+    /// The agent ([`AccountFacts::names`]).
+    pub agent: u32,
+    /// The agent's team ([`AccountFacts::names`]), [`NO_ID`] without one.
+    pub team: u32,
+    /// The status held.
+    pub status: AgentStatus,
+}
+
+/// One UTC day of a kind's compact facts by bucket: the entries in one contiguous
+/// `Vec` (a scan reads it sequentially, where one hash table per 15-minute bucket
+/// cost a cache miss or two per bucket), with an index from (bucket, key) to the
+/// entry for updates. Entries are in no particular order within the day.
+#[derive(Debug)]
+struct Day<K> {
+    /// `(ms after the day's start, key, multiplicity)`, none zero.
+    entries: Vec<(u32, K, i64)>,
+    index: HashMap<(u32, K), u32>,
+}
+
+impl<K> Default for Day<K> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            index: HashMap::default(),
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash> Day<K> {
+    /// Adds `diff` to `key` at `offset`, forgetting it when it returns to zero (O(1):
+    /// the last entry takes its place).
+    fn add(&mut self, offset: u32, key: K, diff: i64) {
+        match self.index.entry((offset, key)) {
+            Entry::Occupied(e) => {
+                let i = *e.get() as usize;
+                self.entries[i].2 += diff;
+                if self.entries[i].2 == 0 {
+                    e.remove();
+                    self.entries.swap_remove(i);
+                    if let Some(&(o, k, _)) = self.entries.get(i) {
+                        *self.index.get_mut(&(o, k)).expect("indexed") = i as u32;
+                    }
+                }
+            }
+            Entry::Vacant(e) => {
+                if diff != 0 {
+                    e.insert(u32::try_from(self.entries.len()).expect("< 2^32 entries a day"));
+                    self.entries.push((offset, key, diff));
+                }
+            }
+        }
+    }
+}
+
+/// One kind's compact facts by bucket, grouped by UTC day.
+#[derive(Debug)]
+pub struct Series<K> {
+    days: BTreeMap<i64, Day<K>>,
+}
+
+impl<K> Default for Series<K> {
+    fn default() -> Self {
+        Self {
+            days: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash> Series<K> {
+    fn apply(&mut self, bucket: i64, key: K, diff: i64) {
+        let day = bucket.div_euclid(DAY_MS) * DAY_MS;
+        let offset = u32::try_from(bucket - day).expect("within the day");
+        let d = self.days.entry(day).or_default();
+        d.add(offset, key, diff);
+        if d.entries.is_empty() {
+            self.days.remove(&day);
+        }
+    }
+
+    /// Calls `f` with every entry with bucket in `[from, to)`, with its bucket and
+    /// multiplicity: day after day, in no particular order within a day (see
+    /// [`crate::sections`]' `PerQuarter` for per-bucket work).
+    pub fn scan(&self, from: i64, to: i64, mut f: impl FnMut(i64, K, i64)) {
+        if from >= to {
+            return;
+        }
+        let first = from.div_euclid(DAY_MS) * DAY_MS;
+        for (day, d) in self.days.range(first..to) {
+            if *day >= from && day + DAY_MS <= to {
+                for &(o, k, n) in &d.entries {
+                    f(day + i64::from(o), k, n);
+                }
+            } else {
+                for &(o, k, n) in &d.entries {
+                    let b = day + i64::from(o);
+                    if from <= b && b < to {
+                        f(b, k, n);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Entries kept.
+    pub fn entries(&self) -> usize {
+        self.days.values().map(|d| d.entries.len()).sum()
+    }
+}
+
+/// One kind's compact facts: by bucket ([`Series`]), and summed per UTC day (the
+/// rollup rule of [`ROLLED_UP`], so whole days read the same sums as their buckets).
 #[derive(Debug)]
 pub struct Columns<K> {
-    buckets: BTreeMap<i64, HashMap<K, i64>>,
+    buckets: Series<K>,
     days: BTreeMap<i64, HashMap<K, i64>>,
 }
 
 impl<K> Default for Columns<K> {
     fn default() -> Self {
         Self {
-            buckets: BTreeMap::new(),
+            buckets: Series::default(),
             days: BTreeMap::new(),
         }
     }
 }
 
-/// Adds `diff` to `key` at `at` in `series`, forgetting zeroes and empty entries.
-fn add_at<K: Eq + Hash>(series: &mut BTreeMap<i64, HashMap<K, i64>>, at: i64, key: K, diff: i64) {
-    let map = series.entry(at).or_default();
-    add(map, key, diff);
-    if map.is_empty() {
-        series.remove(&at);
-    }
-}
-
 impl<K: Copy + Eq + Hash> Columns<K> {
     fn apply(&mut self, bucket: i64, key: K, diff: i64) {
-        add_at(
-            &mut self.days,
-            bucket.div_euclid(DAY_MS) * DAY_MS,
-            key,
-            diff,
-        );
-        add_at(&mut self.buckets, bucket, key, diff);
+        let day = bucket.div_euclid(DAY_MS) * DAY_MS;
+        let map = self.days.entry(day).or_default();
+        add(map, key, diff);
+        if map.is_empty() {
+            self.days.remove(&day);
+        }
+        self.buckets.apply(bucket, key, diff);
     }
 
     /// Calls `f` with every entry with bucket in `[from, to)` and its multiplicity:
@@ -412,35 +594,28 @@ impl<K: Copy + Eq + Hash> Columns<K> {
     pub fn scan(&self, from: i64, to: i64, mut f: impl FnMut(K, i64)) {
         let first_day = (from + DAY_MS - 1).div_euclid(DAY_MS) * DAY_MS;
         let last_day = to.div_euclid(DAY_MS) * DAY_MS;
-        let mut each = |maps: std::collections::btree_map::Range<'_, i64, HashMap<K, i64>>| {
-            for (_, map) in maps {
+        if first_day < last_day {
+            self.buckets.scan(from, first_day, |_, k, n| f(k, n));
+            for (_, map) in self.days.range(first_day..last_day) {
                 for (k, n) in map {
                     f(*k, *n);
                 }
             }
-        };
-        if first_day < last_day {
-            each(self.buckets.range(from..first_day));
-            each(self.days.range(first_day..last_day));
-            each(self.buckets.range(last_day..to));
+            self.buckets.scan(last_day, to, |_, k, n| f(k, n));
         } else {
-            each(self.buckets.range(from..to.max(from)));
+            self.buckets.scan(from, to, |_, k, n| f(k, n));
         }
     }
 
-    /// Calls `f` with every entry with bucket in `[from, to)`, bucket by bucket, with
-    /// its bucket.
-    pub fn scan_buckets(&self, from: i64, to: i64, mut f: impl FnMut(i64, K, i64)) {
-        for (b, map) in self.buckets.range(from..to.max(from)) {
-            for (k, n) in map {
-                f(*b, *k, *n);
-            }
-        }
+    /// Calls `f` with every entry with bucket in `[from, to)`, with its bucket: see
+    /// [`Series::scan`].
+    pub fn scan_buckets(&self, from: i64, to: i64, f: impl FnMut(i64, K, i64)) {
+        self.buckets.scan(from, to, f);
     }
 
-    /// Entries kept by bucket (for tests and memory accounting).
+    /// Entries kept by bucket.
     pub fn bucket_entries(&self) -> usize {
-        self.buckets.values().map(HashMap::len).sum()
+        self.buckets.entries()
     }
 
     /// Entries kept by day.

@@ -176,48 +176,50 @@ pub(crate) struct Presence {
 /// stretch counted up to `now`. Closed stretches are cut at UTC midnights, so pieces
 /// starting up to a day before the range can overlap it.
 pub(crate) fn presence(facts: Option<&AccountFacts>, spent: Range, now: i64) -> Presence {
-    // Keyed by the facts' own strings while scanning: one hash per fact, no
-    // allocation; each agent's team is the last one named, in scan order.
-    let mut agents: HashMap<&str, (TimeInStatus, &Option<String>)> = HashMap::new();
+    // Keyed by the facts' own strings: one hash per agent, no allocation. Each agent's
+    // team is the one last named: by its latest status piece, then by its current
+    // status.
+    let mut agents: HashMap<&str, (TimeInStatus, Option<&str>)> = HashMap::new();
     let mut now_status: HashMap<&str, (AgentStatus, i64)> = HashMap::new();
-    for (fact, n) in facts
-        .into_iter()
-        .flat_map(|f| f.range("agent_status_piece", spent.from - DAY_MS, spent.to))
-    {
-        if let Fact::AgentStatusPiece {
-            agent_id,
-            team_id,
-            status,
-            start_ms,
-            end_ms,
-            ..
-        } = fact
-        {
-            let e = agents
-                .entry(agent_id)
-                .or_insert_with(|| (TimeInStatus::default(), team_id));
-            e.1 = team_id;
-            add_time(&mut e.0, *status, overlap(*start_ms, *end_ms, spent) * n);
+    if let Some(facts) = facts {
+        // Per agent id: time per status, and the (bucket, start) and team of its
+        // latest piece.
+        type Acc = (TimeInStatus, (i64, i64), u32);
+        let mut pieces: Vec<Option<Acc>> = (0..facts.names.len()).map(|_| None).collect();
+        facts
+            .status_pieces
+            .scan(spent.from - DAY_MS, spent.to, |bucket, k, n| {
+                let at = (bucket, k.start_ms);
+                let e = pieces[k.agent as usize]
+                    .get_or_insert_with(|| (TimeInStatus::default(), at, k.team));
+                if at >= e.1 {
+                    e.1 = at;
+                    e.2 = k.team;
+                }
+                add_time(&mut e.0, k.status, overlap(k.start_ms, k.end_ms, spent) * n);
+            });
+        for (id, acc) in pieces.into_iter().enumerate() {
+            if let Some((time, _, team)) = acc {
+                let team = (team != NO_ID).then(|| facts.names.name(team));
+                agents.insert(facts.names.name(id as u32), (time, team));
+            }
         }
-    }
-    for (fact, n) in facts
-        .into_iter()
-        .flat_map(|f| f.now_of("agent_current_status"))
-    {
-        if let Fact::AgentCurrentStatus {
-            agent_id,
-            team_id,
-            status,
-            since_ms,
-            ..
-        } = fact
-        {
-            let e = agents
-                .entry(agent_id)
-                .or_insert_with(|| (TimeInStatus::default(), team_id));
-            e.1 = team_id;
-            now_status.insert(agent_id, (*status, *since_ms));
-            add_time(&mut e.0, *status, overlap(*since_ms, now, spent) * n);
+        for (fact, n) in facts.now_of("agent_current_status") {
+            if let Fact::AgentCurrentStatus {
+                agent_id,
+                team_id,
+                status,
+                since_ms,
+                ..
+            } = fact
+            {
+                let e = agents
+                    .entry(agent_id)
+                    .or_insert_with(|| (TimeInStatus::default(), None));
+                e.1 = team_id.as_deref();
+                now_status.insert(agent_id, (*status, *since_ms));
+                add_time(&mut e.0, *status, overlap(*since_ms, now, spent) * n);
+            }
         }
     }
     let mut p = Presence {
@@ -229,7 +231,7 @@ pub(crate) fn presence(facts: Option<&AccountFacts>, spent: Range, now: i64) -> 
             .collect(),
     };
     for (agent, (time, team)) in agents {
-        p.teams.insert(agent.to_owned(), team.clone());
+        p.teams.insert(agent.to_owned(), team.map(str::to_owned));
         p.time.insert(agent.to_owned(), time);
     }
     p

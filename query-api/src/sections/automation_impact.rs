@@ -5,14 +5,13 @@
 use foldhash::HashMap;
 
 use schemas::event::ResolvedBy;
-use schemas::metrics::Fact;
 use serde::Serialize;
 
 use super::Params;
 use super::kpi::RangeBody;
 use crate::range::Range;
 use crate::settings::AccountSettings;
-use crate::store::{AccountFacts, Snapshot};
+use crate::store::{AccountFacts, NO_ID, Snapshot};
 
 /// How many intents `top_intents` lists.
 const TOP_INTENTS: usize = 10;
@@ -189,92 +188,89 @@ struct Figures<'a> {
     handling_n: i64,
     /// `[responses, score sum, satisfied]` for bot-only and with humans.
     csat: [[i64; 3]; 2],
-    /// Keyed by the facts' own strings: one hash per fact, no allocation.
+    /// Keyed by the interned intents' strings.
     intents: HashMap<&'a str, IntentCounts>,
 }
 
 fn figures<'a>(facts: Option<&'a AccountFacts>, r: Range, p: &Params) -> Figures<'a> {
     let mut f = Figures::default();
-    for (fact, n) in facts
-        .into_iter()
-        .flat_map(|f| f.range_merged("automation_conversation", r.from, r.to))
-    {
-        let Fact::AutomationConversation {
-            channel,
-            inbox_id,
-            bot,
-            escalated,
-            human,
-            resolved_by,
-            auto_reply,
-            intent,
-            csat,
-            handling_s,
-            ..
-        } = fact
-        else {
-            continue;
-        };
-        if !p.wants_conversation(*channel, inbox_id) {
-            continue;
+    if let Some(facts) = facts {
+        f = figures_of(facts, r, p);
+    }
+    f.split.other = f.split.total - f.split.bot_only - f.split.with_humans;
+    f.split.bot_only_share = ratio(f.split.bot_only, f.split.total);
+    f
+}
+
+fn figures_of<'a>(facts: &'a AccountFacts, r: Range, p: &Params) -> Figures<'a> {
+    let mut f = Figures::default();
+    let filter = super::IdFilter::new(p, &facts.names);
+    // Per intent id ([`AccountFacts::names`]); `None` for intents not seen.
+    let mut intents: Vec<Option<IntentCounts>> = vec![None; facts.names.len()];
+    facts.automation.scan(r.from, r.to, |k, n| {
+        if !filter.wants_conversation(k.channel, k.inbox) {
+            return;
         }
-        let bot_only = *resolved_by == Some(ResolvedBy::Bot) && !human;
+        let bot_only = k.resolved_by == Some(ResolvedBy::Bot) && !k.human;
         f.split.total += n;
         if bot_only {
             f.split.bot_only += n;
-        } else if *human {
+        } else if k.human {
             f.split.with_humans += n;
         }
-        if *bot {
+        if k.bot {
             f.bot += n;
-            if *escalated {
+            if k.escalated {
                 f.escalated += n;
             }
-            if *resolved_by == Some(ResolvedBy::System) {
+            if k.resolved_by == Some(ResolvedBy::System) {
                 f.dropped += n;
             }
         }
-        if *auto_reply {
+        if k.auto_reply {
             f.auto_reply += n;
-            if resolved_by.is_some() && !escalated {
+            if k.resolved_by.is_some() && !k.escalated {
                 f.auto_reply_ok += n;
             }
         }
-        if let Some(s) = handling_s {
-            f.handling_sum += i64::from(*s) * n;
+        if let Some(s) = k.handling_s {
+            f.handling_sum += i64::from(s) * n;
             f.handling_n += n;
         }
         let group = if bot_only {
             Some(0)
-        } else if *human {
+        } else if k.human {
             Some(1)
         } else {
             None
         };
-        if let (Some(g), Some(score)) = (group, csat) {
+        if let (Some(g), Some(score)) = (group, k.csat) {
             let c = &mut f.csat[g];
             c[0] += n;
-            c[1] += i64::from(*score) * n;
-            if *score >= 4 {
+            c[1] += i64::from(score) * n;
+            if score >= 4 {
                 c[2] += n;
             }
         }
-        if let Some(intent) = intent {
-            let c: &mut IntentCounts = f.intents.entry(intent).or_default();
+        if k.intent != NO_ID {
+            let c: &mut IntentCounts = intents[k.intent as usize].get_or_insert_default();
             c[0] += n;
             if bot_only {
                 c[1] += n;
             }
-            if *bot {
+            if k.bot {
                 c[2] += n;
-                if *escalated {
+                if k.escalated {
                     c[3] += n;
                 }
             }
         }
-    }
-    f.split.other = f.split.total - f.split.bot_only - f.split.with_humans;
-    f.split.bot_only_share = ratio(f.split.bot_only, f.split.total);
+    });
+    f.intents = intents
+        .into_iter()
+        .enumerate()
+        .filter_map(|(id, c)| Some((facts.names.name(id as u32), c?)))
+        .collect();
     f
 }
 

@@ -7,13 +7,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use schemas::event::Channel;
+use schemas::event::{AgentStatus, Channel, ResolvedBy};
 use schemas::metrics::{Fact, MetricBatch};
 
 use super::{IdFilter, Params};
 use crate::range::Range;
 use crate::store::{
-    AccountFacts, CustomerKey, FirstResponseKey, HandledKey, NO_ID, OpenedKey, ViewStore,
+    AccountFacts, AutomationKey, CustomerKey, FirstResponseKey, HandledKey, NO_ID, OpenedKey,
+    PieceKey, ViewStore,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -221,8 +222,67 @@ fn update() -> impl Strategy<Value = (Fact, i64)> {
             campaign_id: (c > 0).then(|| name("k", c)),
         },
     );
+    let automation = (
+        quarter(),
+        (0..2usize, 0..2usize),
+        any::<(bool, bool, bool, bool)>(),
+        prop_oneof![
+            Just(None),
+            Just(Some(ResolvedBy::Bot)),
+            Just(Some(ResolvedBy::System))
+        ],
+        (0..3usize, prop_oneof![Just(None), (1..=5u8).prop_map(Some)]),
+        prop_oneof![Just(None), (0..3u32).prop_map(Some)],
+    )
+        .prop_map(
+            |(
+                q,
+                (ch, i),
+                (bot, escalated, human, auto_reply),
+                resolved_by,
+                (intent, csat),
+                handling_s,
+            )| {
+                Fact::AutomationConversation {
+                    account_id: 1,
+                    bucket: BASE + q * QUARTER,
+                    channel: CHANNELS[ch],
+                    inbox_id: name("i", i),
+                    bot,
+                    escalated,
+                    human,
+                    resolved_by,
+                    auto_reply,
+                    intent: (intent > 0).then(|| name("n", intent)),
+                    csat,
+                    handling_s,
+                }
+            },
+        );
+    let piece = (
+        quarter(),
+        0..3usize,
+        0..3usize,
+        0..4usize,
+        0..3i64,
+        1..200i64,
+    )
+        .prop_map(|(q, a, t, status, into, len)| {
+            let bucket = BASE + q * QUARTER;
+            let start_ms = bucket + into * 60_000;
+            let midnight = (start_ms.div_euclid(DAY_MS) + 1) * DAY_MS;
+            Fact::AgentStatusPiece {
+                account_id: 1,
+                bucket,
+                agent_id: name("a", a),
+                team_id: (t > 0).then(|| name("t", t)),
+                status: AgentStatus::ALL[status],
+                start_ms,
+                end_ms: (start_ms + len * 60_000).min(midnight),
+            }
+        });
     (
-        prop_oneof![handled, customer, first, opened],
+        prop_oneof![handled, customer, first, opened, automation, piece],
         prop_oneof![4 => Just(1i64), 2 => Just(-1), 1 => Just(2)],
     )
 }
@@ -266,6 +326,29 @@ fn fact_of(facts: &AccountFacts, bucket: i64, key: Key) -> Fact {
             inbox_id: name(k.inbox),
             campaign_id: opt(k.campaign),
         },
+        Key::Automation(k) => Fact::AutomationConversation {
+            account_id: 1,
+            bucket,
+            channel: k.channel,
+            inbox_id: name(k.inbox),
+            bot: k.bot,
+            escalated: k.escalated,
+            human: k.human,
+            resolved_by: k.resolved_by,
+            auto_reply: k.auto_reply,
+            intent: opt(k.intent),
+            csat: k.csat,
+            handling_s: k.handling_s,
+        },
+        Key::Piece(k) => Fact::AgentStatusPiece {
+            account_id: 1,
+            bucket,
+            agent_id: name(k.agent),
+            team_id: opt(k.team),
+            status: k.status,
+            start_ms: k.start_ms,
+            end_ms: k.end_ms,
+        },
     }
 }
 
@@ -274,6 +357,8 @@ enum Key {
     Customer(CustomerKey),
     First(FirstResponseKey),
     Opened(OpenedKey),
+    Automation(AutomationKey),
+    Piece(PieceKey),
 }
 
 /// Facts with every multiplicity they were read with.
@@ -311,6 +396,15 @@ fn compact_reads(facts: &AccountFacts, from: i64, to: i64) -> (Multiset, Multise
     facts.opened.scan_buckets(from, to, |b, k, n| {
         put(&mut buckets, fact_of(facts, b, Key::Opened(k)), n);
     });
+    facts.automation.scan(from, to, |k, n| {
+        put(&mut merged, fact_of(facts, 0, Key::Automation(k)), n);
+    });
+    facts.automation.scan_buckets(from, to, |b, k, n| {
+        put(&mut buckets, fact_of(facts, b, Key::Automation(k)), n);
+    });
+    facts.status_pieces.scan(from, to, |b, k, n| {
+        put(&mut buckets, fact_of(facts, b, Key::Piece(k)), n);
+    });
     for v in merged.values_mut().chain(buckets.values_mut()) {
         v.sort_unstable();
     }
@@ -326,9 +420,13 @@ fn batch_reads(batch: &Batch, from: i64, to: i64) -> (Multiset, Multiset) {
         "customer_conversation",
         "first_response",
         "conversation_opened",
+        "automation_conversation",
+        "agent_status_piece",
     ] {
-        for (f, n) in batch.range_merged(kind, from, to) {
-            merged.entry(f.with_bucket(0)).or_default().push(n);
+        if kind != "agent_status_piece" {
+            for (f, n) in batch.range_merged(kind, from, to) {
+                merged.entry(f.with_bucket(0)).or_default().push(n);
+            }
         }
         for (_, m) in batch.buckets.range(from..to.max(from)) {
             for (f, n) in m.iter().filter(|(f, _)| f.kind() == kind) {
@@ -447,6 +545,22 @@ proptest! {
                     let c = super::customer_load::customers(facts, r, p);
                     prop_assert_eq!((c.total, c.new), batch.customers(r, p));
                     prop_assert_eq!(c.returning, c.total - c.new);
+                    let presence = super::agent_productivity::presence(facts, r, r.to);
+                    let mut want: BTreeMap<String, [i64; 4]> = BTreeMap::new();
+                    for (_, m) in batch.buckets.range(r.from - DAY_MS..r.to.max(r.from - DAY_MS)) {
+                        for (f, n) in m {
+                            if let Fact::AgentStatusPiece { agent_id, status, start_ms, end_ms, .. } = f {
+                                let ms = (end_ms.min(&r.to) - start_ms.max(&r.from)).max(0) * n;
+                                want.entry(agent_id.clone()).or_default()[*status as usize] += ms;
+                            }
+                        }
+                    }
+                    let got: BTreeMap<String, [i64; 4]> = presence
+                        .time
+                        .iter()
+                        .map(|(a, t)| (a.clone(), [t.online, t.busy, t.away, t.offline]))
+                        .collect();
+                    prop_assert_eq!(got, want);
                     let rep = super::business_impact::repeat(facts, r, p);
                     prop_assert_eq!((rep.customers, rep.repeat), batch.repeat(r, p));
                 }

@@ -246,7 +246,7 @@ fn ratio(a: i64, b: i64) -> Option<f64> {
 /// A first reply: `(agent id or NO_ID, seconds, bucket, count)`.
 type Reply = (u32, u32, i64, i64);
 
-/// First replies in `r` passing the filters, in bucket order.
+/// First replies in `r` passing the filters, day after day.
 fn first_replies(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Vec<Reply> {
     let mut out = Vec::new();
     if let Some(facts) = facts {
@@ -431,7 +431,7 @@ fn trend(replies: &[Reply], r: Range, tz: Tz, g: Granularity) -> Trend {
         slots.entry(slot_start(t, tz, g)).or_default();
         t += BUCKET_MS;
     }
-    let mut slot_of = super::PerBucket::new(|bucket| slot_start(bucket, tz, g));
+    let mut slot_of = super::PerQuarter::new(|bucket| slot_start(bucket, tz, g));
     for &(_, seconds, bucket, n) in replies {
         slots
             .entry(slot_of.get(bucket))

@@ -152,7 +152,7 @@ fn local(t_ms: i64, tz: Tz) -> DateTime<Tz> {
 }
 
 /// Calls `f` with `(bucket, count)` of conversations opened in `r` passing the
-/// filters, in bucket order.
+/// filters, day after day.
 fn opened(facts: Option<&AccountFacts>, r: Range, p: &Params, mut f: impl FnMut(i64, i64)) {
     if let Some(facts) = facts {
         let filter = super::IdFilter::new(p, &facts.names);
@@ -218,7 +218,7 @@ pub fn compute(
     let mut by_hour = [0i64; 24];
     let mut heat = vec![vec![0i64; 24]; 7];
     let mut total = 0;
-    let mut local_of = super::PerBucket::new(|bucket| {
+    let mut local_of = super::PerQuarter::new(|bucket| {
         let l = local(bucket, tz);
         (
             slot_start(bucket, tz, g),
@@ -242,7 +242,7 @@ pub fn compute(
     ranked.truncate(PEAK_HOURS);
     let peak: HashSet<u32> = ranked.iter().copied().collect();
 
-    let mut hour_of = super::PerBucket::new(|bucket| local(bucket, tz).hour());
+    let mut hour_of = super::PerQuarter::new(|bucket| local(bucket, tz).hour());
     let mut peak_hist = super::Histogram::default();
     let mut off_hist = super::Histogram::default();
     if let Some(facts) = facts {

@@ -262,28 +262,39 @@ impl Bits {
     }
 }
 
-/// Memoizes a per-bucket function over a range scan. Scans yield facts in bucket
-/// order, so a timezone conversion (the dearest step per fact in long ranges) is paid
-/// once per 15-minute bucket instead of once per fact.
-pub(crate) struct PerBucket<T: Copy, F: Fn(i64) -> T> {
+/// Memoizes a per-bucket function over a compact scan ([`crate::store::Series::scan`]),
+/// which yields a day's buckets in any order: one value per 15-minute bucket of the
+/// current UTC day, so a timezone conversion is paid once per bucket.
+pub(crate) struct PerQuarter<T: Copy, F: Fn(i64) -> T> {
     f: F,
-    last: Option<(i64, T)>,
+    day: i64,
+    values: [Option<T>; QUARTERS],
 }
 
-impl<T: Copy, F: Fn(i64) -> T> PerBucket<T, F> {
+const QUARTERS: usize = (86_400_000 / schemas::time::BUCKET_MS) as usize;
+
+impl<T: Copy, F: Fn(i64) -> T> PerQuarter<T, F> {
     pub(crate) fn new(f: F) -> Self {
-        Self { f, last: None }
+        Self {
+            f,
+            day: i64::MIN,
+            values: [None; QUARTERS],
+        }
     }
 
     pub(crate) fn get(&mut self, bucket: i64) -> T {
-        match self.last {
-            Some((b, v)) if b == bucket => v,
-            _ => {
-                let v = (self.f)(bucket);
-                self.last = Some((bucket, v));
-                v
-            }
+        let day = bucket.div_euclid(86_400_000) * 86_400_000;
+        let offset = bucket - day;
+        if offset % schemas::time::BUCKET_MS != 0 {
+            // Off the grid (never from the pipeline): not memoized.
+            return (self.f)(bucket);
         }
+        if day != self.day {
+            self.day = day;
+            self.values = [None; QUARTERS];
+        }
+        let f = &self.f;
+        *self.values[(offset / schemas::time::BUCKET_MS) as usize].get_or_insert_with(|| f(bucket))
     }
 }
 

@@ -405,15 +405,39 @@ fn opened_in_range(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Opened
 
 /// The start of the local hour, day or week containing `t_ms`.
 pub(crate) fn slot_start(t_ms: i64, tz: Tz, g: Granularity) -> i64 {
-    let local = DateTime::<Utc>::from_timestamp_millis(t_ms)
+    slot_start_at(t_ms, &local_at(t_ms, tz), tz, g, &mut None)
+}
+
+/// `t_ms` in `tz`.
+pub(crate) fn local_at(t_ms: i64, tz: Tz) -> DateTime<Tz> {
+    DateTime::<Utc>::from_timestamp_millis(t_ms)
         .unwrap_or_default()
-        .with_timezone(&tz);
+        .with_timezone(&tz)
+}
+
+/// [`slot_start`] given `local`, which is `t_ms` in `tz` ([`local_at`]); `midnight`
+/// remembers the last local midnight computed, for callers going bucket by bucket.
+pub(crate) fn slot_start_at(
+    t_ms: i64,
+    local: &DateTime<Tz>,
+    tz: Tz,
+    g: Granularity,
+    midnight: &mut Option<(chrono::NaiveDate, i64)>,
+) -> i64 {
+    let mut midnight_of = |date: chrono::NaiveDate| match *midnight {
+        Some((d, t)) if d == date => t,
+        _ => {
+            let t = local_midnight(date, tz);
+            *midnight = Some((date, t));
+            t
+        }
+    };
     match g {
-        Granularity::Day => local_midnight(local.date_naive(), tz),
+        Granularity::Day => midnight_of(local.date_naive()),
         Granularity::Week => {
             let date = local.date_naive();
             let monday = date - chrono::Days::new(u64::from(date.weekday().num_days_from_monday()));
-            local_midnight(monday, tz)
+            midnight_of(monday)
         }
         Granularity::Hour => {
             let into_hour = i64::from(local.minute()) * 60_000
@@ -425,16 +449,14 @@ pub(crate) fn slot_start(t_ms: i64, tz: Tz, g: Granularity) -> i64 {
 }
 
 fn trend(replies: &[Reply], r: Range, tz: Tz, g: Granularity) -> Trend {
+    let local = super::LocalBuckets::new(r, tz, g);
     let mut slots: BTreeMap<i64, super::Histogram> = BTreeMap::new();
-    let mut t = r.from;
-    while t < r.to {
-        slots.entry(slot_start(t, tz, g)).or_default();
-        t += BUCKET_MS;
+    for slot in local.slots() {
+        slots.entry(slot).or_default();
     }
-    let mut slot_of = super::PerQuarter::new(|bucket| slot_start(bucket, tz, g));
     for &(_, seconds, bucket, n) in replies {
         slots
-            .entry(slot_of.get(bucket))
+            .entry(local.get(bucket).slot)
             .or_default()
             .add(seconds, n);
     }

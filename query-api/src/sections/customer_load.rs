@@ -6,8 +6,6 @@
 use foldhash::HashSet;
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
-use chrono_tz::Tz;
 use schemas::event::format_rfc3339_ms;
 use serde::Serialize;
 
@@ -145,12 +143,6 @@ pub struct CustomerLoad {
     pub forecast: Forecast,
 }
 
-fn local(t_ms: i64, tz: Tz) -> DateTime<Tz> {
-    DateTime::<Utc>::from_timestamp_millis(t_ms)
-        .unwrap_or_default()
-        .with_timezone(&tz)
-}
-
 /// Calls `f` with `(bucket, count)` of conversations opened in `r` passing the
 /// filters, day after day.
 fn opened(facts: Option<&AccountFacts>, r: Range, p: &Params, mut f: impl FnMut(i64, i64)) {
@@ -209,29 +201,21 @@ pub fn compute(
     let previous = range.previous();
     let g = granularity.unwrap_or_else(|| Granularity::default_for(range));
 
+    let local = super::LocalBuckets::new(range, tz, g);
     let mut slots: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut t = range.from;
-    while t < range.to {
-        slots.entry(slot_start(t, tz, g)).or_default();
-        t += schemas::time::BUCKET_MS;
+    for slot in local.slots() {
+        slots.entry(slot).or_default();
     }
     let mut by_hour = [0i64; 24];
     let mut heat = vec![vec![0i64; 24]; 7];
     let mut total = 0;
-    let mut local_of = super::PerQuarter::new(|bucket| {
-        let l = local(bucket, tz);
-        (
-            slot_start(bucket, tz, g),
-            l.hour() as usize,
-            l.weekday().num_days_from_monday() as usize,
-        )
-    });
     opened(facts, range, p, |bucket, n| {
         total += n;
-        let (slot, hour, weekday) = local_of.get(bucket);
-        *slots.entry(slot).or_default() += n;
+        let l = local.get(bucket);
+        let hour = l.hour as usize;
+        *slots.entry(l.slot).or_default() += n;
         by_hour[hour] += n;
-        heat[weekday][hour] += n;
+        heat[l.weekday][hour] += n;
     });
     let mut ranked: Vec<u32> = (0..24).filter(|h| by_hour[*h as usize] > 0).collect();
     ranked.sort_by(|a, b| {
@@ -242,7 +226,10 @@ pub fn compute(
     ranked.truncate(PEAK_HOURS);
     let peak: HashSet<u32> = ranked.iter().copied().collect();
 
-    let mut hour_of = super::PerQuarter::new(|bucket| local(bucket, tz).hour());
+    let mut is_peak = [false; 24];
+    for h in &ranked {
+        is_peak[*h as usize] = true;
+    }
     let mut peak_hist = super::Histogram::default();
     let mut off_hist = super::Histogram::default();
     if let Some(facts) = facts {
@@ -253,7 +240,7 @@ pub fn compute(
                 if filter.wants_conversation(k.channel, k.inbox)
                     && filter.wants_agent(k.agent, k.team)
                 {
-                    let hist = if peak.contains(&hour_of.get(bucket)) {
+                    let hist = if is_peak[local.get(bucket).hour as usize] {
                         &mut peak_hist
                     } else {
                         &mut off_hist

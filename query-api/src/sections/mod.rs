@@ -262,39 +262,74 @@ impl Bits {
     }
 }
 
-/// Memoizes a per-bucket function over a compact scan ([`crate::store::Series::scan`]),
-/// which yields a day's buckets in any order: one value per 15-minute bucket of the
-/// current UTC day, so a timezone conversion is paid once per bucket.
-pub(crate) struct PerQuarter<T: Copy, F: Fn(i64) -> T> {
-    f: F,
-    day: i64,
-    values: [Option<T>; QUARTERS],
+/// Local time per 15-minute bucket of a range, each computed once (a timezone
+/// conversion is the dearest step per bucket): its trend slot, local hour and
+/// weekday. Buckets off the table (outside the range or off the grid) are computed
+/// on demand, the same way.
+pub(crate) struct LocalBuckets {
+    from: i64,
+    tz: chrono_tz::Tz,
+    g: Granularity,
+    cells: Vec<LocalBucket>,
 }
 
-const QUARTERS: usize = (86_400_000 / schemas::time::BUCKET_MS) as usize;
+/// One bucket's local time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LocalBucket {
+    /// Start of its local hour, day or week ([`conversation_effectiveness::slot_start`]).
+    pub slot: i64,
+    /// Local hour, 0..23.
+    pub hour: u32,
+    /// Local weekday, Monday 0.
+    pub weekday: usize,
+}
 
-impl<T: Copy, F: Fn(i64) -> T> PerQuarter<T, F> {
-    pub(crate) fn new(f: F) -> Self {
+impl LocalBuckets {
+    pub(crate) fn new(r: Range, tz: chrono_tz::Tz, g: Granularity) -> Self {
+        let mut midnight = None;
+        let mut cells = Vec::new();
+        let mut t = r.from;
+        while t < r.to {
+            cells.push(Self::at(t, tz, g, &mut midnight));
+            t += schemas::time::BUCKET_MS;
+        }
         Self {
-            f,
-            day: i64::MIN,
-            values: [None; QUARTERS],
+            from: r.from,
+            tz,
+            g,
+            cells,
         }
     }
 
-    pub(crate) fn get(&mut self, bucket: i64) -> T {
-        let day = bucket.div_euclid(86_400_000) * 86_400_000;
-        let offset = bucket - day;
-        if offset % schemas::time::BUCKET_MS != 0 {
-            // Off the grid (never from the pipeline): not memoized.
-            return (self.f)(bucket);
+    fn at(
+        t: i64,
+        tz: chrono_tz::Tz,
+        g: Granularity,
+        midnight: &mut Option<(chrono::NaiveDate, i64)>,
+    ) -> LocalBucket {
+        use chrono::{Datelike as _, Timelike as _};
+        let local = conversation_effectiveness::local_at(t, tz);
+        LocalBucket {
+            slot: conversation_effectiveness::slot_start_at(t, &local, tz, g, midnight),
+            hour: local.hour(),
+            weekday: local.weekday().num_days_from_monday() as usize,
         }
-        if day != self.day {
-            self.day = day;
-            self.values = [None; QUARTERS];
+    }
+
+    /// The slots of the range's buckets, in bucket order (with repeats).
+    pub(crate) fn slots(&self) -> impl Iterator<Item = i64> + '_ {
+        self.cells.iter().map(|c| c.slot)
+    }
+
+    pub(crate) fn get(&self, bucket: i64) -> LocalBucket {
+        let offset = bucket - self.from;
+        if offset >= 0
+            && offset % schemas::time::BUCKET_MS == 0
+            && let Some(c) = self.cells.get((offset / schemas::time::BUCKET_MS) as usize)
+        {
+            return *c;
         }
-        let f = &self.f;
-        *self.values[(offset / schemas::time::BUCKET_MS) as usize].get_or_insert_with(|| f(bucket))
+        Self::at(bucket, self.tz, self.g, &mut None)
     }
 }
 

@@ -11,23 +11,25 @@
 //! query that does not need the 15-minute bucket ([`AccountFacts::range_merged`]) reads
 //! the whole UTC days inside its range from the rollups and only the edges bucket by
 //! bucket. Facts that differ only by bucket collapse into one per day, so a 90-day
-//! query reads ~96× fewer entries for counters, and exact distinct counts (facts that
-//! carry a conversation or customer id) still see every id once per day. Sums are
+//! query reads ~96× fewer entries for counters, and facts that carry an id still show
+//! every id once per day. Sums are
 //! unchanged: a rollup entry's multiplicity is the sum of its buckets'. The rollups are
 //! zone-free (every local day boundary is still a bucket boundary), so they stay exact
 //! in any zone and across a timezone change.
 //!
 //! Compact columns: the facts behind exact distinct counts (`agent_handled`,
 //! `customer_conversation`) carry a conversation or customer id each, and those of
-//! `first_response` and `conversation_opened` are about one per conversation, so these
-//! four kinds are most of what a long range reads. They are not kept as [`Fact`]s:
-//! their ids (agent, team, inbox, campaign, conversation, customer) are interned to
+//! `first_response`, `conversation_opened`, `automation_conversation` and
+//! `agent_status_piece` are about one per conversation or status change, so these six
+//! kinds are most of what a long range reads. They are not kept as [`Fact`]s: their
+//! ids (agent, team, inbox, campaign, intent; conversation; customer) are interned to
 //! dense `u32`s per account ([`Interner`]) and each fact becomes a small `Copy` key
-//! ([`HandledKey`], [`CustomerKey`], [`FirstResponseKey`], [`OpenedKey`]) in
-//! [`Columns`]: by bucket and by UTC day, with the same rollup rule as above. A 90-day
-//! scan is a pass over small integer records (a 90-day distinct count goes into dense
-//! per-id arrays), with no string hashed or compared; filters are translated to ids
-//! once per query ([`crate::sections`]).
+//! ([`HandledKey`], [`CustomerKey`], [`FirstResponseKey`], [`OpenedKey`],
+//! [`AutomationKey`], [`PieceKey`]). By bucket they are kept per UTC day in one
+//! contiguous `Vec` ([`Series`]); the first five also by UTC day, with the same rollup
+//! rule as above ([`Columns`]). A 90-day scan is a pass over small integer records (a
+//! 90-day distinct count goes into dense per-id arrays), with no string hashed or
+//! compared; filters are translated to ids once per query ([`crate::sections`]).
 
 use foldhash::HashMap;
 use std::collections::BTreeMap;
@@ -553,11 +555,6 @@ impl<K: Copy + Eq + Hash> Series<K> {
             }
         }
     }
-
-    /// Entries kept.
-    pub fn entries(&self) -> usize {
-        self.days.values().map(|d| d.entries.len()).sum()
-    }
 }
 
 /// One kind's compact facts: by bucket ([`Series`]), and summed per UTC day (the
@@ -611,16 +608,6 @@ impl<K: Copy + Eq + Hash> Columns<K> {
     /// [`Series::scan`].
     pub fn scan_buckets(&self, from: i64, to: i64, f: impl FnMut(i64, K, i64)) {
         self.buckets.scan(from, to, f);
-    }
-
-    /// Entries kept by bucket.
-    pub fn bucket_entries(&self) -> usize {
-        self.buckets.entries()
-    }
-
-    /// Entries kept by day.
-    pub fn day_entries(&self) -> usize {
-        self.days.values().map(HashMap::len).sum()
     }
 }
 

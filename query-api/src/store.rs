@@ -11,17 +11,33 @@
 //! query that does not need the 15-minute bucket ([`AccountFacts::range_merged`]) reads
 //! the whole UTC days inside its range from the rollups and only the edges bucket by
 //! bucket. Facts that differ only by bucket collapse into one per day, so a 90-day
-//! query reads ~96× fewer entries for counters, and exact distinct counts (facts that
-//! carry a conversation or customer id) still see every id once per day. Sums are
+//! query reads ~96× fewer entries for counters, and facts that carry an id still show
+//! every id once per day. Sums are
 //! unchanged: a rollup entry's multiplicity is the sum of its buckets'. The rollups are
 //! zone-free (every local day boundary is still a bucket boundary), so they stay exact
 //! in any zone and across a timezone change.
+//!
+//! Compact columns: the facts behind exact distinct counts (`agent_handled`,
+//! `customer_conversation`) carry a conversation or customer id each, and those of
+//! `first_response`, `conversation_opened`, `automation_conversation` and
+//! `agent_status_piece` are about one per conversation or status change, so these six
+//! kinds are most of what a long range reads. They are not kept as [`Fact`]s: their
+//! ids (agent, team, inbox, campaign, intent; conversation; customer) are interned to
+//! dense `u32`s per account ([`Interner`]) and each fact becomes a small `Copy` key
+//! ([`HandledKey`], [`CustomerKey`], [`FirstResponseKey`], [`OpenedKey`],
+//! [`AutomationKey`], [`PieceKey`]). By bucket they are kept per UTC day in one
+//! contiguous `Vec` ([`Series`]); the first five also by UTC day, with the same rollup
+//! rule as above ([`Columns`]). A 90-day scan is a pass over small integer records (a
+//! 90-day distinct count goes into dense per-id arrays), with no string hashed or
+//! compared; filters are translated to ids once per query ([`crate::sections`]).
 
 use foldhash::HashMap;
 use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
+use std::hash::Hash;
 use std::sync::RwLock;
 
+use schemas::event::{AgentStatus, Channel, ResolvedBy};
 use schemas::metrics::{Fact, MetricBatch};
 use tokio::sync::watch;
 
@@ -30,23 +46,18 @@ const DAY_MS: i64 = 86_400_000;
 
 /// Kinds kept in day rollups: those read by queries that ignore the bucket.
 pub const ROLLED_UP: &[&str] = &[
-    "first_response",
     "whatsapp_outcome",
     "message",
-    "conversation_opened",
     "resolution",
-    "agent_handled",
-    "customer_conversation",
     "ticket_resolved",
     "lead",
     "deal_won",
     "whatsapp_message",
     "broadcast",
-    "automation_conversation",
 ];
 
 /// Adds `diff` to `fact` in `map`, forgetting it when it returns to zero (O(1)).
-fn add(map: &mut HashMap<Fact, i64>, fact: Fact, diff: i64) {
+fn add<K: Eq + Hash>(map: &mut HashMap<K, i64>, fact: K, diff: i64) {
     match map.entry(fact) {
         Entry::Occupied(mut e) => {
             *e.get_mut() += diff;
@@ -78,10 +89,153 @@ pub struct AccountFacts {
     /// copy so "waiting now" reads the few open ones, not every unanswered
     /// conversation in history.
     pub awaiting_open: HashMap<Fact, i64>,
+    /// Agent, team and inbox ids of the compact columns.
+    pub names: Interner,
+    /// Conversation ids of the compact columns.
+    pub conversations: Interner,
+    /// Customer ids of the compact columns.
+    pub customers: Interner,
+    /// `agent_handled` facts, compact (not in `buckets` or `days`).
+    pub handled: Columns<HandledKey>,
+    /// `customer_conversation` facts, compact (not in `buckets` or `days`).
+    pub customer_conversations: Columns<CustomerKey>,
+    /// `first_response` facts, compact (not in `buckets` or `days`).
+    pub first_responses: Columns<FirstResponseKey>,
+    /// `conversation_opened` facts, compact (not in `buckets` or `days`).
+    pub opened: Columns<OpenedKey>,
+    /// `automation_conversation` facts, compact (not in `buckets` or `days`).
+    pub automation: Columns<AutomationKey>,
+    /// `agent_status_piece` facts, compact, by bucket only (not in `buckets`).
+    pub status_pieces: Series<PieceKey>,
 }
 
 impl AccountFacts {
     fn apply(&mut self, fact: Fact, diff: i64) {
+        match &fact {
+            Fact::AgentHandled {
+                bucket,
+                agent_id,
+                team_id,
+                conversation_id,
+                channel,
+                inbox_id,
+                ..
+            } => {
+                let key = HandledKey {
+                    agent: self.names.intern(agent_id),
+                    team: team_id.as_deref().map_or(NO_ID, |t| self.names.intern(t)),
+                    conversation: self.conversations.intern(conversation_id),
+                    inbox: self.names.intern(inbox_id),
+                    channel: *channel,
+                };
+                self.handled.apply(*bucket, key, diff);
+                return;
+            }
+            Fact::CustomerConversation {
+                bucket,
+                customer_id,
+                first,
+                channel,
+                inbox_id,
+                ..
+            } => {
+                let key = CustomerKey {
+                    customer: self.customers.intern(customer_id),
+                    inbox: self.names.intern(inbox_id),
+                    channel: *channel,
+                    first: *first,
+                };
+                self.customer_conversations.apply(*bucket, key, diff);
+                return;
+            }
+            Fact::FirstResponse {
+                bucket,
+                seconds,
+                channel,
+                inbox_id,
+                agent_id,
+                team_id,
+                ..
+            } => {
+                let key = FirstResponseKey {
+                    seconds: *seconds,
+                    agent: agent_id.as_deref().map_or(NO_ID, |a| self.names.intern(a)),
+                    team: team_id.as_deref().map_or(NO_ID, |t| self.names.intern(t)),
+                    inbox: self.names.intern(inbox_id),
+                    channel: *channel,
+                };
+                self.first_responses.apply(*bucket, key, diff);
+                return;
+            }
+            Fact::ConversationOpened {
+                bucket,
+                resolved,
+                channel,
+                inbox_id,
+                campaign_id,
+                ..
+            } => {
+                let key = OpenedKey {
+                    campaign: campaign_id
+                        .as_deref()
+                        .map_or(NO_ID, |c| self.names.intern(c)),
+                    inbox: self.names.intern(inbox_id),
+                    channel: *channel,
+                    resolved: *resolved,
+                };
+                self.opened.apply(*bucket, key, diff);
+                return;
+            }
+            Fact::AutomationConversation {
+                bucket,
+                channel,
+                inbox_id,
+                bot,
+                escalated,
+                human,
+                resolved_by,
+                auto_reply,
+                intent,
+                csat,
+                handling_s,
+                ..
+            } => {
+                let key = AutomationKey {
+                    inbox: self.names.intern(inbox_id),
+                    intent: intent.as_deref().map_or(NO_ID, |i| self.names.intern(i)),
+                    handling_s: *handling_s,
+                    channel: *channel,
+                    bot: *bot,
+                    escalated: *escalated,
+                    human: *human,
+                    resolved_by: *resolved_by,
+                    auto_reply: *auto_reply,
+                    csat: *csat,
+                };
+                self.automation.apply(*bucket, key, diff);
+                return;
+            }
+            Fact::AgentStatusPiece {
+                bucket,
+                agent_id,
+                team_id,
+                status,
+                start_ms,
+                end_ms,
+                ..
+            } => {
+                let key = PieceKey {
+                    start_ms: *start_ms,
+                    end_ms: *end_ms,
+                    agent: self.names.intern(agent_id),
+                    team: team_id.as_deref().map_or(NO_ID, |t| self.names.intern(t)),
+                    status: *status,
+                };
+                self.status_pieces.apply(*bucket, key, diff);
+                return;
+            }
+            _ => {}
+        }
         let kind = fact.kind();
         let Some(b) = fact.bucket() else {
             add(self.now.entry(kind).or_default(), fact, diff);
@@ -151,6 +305,309 @@ impl AccountFacts {
             .into_iter()
             .flat_map(move |series| series.range(from..to.max(from)))
             .flat_map(|(_, facts)| facts.iter().map(|(f, d)| (f, *d)))
+    }
+}
+
+/// An optional id that is absent (a fact without a team).
+pub const NO_ID: u32 = u32::MAX;
+/// The id a filter value gets when no fact ever carried it: it matches nothing.
+pub const UNKNOWN_ID: u32 = u32::MAX - 1;
+
+/// Strings of one namespace as dense `u32` ids, in order of first appearance. Ids are
+/// never forgotten (a retracted fact's ids stay): the table grows with the distinct
+/// ids an account ever had, once each, where facts used to hold a copy of the string
+/// per bucket and per day.
+#[derive(Debug, Default)]
+pub struct Interner {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    /// The id of `s`, assigned on first sight.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = u32::try_from(self.names.len())
+            .ok()
+            .filter(|id| *id < UNKNOWN_ID)
+            .expect("fewer than 2^32 - 2 ids per namespace and account");
+        self.names.push(s.into());
+        self.ids.insert(s.into(), id);
+        id
+    }
+
+    /// The id of `s`, if some fact carried it.
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    /// A filter value as an id: `None` without a filter, [`UNKNOWN_ID`] for a value no
+    /// fact carries.
+    pub fn filter(&self, s: Option<&str>) -> Option<u32> {
+        s.map(|s| self.get(s).unwrap_or(UNKNOWN_ID))
+    }
+
+    /// The string of `id`.
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    /// Ids assigned so far (ids are `0..len`).
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// No id assigned yet.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// An `agent_handled` fact without its account and bucket, ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HandledKey {
+    /// The agent ([`AccountFacts::names`]).
+    pub agent: u32,
+    /// The team ([`AccountFacts::names`]), [`NO_ID`] without one.
+    pub team: u32,
+    /// The conversation ([`AccountFacts::conversations`]).
+    pub conversation: u32,
+    /// The inbox ([`AccountFacts::names`]).
+    pub inbox: u32,
+    /// The conversation's channel.
+    pub channel: Channel,
+}
+
+/// A `customer_conversation` fact without its account and bucket, ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CustomerKey {
+    /// The customer ([`AccountFacts::customers`]).
+    pub customer: u32,
+    /// The inbox ([`AccountFacts::names`]).
+    pub inbox: u32,
+    /// The conversation's channel.
+    pub channel: Channel,
+    /// The customer's first conversation ever.
+    pub first: bool,
+}
+
+/// A `first_response` fact without its account and bucket, ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FirstResponseKey {
+    /// Seconds to the first human reply.
+    pub seconds: u32,
+    /// The replying agent ([`AccountFacts::names`]), [`NO_ID`] when not named.
+    pub agent: u32,
+    /// The team ([`AccountFacts::names`]), [`NO_ID`] without one.
+    pub team: u32,
+    /// The inbox ([`AccountFacts::names`]).
+    pub inbox: u32,
+    /// The conversation's channel.
+    pub channel: Channel,
+}
+
+/// A `conversation_opened` fact without its account and bucket, ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OpenedKey {
+    /// The campaign ([`AccountFacts::names`]), [`NO_ID`] without one.
+    pub campaign: u32,
+    /// The inbox ([`AccountFacts::names`]).
+    pub inbox: u32,
+    /// The channel.
+    pub channel: Channel,
+    /// Resolved now.
+    pub resolved: bool,
+}
+
+/// An `automation_conversation` fact without its account and bucket, ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AutomationKey {
+    /// The inbox ([`AccountFacts::names`]).
+    pub inbox: u32,
+    /// The first detected intent ([`AccountFacts::names`]), [`NO_ID`] without one.
+    pub intent: u32,
+    /// Human handling seconds, when set.
+    pub handling_s: Option<u32>,
+    /// The channel.
+    pub channel: Channel,
+    /// Was ever assigned to the bot.
+    pub bot: bool,
+    /// Was escalated by the bot at least once.
+    pub escalated: bool,
+    /// A human agent wrote in it.
+    pub human: bool,
+    /// Who resolved it last, when resolved now.
+    pub resolved_by: Option<ResolvedBy>,
+    /// Carries at least one auto-reply message.
+    pub auto_reply: bool,
+    /// Latest CSAT score, when rated.
+    pub csat: Option<u8>,
+}
+
+/// An `agent_status_piece` fact without its account and bucket, ids interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PieceKey {
+    /// Start, ms since epoch.
+    pub start_ms: i64,
+    /// End (exclusive), ms since epoch.
+    pub end_ms: i64,
+    /// The agent ([`AccountFacts::names`]).
+    pub agent: u32,
+    /// The agent's team ([`AccountFacts::names`]), [`NO_ID`] without one.
+    pub team: u32,
+    /// The status held.
+    pub status: AgentStatus,
+}
+
+/// One UTC day of a kind's compact facts by bucket: the entries in one contiguous
+/// `Vec` (a scan reads it sequentially, where one hash table per 15-minute bucket
+/// cost a cache miss or two per bucket), with an index from (bucket, key) to the
+/// entry for updates. Entries are in no particular order within the day.
+#[derive(Debug)]
+struct Day<K> {
+    /// `(ms after the day's start, key, multiplicity)`, none zero.
+    entries: Vec<(u32, K, i64)>,
+    index: HashMap<(u32, K), u32>,
+}
+
+impl<K> Default for Day<K> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            index: HashMap::default(),
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash> Day<K> {
+    /// Adds `diff` to `key` at `offset`, forgetting it when it returns to zero (O(1):
+    /// the last entry takes its place).
+    fn add(&mut self, offset: u32, key: K, diff: i64) {
+        match self.index.entry((offset, key)) {
+            Entry::Occupied(e) => {
+                let i = *e.get() as usize;
+                self.entries[i].2 += diff;
+                if self.entries[i].2 == 0 {
+                    e.remove();
+                    self.entries.swap_remove(i);
+                    if let Some(&(o, k, _)) = self.entries.get(i) {
+                        *self.index.get_mut(&(o, k)).expect("indexed") = i as u32;
+                    }
+                }
+            }
+            Entry::Vacant(e) => {
+                if diff != 0 {
+                    e.insert(u32::try_from(self.entries.len()).expect("< 2^32 entries a day"));
+                    self.entries.push((offset, key, diff));
+                }
+            }
+        }
+    }
+}
+
+/// One kind's compact facts by bucket, grouped by UTC day.
+#[derive(Debug)]
+pub struct Series<K> {
+    days: BTreeMap<i64, Day<K>>,
+}
+
+impl<K> Default for Series<K> {
+    fn default() -> Self {
+        Self {
+            days: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash> Series<K> {
+    fn apply(&mut self, bucket: i64, key: K, diff: i64) {
+        let day = bucket.div_euclid(DAY_MS) * DAY_MS;
+        let offset = u32::try_from(bucket - day).expect("within the day");
+        let d = self.days.entry(day).or_default();
+        d.add(offset, key, diff);
+        if d.entries.is_empty() {
+            self.days.remove(&day);
+        }
+    }
+
+    /// Calls `f` with every entry with bucket in `[from, to)`, with its bucket and
+    /// multiplicity: day after day, in no particular order within a day (see
+    /// [`crate::sections`]' `PerQuarter` for per-bucket work).
+    pub fn scan(&self, from: i64, to: i64, mut f: impl FnMut(i64, K, i64)) {
+        if from >= to {
+            return;
+        }
+        let first = from.div_euclid(DAY_MS) * DAY_MS;
+        for (day, d) in self.days.range(first..to) {
+            if *day >= from && day + DAY_MS <= to {
+                for &(o, k, n) in &d.entries {
+                    f(day + i64::from(o), k, n);
+                }
+            } else {
+                for &(o, k, n) in &d.entries {
+                    let b = day + i64::from(o);
+                    if from <= b && b < to {
+                        f(b, k, n);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One kind's compact facts: by bucket ([`Series`]), and summed per UTC day (the
+/// rollup rule of [`ROLLED_UP`], so whole days read the same sums as their buckets).
+#[derive(Debug)]
+pub struct Columns<K> {
+    buckets: Series<K>,
+    days: BTreeMap<i64, HashMap<K, i64>>,
+}
+
+impl<K> Default for Columns<K> {
+    fn default() -> Self {
+        Self {
+            buckets: Series::default(),
+            days: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash> Columns<K> {
+    fn apply(&mut self, bucket: i64, key: K, diff: i64) {
+        let day = bucket.div_euclid(DAY_MS) * DAY_MS;
+        let map = self.days.entry(day).or_default();
+        add(map, key, diff);
+        if map.is_empty() {
+            self.days.remove(&day);
+        }
+        self.buckets.apply(bucket, key, diff);
+    }
+
+    /// Calls `f` with every entry with bucket in `[from, to)` and its multiplicity:
+    /// the whole UTC days inside the range from the day rollups, the edges bucket by
+    /// bucket. What [`AccountFacts::range_merged`] yields for a rolled-up kind.
+    pub fn scan(&self, from: i64, to: i64, mut f: impl FnMut(K, i64)) {
+        let first_day = (from + DAY_MS - 1).div_euclid(DAY_MS) * DAY_MS;
+        let last_day = to.div_euclid(DAY_MS) * DAY_MS;
+        if first_day < last_day {
+            self.buckets.scan(from, first_day, |_, k, n| f(k, n));
+            for (_, map) in self.days.range(first_day..last_day) {
+                for (k, n) in map {
+                    f(*k, *n);
+                }
+            }
+            self.buckets.scan(last_day, to, |_, k, n| f(k, n));
+        } else {
+            self.buckets.scan(from, to, |_, k, n| f(k, n));
+        }
+    }
+
+    /// Calls `f` with every entry with bucket in `[from, to)`, with its bucket: see
+    /// [`Series::scan`].
+    pub fn scan_buckets(&self, from: i64, to: i64, f: impl FnMut(i64, K, i64)) {
+        self.buckets.scan(from, to, f);
     }
 }
 
@@ -226,8 +683,16 @@ mod tests {
 
     #[test]
     fn day_rollups_give_the_same_sums_and_ids_as_buckets() {
-        use schemas::event::Channel;
+        use schemas::event::{Channel, ResolvedBy};
         let day = 20_000 * DAY_MS;
+        let resolution = |bucket: i64, agent: &str| Fact::Resolution {
+            account_id: 1,
+            bucket,
+            resolved_by: ResolvedBy::Agent,
+            agent_id: Some(agent.into()),
+            channel: Channel::Sms,
+            inbox_id: "i".into(),
+        };
         let handled = |bucket: i64, conversation: &str| Fact::AgentHandled {
             account_id: 1,
             bucket,
@@ -238,24 +703,30 @@ mod tests {
             inbox_id: "i".into(),
         };
         let quarter = 15 * 60 * 1000;
-        let facts = [
-            (handled(day - quarter, "c0"), 1),
-            (handled(day, "c1"), 1),
-            (handled(day + 3 * quarter, "c1"), 1),
-            (handled(day + 5 * quarter, "c2"), 2),
-            (handled(day + DAY_MS + quarter, "c3"), 1),
-            (handled(day + 2 * DAY_MS, "c4"), 1),
+        let at = [
+            (day - quarter, "c0", 1),
+            (day, "c1", 1),
+            (day + 3 * quarter, "c1", 1),
+            (day + 5 * quarter, "c2", 2),
+            (day + DAY_MS + quarter, "c3", 1),
+            (day + 2 * DAY_MS, "c4", 1),
         ];
         let store = ViewStore::default();
         store.apply(MetricBatch {
             progress: 1,
-            updates: facts.to_vec(),
+            updates: at
+                .iter()
+                .flat_map(|(b, c, n)| [(handled(*b, c), *n), (resolution(*b, c), *n)])
+                .collect(),
             events_consumed: 1,
         });
         // Retract one so a rollup entry returns to zero and is forgotten.
         store.apply(MetricBatch {
             progress: 2,
-            updates: vec![(handled(day + 3 * quarter, "c1"), -1)],
+            updates: vec![
+                (handled(day + 3 * quarter, "c1"), -1),
+                (resolution(day + 3 * quarter, "c1"), -1),
+            ],
             events_consumed: 2,
         });
         store.read(|s| {
@@ -267,27 +738,42 @@ mod tests {
                 (day - DAY_MS, day + 3 * DAY_MS),
             ] {
                 let sum = |it: Box<dyn Iterator<Item = (&Fact, i64)> + '_>| {
-                    let mut by_conv: BTreeMap<String, i64> = BTreeMap::new();
+                    let mut by_agent: BTreeMap<String, i64> = BTreeMap::new();
                     for (f, n) in it {
-                        if let Fact::AgentHandled {
-                            conversation_id, ..
+                        if let Fact::Resolution {
+                            agent_id: Some(agent),
+                            ..
                         } = f
                         {
-                            *by_conv.entry(conversation_id.clone()).or_default() += n;
+                            *by_agent.entry(agent.clone()).or_default() += n;
                         }
                     }
-                    by_conv
+                    by_agent
                 };
                 assert_eq!(
-                    sum(a.range_merged("agent_handled", from, to)),
-                    sum(Box::new(a.range("agent_handled", from, to))),
+                    sum(a.range_merged("resolution", from, to)),
+                    sum(Box::new(a.range("resolution", from, to))),
                     "[{from}, {to})"
                 );
+                let mut merged: BTreeMap<u32, i64> = BTreeMap::new();
+                a.handled.scan(from, to, |k, n| {
+                    *merged.entry(k.conversation).or_default() += n
+                });
+                let mut by_bucket: BTreeMap<u32, i64> = BTreeMap::new();
+                a.handled.scan_buckets(from, to, |_, k, n| {
+                    *by_bucket.entry(k.conversation).or_default() += n;
+                });
+                assert_eq!(merged, by_bucket, "[{from}, {to})");
             }
+            assert_eq!(a.days["resolution"][&day].len(), 2, "c1 and c2 on the day");
             assert_eq!(
-                a.days["agent_handled"][&day].len(),
+                a.handled.days[&day].len(),
                 2,
-                "c1 and c2 on the day"
+                "c1 and c2 on the day, compact"
+            );
+            assert!(
+                !a.buckets.contains_key("agent_handled"),
+                "kept compact only"
             );
         });
     }

@@ -3,7 +3,7 @@
 //! a productivity score; and how evenly the open work is spread (definitions in
 //! `docs/metrics.md`).
 
-use foldhash::{HashMap, HashMapExt as _, HashSet};
+use foldhash::{HashMap, HashMapExt as _};
 use std::collections::BTreeSet;
 
 use schemas::event::{AgentStatus, ResolvedBy, format_rfc3339_ms};
@@ -14,7 +14,7 @@ use super::Params;
 use super::kpi::RangeBody;
 use crate::range::Range;
 use crate::settings::AccountSettings;
-use crate::store::{AccountFacts, Snapshot};
+use crate::store::{AccountFacts, NO_ID, Snapshot};
 
 const DAY_MS: i64 = 86_400_000;
 /// The score formula, as documented.
@@ -154,27 +154,12 @@ fn add_time(t: &mut TimeInStatus, status: AgentStatus, ms: i64) {
     *slot += ms;
 }
 
-fn handled(facts: Option<&AccountFacts>, r: Range, p: &Params) -> HashMap<String, i64> {
-    let mut seen: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for (fact, _) in facts
-        .into_iter()
-        .flat_map(|f| f.range_merged("agent_handled", r.from, r.to))
-    {
-        if let Fact::AgentHandled {
-            agent_id,
-            conversation_id,
-            channel,
-            inbox_id,
-            ..
-        } = fact
-            && p.wants_conversation(*channel, inbox_id)
-        {
-            seen.entry(agent_id).or_default().insert(conversation_id);
-        }
-    }
-    seen.into_iter()
-        .map(|(a, c)| (a.to_owned(), c.len() as i64))
-        .collect()
+/// Distinct conversations per agent with a message in `r`, by the conversation filters.
+pub(crate) fn handled(facts: Option<&AccountFacts>, r: Range, p: &Params) -> HashMap<String, i64> {
+    let filter = facts.map(|f| super::IdFilter::new(p, &f.names));
+    super::handled_per_agent(facts, r, |k| {
+        filter.is_some_and(|f| f.wants_conversation(k.channel, k.inbox))
+    })
 }
 
 /// Agents' presence within a range.
@@ -191,52 +176,63 @@ pub(crate) struct Presence {
 /// stretch counted up to `now`. Closed stretches are cut at UTC midnights, so pieces
 /// starting up to a day before the range can overlap it.
 pub(crate) fn presence(facts: Option<&AccountFacts>, spent: Range, now: i64) -> Presence {
-    let mut p = Presence {
-        time: HashMap::new(),
-        teams: HashMap::new(),
-        now_status: HashMap::new(),
-    };
-    for (fact, n) in facts
-        .into_iter()
-        .flat_map(|f| f.range("agent_status_piece", spent.from - DAY_MS, spent.to))
-    {
-        if let Fact::AgentStatusPiece {
-            agent_id,
-            team_id,
-            status,
-            start_ms,
-            end_ms,
-            ..
-        } = fact
-        {
-            super::slot(&mut p.teams, agent_id).clone_from(team_id);
-            add_time(
-                super::slot(&mut p.time, agent_id),
-                *status,
-                overlap(*start_ms, *end_ms, spent) * n,
-            );
+    // Keyed by the facts' own strings: one hash per agent, no allocation. Each agent's
+    // team is the one last named: by its latest status piece, then by its current
+    // status.
+    let mut agents: HashMap<&str, (TimeInStatus, Option<&str>)> = HashMap::new();
+    let mut now_status: HashMap<&str, (AgentStatus, i64)> = HashMap::new();
+    if let Some(facts) = facts {
+        // Per agent id: time per status, and the (bucket, start) and team of its
+        // latest piece.
+        type Acc = (TimeInStatus, (i64, i64), u32);
+        let mut pieces: Vec<Option<Acc>> = (0..facts.names.len()).map(|_| None).collect();
+        facts
+            .status_pieces
+            .scan(spent.from - DAY_MS, spent.to, |bucket, k, n| {
+                let at = (bucket, k.start_ms);
+                let e = pieces[k.agent as usize]
+                    .get_or_insert_with(|| (TimeInStatus::default(), at, k.team));
+                if at >= e.1 {
+                    e.1 = at;
+                    e.2 = k.team;
+                }
+                add_time(&mut e.0, k.status, overlap(k.start_ms, k.end_ms, spent) * n);
+            });
+        for (id, acc) in pieces.into_iter().enumerate() {
+            if let Some((time, _, team)) = acc {
+                let team = (team != NO_ID).then(|| facts.names.name(team));
+                agents.insert(facts.names.name(id as u32), (time, team));
+            }
+        }
+        for (fact, n) in facts.now_of("agent_current_status") {
+            if let Fact::AgentCurrentStatus {
+                agent_id,
+                team_id,
+                status,
+                since_ms,
+                ..
+            } = fact
+            {
+                let e = agents
+                    .entry(agent_id)
+                    .or_insert_with(|| (TimeInStatus::default(), None));
+                e.1 = team_id.as_deref();
+                now_status.insert(agent_id, (*status, *since_ms));
+                add_time(&mut e.0, *status, overlap(*since_ms, now, spent) * n);
+            }
         }
     }
-    for (fact, n) in facts
-        .into_iter()
-        .flat_map(|f| f.now_of("agent_current_status"))
-    {
-        if let Fact::AgentCurrentStatus {
-            agent_id,
-            team_id,
-            status,
-            since_ms,
-            ..
-        } = fact
-        {
-            super::slot(&mut p.teams, agent_id).clone_from(team_id);
-            p.now_status.insert(agent_id.clone(), (*status, *since_ms));
-            add_time(
-                super::slot(&mut p.time, agent_id),
-                *status,
-                overlap(*since_ms, now, spent) * n,
-            );
-        }
+    let mut p = Presence {
+        time: HashMap::with_capacity(agents.len()),
+        teams: HashMap::with_capacity(agents.len()),
+        now_status: now_status
+            .into_iter()
+            .map(|(a, s)| (a.to_owned(), s))
+            .collect(),
+    };
+    for (agent, (time, team)) in agents {
+        p.teams.insert(agent.to_owned(), team.map(str::to_owned));
+        p.time.insert(agent.to_owned(), time);
     }
     p
 }
@@ -263,7 +259,7 @@ pub fn compute(
         teams,
         now_status,
     } = presence(facts, spent, now);
-    let mut open: HashMap<String, i64> = HashMap::new();
+    let mut open: HashMap<&str, i64> = HashMap::new();
     for (fact, n) in facts
         .into_iter()
         .flat_map(|f| f.now_of("active_conversation"))
@@ -277,13 +273,13 @@ pub fn compute(
         } = fact
             && p.wants_conversation(*channel, inbox_id)
         {
-            *super::slot(&mut open, agent_id) += n;
+            *open.entry(agent_id).or_default() += n;
         }
     }
 
     let handled_now = handled(facts, range, p);
     let handled_before = handled(facts, previous, p);
-    let mut resolved: HashMap<String, i64> = HashMap::new();
+    let mut resolved: HashMap<&str, i64> = HashMap::new();
     for (fact, n) in facts
         .into_iter()
         .flat_map(|f| f.range_merged("resolution", range.from, range.to))
@@ -297,49 +293,50 @@ pub fn compute(
         } = fact
             && p.wants_conversation(*channel, inbox_id)
         {
-            *super::slot(&mut resolved, agent_id) += n;
+            *resolved.entry(agent_id).or_default() += n;
         }
     }
-    let mut replies: HashMap<String, (i64, i64, i64)> = HashMap::new(); // count, met, sum
-    for (fact, n) in facts
-        .into_iter()
-        .flat_map(|f| f.range_merged("first_response", range.from, range.to))
-    {
-        if let Fact::FirstResponse {
-            seconds,
-            agent_id: Some(agent_id),
-            channel,
-            inbox_id,
-            ..
-        } = fact
-            && p.wants_conversation(*channel, inbox_id)
-        {
-            let e: &mut (i64, i64, i64) = super::slot(&mut replies, agent_id);
-            e.0 += n;
-            e.2 += i64::from(*seconds) * n;
-            if i64::from(*seconds) * 1000 <= target_ms {
-                e.1 += n;
+    // count, met, sum per agent id ([`AccountFacts::names`]).
+    let mut replies: Vec<(i64, i64, i64)> = Vec::new();
+    if let Some(facts) = facts {
+        let filter = super::IdFilter::new(p, &facts.names);
+        replies.resize(facts.names.len(), (0, 0, 0));
+        facts.first_responses.scan(range.from, range.to, |k, n| {
+            if k.agent != NO_ID && filter.wants_conversation(k.channel, k.inbox) {
+                let e = &mut replies[k.agent as usize];
+                e.0 += n;
+                e.2 += i64::from(k.seconds) * n;
+                if i64::from(k.seconds) * 1000 <= target_ms {
+                    e.1 += n;
+                }
             }
-        }
+        });
     }
+    let replies_of = |agent: &str| {
+        facts
+            .and_then(|f| f.names.get(agent))
+            .and_then(|id| replies.get(id as usize).copied())
+            .unwrap_or_default()
+    };
 
-    let names: BTreeSet<&String> = teams
+    let names: BTreeSet<&str> = teams
         .keys()
-        .chain(handled_now.keys())
-        .chain(open.keys())
-        .chain(resolved.keys())
+        .map(String::as_str)
+        .chain(handled_now.keys().map(String::as_str))
+        .chain(open.keys().copied())
+        .chain(resolved.keys().copied())
         .collect();
     let mut agents: Vec<AgentRow> = names
         .into_iter()
         .filter(|a| {
             let team = teams.get(*a).cloned().flatten();
-            p.wants_agent(Some(a.as_str()), team.as_deref())
+            p.wants_agent(Some(*a), team.as_deref())
         })
         .map(|a| {
             let t = time.remove(a).unwrap_or_default();
             let h = handled_now.get(a).copied().unwrap_or(0);
             let res = resolved.get(a).copied().unwrap_or(0);
-            let (count, met, sum) = replies.get(a).copied().unwrap_or_default();
+            let (count, met, sum) = replies_of(a);
             let active = (t.online + t.busy) / 1000;
             let idle = t.away / 1000;
             let resolution_rate = ratio(res.min(h), h);
@@ -351,7 +348,7 @@ pub fn compute(
                     + 0.3 * utilisation.unwrap_or(0.0)))
             .round() as u32;
             AgentRow {
-                agent_id: a.clone(),
+                agent_id: a.to_owned(),
                 team_id: teams.get(a).cloned().flatten(),
                 handled: h,
                 handled_previous: handled_before.get(a).copied().unwrap_or(0),

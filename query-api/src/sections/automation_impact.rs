@@ -5,14 +5,13 @@
 use foldhash::HashMap;
 
 use schemas::event::ResolvedBy;
-use schemas::metrics::Fact;
 use serde::Serialize;
 
 use super::Params;
 use super::kpi::RangeBody;
 use crate::range::Range;
 use crate::settings::AccountSettings;
-use crate::store::{AccountFacts, Snapshot};
+use crate::store::{AccountFacts, NO_ID, Snapshot};
 
 /// How many intents `top_intents` lists.
 const TOP_INTENTS: usize = 10;
@@ -178,7 +177,7 @@ fn ratio(num: i64, den: i64) -> Option<f64> {
 type IntentCounts = [i64; 4];
 
 #[derive(Default)]
-struct Figures {
+struct Figures<'a> {
     split: Split,
     bot: i64,
     escalated: i64,
@@ -189,95 +188,93 @@ struct Figures {
     handling_n: i64,
     /// `[responses, score sum, satisfied]` for bot-only and with humans.
     csat: [[i64; 3]; 2],
-    intents: HashMap<String, IntentCounts>,
+    /// Keyed by the interned intents' strings.
+    intents: HashMap<&'a str, IntentCounts>,
 }
 
-fn figures(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Figures {
+fn figures<'a>(facts: Option<&'a AccountFacts>, r: Range, p: &Params) -> Figures<'a> {
     let mut f = Figures::default();
-    for (fact, n) in facts
-        .into_iter()
-        .flat_map(|f| f.range_merged("automation_conversation", r.from, r.to))
-    {
-        let Fact::AutomationConversation {
-            channel,
-            inbox_id,
-            bot,
-            escalated,
-            human,
-            resolved_by,
-            auto_reply,
-            intent,
-            csat,
-            handling_s,
-            ..
-        } = fact
-        else {
-            continue;
-        };
-        if !p.wants_conversation(*channel, inbox_id) {
-            continue;
-        }
-        let bot_only = *resolved_by == Some(ResolvedBy::Bot) && !human;
-        f.split.total += n;
-        if bot_only {
-            f.split.bot_only += n;
-        } else if *human {
-            f.split.with_humans += n;
-        }
-        if *bot {
-            f.bot += n;
-            if *escalated {
-                f.escalated += n;
-            }
-            if *resolved_by == Some(ResolvedBy::System) {
-                f.dropped += n;
-            }
-        }
-        if *auto_reply {
-            f.auto_reply += n;
-            if resolved_by.is_some() && !escalated {
-                f.auto_reply_ok += n;
-            }
-        }
-        if let Some(s) = handling_s {
-            f.handling_sum += i64::from(*s) * n;
-            f.handling_n += n;
-        }
-        let group = if bot_only {
-            Some(0)
-        } else if *human {
-            Some(1)
-        } else {
-            None
-        };
-        if let (Some(g), Some(score)) = (group, csat) {
-            let c = &mut f.csat[g];
-            c[0] += n;
-            c[1] += i64::from(*score) * n;
-            if *score >= 4 {
-                c[2] += n;
-            }
-        }
-        if let Some(intent) = intent {
-            let c: &mut IntentCounts = super::slot(&mut f.intents, intent);
-            c[0] += n;
-            if bot_only {
-                c[1] += n;
-            }
-            if *bot {
-                c[2] += n;
-                if *escalated {
-                    c[3] += n;
-                }
-            }
-        }
+    if let Some(facts) = facts {
+        f = figures_of(facts, r, p);
     }
     f.split.other = f.split.total - f.split.bot_only - f.split.with_humans;
     f.split.bot_only_share = ratio(f.split.bot_only, f.split.total);
     f
 }
 
-impl Figures {
+fn figures_of<'a>(facts: &'a AccountFacts, r: Range, p: &Params) -> Figures<'a> {
+    let mut f = Figures::default();
+    let filter = super::IdFilter::new(p, &facts.names);
+    // Per intent id ([`AccountFacts::names`]); `None` for intents not seen.
+    let mut intents: Vec<Option<IntentCounts>> = vec![None; facts.names.len()];
+    facts.automation.scan(r.from, r.to, |k, n| {
+        if !filter.wants_conversation(k.channel, k.inbox) {
+            return;
+        }
+        let bot_only = k.resolved_by == Some(ResolvedBy::Bot) && !k.human;
+        f.split.total += n;
+        if bot_only {
+            f.split.bot_only += n;
+        } else if k.human {
+            f.split.with_humans += n;
+        }
+        if k.bot {
+            f.bot += n;
+            if k.escalated {
+                f.escalated += n;
+            }
+            if k.resolved_by == Some(ResolvedBy::System) {
+                f.dropped += n;
+            }
+        }
+        if k.auto_reply {
+            f.auto_reply += n;
+            if k.resolved_by.is_some() && !k.escalated {
+                f.auto_reply_ok += n;
+            }
+        }
+        if let Some(s) = k.handling_s {
+            f.handling_sum += i64::from(s) * n;
+            f.handling_n += n;
+        }
+        let group = if bot_only {
+            Some(0)
+        } else if k.human {
+            Some(1)
+        } else {
+            None
+        };
+        if let (Some(g), Some(score)) = (group, k.csat) {
+            let c = &mut f.csat[g];
+            c[0] += n;
+            c[1] += i64::from(score) * n;
+            if score >= 4 {
+                c[2] += n;
+            }
+        }
+        if k.intent != NO_ID {
+            let c: &mut IntentCounts = intents[k.intent as usize].get_or_insert_default();
+            c[0] += n;
+            if bot_only {
+                c[1] += n;
+            }
+            if k.bot {
+                c[2] += n;
+                if k.escalated {
+                    c[3] += n;
+                }
+            }
+        }
+    });
+    f.intents = intents
+        .into_iter()
+        .enumerate()
+        .filter_map(|(id, c)| Some((facts.names.name(id as u32), c?)))
+        .collect();
+    f
+}
+
+impl Figures<'_> {
     fn time_saved(&self) -> TimeSaved {
         let avg = (self.handling_n > 0).then(|| self.handling_sum as f64 / self.handling_n as f64);
         TimeSaved {
@@ -313,14 +310,14 @@ pub fn compute(
     let mut now = figures(facts, range, p);
     let before = figures(facts, previous, p);
 
-    let mut intents: Vec<(String, IntentCounts)> = now.intents.drain().collect();
-    intents.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then(a.0.cmp(&b.0)));
+    let mut intents: Vec<(&str, IntentCounts)> = now.intents.drain().collect();
+    intents.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then(a.0.cmp(b.0)));
     let top_intents = intents
         .into_iter()
         .take(TOP_INTENTS)
         .map(|(intent, c)| IntentRow {
-            previous_conversations: before.intents.get(&intent).map_or(0, |b| b[0]),
-            intent,
+            previous_conversations: before.intents.get(intent).map_or(0, |b| b[0]),
+            intent: intent.to_owned(),
             conversations: c[0],
             bot_resolution: Rate::new(c[1], c[0]),
             escalation: Rate::new(c[3], c[2]),

@@ -7,7 +7,7 @@
 //! timestamp passes its deadline, without any new event (the pipeline clock ticks),
 //! and a change of target applies to the next response.
 
-use foldhash::{HashMap, HashMapExt as _, HashSet};
+use foldhash::{HashMap, HashMapExt as _};
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -21,7 +21,7 @@ use super::Params;
 use super::kpi::{FrtStats, RangeBody};
 use crate::range::{Range, local_midnight};
 use crate::settings::AccountSettings;
-use crate::store::{AccountFacts, Snapshot};
+use crate::store::{AccountFacts, NO_ID, Snapshot};
 
 /// Trend granularity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
@@ -243,39 +243,30 @@ fn ratio(a: i64, b: i64) -> Option<f64> {
     (b > 0).then(|| round4(a as f64 / b as f64))
 }
 
-/// First replies in `r` passing the filters, as `(fact agent, seconds, count)`.
-fn first_replies<'a>(
-    facts: Option<&'a AccountFacts>,
-    r: Range,
-    p: &'a Params,
-) -> impl Iterator<Item = (Option<&'a str>, u32, i64, i64)> + 'a {
-    facts
-        .into_iter()
-        .flat_map(move |f| f.range("first_response", r.from, r.to))
-        .filter_map(move |(fact, n)| match fact {
-            Fact::FirstResponse {
-                bucket,
-                seconds,
-                channel,
-                inbox_id,
-                agent_id,
-                team_id,
-                ..
-            } if p.wants_conversation(*channel, inbox_id)
-                && p.wants_agent(agent_id.as_deref(), team_id.as_deref()) =>
-            {
-                Some((agent_id.as_deref(), *seconds, *bucket, n))
-            }
-            _ => None,
-        })
-}
+/// A first reply: `(agent id or NO_ID, seconds, bucket, count)`.
+type Reply = (u32, u32, i64, i64);
 
-/// A first reply: `(agent, seconds, bucket, count)`.
-type Reply<'a> = (Option<&'a str>, u32, i64, i64);
+/// First replies in `r` passing the filters, day after day.
+fn first_replies(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Vec<Reply> {
+    let mut out = Vec::new();
+    if let Some(facts) = facts {
+        let filter = super::IdFilter::new(p, &facts.names);
+        facts
+            .first_responses
+            .scan_buckets(r.from, r.to, |bucket, k, n| {
+                if filter.wants_conversation(k.channel, k.inbox)
+                    && filter.wants_agent(k.agent, k.team)
+                {
+                    out.push((k.agent, k.seconds, bucket, n));
+                }
+            });
+    }
+    out
+}
 
 fn sla(
     facts: Option<&AccountFacts>,
-    replies: &[Reply<'_>],
+    replies: &[Reply],
     r: Range,
     p: &Params,
     target_ms: i64,
@@ -348,29 +339,13 @@ fn waiting(facts: Option<&AccountFacts>, p: &Params, target_ms: i64, now: i64) -
 }
 
 /// Distinct conversations per agent with a message in `r`.
-fn handled(facts: Option<&AccountFacts>, r: Range, p: &Params) -> HashMap<String, i64> {
-    let mut seen: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for (fact, _) in facts
-        .into_iter()
-        .flat_map(|f| f.range_merged("agent_handled", r.from, r.to))
-    {
-        if let Fact::AgentHandled {
-            agent_id,
-            team_id,
-            conversation_id,
-            channel,
-            inbox_id,
-            ..
-        } = fact
-            && p.wants_conversation(*channel, inbox_id)
-            && p.wants_agent(Some(agent_id), team_id.as_deref())
-        {
-            seen.entry(agent_id).or_default().insert(conversation_id);
-        }
-    }
-    seen.into_iter()
-        .map(|(a, convs)| (a.to_owned(), convs.len() as i64))
-        .collect()
+pub(crate) fn handled(facts: Option<&AccountFacts>, r: Range, p: &Params) -> HashMap<String, i64> {
+    let filter = facts.map(|f| super::IdFilter::new(p, &f.names));
+    super::handled_per_agent(facts, r, |k| {
+        filter.is_some_and(|f| {
+            f.wants_conversation(k.channel, k.inbox) && f.wants_agent(k.agent, k.team)
+        })
+    })
 }
 
 fn resolve_events(
@@ -412,40 +387,57 @@ fn resolve_events(
 
 fn opened_in_range(facts: Option<&AccountFacts>, r: Range, p: &Params) -> OpenedInRange {
     let mut o = OpenedInRange::default();
-    for (fact, n) in facts
-        .into_iter()
-        .flat_map(|f| f.range_merged("conversation_opened", r.from, r.to))
-    {
-        if let Fact::ConversationOpened {
-            resolved,
-            channel,
-            inbox_id,
-            ..
-        } = fact
-            && p.wants_conversation(*channel, inbox_id)
-        {
-            o.total += n;
-            if *resolved {
-                o.resolved += n;
-            } else {
-                o.open += n;
+    if let Some(facts) = facts {
+        let filter = super::IdFilter::new(p, &facts.names);
+        facts.opened.scan(r.from, r.to, |k, n| {
+            if filter.wants_conversation(k.channel, k.inbox) {
+                o.total += n;
+                if k.resolved {
+                    o.resolved += n;
+                } else {
+                    o.open += n;
+                }
             }
-        }
+        });
     }
     o
 }
 
 /// The start of the local hour, day or week containing `t_ms`.
 pub(crate) fn slot_start(t_ms: i64, tz: Tz, g: Granularity) -> i64 {
-    let local = DateTime::<Utc>::from_timestamp_millis(t_ms)
+    slot_start_at(t_ms, &local_at(t_ms, tz), tz, g, &mut None)
+}
+
+/// `t_ms` in `tz`.
+pub(crate) fn local_at(t_ms: i64, tz: Tz) -> DateTime<Tz> {
+    DateTime::<Utc>::from_timestamp_millis(t_ms)
         .unwrap_or_default()
-        .with_timezone(&tz);
+        .with_timezone(&tz)
+}
+
+/// [`slot_start`] given `local`, which is `t_ms` in `tz` ([`local_at`]); `midnight`
+/// remembers the last local midnight computed, for callers going bucket by bucket.
+pub(crate) fn slot_start_at(
+    t_ms: i64,
+    local: &DateTime<Tz>,
+    tz: Tz,
+    g: Granularity,
+    midnight: &mut Option<(chrono::NaiveDate, i64)>,
+) -> i64 {
+    let mut midnight_of = |date: chrono::NaiveDate| match *midnight {
+        Some((d, t)) if d == date => t,
+        _ => {
+            let t = local_midnight(date, tz);
+            *midnight = Some((date, t));
+            t
+        }
+    };
     match g {
-        Granularity::Day => local_midnight(local.date_naive(), tz),
+        Granularity::Day => midnight_of(local.date_naive()),
         Granularity::Week => {
             let date = local.date_naive();
             let monday = date - chrono::Days::new(u64::from(date.weekday().num_days_from_monday()));
-            local_midnight(monday, tz)
+            midnight_of(monday)
         }
         Granularity::Hour => {
             let into_hour = i64::from(local.minute()) * 60_000
@@ -456,20 +448,17 @@ pub(crate) fn slot_start(t_ms: i64, tz: Tz, g: Granularity) -> i64 {
     }
 }
 
-fn trend(replies: &[Reply<'_>], r: Range, tz: Tz, g: Granularity) -> Trend {
-    let mut slots: BTreeMap<i64, BTreeMap<u32, i64>> = BTreeMap::new();
-    let mut t = r.from;
-    while t < r.to {
-        slots.entry(slot_start(t, tz, g)).or_default();
-        t += BUCKET_MS;
+fn trend(replies: &[Reply], r: Range, tz: Tz, g: Granularity) -> Trend {
+    let local = super::LocalBuckets::new(r, tz, g);
+    let mut slots: BTreeMap<i64, super::Histogram> = BTreeMap::new();
+    for slot in local.slots() {
+        slots.entry(slot).or_default();
     }
-    let mut slot_of = super::PerBucket::new(|bucket| slot_start(bucket, tz, g));
     for &(_, seconds, bucket, n) in replies {
-        *slots
-            .entry(slot_of.get(bucket))
+        slots
+            .entry(local.get(bucket).slot)
             .or_default()
-            .entry(seconds)
-            .or_default() += n;
+            .add(seconds, n);
     }
     Trend {
         granularity: g,
@@ -477,22 +466,24 @@ fn trend(replies: &[Reply<'_>], r: Range, tz: Tz, g: Granularity) -> Trend {
             .into_iter()
             .map(|(start, hist)| TrendPoint {
                 start: format_rfc3339_ms(start),
-                stats: FrtStats::from_histogram(&hist),
+                stats: hist.stats(),
             })
             .collect(),
     }
 }
 
 fn ranking(
-    first: &[Reply<'_>],
+    facts: Option<&AccountFacts>,
+    first: &[Reply],
     target_ms: i64,
     handled: &HashMap<String, i64>,
     resolved: &HashMap<String, i64>,
 ) -> Ranking {
-    let mut replies: HashMap<&str, (i64, i64, i64)> = HashMap::new(); // count, met, seconds sum
+    // count, met, seconds sum per agent id ([`AccountFacts::names`]).
+    let mut replies: Vec<(i64, i64, i64)> = vec![(0, 0, 0); facts.map_or(0, |f| f.names.len())];
     for &(agent, seconds, _, n) in first {
-        if let Some(agent) = agent {
-            let e = replies.entry(agent).or_default();
+        if agent != NO_ID {
+            let e = &mut replies[agent as usize];
             e.0 += n;
             e.2 += i64::from(seconds) * n;
             if i64::from(seconds) * 1000 <= target_ms {
@@ -504,7 +495,10 @@ fn ranking(
     let mut agents: Vec<RankedAgent> = handled
         .iter()
         .map(|(agent, &h)| {
-            let (count, met, sum) = replies.get(agent.as_str()).copied().unwrap_or_default();
+            let (count, met, sum) = facts
+                .and_then(|f| f.names.get(agent))
+                .and_then(|id| replies.get(id as usize).copied())
+                .unwrap_or_default();
             let res = resolved.get(agent).copied().unwrap_or(0);
             let resolution_rate = ratio(res.min(h), h);
             let sla_met_rate = ratio(met, count);
@@ -573,9 +567,9 @@ pub fn compute(
     let (events_now, resolved_by_agent) = resolve_events(facts, range, p);
     let (events_before, _) = resolve_events(facts, previous, p);
     // Each period's first replies are read once and shared by SLA, trend and ranking.
-    let replies: Vec<Reply<'_>> = first_replies(facts, range, p).collect();
-    let replies_before: Vec<Reply<'_>> = first_replies(facts, previous, p).collect();
-    let agent_ranking = ranking(&replies, target_ms, &handled_now, &resolved_by_agent);
+    let replies = first_replies(facts, range, p);
+    let replies_before = first_replies(facts, previous, p);
+    let agent_ranking = ranking(facts, &replies, target_ms, &handled_now, &resolved_by_agent);
     let mut handled_per_agent: Vec<Handled> = handled_now
         .iter()
         .map(|(agent, &n)| Handled {

@@ -3,13 +3,10 @@
 //! a next-24-hours forecast (definitions in `docs/metrics.md`). Hours and weekdays are
 //! local to the account's zone.
 
-use foldhash::{HashSet, HashSetExt as _};
+use foldhash::HashSet;
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
-use chrono_tz::Tz;
 use schemas::event::format_rfc3339_ms;
-use schemas::metrics::Fact;
 use serde::Serialize;
 
 use super::Params;
@@ -146,58 +143,48 @@ pub struct CustomerLoad {
     pub forecast: Forecast,
 }
 
-fn local(t_ms: i64, tz: Tz) -> DateTime<Tz> {
-    DateTime::<Utc>::from_timestamp_millis(t_ms)
-        .unwrap_or_default()
-        .with_timezone(&tz)
+/// Calls `f` with `(bucket, count)` of conversations opened in `r` passing the
+/// filters, day after day.
+fn opened(facts: Option<&AccountFacts>, r: Range, p: &Params, mut f: impl FnMut(i64, i64)) {
+    if let Some(facts) = facts {
+        let filter = super::IdFilter::new(p, &facts.names);
+        facts.opened.scan_buckets(r.from, r.to, |bucket, k, n| {
+            if filter.wants_conversation(k.channel, k.inbox) {
+                f(bucket, n);
+            }
+        });
+    }
 }
 
-/// `(bucket, count)` of conversations opened in `r` passing the filters.
-fn opened<'a>(
-    facts: Option<&'a AccountFacts>,
-    r: Range,
-    p: &'a Params,
-) -> impl Iterator<Item = (i64, i64)> + 'a {
-    facts
-        .into_iter()
-        .flat_map(move |f| f.range("conversation_opened", r.from, r.to))
-        .filter_map(move |(fact, n)| match fact {
-            Fact::ConversationOpened {
-                bucket,
-                channel,
-                inbox_id,
-                ..
-            } if p.wants_conversation(*channel, inbox_id) => Some((*bucket, n)),
-            _ => None,
-        })
+/// Conversations opened in `r` passing the filters.
+fn opened_total(facts: Option<&AccountFacts>, r: Range, p: &Params) -> i64 {
+    let mut total = 0;
+    opened(facts, r, p, |_, n| total += n);
+    total
 }
 
-fn customers(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Customers {
-    let mut all: HashSet<&str> = HashSet::new();
-    let mut new: HashSet<&str> = HashSet::new();
-    for (fact, _) in facts
-        .into_iter()
-        .flat_map(|f| f.range_merged("customer_conversation", r.from, r.to))
-    {
-        if let Fact::CustomerConversation {
-            customer_id,
-            first,
-            channel,
-            inbox_id,
-            ..
-        } = fact
-            && p.wants_conversation(*channel, inbox_id)
-        {
-            all.insert(customer_id);
-            if *first {
-                new.insert(customer_id);
+/// Distinct customers with a conversation in `r`, and those among them whose first
+/// conversation ever is in `r`.
+pub(crate) fn customers(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Customers {
+    let Some(facts) = facts else {
+        return Customers::default();
+    };
+    let filter = super::IdFilter::new(p, &facts.names);
+    let mut all = super::Bits::new(facts.customers.len());
+    let mut new = super::Bits::new(facts.customers.len());
+    let (mut total, mut new_total) = (0, 0);
+    facts.customer_conversations.scan(r.from, r.to, |k, _| {
+        if filter.wants_conversation(k.channel, k.inbox) {
+            total += i64::from(all.insert(k.customer));
+            if k.first {
+                new_total += i64::from(new.insert(k.customer));
             }
         }
-    }
+    });
     Customers {
-        total: all.len() as i64,
-        new: new.len() as i64,
-        returning: (all.len() - new.len()) as i64,
+        total,
+        new: new_total,
+        returning: total - new_total,
     }
 }
 
@@ -214,30 +201,22 @@ pub fn compute(
     let previous = range.previous();
     let g = granularity.unwrap_or_else(|| Granularity::default_for(range));
 
+    let local = super::LocalBuckets::new(range, tz, g);
     let mut slots: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut t = range.from;
-    while t < range.to {
-        slots.entry(slot_start(t, tz, g)).or_default();
-        t += schemas::time::BUCKET_MS;
+    for slot in local.slots() {
+        slots.entry(slot).or_default();
     }
     let mut by_hour = [0i64; 24];
     let mut heat = vec![vec![0i64; 24]; 7];
     let mut total = 0;
-    let mut local_of = super::PerBucket::new(|bucket| {
-        let l = local(bucket, tz);
-        (
-            slot_start(bucket, tz, g),
-            l.hour() as usize,
-            l.weekday().num_days_from_monday() as usize,
-        )
-    });
-    for (bucket, n) in opened(facts, range, p) {
+    opened(facts, range, p, |bucket, n| {
         total += n;
-        let (slot, hour, weekday) = local_of.get(bucket);
-        *slots.entry(slot).or_default() += n;
+        let l = local.get(bucket);
+        let hour = l.hour as usize;
+        *slots.entry(l.slot).or_default() += n;
         by_hour[hour] += n;
-        heat[weekday][hour] += n;
-    }
+        heat[l.weekday][hour] += n;
+    });
     let mut ranked: Vec<u32> = (0..24).filter(|h| by_hour[*h as usize] > 0).collect();
     ranked.sort_by(|a, b| {
         by_hour[*b as usize]
@@ -247,32 +226,28 @@ pub fn compute(
     ranked.truncate(PEAK_HOURS);
     let peak: HashSet<u32> = ranked.iter().copied().collect();
 
-    let mut hour_of = super::PerBucket::new(|bucket| local(bucket, tz).hour());
-    let mut peak_hist: BTreeMap<u32, i64> = BTreeMap::new();
-    let mut off_hist: BTreeMap<u32, i64> = BTreeMap::new();
-    for (fact, n) in facts
-        .into_iter()
-        .flat_map(|f| f.range("first_response", range.from, range.to))
-    {
-        if let Fact::FirstResponse {
-            bucket,
-            seconds,
-            channel,
-            inbox_id,
-            agent_id,
-            team_id,
-            ..
-        } = fact
-            && p.wants_conversation(*channel, inbox_id)
-            && p.wants_agent(agent_id.as_deref(), team_id.as_deref())
-        {
-            let hist = if peak.contains(&hour_of.get(*bucket)) {
-                &mut peak_hist
-            } else {
-                &mut off_hist
-            };
-            *hist.entry(*seconds).or_default() += n;
-        }
+    let mut is_peak = [false; 24];
+    for h in &ranked {
+        is_peak[*h as usize] = true;
+    }
+    let mut peak_hist = super::Histogram::default();
+    let mut off_hist = super::Histogram::default();
+    if let Some(facts) = facts {
+        let filter = super::IdFilter::new(p, &facts.names);
+        facts
+            .first_responses
+            .scan_buckets(range.from, range.to, |bucket, k, n| {
+                if filter.wants_conversation(k.channel, k.inbox)
+                    && filter.wants_agent(k.agent, k.team)
+                {
+                    let hist = if is_peak[local.get(bucket).hour as usize] {
+                        &mut peak_hist
+                    } else {
+                        &mut off_hist
+                    };
+                    hist.add(k.seconds, n);
+                }
+            });
     }
 
     let now = i64::try_from(snap.progress).unwrap_or(i64::MAX);
@@ -283,7 +258,7 @@ pub fn compute(
             let past: i64 = (1..=FORECAST_WEEKS)
                 .map(|w| {
                     let from = start - w * WEEK_MS;
-                    opened(
+                    opened_total(
                         facts,
                         Range {
                             from,
@@ -291,8 +266,6 @@ pub fn compute(
                         },
                         p,
                     )
-                    .map(|(_, n)| n)
-                    .sum::<i64>()
                 })
                 .sum();
             ForecastPoint {
@@ -311,7 +284,7 @@ pub fn compute(
         progress: snap.progress,
         opened: Opened {
             total,
-            previous: opened(facts, previous, p).map(|(_, n)| n).sum(),
+            previous: opened_total(facts, previous, p),
             granularity: g,
             points: slots
                 .into_iter()
@@ -334,8 +307,8 @@ pub fn compute(
             previous: customers(facts, previous, p),
         },
         wait_time: WaitTime {
-            peak: FrtStats::from_histogram(&peak_hist),
-            off_peak: FrtStats::from_histogram(&off_hist),
+            peak: peak_hist.stats(),
+            off_peak: off_hist.stats(),
         },
         heatmap: Heatmap {
             weekdays: vec!["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],

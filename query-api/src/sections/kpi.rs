@@ -160,26 +160,17 @@ pub struct Kpi {
 }
 
 fn frt(facts: Option<&AccountFacts>, r: Range, p: &Params) -> FrtStats {
-    let mut hist: BTreeMap<u32, i64> = BTreeMap::new();
-    for (fact, n) in facts
-        .into_iter()
-        .flat_map(|f| f.range_merged("first_response", r.from, r.to))
-    {
-        if let Fact::FirstResponse {
-            seconds,
-            channel,
-            inbox_id,
-            agent_id,
-            team_id,
-            ..
-        } = fact
-            && p.wants_conversation(*channel, inbox_id)
-            && p.wants_agent(agent_id.as_deref(), team_id.as_deref())
-        {
-            *hist.entry(*seconds).or_default() += n;
-        }
+    let mut hist = super::Histogram::default();
+    if let Some(facts) = facts {
+        let filter = super::IdFilter::new(p, &facts.names);
+        facts.first_responses.scan(r.from, r.to, |k, n| {
+            if filter.wants_conversation(k.channel, k.inbox) && filter.wants_agent(k.agent, k.team)
+            {
+                hist.add(k.seconds, n);
+            }
+        });
     }
-    FrtStats::from_histogram(&hist)
+    hist.stats()
 }
 
 impl FrtStats {

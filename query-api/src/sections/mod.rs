@@ -148,28 +148,188 @@ pub(crate) fn slot<'m, V: Default, S: std::hash::BuildHasher>(
     map.get_mut(key).expect("present: inserted above")
 }
 
-/// Memoizes a per-bucket function over a range scan. Scans yield facts in bucket
-/// order, so a timezone conversion (the dearest step per fact in long ranges) is paid
-/// once per 15-minute bucket instead of once per fact.
-pub(crate) struct PerBucket<T: Copy, F: Fn(i64) -> T> {
-    f: F,
-    last: Option<(i64, T)>,
+/// [`Params`]' filters as interned ids of one account ([`crate::store::Interner`]),
+/// for the compact columns: the same decisions as [`Params::wants_conversation`] and
+/// [`Params::wants_agent`], with integers compared instead of strings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdFilter {
+    channel: Option<Channel>,
+    inbox: Option<u32>,
+    agent: Option<u32>,
+    team: Option<u32>,
 }
 
-impl<T: Copy, F: Fn(i64) -> T> PerBucket<T, F> {
-    pub(crate) fn new(f: F) -> Self {
-        Self { f, last: None }
+impl IdFilter {
+    pub(crate) fn new(p: &Params, names: &crate::store::Interner) -> Self {
+        Self {
+            channel: p.channel,
+            inbox: names.filter(p.inbox_id.as_deref()),
+            agent: names.filter(p.agent_id.as_deref()),
+            team: names.filter(p.team_id.as_deref()),
+        }
     }
 
-    pub(crate) fn get(&mut self, bucket: i64) -> T {
-        match self.last {
-            Some((b, v)) if b == bucket => v,
-            _ => {
-                let v = (self.f)(bucket);
-                self.last = Some((bucket, v));
-                v
-            }
+    /// [`Params::wants_conversation`].
+    pub(crate) fn wants_conversation(&self, channel: Channel, inbox: u32) -> bool {
+        self.channel.is_none_or(|c| c == channel) && self.inbox.is_none_or(|i| i == inbox)
+    }
+
+    /// [`Params::wants_agent`] for work by `agent` (never absent) in `team` ([`NO_ID`]
+    /// without one).
+    ///
+    /// [`NO_ID`]: crate::store::NO_ID
+    pub(crate) fn wants_agent(&self, agent: u32, team: u32) -> bool {
+        self.agent.is_none_or(|a| a == agent) && self.team.is_none_or(|t| t == team)
+    }
+}
+
+/// Distinct conversations per agent among the `agent_handled` entries in `r` that
+/// `keep` admits (agents without one are absent). Conversation ids are dense, so the
+/// first agent seen per conversation is kept in an array; the few conversations
+/// handled by more than one agent go to a set of (agent, conversation) pairs.
+pub(crate) fn handled_per_agent(
+    facts: Option<&crate::store::AccountFacts>,
+    r: crate::range::Range,
+    keep: impl Fn(&crate::store::HandledKey) -> bool,
+) -> foldhash::HashMap<String, i64> {
+    let Some(facts) = facts else {
+        return Default::default();
+    };
+    // owner[conversation]: 1 + the first agent counted for it, 0 for none yet.
+    let mut owner = vec![0u32; facts.conversations.len()];
+    let mut others: foldhash::HashSet<u64> = Default::default();
+    let mut counts = vec![0i64; facts.names.len()];
+    facts.handled.scan(r.from, r.to, |k, _| {
+        if !keep(&k) {
+            return;
         }
+        let first = &mut owner[k.conversation as usize];
+        let counted = if *first == 0 {
+            *first = k.agent + 1;
+            true
+        } else {
+            *first != k.agent + 1
+                && others.insert((u64::from(k.agent) << 32) | u64::from(k.conversation))
+        };
+        if counted {
+            counts[k.agent as usize] += 1;
+        }
+    });
+    counts
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(a, n)| (facts.names.name(a as u32).to_owned(), *n))
+        .collect()
+}
+
+/// A `seconds → count` histogram filled in any order: hashed while counting (one
+/// cheap integer hash per fact, where a `BTreeMap` insert walked the tree), sorted
+/// once at the end for [`kpi::FrtStats::from_histogram`].
+#[derive(Default)]
+pub(crate) struct Histogram(foldhash::HashMap<u32, i64>);
+
+impl Histogram {
+    pub(crate) fn add(&mut self, seconds: u32, n: i64) {
+        *self.0.entry(seconds).or_default() += n;
+    }
+
+    pub(crate) fn into_sorted(self) -> std::collections::BTreeMap<u32, i64> {
+        let mut v: Vec<(u32, i64)> = self.0.into_iter().collect();
+        v.sort_unstable_by_key(|(s, _)| *s);
+        v.into_iter().collect()
+    }
+
+    pub(crate) fn stats(self) -> kpi::FrtStats {
+        kpi::FrtStats::from_histogram(&self.into_sorted())
+    }
+}
+
+/// A set of dense ids.
+pub(crate) struct Bits(Vec<u64>);
+
+impl Bits {
+    pub(crate) fn new(len: usize) -> Self {
+        Self(vec![0; len.div_ceil(64)])
+    }
+
+    /// Adds `id`; whether it was new.
+    pub(crate) fn insert(&mut self, id: u32) -> bool {
+        let (word, bit) = ((id / 64) as usize, 1u64 << (id % 64));
+        let new = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        new
+    }
+}
+
+/// Local time per 15-minute bucket of a range, each computed once (a timezone
+/// conversion is the dearest step per bucket): its trend slot, local hour and
+/// weekday. Buckets off the table (outside the range or off the grid) are computed
+/// on demand, the same way.
+pub(crate) struct LocalBuckets {
+    from: i64,
+    tz: chrono_tz::Tz,
+    g: Granularity,
+    cells: Vec<LocalBucket>,
+}
+
+/// One bucket's local time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LocalBucket {
+    /// Start of its local hour, day or week ([`conversation_effectiveness::slot_start`]).
+    pub slot: i64,
+    /// Local hour, 0..23.
+    pub hour: u32,
+    /// Local weekday, Monday 0.
+    pub weekday: usize,
+}
+
+impl LocalBuckets {
+    pub(crate) fn new(r: Range, tz: chrono_tz::Tz, g: Granularity) -> Self {
+        let mut midnight = None;
+        let mut cells = Vec::new();
+        let mut t = r.from;
+        while t < r.to {
+            cells.push(Self::at(t, tz, g, &mut midnight));
+            t += schemas::time::BUCKET_MS;
+        }
+        Self {
+            from: r.from,
+            tz,
+            g,
+            cells,
+        }
+    }
+
+    fn at(
+        t: i64,
+        tz: chrono_tz::Tz,
+        g: Granularity,
+        midnight: &mut Option<(chrono::NaiveDate, i64)>,
+    ) -> LocalBucket {
+        use chrono::{Datelike as _, Timelike as _};
+        let local = conversation_effectiveness::local_at(t, tz);
+        LocalBucket {
+            slot: conversation_effectiveness::slot_start_at(t, &local, tz, g, midnight),
+            hour: local.hour(),
+            weekday: local.weekday().num_days_from_monday() as usize,
+        }
+    }
+
+    /// The slots of the range's buckets, in bucket order (with repeats).
+    pub(crate) fn slots(&self) -> impl Iterator<Item = i64> + '_ {
+        self.cells.iter().map(|c| c.slot)
+    }
+
+    pub(crate) fn get(&self, bucket: i64) -> LocalBucket {
+        let offset = bucket - self.from;
+        if offset >= 0
+            && offset % schemas::time::BUCKET_MS == 0
+            && let Some(c) = self.cells.get((offset / schemas::time::BUCKET_MS) as usize)
+        {
+            return *c;
+        }
+        Self::at(bucket, self.tz, self.g, &mut None)
     }
 }
 
@@ -283,3 +443,6 @@ fn section_body(
     }
     .map_err(|e| ApiError::Internal(e.to_string()))
 }
+
+#[cfg(test)]
+mod compact_tests;

@@ -317,7 +317,7 @@ fn throughput(n: u64, config: &Config) -> anyhow::Result<()> {
     let secs = start.elapsed().as_secs_f64();
     let done = released.load(Ordering::Relaxed);
     println!(
-        "throughput: {done} events through the KPI pipeline in {secs:.2}s = {:.0} events/s (peak RSS {:.0} MiB)",
+        "throughput: {done} events through the full-catalog pipeline in {secs:.2}s = {:.0} events/s (peak RSS {:.0} MiB)",
         done as f64 / secs,
         peak_rss_mib()
     );

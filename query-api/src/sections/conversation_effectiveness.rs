@@ -249,18 +249,9 @@ type Reply = (u32, u32, i64, i64);
 /// First replies in `r` passing the filters, day after day.
 fn first_replies(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Vec<Reply> {
     let mut out = Vec::new();
-    if let Some(facts) = facts {
-        let filter = super::IdFilter::new(p, &facts.names);
-        facts
-            .first_responses
-            .scan_buckets(r.from, r.to, |bucket, k, n| {
-                if filter.wants_conversation(k.channel, k.inbox)
-                    && filter.wants_agent(k.agent, k.team)
-                {
-                    out.push((k.agent, k.seconds, bucket, n));
-                }
-            });
-    }
+    super::scan_first_responses(facts, r, p, |bucket, k, n| {
+        out.push((k.agent, k.seconds, bucket, n));
+    });
     out
 }
 

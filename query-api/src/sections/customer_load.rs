@@ -232,23 +232,14 @@ pub fn compute(
     }
     let mut peak_hist = super::Histogram::default();
     let mut off_hist = super::Histogram::default();
-    if let Some(facts) = facts {
-        let filter = super::IdFilter::new(p, &facts.names);
-        facts
-            .first_responses
-            .scan_buckets(range.from, range.to, |bucket, k, n| {
-                if filter.wants_conversation(k.channel, k.inbox)
-                    && filter.wants_agent(k.agent, k.team)
-                {
-                    let hist = if is_peak[local.get(bucket).hour as usize] {
-                        &mut peak_hist
-                    } else {
-                        &mut off_hist
-                    };
-                    hist.add(k.seconds, n);
-                }
-            });
-    }
+    super::scan_first_responses(facts, range, p, |bucket, k, n| {
+        let hist = if is_peak[local.get(bucket).hour as usize] {
+            &mut peak_hist
+        } else {
+            &mut off_hist
+        };
+        hist.add(k.seconds, n);
+    });
 
     let now = i64::try_from(snap.progress).unwrap_or(i64::MAX);
     let first_hour = slot_start(now, tz, Granularity::Hour);

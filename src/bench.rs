@@ -21,6 +21,7 @@ use pipeline::{Pipeline, PipelineConfig};
 use query_api::auth::Role;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::app::Embedded;
 use crate::config::Config;
@@ -103,8 +104,6 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
 /// Client and server ends live in this one process, so the memory figure is an upper
 /// bound of the server's share (the clients use 4 KiB buffers, like the server).
 async fn clients(n: usize, config: &Config) -> anyhow::Result<()> {
-    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-
     let dir = tempfile::tempdir()?;
     let mut config = config.clone();
     config.auth.max_live_connections = config.auth.max_live_connections.max(n + 16);
@@ -124,28 +123,9 @@ async fn clients(n: usize, config: &Config) -> anyhow::Result<()> {
     let mut sockets = Vec::with_capacity(n);
     let started = Instant::now();
     for token in &tokens {
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
-            format!("ws://{addr}/api/live"),
-            Some(ws_config),
-            false,
-        )
-        .await
-        .context("connecting a client")?;
-        ws.send(Message::text(
-            json!({"op": "auth", "token": token}).to_string(),
-        ))
-        .await?;
-        ws.send(Message::text(
-            json!({"op": "subscribe", "id": "kpi", "section": "kpi", "params": {}}).to_string(),
-        ))
-        .await?;
-        while let Some(msg) = ws.next().await {
-            let msg: Value = serde_json::from_str(msg?.to_text()?)?;
-            if msg["type"] == "snapshot" {
-                break;
-            }
-            anyhow::ensure!(msg["type"] != "error", "client refused: {msg}");
-        }
+        // Only the socket is kept: the snapshot is dropped, so the memory figure is
+        // that of the connections.
+        let (ws, _snapshot) = subscribe_kpi(addr, Some(token), Some(ws_config)).await?;
         sockets.push(ws);
     }
     let connected = started.elapsed();
@@ -559,12 +539,49 @@ fn api(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A client WebSocket of the benchmarks.
+type ClientSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to `/api/live` on `addr` (with `ws_config`, or the defaults), authenticates
+/// with `token` when the server wants one, subscribes to the KPI strip and waits for
+/// its snapshot. Returns the socket and the snapshot's body.
+async fn subscribe_kpi(
+    addr: std::net::SocketAddr,
+    token: Option<&str>,
+    ws_config: Option<WebSocketConfig>,
+) -> anyhow::Result<(ClientSocket, Value)> {
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+        format!("ws://{addr}/api/live"),
+        ws_config,
+        false,
+    )
+    .await
+    .context("connecting the WebSocket")?;
+    if let Some(token) = token {
+        ws.send(Message::text(
+            json!({"op": "auth", "token": token}).to_string(),
+        ))
+        .await?;
+    }
+    ws.send(Message::text(
+        json!({"op": "subscribe", "id": "kpi", "section": "kpi", "params": {}}).to_string(),
+    ))
+    .await?;
+    while let Some(msg) = ws.next().await {
+        let msg: Value = serde_json::from_str(msg?.to_text()?)?;
+        if msg["type"] == "snapshot" {
+            return Ok((ws, msg["data"].clone()));
+        }
+        anyhow::ensure!(msg["type"] != "error", "client refused: {msg}");
+    }
+    anyhow::bail!("the server closed the connection before the snapshot")
+}
+
 /// A WebSocket client subscribed to the KPI strip, used by the latency benchmarks: a
 /// newly opened conversation is "seen" when `active_conversations.total` counts it.
 pub(crate) struct KpiProbe {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    ws: ClientSocket,
     /// The KPI body as the client holds it (snapshot plus applied patches).
     data: Value,
     /// `active_conversations.total` in the snapshot, before any benchmark event.
@@ -572,34 +589,13 @@ pub(crate) struct KpiProbe {
 }
 
 impl KpiProbe {
-    /// Connects to `/api/live` on `addr`, subscribes to the KPI strip and waits for its
-    /// snapshot.
-    /// Connects, authenticates with `token` when the server wants one, subscribes.
+    /// Connects to `/api/live` on `addr`, authenticates with `token` when the server
+    /// wants one, subscribes to the KPI strip and waits for its snapshot.
     pub(crate) async fn connect(
         addr: std::net::SocketAddr,
         token: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/live"))
-            .await
-            .context("connecting the WebSocket")?;
-        if let Some(token) = token {
-            ws.send(Message::text(
-                json!({"op": "auth", "token": token}).to_string(),
-            ))
-            .await?;
-        }
-        ws.send(Message::text(
-            json!({"op": "subscribe", "id": "kpi", "section": "kpi", "params": {}}).to_string(),
-        ))
-        .await?;
-        let mut data = Value::Null;
-        while let Some(msg) = ws.next().await {
-            let msg: Value = serde_json::from_str(msg?.to_text()?)?;
-            if msg["type"] == "snapshot" {
-                data = msg["data"].clone();
-                break;
-            }
-        }
+        let (ws, data) = subscribe_kpi(addr, token, None).await?;
         let base = Self::active_total(&data);
         Ok(Self { ws, data, base })
     }

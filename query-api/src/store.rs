@@ -44,6 +44,29 @@ use tokio::sync::watch;
 /// Length of a rollup day.
 const DAY_MS: i64 = 86_400_000;
 
+/// Start of the UTC day of `ms`.
+fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS) * DAY_MS
+}
+
+/// The whole UTC days inside `[from, to)`, as `[first, last)`, when there is one.
+/// Rollup reads take these from the day rollups and the edges bucket by bucket.
+fn whole_days(from: i64, to: i64) -> Option<(i64, i64)> {
+    let first = day_of(from + DAY_MS - 1);
+    let last = day_of(to);
+    (first < last).then_some((first, last))
+}
+
+/// Adds `diff` to `key` in the map of `at` in `series`, forgetting the map when it
+/// empties.
+fn add_at<K: Eq + Hash>(series: &mut BTreeMap<i64, HashMap<K, i64>>, at: i64, key: K, diff: i64) {
+    let map = series.entry(at).or_default();
+    add(map, key, diff);
+    if map.is_empty() {
+        series.remove(&at);
+    }
+}
+
 /// Kinds kept in day rollups: those read by queries that ignore the bucket.
 pub const ROLLED_UP: &[&str] = &[
     "whatsapp_outcome",
@@ -123,7 +146,7 @@ impl AccountFacts {
             } => {
                 let key = HandledKey {
                     agent: self.names.intern(agent_id),
-                    team: team_id.as_deref().map_or(NO_ID, |t| self.names.intern(t)),
+                    team: self.names.intern_opt(team_id.as_deref()),
                     conversation: self.conversations.intern(conversation_id),
                     inbox: self.names.intern(inbox_id),
                     channel: *channel,
@@ -159,8 +182,8 @@ impl AccountFacts {
             } => {
                 let key = FirstResponseKey {
                     seconds: *seconds,
-                    agent: agent_id.as_deref().map_or(NO_ID, |a| self.names.intern(a)),
-                    team: team_id.as_deref().map_or(NO_ID, |t| self.names.intern(t)),
+                    agent: self.names.intern_opt(agent_id.as_deref()),
+                    team: self.names.intern_opt(team_id.as_deref()),
                     inbox: self.names.intern(inbox_id),
                     channel: *channel,
                 };
@@ -176,9 +199,7 @@ impl AccountFacts {
                 ..
             } => {
                 let key = OpenedKey {
-                    campaign: campaign_id
-                        .as_deref()
-                        .map_or(NO_ID, |c| self.names.intern(c)),
+                    campaign: self.names.intern_opt(campaign_id.as_deref()),
                     inbox: self.names.intern(inbox_id),
                     channel: *channel,
                     resolved: *resolved,
@@ -202,7 +223,7 @@ impl AccountFacts {
             } => {
                 let key = AutomationKey {
                     inbox: self.names.intern(inbox_id),
-                    intent: intent.as_deref().map_or(NO_ID, |i| self.names.intern(i)),
+                    intent: self.names.intern_opt(intent.as_deref()),
                     handling_s: *handling_s,
                     channel: *channel,
                     bot: *bot,
@@ -228,7 +249,7 @@ impl AccountFacts {
                     start_ms: *start_ms,
                     end_ms: *end_ms,
                     agent: self.names.intern(agent_id),
-                    team: team_id.as_deref().map_or(NO_ID, |t| self.names.intern(t)),
+                    team: self.names.intern_opt(team_id.as_deref()),
                     status: *status,
                 };
                 self.status_pieces.apply(*bucket, key, diff);
@@ -249,20 +270,15 @@ impl AccountFacts {
             add(&mut self.awaiting_open, fact.clone(), diff);
         }
         if ROLLED_UP.contains(&kind) {
-            let day = b.div_euclid(DAY_MS) * DAY_MS;
-            let days = self.days.entry(kind).or_default();
-            let map = days.entry(day).or_default();
-            add(map, fact.with_bucket(day), diff);
-            if map.is_empty() {
-                days.remove(&day);
-            }
+            let day = day_of(b);
+            add_at(
+                self.days.entry(kind).or_default(),
+                day,
+                fact.with_bucket(day),
+                diff,
+            );
         }
-        let series = self.buckets.entry(kind).or_default();
-        let map = series.entry(b).or_default();
-        add(map, fact, diff);
-        if map.is_empty() {
-            series.remove(&b);
-        }
+        add_at(self.buckets.entry(kind).or_default(), b, fact, diff);
     }
 
     /// Facts of `kind` with bucket in `[from, to)`, read from the day rollups for whole
@@ -275,10 +291,8 @@ impl AccountFacts {
         from: i64,
         to: i64,
     ) -> Box<dyn Iterator<Item = (&'a Fact, i64)> + 'a> {
-        let first_day = (from + DAY_MS - 1).div_euclid(DAY_MS) * DAY_MS;
-        let last_day = to.div_euclid(DAY_MS) * DAY_MS;
-        match self.days.get(kind) {
-            Some(days) if first_day < last_day => Box::new(
+        match (self.days.get(kind), whole_days(from, to)) {
+            (Some(days), Some((first_day, last_day))) => Box::new(
                 self.range(kind, from, first_day)
                     .chain(
                         days.range(first_day..last_day)
@@ -336,6 +350,11 @@ impl Interner {
         self.names.push(s.into());
         self.ids.insert(s.into(), id);
         id
+    }
+
+    /// The id of an optional `s`, [`NO_ID`] when absent.
+    pub fn intern_opt(&mut self, s: Option<&str>) -> u32 {
+        s.map_or(NO_ID, |s| self.intern(s))
     }
 
     /// The id of `s`, if some fact carried it.
@@ -523,7 +542,7 @@ impl<K> Default for Series<K> {
 
 impl<K: Copy + Eq + Hash> Series<K> {
     fn apply(&mut self, bucket: i64, key: K, diff: i64) {
-        let day = bucket.div_euclid(DAY_MS) * DAY_MS;
+        let day = day_of(bucket);
         let offset = u32::try_from(bucket - day).expect("within the day");
         let d = self.days.entry(day).or_default();
         d.add(offset, key, diff);
@@ -539,8 +558,7 @@ impl<K: Copy + Eq + Hash> Series<K> {
         if from >= to {
             return;
         }
-        let first = from.div_euclid(DAY_MS) * DAY_MS;
-        for (day, d) in self.days.range(first..to) {
+        for (day, d) in self.days.range(day_of(from)..to) {
             if *day >= from && day + DAY_MS <= to {
                 for &(o, k, n) in &d.entries {
                     f(day + i64::from(o), k, n);
@@ -576,12 +594,7 @@ impl<K> Default for Columns<K> {
 
 impl<K: Copy + Eq + Hash> Columns<K> {
     fn apply(&mut self, bucket: i64, key: K, diff: i64) {
-        let day = bucket.div_euclid(DAY_MS) * DAY_MS;
-        let map = self.days.entry(day).or_default();
-        add(map, key, diff);
-        if map.is_empty() {
-            self.days.remove(&day);
-        }
+        add_at(&mut self.days, day_of(bucket), key, diff);
         self.buckets.apply(bucket, key, diff);
     }
 
@@ -589,9 +602,7 @@ impl<K: Copy + Eq + Hash> Columns<K> {
     /// the whole UTC days inside the range from the day rollups, the edges bucket by
     /// bucket. What [`AccountFacts::range_merged`] yields for a rolled-up kind.
     pub fn scan(&self, from: i64, to: i64, mut f: impl FnMut(K, i64)) {
-        let first_day = (from + DAY_MS - 1).div_euclid(DAY_MS) * DAY_MS;
-        let last_day = to.div_euclid(DAY_MS) * DAY_MS;
-        if first_day < last_day {
+        if let Some((first_day, last_day)) = whole_days(from, to) {
             self.buckets.scan(from, first_day, |_, k, n| f(k, n));
             for (_, map) in self.days.range(first_day..last_day) {
                 for (k, n) in map {

@@ -159,26 +159,6 @@ pub(crate) struct IdFilter {
     team: Option<u32>,
 }
 
-/// Calls `f` with every first response with bucket in `r` that passes `p`'s filters
-/// (conversation channel and inbox, agent and team): its bucket, key and multiplicity.
-pub(crate) fn scan_first_responses(
-    facts: Option<&crate::store::AccountFacts>,
-    r: Range,
-    p: &Params,
-    mut f: impl FnMut(i64, crate::store::FirstResponseKey, i64),
-) {
-    let Some(facts) = facts else { return };
-    let filter = IdFilter::new(p, &facts.names);
-    facts
-        .first_responses
-        .scan_buckets(r.from, r.to, |bucket, k, n| {
-            if filter.wants_conversation(k.channel, k.inbox) && filter.wants_agent(k.agent, k.team)
-            {
-                f(bucket, k, n);
-            }
-        });
-}
-
 impl IdFilter {
     pub(crate) fn new(p: &Params, names: &crate::store::Interner) -> Self {
         Self {
@@ -201,6 +181,26 @@ impl IdFilter {
     pub(crate) fn wants_agent(&self, agent: u32, team: u32) -> bool {
         self.agent.is_none_or(|a| a == agent) && self.team.is_none_or(|t| t == team)
     }
+}
+
+/// Calls `f` with every first response with bucket in `r` that passes `p`'s filters
+/// (conversation channel and inbox, agent and team): its bucket, key and multiplicity.
+pub(crate) fn scan_first_responses(
+    facts: Option<&crate::store::AccountFacts>,
+    r: Range,
+    p: &Params,
+    mut f: impl FnMut(i64, crate::store::FirstResponseKey, i64),
+) {
+    let Some(facts) = facts else { return };
+    let filter = IdFilter::new(p, &facts.names);
+    facts
+        .first_responses
+        .scan_buckets(r.from, r.to, |bucket, k, n| {
+            if filter.wants_conversation(k.channel, k.inbox) && filter.wants_agent(k.agent, k.team)
+            {
+                f(bucket, k, n);
+            }
+        });
 }
 
 /// Distinct conversations per agent among the `agent_handled` entries in `r` that

@@ -238,11 +238,10 @@ impl Assembler {
                     return None;
                 }
                 self.released = complete;
-                let later = self.consumed_at.split_off(&(complete + 1));
-                let covered = std::mem::replace(&mut self.consumed_at, later);
-                self.events_consumed = covered.into_values().fold(self.events_consumed, u64::max);
-                let later = self.pending.split_off(&(complete + 1));
-                let ready = std::mem::replace(&mut self.pending, later);
+                self.events_consumed = take_through(&mut self.consumed_at, complete)
+                    .into_values()
+                    .fold(self.events_consumed, u64::max);
+                let ready = take_through(&mut self.pending, complete);
                 let mut merged: HashMap<Fact, i64> = HashMap::new();
                 for (_, updates) in ready {
                     for (fact, diff) in updates {
@@ -257,6 +256,12 @@ impl Assembler {
             }
         }
     }
+}
+
+/// Removes and returns the entries of `map` with progress `<= t`.
+fn take_through<V>(map: &mut BTreeMap<u64, V>, t: u64) -> BTreeMap<u64, V> {
+    let later = map.split_off(&(t + 1));
+    std::mem::replace(map, later)
 }
 
 #[cfg(test)]

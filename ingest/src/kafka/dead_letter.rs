@@ -234,12 +234,12 @@ pub fn already_dead_lettered(
     let mut seen = HashSet::new();
     // Past the marks, read on until a poll finds nothing: some brokers' high watermark
     // lags the end of the partition's last record batch (see
-    // `pipeline::sink::kafka::MetricsReader::caught_up`).
-    loop {
+    // `pipeline::sink::kafka::MetricsReader::caught_up`). A topic whose partitions are
+    // all at 0 is empty, even there.
+    let mut drained = remaining.is_empty();
+    while !drained {
         let Some(result) = consumer.poll(Duration::from_millis(500)) else {
-            if remaining.is_empty() {
-                break;
-            }
+            drained = remaining.is_empty();
             continue;
         };
         let m = match result {

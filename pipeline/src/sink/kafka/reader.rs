@@ -76,7 +76,7 @@ impl MetricsReader {
             tpl.add_partition_offset(topic, p, Offset::Beginning)?;
         }
         consumer.assign(&tpl)?;
-        let behind = start_marks
+        let behind: HashSet<i32> = start_marks
             .iter()
             .filter(|(_, high)| **high > 0)
             .map(|(p, _)| *p)
@@ -86,8 +86,10 @@ impl MetricsReader {
             topic: topic.to_owned(),
             partitions,
             start_marks,
+            // Every partition empty (a high watermark of 0 is exact even on tansu):
+            // nothing to drain.
+            drained: behind.is_empty(),
             behind,
-            drained: false,
         })
     }
 

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::auth::{IngestAuth, IngestAuthError};
-use crate::log::EventLog;
+use crate::log::{DeadLetter, EventLog};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -250,11 +250,17 @@ async fn ingest(
             Err(message) => return Ok(Err(message)),
         };
         let mut response = IngestResponse::default();
-        for (r, raw) in rejected {
-            log.dead_letter("http", raw.as_bytes(), &r.error)?;
-            response.rejected.push(r);
-        }
-        let outcome = log.append(&events)?;
+        // The valid events and the dead letters of one request are one atomic write.
+        let dead: Vec<DeadLetter<'_>> = rejected
+            .iter()
+            .map(|(r, raw)| DeadLetter {
+                source: "http",
+                raw: raw.as_bytes(),
+                reason: &r.error,
+            })
+            .collect();
+        let outcome = log.write(&events, &dead)?;
+        response.rejected = rejected.into_iter().map(|(r, _)| r).collect();
         response.accepted = outcome.accepted;
         response.duplicates = outcome.duplicates;
         Ok::<_, crate::log::LogError>(Ok(response))

@@ -14,4 +14,4 @@ pub mod log;
 pub mod replay;
 pub mod simulator;
 
-pub use log::{AppendOutcome, EventLog, LogError};
+pub use log::{AppendOutcome, DeadLetter, EventLog, LogError};

@@ -35,10 +35,13 @@ async fn customer_load_golden_day_in_kolkata() {
     );
     let client = common::client(port);
 
-    let d = "2026-11-20"; // a Friday
+    // A Friday more than four weeks before any day this test will run on: the forecast's
+    // history (the same weekday-hour of the last four weeks before now) can never fall
+    // inside it. On 2026-12-04 the test day 2026-11-20 met "now - 14 days" (issue 12).
+    let d = "2025-11-21"; // a Friday
     let mut events = vec![
-        // u1's first conversation ever was on 11-10: u1 is returning on 11-20.
-        ev("h0", &ist("2026-11-10", "10:00"), open("c0", "u1")),
+        // u1's first conversation ever was on 11-11: u1 is returning on 11-21.
+        ev("h0", &ist("2025-11-11", "10:00"), open("c0", "u1")),
         ev("e1", &ist(d, "10:15"), open("c1", "u1")),
         ev("e1r", &ist(d, "10:17"), agent_message("m1", "c1", "a1")), // 120 s, peak hour
         ev("e2", &ist(d, "10:40"), open("c2", "u2")),
@@ -51,8 +54,8 @@ async fn customer_load_golden_day_in_kolkata() {
         ev("e8r", &ist(d, "14:10"), agent_message("m3", "c3", "a1")), // 300 s, off-peak
         // 00:10 local is 18:40 UTC the day before: inside the local day.
         ev("e9", &ist(d, "00:10"), open("c5", "u4")),
-        // 23:59 local on 11-19: the previous period.
-        ev("p1", &ist("2026-11-19", "23:59"), open("c6", "u5")),
+        // 23:59 local on 11-20: the previous period.
+        ev("p1", &ist("2025-11-20", "23:59"), open("c6", "u5")),
     ];
     // Forecast history: the same weekday-hour 1 and 2 weeks before two of the next hours.
     let now = chrono::Utc::now().timestamp_millis();
@@ -77,14 +80,14 @@ async fn customer_load_golden_day_in_kolkata() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    assert_eq!(body["range"]["from"], "2026-11-19T18:30:00.000Z");
+    assert_eq!(body["range"]["from"], "2025-11-20T18:30:00.000Z");
     assert_eq!(body["opened"]["total"], 9);
     assert_eq!(body["opened"]["previous"], 1);
     let points = body["opened"]["points"].as_array().unwrap();
     assert_eq!(points.len(), 24);
     assert_eq!(
         points[10],
-        json!({"start": "2026-11-20T04:30:00.000Z", "count": 3})
+        json!({"start": "2025-11-21T04:30:00.000Z", "count": 3})
     );
     // Local hours: 0 → 1, 10 → 3, 11 → 2, 12 → 2, 14 → 1.
     assert_eq!(body["peak_hours"], json!([10, 11, 12]));

@@ -144,8 +144,7 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_event() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(12);
-    // (round, writer, body, acknowledged)
-    let sent: Arc<Mutex<Vec<(usize, usize, usize, bool)>>> = Arc::default();
+    let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
     const ROUNDS: usize = 3;
     let mut http = None;
     for round in 0..ROUNDS {
@@ -217,6 +216,9 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_event() {
         sent.len()
     );
 }
+
+/// A body POSTed in the kill test: (round, writer, body, acknowledged).
+type Sent = (usize, usize, usize, bool);
 
 struct KillOnDrop(std::process::Child);
 

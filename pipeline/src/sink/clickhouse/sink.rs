@@ -81,8 +81,8 @@ pub struct SinkStats {
 
 impl SinkStats {
     /// The sink's committed position: source events whose rows (rollups and, when
-    /// shipped, raw events) are all durably in ClickHouse. A caller that has put N
-    /// events into the log waits for this to reach N, never for a while.
+    /// shipped, raw events) are all in ClickHouse, their inserts acknowledged. A caller
+    /// that has put N events into the log waits for this to reach N, never for a while.
     pub fn written_through(&self) -> u64 {
         self.raw_events_written_through
             .map_or(self.rollups_written_through, |raw| {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate, Utc};
 use chrono_tz::Tz;
-use common::{free_port, post_events, start_with, wait_caught_up};
+use common::{free_port, get_json, post_events, start_with, wait_caught_up};
 use ingest::simulator::{Simulator, SimulatorConfig};
 use schemas::event::{Event, Payload};
 use serde_json::Value;
@@ -470,15 +470,7 @@ impl Checker<'_> {
 
 /// `/healthz` `clickhouse` now.
 async fn clickhouse_health(http: &reqwest::Client, base: &str) -> Value {
-    let health: Value = http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    health["clickhouse"].clone()
+    get_json(http, &format!("{base}/healthz")).await["clickhouse"].clone()
 }
 
 /// Waits until the sink reports every row of the first `events` source events written
@@ -742,6 +734,16 @@ impl Drop for PrivateServer<'_> {
     }
 }
 
+async fn metrics_text(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name))
@@ -794,14 +796,7 @@ async fn an_outage_mid_stream_loses_and_duplicates_nothing() {
         .unwrap();
     assert!(kpi["progress"].as_u64() > Some(0));
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(down.elapsed())).await;
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&http, &base).await;
     assert!(metric(&metrics, "crmpulse_clickhouse_failures_total") > 0.0);
     assert!(metric(&metrics, "crmpulse_clickhouse_retries_total") > 0.0);
     assert!(metric(&metrics, "crmpulse_clickhouse_lag_seconds") > 0.0);
@@ -834,14 +829,7 @@ async fn an_outage_mid_stream_loses_and_duplicates_nothing() {
     );
     assert_eq!(int(&n[0], "n"), events.len() as i64);
     assert_eq!(int(&n[0], "ids"), events.len() as i64);
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&http, &base).await;
     assert_eq!(
         metric(&metrics, "crmpulse_clickhouse_written_through_events"),
         events.len() as f64

@@ -172,6 +172,14 @@ impl Embedded {
         }
         if let Some(ch) = &self.clickhouse {
             ch.shutdown(CLICKHOUSE_DRAIN);
+            // What is not written yet is still in the log: the next start writes it.
+            let s = ch.stats();
+            tracing::info!(
+                written_through = s.written_through(),
+                log_events = self.log.len(),
+                buffered_rows = s.buffered_rows,
+                "ClickHouse sink stopped"
+            );
         }
     }
 }
@@ -311,6 +319,18 @@ pub async fn serve_on(
     state.settings = settings;
     state.live = config.live.to_live_config();
     state.log_len = Some(embedded.log.subscribe());
+    state.clickhouse = embedded.clickhouse.clone().map(|ch| {
+        Arc::new(move || {
+            let s = ch.stats();
+            query_api::ClickHouseHealth {
+                connected: ch.connected(),
+                written_through: s.written_through(),
+                rollups_written_through: s.rollups_written_through,
+                raw_events_written_through: s.raw_events_written_through,
+                buffered_rows: s.buffered_rows,
+            }
+        }) as Arc<dyn Fn() -> query_api::ClickHouseHealth + Send + Sync>
+    });
     state.prometheus = Some(query_api::install_metrics());
     secure(&mut state, credentials, config)?;
     let app = query_api::router(state).merge(ingest::http::router(

@@ -5,6 +5,10 @@
 //! own database. The fault test starts a second private server of its own through
 //! `scripts/clickhouse-server`, so that it can stop it for 30 s.
 //!
+//! Before looking at ClickHouse, a test waits for the sink's own committed position
+//! (`/healthz` `clickhouse.written_through`) to reach the number of events it posted,
+//! then compares once: a row missing then is a row lost, not a row late.
+//!
 //! The example queries are read from `docs/clickhouse.md`, run as documented, and their
 //! results compared with the API's numbers for the same range.
 
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate, Utc};
 use chrono_tz::Tz;
-use common::{free_port, post_events, start_with, wait_caught_up};
+use common::{free_port, get_json, post_events, start_with, wait_caught_up};
 use ingest::simulator::{Simulator, SimulatorConfig};
 use schemas::event::{Event, Payload};
 use serde_json::Value;
@@ -452,21 +456,41 @@ impl Checker<'_> {
         bad
     }
 
-    /// Waits until every example equals the API (the sink trails by a flush interval).
-    async fn converge(&self, day: NaiveDate, today: NaiveDate, events: &[Event], within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let bad = self.mismatches(day, today, events).await;
-            if bad.is_empty() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ClickHouse never matched the API:\n{}",
-                bad.join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
+    /// Every example equals the API. Call it once the sink has written everything
+    /// the API reflects ([`wait_written_through`]): no retry, a difference is a failure.
+    async fn assert_equal(&self, day: NaiveDate, today: NaiveDate, events: &[Event]) {
+        let bad = self.mismatches(day, today, events).await;
+        assert!(
+            bad.is_empty(),
+            "ClickHouse does not match the API:\n{}",
+            bad.join("\n")
+        );
+    }
+}
+
+/// `/healthz` `clickhouse` now.
+async fn clickhouse_health(http: &reqwest::Client, base: &str) -> Value {
+    get_json(http, &format!("{base}/healthz")).await["clickhouse"].clone()
+}
+
+/// Waits until the sink reports every row of the first `events` source events written
+/// (`/healthz` `clickhouse.written_through`). The deadline only bounds a failing run.
+async fn wait_written_through(http: &reqwest::Client, base: &str, events: u64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ch = clickhouse_health(http, base).await;
+        if ch["written_through"] == events {
+            return;
         }
+        assert!(
+            ch["written_through"].as_u64() < Some(events),
+            "the sink reports more than was posted: {ch}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the ClickHouse sink never wrote through {events} events: {ch}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -660,6 +684,7 @@ async fn documented_queries_equal_the_api() {
     let events = simulated_events();
     post_all(&http, &base, &events).await;
     wait_caught_up(&http, &base, events.len() as u64).await;
+    wait_written_through(&http, &base, events.len() as u64).await;
 
     let checker = Checker {
         url: &url,
@@ -667,9 +692,7 @@ async fn documented_queries_equal_the_api() {
         api: &base,
         http: http.clone(),
     };
-    checker
-        .converge(day, today, &events, Duration::from_secs(60))
-        .await;
+    checker.assert_equal(day, today, &events).await;
     let stale = query(
         &url,
         &database,
@@ -677,37 +700,14 @@ async fn documented_queries_equal_the_api() {
     );
     assert_eq!(int(&stale[0], "n"), 0);
     // Every event arrived once.
-    raw_events_arrive_once(&url, &database, events.len()).await;
+    let n = query(
+        &url,
+        &database,
+        "SELECT count() AS n, uniqExact(event_id) AS ids FROM events FINAL",
+    );
+    assert_eq!(int(&n[0], "n"), events.len() as i64);
+    assert_eq!(int(&n[0], "ids"), events.len() as i64);
     query(&url, "default", &format!("DROP DATABASE {database}"));
-}
-
-/// Waits until the raw `events` table holds every event exactly once. The raw-event
-/// writes trail the rollups the checker converged on, so this polls (the count only
-/// grows, and `FINAL` collapses rewrites); a row that never arrives fails the test
-/// with the counts. Issue 12 asks for the sink's committed position to wait on
-/// instead; until the sink exposes it, this is the condition.
-async fn raw_events_arrive_once(url: &str, database: &str, expected: usize) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let n = query(
-            url,
-            database,
-            "SELECT count() AS n, uniqExact(event_id) AS ids FROM events FINAL",
-        );
-        let (rows, ids) = (int(&n[0], "n"), int(&n[0], "ids"));
-        assert!(
-            rows <= expected as i64,
-            "{rows} raw rows for {expected} events"
-        );
-        if rows == expected as i64 && ids == expected as i64 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "raw events: {rows} rows, {ids} ids, {expected} expected after 120 s"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// Starts or stops a private server through `scripts/clickhouse-server`.
@@ -732,6 +732,16 @@ impl Drop for PrivateServer<'_> {
     fn drop(&mut self) {
         private_server("stop", self.0, 0);
     }
+}
+
+async fn metrics_text(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 fn metric(text: &str, name: &str) -> f64 {
@@ -765,6 +775,7 @@ async fn an_outage_mid_stream_loses_and_duplicates_nothing() {
 
     post_all(&http, &base, &events[..third]).await;
     wait_caught_up(&http, &base, third as u64).await;
+    wait_written_through(&http, &base, third as u64).await;
 
     // Down for 30 s while the second third streams in.
     private_server("stop", ch_dir.path(), ch_port);
@@ -785,21 +796,23 @@ async fn an_outage_mid_stream_loses_and_duplicates_nothing() {
         .unwrap();
     assert!(kpi["progress"].as_u64() > Some(0));
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(down.elapsed())).await;
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&http, &base).await;
     assert!(metric(&metrics, "crmpulse_clickhouse_failures_total") > 0.0);
     assert!(metric(&metrics, "crmpulse_clickhouse_retries_total") > 0.0);
     assert!(metric(&metrics, "crmpulse_clickhouse_lag_seconds") > 0.0);
+    // Nothing can be written while the server is down: the position stays put.
+    assert_eq!(
+        metric(&metrics, "crmpulse_clickhouse_written_through_events"),
+        third as f64
+    );
+    let ch = clickhouse_health(&http, &base).await;
+    assert_eq!(ch["written_through"], third as u64, "{ch}");
+    assert!(ch["buffered_rows"].as_u64() > Some(0), "{ch}");
 
     private_server("start", ch_dir.path(), ch_port);
     post_all(&http, &base, &events[2 * third..]).await;
     wait_caught_up(&http, &base, events.len() as u64).await;
+    wait_written_through(&http, &base, events.len() as u64).await;
 
     let checker = Checker {
         url: &url,
@@ -808,8 +821,17 @@ async fn an_outage_mid_stream_loses_and_duplicates_nothing() {
         http: http.clone(),
     };
     let (day, today) = local_days();
-    checker
-        .converge(day, today, &events, Duration::from_secs(90))
-        .await;
-    raw_events_arrive_once(&url, database, events.len()).await;
+    checker.assert_equal(day, today, &events).await;
+    let n = query(
+        &url,
+        database,
+        "SELECT count() AS n, uniqExact(event_id) AS ids FROM events FINAL",
+    );
+    assert_eq!(int(&n[0], "n"), events.len() as i64);
+    assert_eq!(int(&n[0], "ids"), events.len() as i64);
+    let metrics = metrics_text(&http, &base).await;
+    assert_eq!(
+        metric(&metrics, "crmpulse_clickhouse_written_through_events"),
+        events.len() as f64
+    );
 }

@@ -51,6 +51,8 @@ pub struct AppState {
     pub live: LiveConfig,
     /// Number of events in the source log, when there is one (for `/healthz`).
     pub log_len: Option<watch::Receiver<u64>>,
+    /// The ClickHouse sink's state now, when one is attached (for `/healthz`).
+    pub clickhouse: Option<Arc<dyn Fn() -> ClickHouseHealth + Send + Sync>>,
     /// Prometheus exposition, when a recorder is installed.
     pub prometheus: Option<PrometheusHandle>,
     /// Token verification and limits. `None` serves everything to anyone, as account
@@ -73,6 +75,7 @@ impl AppState {
             settings: Settings::default(),
             live: LiveConfig::default(),
             log_len: None,
+            clickhouse: None,
             prometheus: None,
             auth: None,
             cors_origins: Vec::new(),
@@ -90,6 +93,25 @@ impl AppState {
             .map(|a| a.authenticate(headers))
             .transpose()
     }
+}
+
+/// What `/healthz` reports about the ClickHouse sink (`clickhouse`), so that an operator
+/// or a test waits for "everything up to N is in ClickHouse" instead of for a while.
+/// Positions count source events, as `events_consumed` and `log_events` do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ClickHouseHealth {
+    /// The sink has reached the server (and applied migrations) since it started.
+    pub connected: bool,
+    /// Source events whose rows, rollups and raw events alike, are all in ClickHouse:
+    /// the smaller of the two positions below. It moves only when inserts succeed.
+    pub written_through: u64,
+    /// Source events whose rollup rows are all written (0 until the state the log held
+    /// at start is rewritten and stale rows of an earlier run are cleared).
+    pub rollups_written_through: u64,
+    /// Log positions whose raw events are all in `events`; `None` with `raw_events` off.
+    pub raw_events_written_through: Option<u64>,
+    /// Changed rollup rows waiting to be written.
+    pub buffered_rows: u64,
 }
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.
@@ -205,6 +227,7 @@ async fn health_get(State(app): State<AppState>) -> Json<serde_json::Value> {
         "events_consumed": consumed,
         "log_events": log_events,
         "caught_up": log_events.is_none_or(|n| consumed >= n),
+        "clickhouse": app.clickhouse.as_ref().map(|health| health()),
     }))
 }
 

@@ -16,7 +16,16 @@
 //!   earlier run left non-zero and this run did not rewrite are zeroed (`reconcile`).
 //! - Raw events are copied by their own thread straight from the event log, from the
 //!   position after the last one ClickHouse holds, so an outage or a restart costs no
-//!   memory and loses no event.
+//!   memory and loses no event. Each insert holds consecutive log positions of one
+//!   `events` partition (one UTC month), so it lands as one part, whole or not at all,
+//!   and inserts go in log order: what ClickHouse holds is always a prefix of the log,
+//!   and "the newest `log_seq` + 1" is an exact resume position even after a give-up at
+//!   shutdown or a crash in the middle of an insert.
+//! - The sink's committed position is [`SinkStats::written_through`]: the number of
+//!   source events whose rollup rows and raw rows are all in ClickHouse. It only moves
+//!   when an insert succeeded, so waiting for it to reach N is waiting for "everything
+//!   up to N is written" (`/healthz` `clickhouse.written_through`,
+//!   `crmpulse_clickhouse_written_through_events`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,6 +64,14 @@ pub struct SinkStats {
     pub accepted_progress: u64,
     /// Progress up to which every accepted change is in ClickHouse.
     pub written_progress: u64,
+    /// Source events (the pipeline's `events_consumed`) whose rollup rows are all in
+    /// ClickHouse. Stays 0 until the sink has written the state the log held at start
+    /// and cleared the rows an earlier run left behind (reconciliation): before that,
+    /// ClickHouse may still hold stale rows.
+    pub rollups_written_through: u64,
+    /// Log positions whose raw events are all in `events` (the resume position), or
+    /// `None` when raw events are not shipped.
+    pub raw_events_written_through: Option<u64>,
     /// Facts with no table yet (see `rollup.rs`).
     pub unmapped_facts: u64,
     /// Wall time spent in successful rollup inserts, µs: rows written ÷ this is what
@@ -63,6 +80,16 @@ pub struct SinkStats {
 }
 
 impl SinkStats {
+    /// The sink's committed position: source events whose rows (rollups and, when
+    /// shipped, raw events) are all in ClickHouse, their inserts acknowledged. A caller
+    /// that has put N events into the log waits for this to reach N, never for a while.
+    pub fn written_through(&self) -> u64 {
+        self.raw_events_written_through
+            .map_or(self.rollups_written_through, |raw| {
+                raw.min(self.rollups_written_through)
+            })
+    }
+
     /// Milliseconds of pipeline time the rollups in ClickHouse are behind the pipeline.
     pub fn lag_ms(&self) -> u64 {
         self.accepted_progress.saturating_sub(self.written_progress)
@@ -86,6 +113,9 @@ struct Rollups {
     run_start: Option<u64>,
     /// Input events reflected in the newest accepted batch.
     consumed: u64,
+    /// Input events whose rows are all written (the `consumed` of the newest batch
+    /// every row of which is in ClickHouse).
+    written_consumed: u64,
     /// Reconcile once the pipeline has consumed this many events (the log at start).
     reconcile_at: Option<u64>,
     /// Reconciliation done.
@@ -93,6 +123,15 @@ struct Rollups {
 }
 
 impl Rollups {
+    /// [`SinkStats::rollups_written_through`].
+    fn written_through(&self) -> u64 {
+        if self.reconciled {
+            self.written_consumed
+        } else {
+            0
+        }
+    }
+
     /// The pipeline has rebuilt the state the log held at start and all of it is
     /// written: rows older than this run that were not rewritten are stale.
     fn reconcile_due(&self) -> bool {
@@ -125,6 +164,10 @@ struct Shared {
     room: Condvar,
     /// Migrations done: writers may insert.
     ready: AtomicBool,
+    /// Whether the raw-event shipper runs.
+    ships_raw: bool,
+    /// Log positions whose raw events are all in `events` (see `ship_events`).
+    raw_written_through: AtomicU64,
     stop: AtomicBool,
     counters: Counters,
 }
@@ -147,6 +190,26 @@ impl Shared {
             r.accepted_progress.saturating_sub(r.written_progress)
         };
         metrics::gauge!("crmpulse_clickhouse_lag_seconds").set(lag as f64 / 1000.0);
+        self.publish_positions(r);
+    }
+
+    /// Log positions whose raw events are in ClickHouse, when they are shipped.
+    fn raw_through(&self) -> Option<u64> {
+        self.ships_raw
+            .then(|| self.raw_written_through.load(Ordering::Acquire))
+    }
+
+    fn publish_positions(&self, r: &Rollups) {
+        let rollups = r.written_through();
+        metrics::gauge!("crmpulse_clickhouse_rollups_written_through_events").set(rollups as f64);
+        let through = match self.raw_through() {
+            Some(raw) => {
+                metrics::gauge!("crmpulse_clickhouse_raw_written_through_events").set(raw as f64);
+                raw.min(rollups)
+            }
+            None => rollups,
+        };
+        metrics::gauge!("crmpulse_clickhouse_written_through_events").set(through as f64);
     }
 
     /// Runs `op` until it succeeds, backing off after each failure. Gives up only when
@@ -216,6 +279,8 @@ impl ClickHouseSink {
             work: Condvar::new(),
             room: Condvar::new(),
             ready: AtomicBool::new(false),
+            ships_raw: raw && events.is_some(),
+            raw_written_through: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             counters: Counters::default(),
         });
@@ -279,6 +344,7 @@ impl ClickHouseSink {
         r.consumed = r.consumed.max(batch.events_consumed);
         if r.dirty.is_empty() && r.in_flight == 0 {
             r.written_progress = r.accepted_progress;
+            r.written_consumed = r.consumed;
         }
         let wake = r.dirty.len() >= self.shared.config.batch_rows;
         self.shared.publish_gauges(&r);
@@ -341,6 +407,8 @@ impl ClickHouseSink {
             buffered_rows: (r.dirty.len() + r.in_flight) as u64,
             accepted_progress: r.accepted_progress,
             written_progress: r.written_progress,
+            rollups_written_through: r.written_through(),
+            raw_events_written_through: self.shared.raw_through(),
             unmapped_facts: c.unmapped.load(Ordering::Relaxed),
             insert_micros: c.insert_micros.load(Ordering::Relaxed),
         }
@@ -387,7 +455,7 @@ fn write_rollups(shared: &Shared, deadline: &Mutex<Option<Instant>>, client: &Cl
     let mut last_flush = Instant::now();
     loop {
         // Wait for a full batch, the timer, or stop.
-        let (rows, version) = {
+        let (rows, version, consumed) = {
             let mut r = shared.lock();
             loop {
                 let due = last_flush.elapsed() >= interval;
@@ -414,7 +482,9 @@ fn write_rollups(shared: &Shared, deadline: &Mutex<Option<Instant>>, client: &Cl
                 if !reconcile(shared, deadline, client, run_start, version) {
                     return;
                 }
-                shared.lock().reconciled = true;
+                let mut r = shared.lock();
+                r.reconciled = true;
+                shared.publish_positions(&r);
                 continue;
             }
             if r.dirty.is_empty() {
@@ -430,10 +500,10 @@ fn write_rollups(shared: &Shared, deadline: &Mutex<Option<Instant>>, client: &Cl
         let mut r = shared.lock();
         r.in_flight -= n;
         if r.in_flight == 0 {
-            r.written_progress = if r.dirty.is_empty() {
-                r.accepted_progress
+            (r.written_progress, r.written_consumed) = if r.dirty.is_empty() {
+                (r.accepted_progress, r.consumed)
             } else {
-                version
+                (version, consumed)
             };
         }
         shared.publish_gauges(&r);
@@ -506,9 +576,10 @@ fn reconcile(
     true
 }
 
-/// Takes every dirty row with its current absolute value, at the current progress.
-/// Rows back at zero are forgotten once taken: their zero is what gets written.
-fn take_dirty(r: &mut Rollups) -> (Vec<(RowKey, Measures)>, u64) {
+/// Takes every dirty row with its current absolute value, at the current progress and
+/// input position. Rows back at zero are forgotten once taken: their zero is what gets
+/// written.
+fn take_dirty(r: &mut Rollups) -> (Vec<(RowKey, Measures)>, u64, u64) {
     let dirty = std::mem::take(&mut r.dirty);
     let mut rows = Vec::with_capacity(dirty.len());
     for key in dirty {
@@ -519,7 +590,7 @@ fn take_dirty(r: &mut Rollups) -> (Vec<(RowKey, Measures)>, u64) {
         rows.push((key, value));
     }
     r.in_flight += rows.len();
-    (rows, r.accepted_progress)
+    (rows, r.accepted_progress, r.consumed)
 }
 
 /// Writes rows grouped by table, `batch_rows` per insert, each insert retried until it
@@ -566,8 +637,41 @@ fn write_rows(
     true
 }
 
+/// Most raw events in one insert. ClickHouse parses an HTTP insert into blocks of
+/// `max_insert_block_size` rows (1,048,576 by default) and squashes them up to
+/// `min_insert_block_size_bytes` (256 MiB); well below both, an insert into one
+/// partition is one part, committed whole or not at all, which `ship_events` relies on.
+const RAW_INSERT_MAX_ROWS: usize = 100_000;
+
+/// The `events` partition (`toYYYYMM(occurred_at)`, UTC) an event lands in.
+fn partition_of(e: &Event) -> Option<(i32, u32)> {
+    use chrono::Datelike as _;
+    chrono::DateTime::from_timestamp_millis(e.occurred_at_ms).map(|t| (t.year(), t.month()))
+}
+
+/// Splits `events` into runs of consecutive events of one partition, in order.
+fn partition_runs(events: &[Event]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let partition = partition_of(events.get(start)?);
+        let end = start
+            + events[start..]
+                .iter()
+                .take_while(|e| partition_of(e) == partition)
+                .count();
+        let run = start..end;
+        start = end;
+        Some(run)
+    })
+}
+
 /// The raw-event shipper: resumes after the newest `log_seq` in `events`, then follows
 /// the log.
+///
+/// Invariant: ClickHouse holds a prefix of the log. Each insert is a run of consecutive
+/// positions within one partition (one part: atomic), and the next is sent only after it
+/// succeeded, so a failure, a give-up at shutdown or a crash leaves no hole below the
+/// newest `log_seq`. [`Shared::raw_written_through`] follows the inserts that succeeded.
 fn ship_events(
     shared: &Shared,
     deadline: &Mutex<Option<Instant>>,
@@ -588,7 +692,9 @@ fn ship_events(
         Some((count, max)) if count != "0" => max.parse::<u64>().map_or(0, |m| m + 1),
         _ => 0,
     };
-    let batch = shared.config.batch_rows.max(1);
+    shared.raw_written_through.store(cursor, Ordering::Release);
+    shared.publish_positions(&shared.lock());
+    let batch = shared.config.batch_rows.clamp(1, RAW_INSERT_MAX_ROWS);
     let idle = shared
         .config
         .flush_interval()
@@ -606,22 +712,26 @@ fn ship_events(
             std::thread::sleep(idle);
             continue;
         }
-        if !events.is_empty() {
-            // Positions of skipped (unreadable) records are not reported by the log;
-            // numbering back from `after` keeps them increasing, which is all the
-            // resume cursor needs.
-            let first = after - events.len() as u64;
-            let mut body = String::with_capacity(events.len() * 300);
-            for (i, e) in events.iter().enumerate() {
-                event_line(e, first + i as u64, &mut body);
+        // Positions of skipped (unreadable) records are not reported by the log;
+        // numbering back from `after` keeps them increasing, which is all the resume
+        // cursor needs.
+        let first = after - events.len() as u64;
+        for range in partition_runs(&events) {
+            let (start, end) = (range.start, range.end);
+            let run = &events[range];
+            let mut body = String::with_capacity(run.len() * 300);
+            for (i, e) in run.iter().enumerate() {
+                event_line(e, first + (start + i) as u64, &mut body);
             }
+            // A failed insert is retried whole; if the server did store it before the
+            // failure, the repeat collapses (ReplacingMergeTree keyed by the event).
             let ok = shared.retry("events", deadline, || {
                 client.insert_json_rows("events", body.clone())
             });
             if ok.is_none() {
-                return;
+                return; // stopping and out of time: the next start resumes here
             }
-            let n = events.len() as u64;
+            let n = run.len() as u64;
             shared
                 .counters
                 .events_written
@@ -629,6 +739,16 @@ fn ship_events(
             shared.counters.batches.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("crmpulse_clickhouse_batches_total").increment(1);
             metrics::counter!("crmpulse_clickhouse_events_written_total").increment(n);
+            // `first + events.len()` is `after`: the last run covers the read.
+            shared
+                .raw_written_through
+                .store(first + end as u64, Ordering::Release);
+            shared.publish_positions(&shared.lock());
+        }
+        if events.is_empty() {
+            // Only unreadable records: passed over.
+            shared.raw_written_through.store(after, Ordering::Release);
+            shared.publish_positions(&shared.lock());
         }
         cursor = after;
     }
@@ -697,6 +817,12 @@ mod tests {
         assert_eq!(stats.accepted_progress, 5);
         assert_eq!(stats.written_progress, 0);
         assert_eq!(stats.lag_ms(), 5);
+        assert_eq!(stats.rollups_written_through, 0, "nothing is written");
+        assert_eq!(
+            stats.raw_events_written_through, None,
+            "no raw events shipped"
+        );
+        assert_eq!(stats.written_through(), 0);
         let r = sink.shared.lock();
         let key = r.rows.keys().next().unwrap().clone();
         assert_eq!(r.rows[&key], [5, 0]);
@@ -722,6 +848,60 @@ mod tests {
         assert!(r.reconcile_due());
         r.reconciled = true;
         assert!(!r.reconcile_due(), "once");
+    }
+
+    #[test]
+    fn the_committed_position_is_the_slower_writer_and_waits_for_reconciliation() {
+        let stats = SinkStats {
+            rollups_written_through: 70,
+            raw_events_written_through: Some(40),
+            ..SinkStats::default()
+        };
+        assert_eq!(stats.written_through(), 40);
+        let stats = SinkStats {
+            raw_events_written_through: Some(90),
+            ..stats
+        };
+        assert_eq!(stats.written_through(), 70);
+        let stats = SinkStats {
+            raw_events_written_through: None,
+            ..stats
+        };
+        assert_eq!(stats.written_through(), 70);
+
+        let mut r = Rollups {
+            written_consumed: 70,
+            ..Rollups::default()
+        };
+        assert_eq!(
+            r.written_through(),
+            0,
+            "stale rows may remain until reconciled"
+        );
+        r.reconciled = true;
+        assert_eq!(r.written_through(), 70);
+    }
+
+    #[test]
+    fn raw_inserts_split_where_the_month_changes() {
+        let at = |ms: i64| Event {
+            event_id: ms.to_string(),
+            account_id: 1,
+            occurred_at_ms: ms,
+            payload: schemas::event::Payload::ConversationReopened {
+                conversation_id: "c".into(),
+            },
+        };
+        let nov_30 = 1_795_996_800_000; // 2026-11-30T00:00:00Z
+        let dec_1 = nov_30 + 86_400_000;
+        assert_eq!(partition_of(&at(dec_1 - 1)), Some((2026, 11)));
+        assert_eq!(partition_of(&at(dec_1)), Some((2026, 12)));
+        // A late November event after December ones starts a run of its own: runs stay
+        // in log order, so what is stored is always a prefix of the log.
+        let events = [nov_30, dec_1 - 1, dec_1, dec_1 + 5, nov_30 + 7, dec_1 + 9].map(at);
+        let runs: Vec<_> = partition_runs(&events).collect();
+        assert_eq!(runs, [0..2, 2..4, 4..5, 5..6]);
+        assert_eq!(partition_runs(&[]).count(), 0);
     }
 
     #[test]

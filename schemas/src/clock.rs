@@ -97,7 +97,10 @@ mod tests {
         assert!((1_774_740_600_000..1_774_740_660_000).contains(&t0), "{t0}");
         let copy = clock;
         assert!(copy.now_ms() >= t0, "copies share one time line");
-        assert_eq!(clock.now_s(), 1_774_740_600 + (clock.now_ms() - t0) as u64 / 1000);
+        assert_eq!(
+            clock.now_s(),
+            1_774_740_600 + (clock.now_ms() - t0) as u64 / 1000
+        );
     }
 
     #[test]

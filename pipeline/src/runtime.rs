@@ -1,11 +1,11 @@
 //! Running the dataflow: worker threads, the input clock, and the output collector.
 //!
 //! The [`Pipeline`] handle owns the input side. Each [`Pipeline::push`] stamps a batch
-//! of events with the next pipeline time (`max(clock ms, previous + 1)`, the clock being
-//! the process's one [`Clock`]), splits it
-//! round-robin over the workers and advances every worker's inputs past it.
-//! [`Pipeline::tick`] advances time without events, so that time-based results move
-//! even when nothing arrives. Bounded command queues and a cap on batches in flight
+//! of events with the next pipeline time (`max(now in ms, previous + 1)`, "now" read
+//! from the process's one [`Clock`], given in [`PipelineConfig`]), splits it round-robin
+//! over the workers and advances every worker's inputs past it. [`Pipeline::tick`]
+//! advances time without events, so that time-based results move even when nothing
+//! arrives. Bounded command queues and a cap on batches in flight
 //! per worker push back on the source when the dataflow falls behind.
 //!
 //! The collector thread receives every worker's captured output. A time is complete
@@ -158,11 +158,6 @@ impl Pipeline {
 
     fn next_time(&self, at_least: Time) -> Time {
         at_least.max(self.time + 1)
-    }
-
-    /// The clock input times are read from.
-    pub fn clock(&self) -> Clock {
-        self.clock
     }
 
     /// Milliseconds since the epoch on the pipeline's clock, as a pipeline time.

@@ -15,6 +15,7 @@ use ingest::simulator::{Simulator, SimulatorConfig};
 use pipeline::sink::clickhouse::ClickHouseSink;
 use pipeline::{Pipeline, PipelineConfig};
 use query_api::{AppState, ViewStore};
+use schemas::Clock;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Credentials;
@@ -45,13 +46,16 @@ pub struct Embedded {
     pub store: Arc<ViewStore>,
     /// The ClickHouse sink, when `[clickhouse] url` is set.
     pub clickhouse: Option<Arc<ClickHouseSink>>,
+    /// The process's one clock: pipeline time, the API's "now", the simulator's.
+    pub clock: Clock,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Embedded {
-    /// Opens the log in `data_dir` and starts the pipeline reading it from the start.
-    pub fn start(data_dir: &Path, config: &Config) -> anyhow::Result<Self> {
+    /// Opens the log in `data_dir` and starts the pipeline reading it from the start,
+    /// with input times from `clock`.
+    pub fn start(data_dir: &Path, config: &Config, clock: Clock) -> anyhow::Result<Self> {
         let log = Arc::new(EventLog::open(data_dir).context("opening the event log")?);
         let store = Arc::new(ViewStore::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -71,6 +75,7 @@ impl Embedded {
         let mut pipeline = Pipeline::start(
             &PipelineConfig {
                 workers: config.pipeline.workers,
+                clock,
                 ..PipelineConfig::default()
             },
             move |batch| {
@@ -102,6 +107,7 @@ impl Embedded {
             log,
             store,
             clickhouse,
+            clock,
             stop,
             threads: vec![driver],
         })
@@ -119,7 +125,7 @@ impl Embedded {
                 let state = DemoState {
                     seed,
                     account_id: 1,
-                    start_ms: pipeline::wall_clock_ms() as i64 - i64::from(days) * 86_400_000,
+                    start_ms: self.clock.now_ms() - i64::from(days) * 86_400_000,
                 };
                 self.log.set_meta("demo", &serde_json::to_vec(&state)?)?;
                 state
@@ -127,6 +133,7 @@ impl Embedded {
         };
         let log = Arc::clone(&self.log);
         let stop = Arc::clone(&self.stop);
+        let clock = self.clock;
         let handle = std::thread::Builder::new()
             .name("crmpulse-simulator".into())
             .spawn(move || {
@@ -142,7 +149,7 @@ impl Embedded {
                 let started = Instant::now();
                 let mut total = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let now = pipeline::wall_clock_ms() as i64;
+                    let now = clock.now_ms();
                     // Catch up an hour of simulated time per append, then follow the clock.
                     let until = (sim.now_ms() + 3_600_000).min(now);
                     let events = sim.advance_to(until);
@@ -316,6 +323,7 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let mut state = AppState::new(Arc::clone(&embedded.store));
+    state.clock = embedded.clock;
     state.settings = settings;
     state.live = config.live.to_live_config();
     state.log_len = Some(embedded.log.subscribe());

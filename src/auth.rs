@@ -15,6 +15,7 @@ use anyhow::{Context as _, bail};
 use ingest::auth::IngestAuth;
 use query_api::auth::{Auth, Claims, Limits, Role, Signer, Verifier};
 use rand::RngCore as _;
+use schemas::Clock;
 
 use crate::config::{AuthMode, AuthSection};
 
@@ -35,15 +36,22 @@ pub struct Credentials {
     /// The secret ingest keys derive from, when there is one.
     secret: Option<Vec<u8>>,
     ttl: Duration,
+    /// When tokens are issued (`iat`, and `exp` = `iat` + ttl) and checked.
+    clock: Clock,
 }
 
 impl Credentials {
     /// Loads the credentials `section` describes; the data dir's secret (generated when
-    /// missing) stands in for an empty `hs256_secret`.
+    /// missing) stands in for an empty `hs256_secret`. Tokens are minted and their
+    /// expiry checked on `clock`.
     ///
     /// # Errors
     /// Unreadable or invalid keys, or no key at all where one is needed.
-    pub fn load(section: &AuthSection, data_dir: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn load(
+        section: &AuthSection,
+        data_dir: Option<&Path>,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
         let ttl = Duration::from_secs(section.token_ttl_s.max(60));
         let secret = || -> anyhow::Result<Option<Vec<u8>>> {
             Ok(match (section.hs256_secret.expose(), data_dir) {
@@ -63,6 +71,7 @@ impl Credentials {
                     signer: None,
                     secret: None,
                     ttl,
+                    clock,
                 });
             }
             AuthMode::Hs256 => {
@@ -114,7 +123,7 @@ impl Credentials {
             max_live_connections_per_token: section.max_live_connections_per_token,
         };
         Ok(Self {
-            dashboard: Some(Arc::new(Auth::new(verifier, limits))),
+            dashboard: Some(Arc::new(Auth::new(verifier.with_clock(clock), limits))),
             ingest: Arc::new(IngestAuth::new(
                 secret.clone(),
                 section.ingest_keys.clone(),
@@ -123,6 +132,7 @@ impl Credentials {
             signer,
             secret,
             ttl,
+            clock,
         })
     }
 
@@ -149,6 +159,7 @@ impl Credentials {
             team_ids,
             agent_id,
             ttl.unwrap_or(self.ttl),
+            &self.clock,
         );
         signer.sign(&claims).map_err(anyhow::Error::msg)
     }
@@ -228,8 +239,8 @@ mod tests {
     fn the_data_dir_secret_is_made_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let section = AuthSection::default();
-        let a = Credentials::load(&section, Some(dir.path())).unwrap();
-        let b = Credentials::load(&section, Some(dir.path())).unwrap();
+        let a = Credentials::load(&section, Some(dir.path()), Clock::system()).unwrap();
+        let b = Credentials::load(&section, Some(dir.path()), Clock::system()).unwrap();
         assert_eq!(a.ingest_key(1).unwrap(), b.ingest_key(1).unwrap());
         let token = a.mint("ada", 1, Role::Admin, vec![], None, None).unwrap();
         let claims = b.dashboard.unwrap().verify(&token).unwrap();
@@ -245,13 +256,46 @@ mod tests {
         }
         // Another data dir: another secret, so this token means nothing there.
         let other = tempfile::tempdir().unwrap();
-        let c = Credentials::load(&section, Some(other.path())).unwrap();
+        let c = Credentials::load(&section, Some(other.path()), Clock::system()).unwrap();
         assert!(c.dashboard.unwrap().verify(&token).is_err());
     }
 
     #[test]
+    fn tokens_are_minted_and_checked_on_the_given_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let section = AuthSection::default();
+        let at = |rfc3339: &str| Clock::starting_at_rfc3339(rfc3339).unwrap();
+        let minted = Credentials::load(&section, Some(dir.path()), at("2026-11-20T12:00:00Z"))
+            .unwrap()
+            .mint(
+                "ada",
+                1,
+                Role::Admin,
+                vec![],
+                None,
+                Some(Duration::from_secs(3_600)),
+            )
+            .unwrap();
+        let verify_at = |rfc3339: &str| {
+            Credentials::load(&section, Some(dir.path()), at(rfc3339))
+                .unwrap()
+                .dashboard
+                .unwrap()
+                .verify(&minted)
+        };
+        let claims = verify_at("2026-11-20T12:30:00Z").unwrap();
+        // 2026-11-20T12:00:00Z, whatever the machine's date.
+        assert!((1_795_176_000..1_795_176_060).contains(&claims.claims().iat.unwrap()));
+        assert_eq!(claims.claims().exp, claims.claims().iat.unwrap() + 3_600);
+        assert!(
+            verify_at("2026-11-20T13:05:00Z").is_err(),
+            "expired an hour after"
+        );
+    }
+
+    #[test]
     fn replicas_without_a_data_dir_need_a_configured_secret() {
-        let err = Credentials::load(&AuthSection::default(), None).unwrap_err();
+        let err = Credentials::load(&AuthSection::default(), None, Clock::system()).unwrap_err();
         assert!(err.to_string().contains("hs256_secret"), "{err}");
     }
 }

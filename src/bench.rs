@@ -19,6 +19,7 @@ use hdrhistogram::Histogram;
 use ingest::simulator::{Simulator, SimulatorConfig};
 use pipeline::{Pipeline, PipelineConfig};
 use query_api::auth::Role;
+use schemas::Clock;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -74,7 +75,7 @@ pub struct BenchArgs {
 }
 
 /// Runs the selected benchmarks and prints their figures.
-pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
+pub fn run(args: &BenchArgs, config: &Config, clock: Clock) -> anyhow::Result<()> {
     println!(
         "crmpulse bench on {} cores, {} pipeline workers",
         num_cores(),
@@ -84,28 +85,28 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     // memory, which only means something from a clean start (memory an earlier run
     // freed is returned to the system while the history builds, 2026-12-02).
     if !args.skip_api {
-        api(args, config)?;
+        api(args, config, clock)?;
     }
     if let Some(url) = &args.clickhouse_url {
-        clickhouse(url, args.clickhouse_events, config)?;
+        clickhouse(url, args.clickhouse_events, config, clock)?;
     }
     if !args.skip_ingest {
         let runtime = tokio::runtime::Runtime::new()?;
         for writers in [1, 8, 64] {
-            runtime.block_on(ingest(args.ingest_events, writers, config))?;
+            runtime.block_on(ingest(args.ingest_events, writers, config, clock))?;
         }
     }
     if !args.skip_throughput {
-        throughput(args.events, config)?;
+        throughput(args.events, config, clock)?;
     }
     if !args.skip_latency {
         let runtime = tokio::runtime::Runtime::new()?;
         for coalesce_ms in [config.live.coalesce_ms, 50] {
-            runtime.block_on(latency(args, config, coalesce_ms))?;
+            runtime.block_on(latency(args, config, coalesce_ms, clock))?;
         }
     }
     if args.clients > 0 {
-        tokio::runtime::Runtime::new()?.block_on(clients(args.clients, config))?;
+        tokio::runtime::Runtime::new()?.block_on(clients(args.clients, config, clock))?;
     }
     Ok(())
 }
@@ -116,16 +117,16 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
 ///
 /// Client and server ends live in this one process, so the memory figure is an upper
 /// bound of the server's share (the clients use 4 KiB buffers, like the server).
-async fn clients(n: usize, config: &Config) -> anyhow::Result<()> {
+async fn clients(n: usize, config: &Config, clock: Clock) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut config = config.clone();
     config.auth.max_live_connections = config.auth.max_live_connections.max(n + 16);
-    let credentials = crate::auth::Credentials::load(&config.auth, Some(dir.path()))?;
+    let credentials = crate::auth::Credentials::load(&config.auth, Some(dir.path()), clock)?;
     let ingest_key = credentials.ingest_key(1)?.0;
     let tokens = (0..n)
         .map(|i| credentials.mint(&format!("bench-{i}"), 1, Role::Analyst, vec![], None, None))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let server = BenchServer::start(dir.path(), &config, credentials).await?;
+    let server = BenchServer::start(dir.path(), &config, credentials, clock).await?;
     let addr = server.addr;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -146,7 +147,7 @@ async fn clients(n: usize, config: &Config) -> anyhow::Result<()> {
     let after = rss_mib();
 
     // One new conversation: time until every client has a delta counting it.
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let now = schemas::event::format_rfc3339_ms(clock.now_ms());
     let event = json!({
         "event_id": "bench-fanout", "account_id": 1, "occurred_at": now,
         "type": "conversation_opened", "conversation_id": "bench-fanout",
@@ -210,8 +211,9 @@ impl BenchServer {
         dir: &std::path::Path,
         config: &Config,
         credentials: crate::auth::Credentials,
+        clock: Clock,
     ) -> anyhow::Result<Self> {
-        let embedded = Embedded::start(dir, config)?;
+        let embedded = Embedded::start(dir, config, clock)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -258,12 +260,12 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-fn throughput(n: u64, config: &Config) -> anyhow::Result<()> {
+fn throughput(n: u64, config: &Config, clock: Clock) -> anyhow::Result<()> {
     // Restart the peak-RSS mark (Linux: writing 5 to clear_refs resets VmHWM), so the
     // figure is this run's, not an earlier run's in the same process.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let gen_start = Instant::now();
-    let now = pipeline::wall_clock_ms() as i64;
+    let now = clock.now_ms();
     let mut sim = Simulator::new(
         SimulatorConfig {
             seed: 7,
@@ -293,6 +295,7 @@ fn throughput(n: u64, config: &Config) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::start(
         &PipelineConfig {
             workers: config.pipeline.workers,
+            clock,
             ..PipelineConfig::default()
         },
         move |b| sink.store(b.events_consumed, Ordering::Relaxed),
@@ -320,7 +323,7 @@ fn throughput(n: u64, config: &Config) -> anyhow::Result<()> {
 /// Replays `n` simulated events through the pipeline at full speed with the ClickHouse
 /// sink attached (backpressure included) and prints rollup rows/s written and the
 /// sink's lag behind the pipeline.
-fn clickhouse(url: &str, n: u64, config: &Config) -> anyhow::Result<()> {
+fn clickhouse(url: &str, n: u64, config: &Config, clock: Clock) -> anyhow::Result<()> {
     use pipeline::sink::clickhouse::{ClickHouseConfig, ClickHouseSink, Client};
 
     let ch_config = ClickHouseConfig {
@@ -332,7 +335,7 @@ fn clickhouse(url: &str, n: u64, config: &Config) -> anyhow::Result<()> {
     Client::new(&ch_config)
         .query_server("DROP DATABASE IF EXISTS crmpulse_bench")
         .context("dropping the bench database")?;
-    let now = pipeline::wall_clock_ms() as i64;
+    let now = clock.now_ms();
     let mut sim = Simulator::new(
         SimulatorConfig {
             seed: 7,
@@ -361,6 +364,7 @@ fn clickhouse(url: &str, n: u64, config: &Config) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::start(
         &PipelineConfig {
             workers: config.pipeline.workers,
+            clock,
             ..PipelineConfig::default()
         },
         move |b| fed.accept(&b),
@@ -436,7 +440,7 @@ fn rss_mib() -> f64 {
 /// Builds the view store from `api_days` of simulated history (generated and pushed a
 /// day at a time, so the events themselves are never all in memory), reports resident
 /// memory per million conversations, then times every section through the router.
-fn api(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
+fn api(args: &BenchArgs, config: &Config, clock: Clock) -> anyhow::Result<()> {
     use tower::ServiceExt as _;
 
     let before = rss_mib();
@@ -445,11 +449,12 @@ fn api(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::start(
         &PipelineConfig {
             workers: config.pipeline.workers,
+            clock,
             ..PipelineConfig::default()
         },
         move |b| sink.apply(b),
     )?;
-    let now = pipeline::wall_clock_ms() as i64;
+    let now = clock.now_ms();
     let mut sim = Simulator::new(
         SimulatorConfig {
             seed: 11,
@@ -486,13 +491,16 @@ fn api(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     );
 
     let mut state = query_api::AppState::new(Arc::clone(&store));
+    state.clock = clock;
     state.settings = query_api::Settings::new(config.accounts.clone());
     // Cold figures: every request computes its body (shared bodies would answer all
     // but the first request of each view from memory).
     state.bodies = None;
     let app = query_api::router(state);
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    let today = chrono::Utc::now().date_naive();
+    let today = chrono::DateTime::from_timestamp_millis(clock.now_ms())
+        .unwrap_or_default()
+        .date_naive();
     let from_90 = today - chrono::Days::new(args.api_days as u64 - 1);
     for section in query_api::sections::SECTIONS {
         for (label, query) in [
@@ -529,6 +537,7 @@ fn api(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     // What live subscribers of one view cost with shared bodies: the first computes,
     // the others are answered from the shared body.
     let mut shared = query_api::AppState::new(Arc::clone(&store));
+    shared.clock = clock;
     shared.settings = query_api::Settings::new(config.accounts.clone());
     let shared_app = query_api::router(shared);
     let uri = format!(
@@ -661,19 +670,19 @@ const INGEST_BODY: usize = 1_000;
 /// events/s and the POST latency. Every answer is checked, and the log must hold
 /// every acknowledged event at the end: a figure with loss is an error, not a figure.
 /// fsync is on (the log's normal durability).
-async fn ingest(events: u64, writers: usize, config: &Config) -> anyhow::Result<()> {
+async fn ingest(events: u64, writers: usize, config: &Config, clock: Clock) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut config = config.clone();
     config.auth.ingest_requests_per_s = u32::MAX;
-    let credentials = crate::auth::Credentials::load(&config.auth, Some(dir.path()))?;
+    let credentials = crate::auth::Credentials::load(&config.auth, Some(dir.path()), clock)?;
     let key = credentials
         .ingest_key(1)
         .map(|(key, _)| key)
         .context("an ingest key for account 1")?;
-    let server = BenchServer::start(dir.path(), &config, credentials).await?;
+    let server = BenchServer::start(dir.path(), &config, credentials, clock).await?;
     let url = format!("http://{}/api/v1/events", server.addr);
     let bodies = (events as usize).div_ceil(INGEST_BODY).max(writers);
-    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let at = schemas::event::format_rfc3339_ms(clock.now_ms());
     // Bodies are encoded before the clock starts.
     let encoded: Vec<Vec<u8>> = (0..bodies)
         .map(|b| {
@@ -759,7 +768,12 @@ async fn ingest(events: u64, writers: usize, config: &Config) -> anyhow::Result<
     Ok(())
 }
 
-async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow::Result<()> {
+async fn latency(
+    args: &BenchArgs,
+    config: &Config,
+    coalesce_ms: u64,
+    clock: Clock,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut config = config.clone();
     config.live.coalesce_ms = coalesce_ms;
@@ -768,10 +782,10 @@ async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow:
         .auth
         .ingest_requests_per_s
         .max(u32::try_from(args.rate.saturating_mul(2)).unwrap_or(u32::MAX));
-    let credentials = crate::auth::Credentials::load(&config.auth, Some(dir.path()))?;
+    let credentials = crate::auth::Credentials::load(&config.auth, Some(dir.path()), clock)?;
     let token = credentials.mint("bench", 1, Role::Admin, vec![], None, None)?;
     let ingest_key = credentials.ingest_key(1).map(|(key, _)| key).ok();
-    let server = BenchServer::start(dir.path(), &config, credentials).await?;
+    let server = BenchServer::start(dir.path(), &config, credentials, clock).await?;
     let addr = server.addr;
 
     let mut probe = KpiProbe::connect(addr, Some(&token)).await?;
@@ -785,7 +799,7 @@ async fn latency(args: &BenchArgs, config: &Config, coalesce_ms: u64) -> anyhow:
         let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
         for k in 0..rate * seconds {
             tick.tick().await;
-            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let now = schemas::event::format_rfc3339_ms(clock.now_ms());
             let event = json!({
                 "event_id": format!("bench-{coalesce_ms}-{k}"), "account_id": 1, "occurred_at": now,
                 "type": "conversation_opened", "conversation_id": format!("bench-{k}"),

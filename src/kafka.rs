@@ -19,6 +19,7 @@ use ingest::kafka::{EventSource, KafkaConfig, gateway};
 use pipeline::sink::kafka::{Assembler, MetricsReader, MetricsSink, MetricsSinkConfig};
 use pipeline::{Pipeline, PipelineConfig};
 use query_api::{AppState, ViewStore};
+use schemas::Clock;
 use schemas::metric_records::MetricRecord;
 use tokio::sync::watch;
 
@@ -57,7 +58,7 @@ pub struct KafkaPipeline {
 impl KafkaPipeline {
     /// Reads the metrics topic back, then starts the source → pipeline → sink path;
     /// every released batch is also applied to `store`. `pushed` follows the number
-    /// of events handed to the pipeline.
+    /// of events handed to the pipeline; input times come from `clock`.
     ///
     /// # Errors
     /// When a topic is missing or the pipeline cannot start.
@@ -66,12 +67,14 @@ impl KafkaPipeline {
         config: &Config,
         store: Arc<ViewStore>,
         pushed: watch::Sender<u64>,
+        clock: Clock,
     ) -> anyhow::Result<Self> {
         let (mut sink, catch_up) =
             MetricsSink::open(sink_config(kafka)).context("reading back the metrics topic")?;
         let mut pipeline = Pipeline::start(
             &PipelineConfig {
                 workers: config.pipeline.workers,
+                clock,
                 ..PipelineConfig::default()
             },
             move |batch| {
@@ -141,13 +144,14 @@ pub fn run(
     config: &Config,
     config_path: Option<PathBuf>,
     data_dir: &std::path::Path,
+    clock: Clock,
 ) -> anyhow::Result<()> {
     let kafka = section(config)?.clone();
-    let credentials = Credentials::load(&config.auth, Some(data_dir))?;
+    let credentials = Credentials::load(&config.auth, Some(data_dir), clock)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let store = Arc::new(ViewStore::default());
     let (pushed_tx, pushed_rx) = watch::channel(0u64);
-    let pipeline = KafkaPipeline::start(&kafka, config, Arc::clone(&store), pushed_tx)?;
+    let pipeline = KafkaPipeline::start(&kafka, config, Arc::clone(&store), pushed_tx, clock)?;
     let gateway = gateway::Gateway::new(&kafka)?;
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -158,6 +162,7 @@ pub fn run(
             tokio::spawn(crate::app::watch_config(path, settings.clone()));
         }
         let mut state = AppState::new(Arc::clone(&store));
+        state.clock = clock;
         state.settings = settings;
         state.live = config.live.to_live_config();
         state.log_len = Some(pushed_rx);
@@ -236,9 +241,10 @@ pub fn serve(
     listen: SocketAddr,
     config: &Config,
     config_path: Option<PathBuf>,
+    clock: Clock,
 ) -> anyhow::Result<()> {
     let kafka = section(config)?;
-    let credentials = Credentials::load(&config.auth, None)?;
+    let credentials = Credentials::load(&config.auth, None, clock)?;
     let store = Arc::new(ViewStore::default());
     follow_metrics(kafka, Arc::clone(&store))?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -251,6 +257,7 @@ pub fn serve(
             tokio::spawn(crate::app::watch_config(path, settings.clone()));
         }
         let mut state = AppState::new(store);
+        state.clock = clock;
         state.settings = settings;
         state.live = config.live.to_live_config();
         state.prometheus = Some(query_api::install_metrics());
@@ -263,9 +270,9 @@ pub fn serve(
 ///
 /// # Errors
 /// When librdkafka refuses the configuration or the listener cannot bind.
-pub fn ingest(listen: SocketAddr, config: &Config) -> anyhow::Result<()> {
+pub fn ingest(listen: SocketAddr, config: &Config, clock: Clock) -> anyhow::Result<()> {
     let kafka = section(config)?;
-    let credentials = Credentials::load(&config.auth, None)?;
+    let credentials = Credentials::load(&config.auth, None, clock)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let gateway = gateway::Gateway::new(kafka)?;

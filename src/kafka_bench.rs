@@ -20,6 +20,7 @@ use ingest::kafka::KafkaConfig;
 use ingest::simulator::{Simulator, SimulatorConfig};
 use query_api::{AppState, ViewStore};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use schemas::Clock;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -48,8 +49,10 @@ pub struct KafkaBenchArgs {
     mock_broker: bool,
 }
 
+/// Topics of their own for one run: a random suffix, not a time stamp, so that runs on
+/// a fixed clock (`--now`) do not share topics.
 fn fresh_topics(kafka: &KafkaConfig) -> KafkaConfig {
-    let stamp = pipeline::wall_clock_ms();
+    let stamp = format!("{:016x}", rand::random::<u64>());
     let mut k = kafka.clone();
     for t in [
         &mut k.topics.events,
@@ -65,7 +68,7 @@ fn fresh_topics(kafka: &KafkaConfig) -> KafkaConfig {
 ///
 /// # Errors
 /// When the broker cannot be reached or a run fails.
-pub fn run(args: &KafkaBenchArgs, config: &Config) -> anyhow::Result<()> {
+pub fn run(args: &KafkaBenchArgs, config: &Config, clock: Clock) -> anyhow::Result<()> {
     let mut kafka = config.kafka.clone().unwrap_or_default();
     let mock = if args.mock_broker {
         let mock = rdkafka::mocking::MockCluster::new(1)?;
@@ -104,10 +107,10 @@ pub fn run(args: &KafkaBenchArgs, config: &Config) -> anyhow::Result<()> {
     );
     let topics = fresh_topics(&kafka);
     create(&topics)?;
-    throughput(args, config, &topics, &runtime)?;
+    throughput(args, config, &topics, &runtime, clock)?;
     let topics = fresh_topics(&kafka);
     create(&topics)?;
-    latency(args, config, &topics, &runtime)
+    latency(args, config, &topics, &runtime, clock)
 }
 
 fn throughput(
@@ -115,8 +118,9 @@ fn throughput(
     config: &Config,
     kafka: &KafkaConfig,
     runtime: &tokio::runtime::Runtime,
+    clock: Clock,
 ) -> anyhow::Result<()> {
-    let now = pipeline::wall_clock_ms() as i64;
+    let now = clock.now_ms();
     let mut sim = Simulator::new(SimulatorConfig::default(), now - 60 * 86_400_000);
     let mut events = Vec::new();
     while (events.len() as u64) < args.events && sim.now_ms() < now {
@@ -138,7 +142,7 @@ fn throughput(
     let store = Arc::new(ViewStore::default());
     let (pushed, _) = watch::channel(0);
     let started = Instant::now();
-    let pipeline = KafkaPipeline::start(kafka, config, Arc::clone(&store), pushed)?;
+    let pipeline = KafkaPipeline::start(kafka, config, Arc::clone(&store), pushed, clock)?;
     let mut progress = store.subscribe();
     runtime.block_on(async {
         while store.read(|s| s.events_consumed) < n {
@@ -164,9 +168,11 @@ fn latency(
     config: &Config,
     kafka: &KafkaConfig,
     runtime: &tokio::runtime::Runtime,
+    clock: Clock,
 ) -> anyhow::Result<()> {
     let (pushed, _) = watch::channel(0);
-    let pipeline = KafkaPipeline::start(kafka, config, Arc::new(ViewStore::default()), pushed)?;
+    let pipeline =
+        KafkaPipeline::start(kafka, config, Arc::new(ViewStore::default()), pushed, clock)?;
     // What `crmpulse serve` runs: a view store fed only from the metrics topic.
     let served = Arc::new(ViewStore::default());
     follow_metrics(kafka, Arc::clone(&served))?;
@@ -176,6 +182,7 @@ fn latency(
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let mut state = AppState::new(Arc::clone(&served));
+        state.clock = clock;
         state.live = live_config.live.to_live_config();
         let server =
             tokio::spawn(async move { axum::serve(listener, query_api::router(state)).await });
@@ -190,7 +197,7 @@ fn latency(
             let mut deliveries = Vec::new();
             for k in 0..rate * seconds {
                 tick.tick().await;
-                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let now = schemas::event::format_rfc3339_ms(clock.now_ms());
                 let event = schemas::Event::from_json(
                     &json!({
                         "event_id": format!("kbench-{k}"), "account_id": 1, "occurred_at": now,

@@ -16,6 +16,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use ingest::EventLog;
 use ingest::simulator::{Simulator, SimulatorConfig};
+use schemas::Clock;
 
 /// The dataflow allocates and frees small records at a high rate; mimalloc does that
 /// faster than glibc's malloc and returns less memory to zero again (see
@@ -30,6 +31,12 @@ struct Cli {
     /// Configuration file (TOML); see docs/operations.md.
     #[arg(long, global = true, env = "CRMPULSE_CONFIG")]
     config: Option<PathBuf>,
+    /// Start the clock at this instant (RFC 3339, e.g. 2026-11-20T12:00:00Z) instead of
+    /// reading the system clock; it then advances in real time. Everything that asks
+    /// "now" reads it: pipeline time, "today", SLA deadlines, token expiry, the demo.
+    /// For tests and reproductions (docs/operations.md).
+    #[arg(long, global = true, env = "CRMPULSE_NOW", value_name = "RFC3339")]
+    now: Option<Clock>,
     #[command(subcommand)]
     command: Command,
 }
@@ -182,33 +189,42 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let config = config::load(cli.config.as_deref())?;
+    // The process's one clock: every "now" below is read from it (schemas::clock).
+    let clock = cli.now.unwrap_or_default();
+    if clock.is_pinned() {
+        tracing::warn!(
+            now = %schemas::event::format_rfc3339_ms(clock.now_ms()),
+            "the clock was started at a fixed instant (--now / CRMPULSE_NOW), not the system clock"
+        );
+    }
     match cli.command {
         Command::Run(args) if config.kafka.is_some() => {
-            kafka::run(args.listen, &config, cli.config, &args.data_dir)
+            kafka::run(args.listen, &config, cli.config, &args.data_dir, clock)
         }
-        Command::Run(args) => serve(args, &config, cli.config, None),
+        Command::Run(args) => serve(args, &config, cli.config, None, clock),
         Command::Demo(args) => serve(
             args.serve,
             &config,
             cli.config,
             Some((args.backfill_days, args.seed)),
+            clock,
         ),
-        Command::Simulate(args) => simulate(&args, &config),
+        Command::Simulate(args) => simulate(&args, &config, clock),
         Command::Replay(args) => replay(&args),
-        Command::Bench(args) => bench::run(&args, &config),
+        Command::Bench(args) => bench::run(&args, &config, clock),
         Command::Migrate => migrate(&config),
-        Command::Serve(args) => kafka::serve(args.listen, &config, cli.config),
-        Command::Ingest(args) => kafka::ingest(args.listen, &config),
+        Command::Serve(args) => kafka::serve(args.listen, &config, cli.config, clock),
+        Command::Ingest(args) => kafka::ingest(args.listen, &config, clock),
         Command::TailMetrics(args) => kafka::tail_metrics(&config, args.batches, args.until_end),
         Command::KafkaTopics => kafka::create_topics(&config),
-        Command::BenchKafka(args) => kafka_bench::run(&args, &config),
-        Command::Token(args) => token(&args, &config),
+        Command::BenchKafka(args) => kafka_bench::run(&args, &config, clock),
+        Command::Token(args) => token(&args, &config, clock),
         Command::IngestKey(args) => ingest_key(&args, &config),
     }
 }
 
-fn token(args: &TokenArgs, config: &config::Config) -> anyhow::Result<()> {
-    let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir))?;
+fn token(args: &TokenArgs, config: &config::Config, clock: Clock) -> anyhow::Result<()> {
+    let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir), clock)?;
     let sub = args.sub.clone().unwrap_or_else(|| {
         args.agent
             .clone()
@@ -227,7 +243,8 @@ fn token(args: &TokenArgs, config: &config::Config) -> anyhow::Result<()> {
 }
 
 fn ingest_key(args: &IngestKeyArgs, config: &config::Config) -> anyhow::Result<()> {
-    let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir))?;
+    // An ingest key carries no time: the system clock is as good as any.
+    let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir), Clock::system())?;
     let (key, webhook_secret) = credentials.ingest_key(args.account)?;
     println!(
         "{}",
@@ -270,10 +287,11 @@ fn serve(
     config: &config::Config,
     config_path: Option<PathBuf>,
     demo: Option<(u32, u64)>,
+    clock: Clock,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir))?;
-    let mut embedded = app::Embedded::start(&args.data_dir, config)?;
+    let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir), clock)?;
+    let mut embedded = app::Embedded::start(&args.data_dir, config, clock)?;
     if let Some((days, seed)) = demo {
         let tz = query_api::Settings::new(config.accounts.clone())
             .account(1)
@@ -332,11 +350,11 @@ fn print_demo_users(credentials: &auth::Credentials, listen: SocketAddr) -> anyh
     Ok(())
 }
 
-fn simulate(args: &SimulateArgs, config: &config::Config) -> anyhow::Result<()> {
+fn simulate(args: &SimulateArgs, config: &config::Config, clock: Clock) -> anyhow::Result<()> {
     let tz = query_api::Settings::new(config.accounts.clone())
         .account(args.account)
         .timezone;
-    let now = pipeline::wall_clock_ms() as i64;
+    let now = clock.now_ms();
     let mut sim = Simulator::new(
         SimulatorConfig {
             seed: args.seed,

@@ -7,6 +7,11 @@ mod common;
 use common::{agent_message, ev, free_port, opened, post_events, start, wait_caught_up};
 use serde_json::{Value, json};
 
+/// The servers' clock ("now"): the day after the test day 2026-11-20 (its last status
+/// change is at 01:00): time in each status within the day and the current status are those
+/// of a finished day.
+const NOW: &str = "2026-11-21T12:00:00Z";
+
 fn status(agent: &str, team: &str, s: &str) -> Value {
     json!({"type": "agent_status_changed", "agent_id": agent, "team_id": team, "status": s})
 }
@@ -19,7 +24,7 @@ async fn agent_productivity_golden_day() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = start(port, dir.path());
+    let mut child = start(port, dir.path(), NOW);
     let client = common::client(port);
     let d = |t: &str| format!("2026-11-20T{t}Z");
     let events = vec![

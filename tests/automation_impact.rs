@@ -7,6 +7,10 @@ mod common;
 use common::{ev, free_port, get_json, post_events, start, wait_caught_up};
 use serde_json::{Value, json};
 
+/// The servers' clock ("now"): the day after the test day 2026-11-20: the day and the
+/// previous one are complete.
+const NOW: &str = "2026-11-21T12:00:00Z";
+
 fn open(c: &str, inbox: &str) -> Value {
     json!({"type": "conversation_opened", "conversation_id": c, "customer_id": "u1",
         "channel": "whatsapp", "inbox_id": inbox, "origin": "inbound"})
@@ -43,7 +47,7 @@ async fn automation_impact_golden_day() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = start(port, dir.path());
+    let mut child = start(port, dir.path(), NOW);
     let client = common::client(port);
     let d = |t: &str| format!("2026-11-20T{t}Z");
     let y = |t: &str| format!("2026-11-19T{t}Z");

@@ -7,6 +7,10 @@ mod common;
 use common::{ev, free_port, post_events, start_with, wait_caught_up};
 use serde_json::{Value, json};
 
+/// The servers' clock ("now"): the day after the test day 2026-11-20: the day and the
+/// previous one are complete.
+const NOW: &str = "2026-11-21T12:00:00Z";
+
 fn open(c: &str, customer: &str, channel: &str, campaign: Option<&str>) -> Value {
     let mut v = json!({"type": "conversation_opened", "conversation_id": c, "customer_id": customer,
         "channel": channel, "inbox_id": "i1", "origin": if campaign.is_some() { "campaign" } else { "inbound" }});
@@ -44,6 +48,7 @@ async fn business_impact_golden_day() {
     let mut child = start_with(
         port,
         &dir.path().join("data"),
+        NOW,
         &["--config".as_ref(), config.as_os_str()],
     );
     let client = common::client(port);

@@ -11,6 +11,10 @@
 //!
 //! The example queries are read from `docs/clickhouse.md`, run as documented, and their
 //! results compared with the API's numbers for the same range.
+//!
+//! Time: the server runs on a clock pinned at [`NOW`], the simulated traffic ends there,
+//! and "yesterday" and "today" are NOW's local days. ClickHouse's own `now()` cannot be
+//! pinned, so the examples that read it are run with NOW in its place ([`bind`]).
 
 mod common;
 
@@ -19,7 +23,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate};
 use chrono_tz::Tz;
 use common::{free_port, get_json, post_events, start_with, wait_caught_up};
 use ingest::simulator::{Simulator, SimulatorConfig};
@@ -27,6 +31,15 @@ use schemas::event::{Event, Payload};
 use serde_json::Value;
 
 const TZ: Tz = chrono_tz::Asia::Kolkata;
+/// The servers' clock ("now"): 13:40 in Kolkata, so that the simulated traffic, which
+/// ends here, has a complete local yesterday and half a today.
+const NOW: &str = "2026-11-26T08:10:00Z";
+
+fn now_ms() -> i64 {
+    DateTime::parse_from_rfc3339(NOW)
+        .unwrap()
+        .timestamp_millis()
+}
 const DOC: &str = include_str!("../docs/clickhouse.md");
 
 fn clickhouse_url() -> String {
@@ -125,9 +138,11 @@ fn examples() -> BTreeMap<String, String> {
     out
 }
 
-/// Substitutes the documented parameters with literals, as one does on 18.16.
+/// Substitutes the documented parameters with literals, as one does on 18.16, and
+/// ClickHouse's `now()` with [`NOW`], the API's clock (the ranges checked end before it).
 fn bind(sql: &str, from: NaiveDate, to: NaiveDate) -> String {
-    sql.replace("{account_id:UInt64}", "1")
+    sql.replace("now()", &format!("toDateTime({})", now_ms() / 1000))
+        .replace("{account_id:UInt64}", "1")
         .replace("{tz:String}", &format!("'{}'", TZ.name()))
         .replace("{from:String}", &format!("'{from} 00:00:00'"))
         .replace("{to:String}", &format!("'{to} 00:00:00'"))
@@ -494,10 +509,10 @@ async fn wait_written_through(http: &reqwest::Client, base: &str, events: u64) {
     }
 }
 
-/// Two days of simulated traffic, ending now, in Asia/Kolkata (+05:30: local days
-/// start in the middle of a UTC hour).
+/// Two days of simulated traffic, ending at [`NOW`], in Asia/Kolkata (+05:30: local
+/// days start in the middle of a UTC hour).
 fn simulated_events() -> Vec<Event> {
-    let now = Utc::now().timestamp_millis();
+    let now = now_ms();
     let mut sim = Simulator::new(
         SimulatorConfig {
             seed: 11,
@@ -543,7 +558,10 @@ async fn post_all(http: &reqwest::Client, base: &str, events: &[Event]) {
 }
 
 fn local_days() -> (NaiveDate, NaiveDate) {
-    let today = Utc::now().with_timezone(&TZ).date_naive();
+    let today = DateTime::from_timestamp_millis(now_ms())
+        .unwrap()
+        .with_timezone(&TZ)
+        .date_naive();
     (today - Days::new(1), today)
 }
 
@@ -677,6 +695,7 @@ async fn documented_queries_equal_the_api() {
     let _server = Killed(start_with(
         port,
         &dir.path().join("log"),
+        NOW,
         &["--config".as_ref(), config.as_os_str()],
     ));
     let base = format!("http://127.0.0.1:{port}");
@@ -766,6 +785,7 @@ async fn an_outage_mid_stream_loses_and_duplicates_nothing() {
     let _server = Killed(start_with(
         port,
         &dir.path().join("log"),
+        NOW,
         &["--config".as_ref(), config.as_os_str()],
     ));
     let base = format!("http://127.0.0.1:{port}");

@@ -6,6 +6,10 @@ mod common;
 use common::{agent_message, ev, free_port, opened, post_events, start, wait_caught_up};
 use serde_json::{Value, json};
 
+/// The servers' clock ("now"): the day after the test day 2026-11-20: every SLA deadline of
+/// the day has passed, so what is breached and what is still waiting is fixed.
+const NOW: &str = "2026-11-21T12:00:00Z";
+
 fn assigned(c: &str, agent: &str, team: &str) -> Value {
     json!({"type": "conversation_assigned", "conversation_id": c, "assignee": "agent", "agent_id": agent, "team_id": team})
 }
@@ -71,7 +75,7 @@ async fn conversation_effectiveness_golden_day() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = start(port, dir.path());
+    let mut child = start(port, dir.path(), NOW);
     let client = common::client(port);
     let events = scenario();
     let res = post_events(&client, &base, &Value::from(events.clone())).await;

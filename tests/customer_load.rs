@@ -12,6 +12,13 @@ fn open(c: &str, customer: &str) -> Value {
         "channel": "whatsapp", "inbox_id": "i1", "origin": "inbound"})
 }
 
+/// The server's clock ("now"): Wednesday 2025-12-10, 12:10 in Kolkata (06:40 UTC). The
+/// forecast covers the 24 hours from the current local hour (12:00, which the test
+/// stays inside for 50 minutes), from the same weekday-hours of the four weeks before:
+/// the history below, at now − 7 days (12-03) and now − 14 days (11-26), is far from
+/// the test day 2025-11-21, its previous day and 11-11.
+const NOW: &str = "2025-12-10T06:40:00Z";
+
 /// A local Kolkata time on a day, as an RFC 3339 instant with offset.
 fn ist(day: &str, hm: &str) -> String {
     format!("{day}T{hm}:00+05:30")
@@ -31,13 +38,14 @@ async fn customer_load_golden_day_in_kolkata() {
     let mut child = start_with(
         port,
         &dir.path().join("data"),
+        NOW,
         &["--config".as_ref(), config.as_os_str()],
     );
     let client = common::client(port);
 
-    // A Friday more than four weeks before any day this test will run on: the forecast's
-    // history (the same weekday-hour of the last four weeks before now) can never fall
-    // inside it. On 2026-12-04 the test day 2026-11-20 met "now - 14 days" (issue 12).
+    // A Friday more than two weeks before NOW: the forecast's history can never fall
+    // inside it (on the wall clock of 2026-12-04, the old test day 2026-11-20 met
+    // "now - 14 days", issue 12).
     let d = "2025-11-21"; // a Friday
     let mut events = vec![
         // u1's first conversation ever was on 11-11: u1 is returning on 11-21.
@@ -58,7 +66,9 @@ async fn customer_load_golden_day_in_kolkata() {
         ev("p1", &ist("2025-11-20", "23:59"), open("c6", "u5")),
     ];
     // Forecast history: the same weekday-hour 1 and 2 weeks before two of the next hours.
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = chrono::DateTime::parse_from_rfc3339(NOW)
+        .unwrap()
+        .timestamp_millis();
     let hour = 3_600_000;
     let this_hour = now - (now + 5 * hour + hour / 2).rem_euclid(hour); // IST hours start at :30 UTC
     for (i, (ahead, weeks)) in [(3, 1), (6, 2)].into_iter().enumerate() {

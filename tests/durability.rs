@@ -13,6 +13,9 @@ use common::{ev, free_port, get_json, start, wait_caught_up};
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Value, json};
 
+/// The servers' clock ("now"): the day after the events (all at 2026-11-20T10:00Z).
+const NOW: &str = "2026-11-21T12:00:00Z";
+
 const WRITERS: usize = 8;
 const BODY: usize = 1_000;
 
@@ -90,7 +93,7 @@ async fn eight_writers_with_redeliveries_store_every_acknowledged_event_once() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let _child = KillOnDrop(start(port, dir.path()));
+    let _child = KillOnDrop(start(port, dir.path(), NOW));
     let http = common::client(port);
     let key = common::creds(port).ingest_key;
     wait_up(&http, &base).await;
@@ -148,7 +151,7 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_event() {
     const ROUNDS: usize = 3;
     let mut http = None;
     for round in 0..ROUNDS {
-        let mut child = start(port, dir.path());
+        let mut child = start(port, dir.path(), NOW);
         let client = common::client(port);
         let key = common::creds(port).ingest_key;
         wait_up(&client, &base).await;
@@ -179,7 +182,7 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_event() {
         }
         http = Some(client);
     }
-    let _child = KillOnDrop(start(port, dir.path()));
+    let _child = KillOnDrop(start(port, dir.path(), NOW));
     let http = http.unwrap();
     let key = common::creds(port).ingest_key;
     wait_up(&http, &base).await;

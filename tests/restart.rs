@@ -8,6 +8,9 @@ mod common;
 use common::{agent_message, ev, free_port, opened, post_events, start, wait_caught_up};
 use serde_json::{Value, json};
 
+/// The servers' clock ("now"): the day after the events (2026-11-20), for both starts.
+const NOW: &str = "2026-11-21T12:00:00Z";
+
 fn events() -> Vec<Value> {
     let open = opened;
     let agent_msg = |m: &str, c: &str| agent_message(m, c, "a1");
@@ -54,7 +57,7 @@ async fn kpi_values_survive_kill_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = start(port, dir.path());
+    let mut child = start(port, dir.path(), NOW);
     let client = common::client(port);
 
     // Wait for the server, then send a body with one malformed event in the middle.
@@ -112,7 +115,7 @@ async fn kpi_values_survive_kill_and_restart() {
 
     child.kill().unwrap(); // SIGKILL: no clean shutdown.
     child.wait().unwrap();
-    let mut child = start(port, dir.path());
+    let mut child = start(port, dir.path(), NOW);
     wait_caught_up(&client, &base, 12).await;
     let mut after: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
     child.kill().unwrap();

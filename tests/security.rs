@@ -10,6 +10,10 @@ use std::process::{Command, Stdio};
 use common::{agent_message, cli_line, ev, free_port, opened, token, wait_caught_up};
 use serde_json::{Value, json};
 
+/// The server's clock ("now"), the day after the events (2026-11-24T10:00Z). The server
+/// takes it from `CRMPULSE_NOW`, the tokens from `--now`: the two ways to set it.
+const NOW: &str = "2026-11-25T12:00:00Z";
+
 fn event(account: u64, id: &str, body: Value) -> Value {
     let mut e = ev(id, "2026-11-24T10:00:00Z", body);
     e["account_id"] = json!(account);
@@ -33,6 +37,7 @@ async fn ingest_and_dashboard_credentials_stay_in_their_account() {
             ])
             .arg(&data)
             .env("RUST_LOG", "debug")
+            .env("CRMPULSE_NOW", NOW)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_path).unwrap())
             .spawn()
@@ -45,9 +50,9 @@ async fn ingest_and_dashboard_credentials_stay_in_their_account() {
         &[],
         &["ingest-key", "--account", "1", "--webhook-secret"],
     );
-    let admin1 = token(&data, 1, &["admin"]);
-    let admin2 = token(&data, 2, &["admin"]);
-    let agent1 = token(&data, 1, &["agent", "--agent", "a1"]);
+    let admin1 = token(&data, NOW, 1, &["admin"]);
+    let admin2 = token(&data, NOW, 2, &["admin"]);
+    let agent1 = token(&data, NOW, 1, &["agent", "--agent", "a1"]);
     let mut child = spawn();
     let http = reqwest::Client::new();
 

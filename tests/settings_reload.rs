@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use common::{agent_message, ev, free_port, opened, post_events, start_with, wait_caught_up};
 use serde_json::Value;
 
+/// The servers' clock ("now"): the day after the event (2026-11-20), in either zone.
+const NOW: &str = "2026-11-21T12:00:00Z";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn timezone_and_sla_target_apply_without_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -23,6 +26,7 @@ async fn timezone_and_sla_target_apply_without_restart() {
     let mut child = start_with(
         port,
         &dir.path().join("data"),
+        NOW,
         &["--config".as_ref(), config.as_os_str()],
     );
     let client = common::client(port);

@@ -8,6 +8,10 @@ mod common;
 use common::{ev, free_port, get_json, post_events, start, wait_caught_up};
 use serde_json::{Value, json};
 
+/// The servers' clock ("now"): the day after the test day 2026-11-20: the day and the
+/// previous one are complete.
+const NOW: &str = "2026-11-21T12:00:00Z";
+
 fn out(m: &str, broadcast: Option<&str>) -> Value {
     let mut v = json!({"type": "message_created", "message_id": m, "conversation_id": "c1",
         "direction": "outbound", "sender": "agent", "agent_id": "a1", "channel": "whatsapp"});
@@ -32,7 +36,7 @@ async fn whatsapp_performance_golden_day() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = start(port, dir.path());
+    let mut child = start(port, dir.path(), NOW);
     let client = common::client(port);
     let d = |t: &str| format!("2026-11-20T{t}Z");
     let y = |t: &str| format!("2026-11-19T{t}Z");

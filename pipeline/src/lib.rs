@@ -17,4 +17,4 @@ pub mod reference;
 pub mod runtime;
 pub mod sink;
 
-pub use runtime::{Pipeline, PipelineConfig, PipelineError, wall_clock_ms};
+pub use runtime::{Pipeline, PipelineConfig, PipelineError};

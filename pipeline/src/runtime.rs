@@ -1,10 +1,11 @@
 //! Running the dataflow: worker threads, the input clock, and the output collector.
 //!
 //! The [`Pipeline`] handle owns the input side. Each [`Pipeline::push`] stamps a batch
-//! of events with the next pipeline time (`max(wall clock ms, previous + 1)`), splits it
-//! round-robin over the workers and advances every worker's inputs past it.
-//! [`Pipeline::tick`] advances time without events, so that time-based results move
-//! even when nothing arrives. Bounded command queues and a cap on batches in flight
+//! of events with the next pipeline time (`max(now in ms, previous + 1)`, "now" read
+//! from the process's one [`Clock`], given in [`PipelineConfig`]), splits it round-robin
+//! over the workers and advances every worker's inputs past it. [`Pipeline::tick`]
+//! advances time without events, so that time-based results move even when nothing
+//! arrives. Bounded command queues and a cap on batches in flight
 //! per worker push back on the source when the dataflow falls behind.
 //!
 //! The collector thread receives every worker's captured output. A time is complete
@@ -17,11 +18,11 @@ use foldhash::{HashMap, HashMapExt as _};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use schemas::Event;
 use schemas::metrics::{Fact, MetricBatch};
+use schemas::{Clock, Event};
 use timely::dataflow::operators::capture::Event as CaptureEvent;
 use timely::progress::frontier::MutableAntichain;
 
@@ -46,6 +47,9 @@ pub struct PipelineConfig {
     pub workers: usize,
     /// Batches a worker may have in the dataflow before it stops taking new ones.
     pub max_in_flight: usize,
+    /// Where input times come from ([`Pipeline::push`], [`Pipeline::tick`]): the
+    /// process's one clock, so that a fixed "now" holds for the pipeline too.
+    pub clock: Clock,
 }
 
 impl Default for PipelineConfig {
@@ -53,6 +57,7 @@ impl Default for PipelineConfig {
         Self {
             workers: 2,
             max_in_flight: 4,
+            clock: Clock::system(),
         }
     }
 }
@@ -64,20 +69,14 @@ enum Command {
     Advance(Time),
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn wall_clock_ms() -> Time {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as Time)
-        .unwrap_or(0)
-}
-
 /// Handle to a running pipeline. Dropping it (or [`Pipeline::finish`]) closes the
 /// inputs; the collector then delivers everything still pending.
 pub struct Pipeline {
     senders: Vec<Sender<Command>>,
     workers: Option<timely::communication::WorkerGuards<()>>,
     collector: Option<JoinHandle<()>>,
+    /// Where [`Pipeline::push`] and [`Pipeline::tick`] read the time.
+    clock: Clock,
     /// The latest time handed to the workers.
     time: Time,
     /// Events pushed so far.
@@ -140,6 +139,7 @@ impl Pipeline {
             senders,
             workers: Some(guards),
             collector: Some(collector),
+            clock: config.clock,
             time: 0,
             pushed: 0,
             marks,
@@ -160,13 +160,18 @@ impl Pipeline {
         at_least.max(self.time + 1)
     }
 
-    /// Pushes a batch at the next time on the wall clock. Blocks while the workers are
+    /// Milliseconds since the epoch on the pipeline's clock, as a pipeline time.
+    fn clock_ms(&self) -> Time {
+        Time::try_from(self.clock.now_ms()).unwrap_or(0)
+    }
+
+    /// Pushes a batch at the next time on the clock. Blocks while the workers are
     /// behind. Returns the batch's time.
     ///
     /// # Errors
     /// [`PipelineError::Stopped`] when the workers are gone.
     pub fn push(&mut self, events: Vec<Event>) -> Result<Time, PipelineError> {
-        let time = self.next_time(wall_clock_ms());
+        let time = self.next_time(self.clock_ms());
         self.push_at(time, events)
     }
 
@@ -197,12 +202,12 @@ impl Pipeline {
         Ok(time)
     }
 
-    /// Advances pipeline time to the wall clock without events.
+    /// Advances pipeline time to the clock without events.
     ///
     /// # Errors
     /// [`PipelineError::Stopped`] when the workers are gone.
     pub fn tick(&mut self) -> Result<Time, PipelineError> {
-        let now = wall_clock_ms();
+        let now = self.clock_ms();
         if now > self.time {
             self.advance_to(now)?;
         }

@@ -122,7 +122,7 @@ proptest! {
     fn incremental_equals_batch((events, cuts) in scenario()) {
         let batches: Arc<Mutex<Vec<MetricBatch>>> = Arc::default();
         let sink = Arc::clone(&batches);
-        let mut pipeline = Pipeline::start(&PipelineConfig { workers: 2, max_in_flight: 2 }, move |b| {
+        let mut pipeline = Pipeline::start(&PipelineConfig { workers: 2, max_in_flight: 2, ..PipelineConfig::default() }, move |b| {
             sink.lock().unwrap().push(b);
         }).unwrap();
         let mut pos = 0;

@@ -96,7 +96,7 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// Claims valid for `ttl` from now.
+    /// Claims issued now on `clock`, valid for `ttl`.
     pub fn new(
         sub: impl Into<String>,
         account_id: u64,
@@ -104,8 +104,9 @@ impl Claims {
         team_ids: Vec<String>,
         agent_id: Option<String>,
         ttl: Duration,
+        clock: &schemas::Clock,
     ) -> Self {
-        let now = jsonwebtoken::get_current_timestamp();
+        let now = clock.now_s();
         Self {
             sub: sub.into(),
             account_id,
@@ -171,10 +172,17 @@ impl From<TokenError> for ApiError {
     }
 }
 
+/// Seconds a token is still accepted past its `exp` (clock differences between the
+/// issuer and this server).
+const EXP_LEEWAY_S: u64 = 30;
+
 /// Verifies tokens. Holds decoding keys only; never printed.
 pub struct Verifier {
     keys: Vec<DecodingKey>,
     validation: Validation,
+    /// What "now" is for `exp`: the process's one clock (jsonwebtoken's own check reads
+    /// the system clock, so it is turned off).
+    clock: schemas::Clock,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -223,9 +231,20 @@ impl Verifier {
 
     fn new(keys: Vec<DecodingKey>, alg: Algorithm) -> Self {
         let mut validation = Validation::new(alg);
-        validation.leeway = 30;
+        validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self { keys, validation }
+        Self {
+            keys,
+            validation,
+            clock: schemas::Clock::system(),
+        }
+    }
+
+    /// The same verifier, checking `exp` against `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: schemas::Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The claims of a valid token.
@@ -237,12 +256,14 @@ impl Verifier {
         for key in &self.keys {
             match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
                 Ok(data) => {
+                    if data.claims.exp.saturating_add(EXP_LEEWAY_S) < self.clock.now_s() {
+                        return Err(TokenError::Expired);
+                    }
                     data.claims.check().map_err(TokenError::Malformed)?;
                     return Ok(data.claims);
                 }
                 Err(e) => {
                     last = match e.kind() {
-                        ErrorKind::ExpiredSignature => return Err(TokenError::Expired),
                         ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
                             TokenError::BadSignature
                         }
@@ -625,7 +646,17 @@ mod tests {
             vec!["t1".into()],
             Some("a1".into()),
             Duration::from_secs(60),
+            &schemas::Clock::starting_at(NOW_MS),
         )
+    }
+
+    /// When the tests' tokens are issued and checked.
+    const NOW_MS: i64 = 1_795_000_000_000;
+
+    fn verifier() -> Verifier {
+        Verifier::hs256(SECRET)
+            .unwrap()
+            .with_clock(schemas::Clock::starting_at(NOW_MS))
     }
 
     #[test]
@@ -634,7 +665,7 @@ mod tests {
             .unwrap()
             .sign(&claims(Role::Agent))
             .unwrap();
-        let v = Verifier::hs256(SECRET).unwrap();
+        let v = verifier();
         assert_eq!(v.verify(&token).unwrap(), claims(Role::Agent));
         let other = Verifier::hs256(b"another secret of at least 32 bytes!").unwrap();
         assert_eq!(other.verify(&token), Err(TokenError::BadSignature));
@@ -646,6 +677,29 @@ mod tests {
         expired.exp = 1_000;
         let token = Signer::hs256(SECRET).unwrap().sign(&expired).unwrap();
         assert_eq!(v.verify(&token), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn expiry_is_checked_against_the_verifiers_clock_with_30_s_of_leeway() {
+        let signer = Signer::hs256(SECRET).unwrap();
+        let now_s = (NOW_MS / 1000) as u64;
+        let with_exp = |exp: u64| {
+            let mut c = claims(Role::Admin);
+            c.exp = exp;
+            signer.sign(&c).unwrap()
+        };
+        let v = verifier();
+        assert!(v.verify(&with_exp(now_s - 29)).is_ok(), "within the leeway");
+        assert_eq!(v.verify(&with_exp(now_s - 31)), Err(TokenError::Expired));
+        // The same token on a clock a day later: expired, whatever the system says.
+        let later = Verifier::hs256(SECRET)
+            .unwrap()
+            .with_clock(schemas::Clock::starting_at(NOW_MS + 86_400_000));
+        assert_eq!(
+            later.verify(&with_exp(now_s + 3_600)),
+            Err(TokenError::Expired)
+        );
+        assert!(v.verify(&with_exp(now_s + 3_600)).is_ok());
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct AppState {
     pub store: Arc<ViewStore>,
     /// Per-account settings.
     pub settings: Settings,
+    /// "Now" for every answer: the default range (today), SLA deadlines, what is
+    /// waiting, the forecast. The process's one clock (fixed by tests).
+    pub clock: schemas::Clock,
     /// Live connection tuning.
     pub live: LiveConfig,
     /// Number of events in the source log, when there is one (for `/healthz`).
@@ -68,11 +71,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// A state over `store` with default settings and no log.
+    /// A state over `store` with default settings, the system clock and no log.
     pub fn new(store: Arc<ViewStore>) -> Self {
         Self {
             store,
             settings: Settings::default(),
+            clock: schemas::Clock::system(),
             live: LiveConfig::default(),
             log_len: None,
             clickhouse: None,
@@ -186,7 +190,7 @@ async fn dashboard_get(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let principal = app.principal(&headers)?;
     let params = sections::Params::parse_for(&query, principal.as_ref())?;
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = app.clock.now_ms();
     sections::compute_for(&app, &section, &params, now, principal.as_ref()).map(Json)
 }
 

@@ -136,10 +136,6 @@ pub async fn live_connect(
         })
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// Serves one live connection until the client goes away or stalls.
 ///
 /// Returns the close frame to send when the server ends the connection on purpose
@@ -216,7 +212,7 @@ where
                         None if opened.elapsed() >= AUTH_DEADLINE => {
                             closing = Some(refuse(&mut out, "unauthorized", "no auth message within 10 s"));
                         }
-                        Some(p) if p.claims().exp <= now_ms() as u64 / 1000 => {
+                        Some(p) if p.claims().exp <= app.clock.now_s() => {
                             subs.clear();
                             closing = Some(refuse(&mut out, "token_expired", "token expired"));
                         }
@@ -227,7 +223,7 @@ where
                     dirty = false;
                     let at = app.store.progress();
                     for (id, sub) in &mut subs {
-                        match sections::compute_for(&app, &sub.section, &sub.params, now_ms(), session.principal.as_ref()) {
+                        match sections::compute_for(&app, &sub.section, &sub.params, app.clock.now_ms(), session.principal.as_ref()) {
                             Ok(body) => {
                                 let patch = json_patch::diff(&sub.last, &body);
                                 if !patch.0.is_empty() {
@@ -378,7 +374,8 @@ fn handle_client(
             }
             let principal = session.principal.as_ref();
             let result = Params::parse_for(&params, principal).and_then(|p| {
-                sections::compute_for(app, &section, &p, now_ms(), principal).map(|body| (p, body))
+                sections::compute_for(app, &section, &p, app.clock.now_ms(), principal)
+                    .map(|body| (p, body))
             });
             match result {
                 Ok((params, body)) => {

@@ -18,6 +18,13 @@ fn ms(s: &str) -> i64 {
     DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
 }
 
+/// "Now" for these tests: noon of the facts' day ("today" below), whatever the machine's date.
+fn app_state(store: Arc<ViewStore>) -> AppState {
+    let mut state = AppState::new(store);
+    state.clock = schemas::Clock::starting_at(ms("2026-11-24T12:00:00Z"));
+    state
+}
+
 fn frt(bucket: &str, seconds: u32, agent: &str) -> Fact {
     Fact::FirstResponse {
         account_id: 1,
@@ -119,7 +126,7 @@ async fn get(app: axum::Router, uri: &str) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn kpi_body_holds_the_hand_computed_values() {
-    let app = router(AppState::new(store()));
+    let app = router(app_state(store()));
     let (status, body) = get(app, "/api/dashboard/kpi?from=2026-11-24&to=2026-11-25").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -156,7 +163,7 @@ async fn kpi_body_holds_the_hand_computed_values() {
 
 #[tokio::test]
 async fn filters_narrow_first_response() {
-    let app = router(AppState::new(store()));
+    let app = router(app_state(store()));
     let (_, body) = get(
         app.clone(),
         "/api/dashboard/kpi?from=2026-11-24&agent_id=a2",
@@ -173,7 +180,7 @@ async fn filters_narrow_first_response() {
 
 #[tokio::test]
 async fn bad_requests_name_the_parameter() {
-    let app = router(AppState::new(store()));
+    let app = router(app_state(store()));
     let (status, body) = get(app.clone(), "/api/dashboard/kpi?from=last-week").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
@@ -205,7 +212,7 @@ async fn next_json(ws: &mut Ws) -> Value {
 #[tokio::test]
 async fn live_sends_snapshot_then_delta_with_progress() {
     let store = store();
-    let mut state = AppState::new(Arc::clone(&store));
+    let mut state = app_state(Arc::clone(&store));
     state.live = LiveConfig {
         coalesce: Duration::from_millis(20),
         ..LiveConfig::default()
@@ -274,7 +281,7 @@ async fn live_sends_snapshot_then_delta_with_progress() {
 
 #[tokio::test(start_paused = true)]
 async fn a_client_that_stops_reading_is_disconnected() {
-    let mut state = AppState::new(store());
+    let mut state = app_state(store());
     state.live = LiveConfig {
         send_timeout: Duration::from_secs(10),
         ..LiveConfig::default()

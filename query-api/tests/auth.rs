@@ -13,6 +13,7 @@ use chrono::DateTime;
 use crmpulse_query_api::auth::{Auth, Claims, Limits, Role, Signer, Verifier};
 use crmpulse_query_api::sections::SECTIONS;
 use crmpulse_query_api::{AppState, LiveConfig, ViewStore, live, router};
+use schemas::Clock;
 use schemas::event::{AgentStatus, Channel};
 use schemas::metrics::{Fact, MetricBatch};
 use serde_json::{Value, json};
@@ -83,9 +84,15 @@ fn store() -> Arc<ViewStore> {
     store
 }
 
+/// "Now" for these tests: after the store's facts (12:00), on their day. Tokens are
+/// issued and checked on this clock, never the machine's.
+fn clock() -> Clock {
+    Clock::starting_at(ms("2026-11-24T12:30:00Z"))
+}
+
 fn auth() -> Arc<Auth> {
     Arc::new(Auth::new(
-        Verifier::hs256(SECRET).unwrap(),
+        Verifier::hs256(SECRET).unwrap().with_clock(clock()),
         Limits {
             requests_per_s: 10_000,
             burst: 10_000,
@@ -95,8 +102,14 @@ fn auth() -> Arc<Auth> {
 }
 
 fn secured(store: Arc<ViewStore>) -> AppState {
-    let mut state = AppState::new(store);
+    let mut state = app_state(store);
     state.auth = Some(auth());
+    state
+}
+
+fn app_state(store: Arc<ViewStore>) -> AppState {
+    let mut state = AppState::new(store);
+    state.clock = clock();
     state
 }
 
@@ -113,9 +126,11 @@ fn token_with(secret: &[u8], account: u64, role: Role, ttl_s: i64) -> String {
         teams,
         agent,
         Duration::from_secs(ttl_s.unsigned_abs()),
+        &clock(),
     );
     if ttl_s < 0 {
-        claims.exp = 1_000;
+        // Expired an hour ago on the test clock.
+        claims.exp = clock().now_s() - 3_600;
     }
     Signer::hs256(secret).unwrap().sign(&claims).unwrap()
 }
@@ -168,7 +183,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 #[tokio::test]
 async fn every_section_for_every_role_shows_exactly_what_the_role_may_see() {
     let store = store();
-    let open = router(AppState::new(Arc::clone(&store)));
+    let open = router(app_state(Arc::clone(&store)));
     let app = router(secured(Arc::clone(&store)));
     for section in SECTIONS {
         let uri = format!("/api/dashboard/{section}?{DAY}");
@@ -253,6 +268,7 @@ fn rs256_tokens_verify_against_any_configured_public_key_and_nothing_else() {
         vec![],
         None,
         Duration::from_secs(60),
+        &clock(),
     );
     let token = Signer::rs256(&fixture("rs256-test-private.pem"))
         .unwrap()
@@ -263,7 +279,8 @@ fn rs256_tokens_verify_against_any_configured_public_key_and_nothing_else() {
         fixture("rs256-other-public.pem"),
         fixture("rs256-test-public.pem"),
     ])
-    .unwrap();
+    .unwrap()
+    .with_clock(clock());
     assert_eq!(both.verify(&token).unwrap(), claims);
     let other = Verifier::rs256(&[fixture("rs256-other-public.pem")]).unwrap();
     assert_eq!(
@@ -360,9 +377,9 @@ async fn filters_stay_within_the_role_and_other_routes_are_guarded() {
 
 #[tokio::test]
 async fn the_rate_limit_answers_429_with_retry_after() {
-    let mut state = AppState::new(store());
+    let mut state = app_state(store());
     state.auth = Some(Arc::new(Auth::new(
-        Verifier::hs256(SECRET).unwrap(),
+        Verifier::hs256(SECRET).unwrap().with_clock(clock()),
         Limits {
             requests_per_s: 1,
             burst: 2,
@@ -522,7 +539,7 @@ proptest::proptest! {
         at in proptest::prelude::any::<proptest::sample::Index>(),
         c in proptest::char::range('!', '~'),
     ) {
-        let verifier = Verifier::hs256(SECRET).unwrap();
+        let verifier = Verifier::hs256(SECRET).unwrap().with_clock(clock());
         let _ = verifier.verify(&junk);
         let good = token(1, Role::Admin);
         let mut chars: Vec<char> = good.chars().collect();

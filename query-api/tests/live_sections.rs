@@ -83,6 +83,8 @@ async fn whatsapp_and_automation_sections_stream_snapshot_then_deltas() {
         updates: vec![(wa(Some(DeliveryStatus::Sent)), 1), (health(7), 1)],
     });
     let mut state = AppState::new(Arc::clone(&store));
+    // "Now" is the day after the facts, whatever the machine's date.
+    state.clock = schemas::Clock::starting_at(ms("2026-11-25T09:00:00Z"));
     state.live = LiveConfig {
         coalesce: Duration::from_millis(20),
         ..LiveConfig::default()

@@ -6,7 +6,9 @@
 //!   `query-api` never depends on `pipeline` internals.
 //! - [`metric_records`]: the wire form of `crm.metrics.v1` (metric deltas and progress).
 //! - [`time`]: bucket arithmetic both sides agree on.
+//! - [`clock`]: the one source of "now" of a process (fixed by tests).
 
+pub mod clock;
 pub mod event;
 pub mod metric_records;
 pub mod metrics;
@@ -18,4 +20,5 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/crmpulse.v1.rs"));
 }
 
+pub use clock::Clock;
 pub use event::{Event, EventError, Payload};

@@ -1,4 +1,9 @@
 //! Helpers for tests that drive the real `crmpulse` binary over HTTP.
+//!
+//! Every server is started on a clock pinned to an instant the test chooses relative to
+//! its data (`crmpulse --now`), and its tokens are minted on the same clock: no result
+//! depends on the machine's date or time of day (`scripts/test` runs these suites under
+//! `faketime` at several instants to show it).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -17,8 +22,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn start(port: u16, dir: &std::path::Path) -> Child {
-    start_with(port, dir, &[])
+/// Starts `crmpulse run` with its clock started at `now` (RFC 3339).
+pub fn start(port: u16, dir: &std::path::Path, now: &str) -> Child {
+    start_with(port, dir, now, &[])
+}
+
+/// `--now NOW`: the global flag that starts the binary's clock at `now`.
+pub fn now_args(now: &str) -> [&OsStr; 2] {
+    ["--now".as_ref(), now.as_ref()]
 }
 
 /// Credentials of a server started by [`start_with`]: an admin token of account 1
@@ -46,12 +57,13 @@ pub fn cli_line(dir: &std::path::Path, extra: &[&OsStr], args: &[&str]) -> Strin
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// A token for `role` (`admin`, `analyst`, or e.g. `agent --agent a1`) of `account`.
-pub fn token(dir: &std::path::Path, account: u64, role_args: &[&str]) -> String {
+/// A token for `role` (`admin`, `analyst`, or e.g. `agent --agent a1`) of `account`,
+/// issued at `now` (the clock of the server that will check it).
+pub fn token(dir: &std::path::Path, now: &str, account: u64, role_args: &[&str]) -> String {
     let account = account.to_string();
     let mut args = vec!["token", "--account", &account, "--role"];
     args.extend_from_slice(role_args);
-    cli_line(dir, &[], &args)
+    cli_line(dir, &now_args(now), &args)
 }
 
 /// The credentials of the server on `port`.
@@ -81,8 +93,20 @@ pub fn client(port: u16) -> reqwest::Client {
         .unwrap()
 }
 
-/// Starts `crmpulse run` with extra arguments (e.g. `--config FILE`).
-pub fn start_with(port: u16, dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Child {
+/// Starts `crmpulse run` with its clock started at `now` (RFC 3339) and extra
+/// arguments (e.g. `--config FILE`).
+///
+/// With `CRMPULSE_TEST_UNPINNED_CLOCK=1` the server and its tokens run on the system
+/// clock instead: only for `scripts/clock-sweep`'s check that a test without its pin
+/// fails under `faketime` (that the sweep can fail at all).
+pub fn start_with(port: u16, dir: &std::path::Path, now: &str, extra: &[&OsStr]) -> Child {
+    let pinned = std::env::var_os("CRMPULSE_TEST_UNPINNED_CLOCK").is_none_or(|v| v != "1");
+    let extra: Vec<&OsStr> = now_args(now)
+        .into_iter()
+        .filter(|_| pinned)
+        .chain(extra.iter().copied())
+        .collect();
+    let extra = extra.as_slice();
     let creds = Creds {
         token: cli_line(dir, extra, &["token", "--account", "1", "--role", "admin"]),
         ingest_key: cli_line(dir, extra, &["ingest-key", "--account", "1"]),

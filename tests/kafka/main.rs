@@ -57,6 +57,18 @@ pub struct Setup {
     pub kafka: KafkaConfig,
 }
 
+/// The clock of every process these tests start (`--now`), of their tokens and of
+/// their simulated traffic, which ends here: a weekday afternoon, so that the daytime
+/// windows below have passed and no result depends on the machine's date or hour.
+pub const NOW: &str = "2026-11-26T14:01:00Z";
+
+/// [`NOW`] in ms since the epoch.
+pub fn now_ms() -> i64 {
+    chrono::DateTime::parse_from_rfc3339(NOW)
+        .unwrap()
+        .timestamp_millis()
+}
+
 /// The `[auth] hs256_secret` every process of a test shares, as replicas must.
 pub const SECRET: &str = "kafka-tests-secret-0123456789abcdef";
 
@@ -70,6 +82,7 @@ pub fn admin_token() -> String {
         vec![],
         None,
         Duration::from_secs(3600),
+        &schemas::Clock::starting_at(now_ms()),
     );
     Signer::hs256(SECRET.as_bytes())
         .unwrap()
@@ -120,12 +133,14 @@ pub fn setup(brokers: &str, partitions: i32) -> Setup {
 }
 
 impl Setup {
-    /// Runs `crmpulse <args> --config FILE`, logging to `name.log` in the temp dir.
+    /// Runs `crmpulse <args> --config FILE --now NOW`, logging to `name.log` in the
+    /// temp dir.
     pub fn spawn(&self, name: &str, args: &[&str]) -> Child {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         Command::new(env!("CARGO_BIN_EXE_crmpulse"))
             .arg("--config")
             .arg(&self.config_path)
+            .args(["--now", NOW])
             .args(args)
             .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
             .stdout(Stdio::null())
@@ -272,10 +287,9 @@ pub fn read_metrics(kafka: &KafkaConfig) -> MetricsView {
     view
 }
 
-/// `hours` of simulated traffic for account 1, ending now.
-/// The last `hours` of simulated traffic before the wall clock.
+/// The last `hours` of simulated traffic for account 1 before [`NOW`].
 pub fn simulated(hours: i64, seed: u64) -> Vec<Event> {
-    let now = pipeline::wall_clock_ms() as i64;
+    let now = now_ms();
     let mut sim = Simulator::new(
         SimulatorConfig {
             seed,
@@ -288,12 +302,12 @@ pub fn simulated(hours: i64, seed: u64) -> Vec<Event> {
 }
 
 /// `hours` of simulated traffic from 08:00 UTC of the latest day whose window has
-/// passed. A fixed time of day keeps the volume steady: the last `hours` before the wall
-/// clock are a quiet night when CI runs late.
+/// passed by [`NOW`]. A fixed time of day keeps the volume steady (the night before the
+/// wall clock was quiet when CI ran late, before the clock was pinned).
 pub fn simulated_daytime(hours: i64, seed: u64) -> Vec<Event> {
     const HOUR_MS: i64 = 3_600_000;
     const DAY_MS: i64 = 24 * HOUR_MS;
-    let now = pipeline::wall_clock_ms() as i64;
+    let now = now_ms();
     let start = (now - (8 + hours) * HOUR_MS).div_euclid(DAY_MS) * DAY_MS + 8 * HOUR_MS;
     let mut sim = Simulator::new(
         SimulatorConfig {

@@ -174,7 +174,7 @@ fn events_reach_the_metrics_topic_exactly_and_serve_replicas_agree() {
             .format("%Y-%m-%d")
             .to_string()
     };
-    let now = pipeline::wall_clock_ms() as i64;
+    let now = now_ms();
     let range = format!(
         "from={}&to={}",
         day(now - 86_400_000),

@@ -85,6 +85,22 @@ async fn conversation_effectiveness_golden_day() {
     let url =
         format!("{base}/api/dashboard/conversation-effectiveness?from=2026-11-20&to=2026-11-21");
     let body: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    let by_team: Value = client
+        .get(format!("{url}&team_id=t1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let by_agent: Value = client
+        .get(format!("{url}&agent_id=a1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -119,6 +135,19 @@ async fn conversation_effectiveness_golden_day() {
         body["resolution"]["resolve_events"],
         json!({"total": 5, "by_agent": 2, "by_bot": 1, "by_system": 2})
     );
+    // Team t1: only c1's resolution happened under a t1 assignment (c2 was t2's, the
+    // bot's and the system's closes had no agent assignment). It counted all five.
+    assert_eq!(
+        by_team["resolution"]["resolve_events"],
+        json!({"total": 1, "by_agent": 1, "by_bot": 0, "by_system": 0})
+    );
+    // Under one agent's filter, nobody's unanswered queue is that agent's: c3 is not
+    // shown as a1's (it was the whole account's waiting count).
+    assert_eq!(
+        by_agent["sla"]["waiting_now"],
+        json!({"within_target": 0, "past_target": 0})
+    );
+    assert_eq!(by_agent["sla"]["current"]["breached_unanswered"], 0);
     // a1: sla 2/3, resolution 1/3, volume 1 → 100 × (0.5·0.6667 + 0.3·0.3333 + 0.2) = 63.
     // a2: sla 0, resolution 1, volume 1/3 → 100 × (0.3 + 0.0667) = 37.
     let agents = &body["agent_ranking"]["agents"];

@@ -136,7 +136,12 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
                 response_time::facts(key.0, &key.1, &summary, &mut facts);
                 automation::facts(
                     key.0,
-                    (summary.opened_at, summary.channel, &summary.inbox_id),
+                    (
+                        summary.opened_at,
+                        summary.human_start,
+                        summary.channel,
+                        &summary.inbox_id,
+                    ),
                     &automation,
                     &mut facts,
                 );

@@ -28,7 +28,7 @@ pub fn facts(events: &[Event]) -> HashMap<Fact, i64> {
             response_time::facts(account, &id, &s, &mut out);
             automation::facts(
                 account,
-                (s.opened_at, s.channel, &s.inbox_id),
+                (s.opened_at, s.human_start, s.channel, &s.inbox_id),
                 &automation::fold(&evs),
                 &mut out,
             );

@@ -156,6 +156,18 @@ struct Session {
     _slot: Option<LiveSlot>,
 }
 
+/// `before` and `after` differ at most in their top-level `progress`.
+fn only_progress_moved(before: &serde_json::Value, after: &serde_json::Value) -> bool {
+    match (before.as_object(), after.as_object()) {
+        (Some(b), Some(a)) => {
+            b.len() == a.len()
+                && a.iter()
+                    .all(|(k, v)| k == "progress" || b.get(k).is_some_and(|old| old == v))
+        }
+        _ => before == after,
+    }
+}
+
 /// [`serve`] for a connection that authenticated at the upgrade (`principal`), or
 /// that must send `{"op":"auth"}` first when the server has authentication on.
 pub async fn serve_as<S, R>(
@@ -225,7 +237,14 @@ where
                     for (id, sub) in &mut subs {
                         match sections::compute_for(&app, &sub.section, &sub.params, app.clock.now_ms(), session.principal.as_ref()) {
                             Ok(body) => {
-                                let patch = json_patch::diff(&sub.last, &body);
+                                // A body whose only change is `progress` is not news: the
+                                // heartbeat carries progress, so an idle client receives
+                                // nothing else (docs/websocket.md).
+                                let patch = if only_progress_moved(&sub.last, &body) {
+                                    json_patch::Patch(Vec::new())
+                                } else {
+                                    json_patch::diff(&sub.last, &body)
+                                };
                                 if !patch.0.is_empty() {
                                     out.push(json!({"type": "delta", "id": id, "progress": at, "patch": patch}).to_string());
                                     sub.last = body;

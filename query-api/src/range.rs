@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use schemas::time::{BUCKET_MS, floor_to_bucket};
+use schemas::time::floor_to_bucket;
 
 use crate::error::ApiError;
 
@@ -104,7 +104,7 @@ pub fn resolve(
     };
     let range = Range {
         from: floor_to_bucket(from_ms),
-        to: floor_to_bucket(to_ms + BUCKET_MS - 1),
+        to: floor_to_bucket(to_ms),
     };
     if range.to <= range.from {
         return Err(ApiError::bad_request("to: must be after from".into()));
@@ -158,6 +158,30 @@ mod tests {
         let e = resolve(Some("yesterday"), None, Tz::UTC, now).unwrap_err();
         assert!(e.to_string().starts_with("from: expected"));
         let e = resolve(Some("2026-11-24"), Some("2026-11-24"), Tz::UTC, now).unwrap_err();
+        assert_eq!(e.to_string(), "to: must be after from");
+    }
+
+    #[test]
+    fn both_bounds_truncate_so_nothing_after_to_is_counted() {
+        let r = resolve(
+            Some("2026-11-24T10:07:00Z"),
+            Some("2026-11-24T11:07:00Z"),
+            Tz::UTC,
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.from, r.to),
+            (ms("2026-11-24T10:00:00Z"), ms("2026-11-24T11:00:00Z"))
+        );
+        assert_eq!(r.previous().from, ms("2026-11-24T09:00:00Z"));
+        let e = resolve(
+            Some("2026-11-24T10:01:00Z"),
+            Some("2026-11-24T10:14:00Z"),
+            Tz::UTC,
+            0,
+        )
+        .unwrap_err();
         assert_eq!(e.to_string(), "to: must be after from");
     }
 

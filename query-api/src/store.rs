@@ -551,6 +551,12 @@ impl<K: Copy + Eq + Hash> Series<K> {
         }
     }
 
+    /// The earliest bucket holding an entry.
+    pub fn first_bucket(&self) -> Option<i64> {
+        let (day, d) = self.days.iter().next()?;
+        d.entries.iter().map(|e| day + i64::from(e.0)).min()
+    }
+
     /// Calls `f` with every entry with bucket in `[from, to)`, with its bucket and
     /// multiplicity: day after day, in no particular order within a day (see
     /// [`crate::sections`]' `PerQuarter` for per-bucket work).
@@ -613,6 +619,11 @@ impl<K: Copy + Eq + Hash> Columns<K> {
         } else {
             self.buckets.scan(from, to, |_, k, n| f(k, n));
         }
+    }
+
+    /// The earliest bucket holding an entry.
+    pub fn first_bucket(&self) -> Option<i64> {
+        self.buckets.first_bucket()
     }
 
     /// Calls `f` with every entry with bucket in `[from, to)`, with its bucket: see
@@ -701,6 +712,7 @@ mod tests {
             bucket,
             resolved_by: ResolvedBy::Agent,
             agent_id: Some(agent.into()),
+            team_id: None,
             channel: Channel::Sms,
             inbox_id: "i".into(),
         };

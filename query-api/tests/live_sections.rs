@@ -220,3 +220,62 @@ fn local_days_in_kathmandu_and_on_a_dst_day_are_exact() {
         (4, 0)
     );
 }
+
+/// The pipeline clock ticks (progress moves every 250 ms) while no event arrives: an
+/// idle client gets the documented heartbeat and nothing else. Before, every section
+/// sent a delta of its `progress` on every tick, several messages a second.
+#[tokio::test]
+async fn an_idle_client_receives_only_heartbeats() {
+    let store = Arc::new(ViewStore::default());
+    store.apply(MetricBatch {
+        progress: 1_000,
+        events_consumed: 1,
+        updates: vec![(wa(Some(DeliveryStatus::Sent)), 1)],
+    });
+    let mut state = AppState::new(Arc::clone(&store));
+    state.clock = schemas::Clock::starting_at(ms("2026-11-25T09:00:00Z"));
+    state.live = LiveConfig {
+        coalesce: Duration::from_millis(20),
+        heartbeat: Duration::from_millis(400),
+        ..LiveConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/live"))
+        .await
+        .unwrap();
+    for section in crmpulse_query_api::sections::SECTIONS {
+        let sub = json!({"op": "subscribe", "id": section, "section": section,
+            "params": {"from": "2026-11-24"}});
+        ws.send(sub.to_string().into()).await.unwrap();
+    }
+    for _ in crmpulse_query_api::sections::SECTIONS {
+        next_of(&mut ws, "snapshot").await;
+    }
+
+    let ticking = Arc::clone(&store);
+    let ticker = tokio::spawn(async move {
+        for i in 1..=60 {
+            ticking.apply(MetricBatch {
+                progress: 1_000 + i * 250,
+                events_consumed: 1,
+                updates: vec![],
+            });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut kinds = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_millis(1_300);
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until, ws.next()).await {
+        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        kinds.push(v["type"].as_str().unwrap().to_owned());
+    }
+    ticker.await.unwrap();
+    assert!(
+        kinds.iter().all(|k| k == "progress"),
+        "only heartbeats, got {kinds:?}"
+    );
+    // 1.3 s at one heartbeat per 0.4 s of silence.
+    assert!((1..=4).contains(&kinds.len()), "{kinds:?}");
+}

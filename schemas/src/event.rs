@@ -556,14 +556,35 @@ fn check_score(score: u64) -> Result<u8, EventError> {
     }
 }
 
+/// Largest accepted `deal_won.amount_minor`: 10^15 minor units (ten trillion in a
+/// two-decimal currency). Sums of bounded values are exact 128-bit sums.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
+/// Largest accepted `broadcast_sent.recipients`.
+pub const MAX_RECIPIENTS: u64 = 1_000_000_000;
+/// Largest accepted `channel_health.queue_depth`.
+pub const MAX_QUEUE_DEPTH: u64 = 1_000_000_000;
+/// Largest accepted `channel_health.sent_per_minute`.
+pub const MAX_SENT_PER_MINUTE: f64 = 1_000_000.0;
+
 fn check_amount(amount: i64) -> Result<i64, EventError> {
-    if amount < 0 {
+    if (0..=MAX_AMOUNT_MINOR).contains(&amount) {
+        Ok(amount)
+    } else {
         Err(EventError::new(
             "amount_minor",
-            format!("out of range: {amount} is negative"),
+            format!("out of range: {amount}, expected 0..={MAX_AMOUNT_MINOR}"),
         ))
+    }
+}
+
+fn check_count(field: &'static str, n: u64, max: u64) -> Result<u64, EventError> {
+    if n <= max {
+        Ok(n)
     } else {
-        Ok(amount)
+        Err(EventError::new(
+            field,
+            format!("out of range: {n}, expected 0..={max}"),
+        ))
     }
 }
 
@@ -589,12 +610,12 @@ fn check_confidence(c: Option<f64>) -> Result<Option<f64>, EventError> {
 }
 
 fn check_rate(r: f64) -> Result<f64, EventError> {
-    if r.is_finite() && r >= 0.0 {
+    if r.is_finite() && (0.0..=MAX_SENT_PER_MINUTE).contains(&r) {
         Ok(r)
     } else {
         Err(EventError::new(
             "sent_per_minute",
-            format!("out of range: {r}"),
+            format!("out of range: {r}, expected 0..={MAX_SENT_PER_MINUTE}"),
         ))
     }
 }
@@ -705,13 +726,13 @@ impl Payload {
             "broadcast_sent" => Payload::BroadcastSent {
                 broadcast_id: o.string("broadcast_id")?,
                 campaign_id: o.opt_string("campaign_id")?,
-                recipients: o.u64("recipients")?,
+                recipients: check_count("recipients", o.u64("recipients")?, MAX_RECIPIENTS)?,
             },
             "channel_health" => Payload::ChannelHealth {
                 channel_id: o.string("channel_id")?,
                 state: enum_field!(o, "state", ChannelState),
                 quality: enum_field!(o, "quality", Quality),
-                queue_depth: o.u64("queue_depth")?,
+                queue_depth: check_count("queue_depth", o.u64("queue_depth")?, MAX_QUEUE_DEPTH)?,
                 sent_per_minute: check_rate(o.f64_opt("sent_per_minute")?.ok_or_else(|| {
                     EventError::new("sent_per_minute", "missing required field")
                 })?)?,
@@ -836,13 +857,13 @@ impl TryFrom<proto::Event> for Event {
             P::BroadcastSent(p) => Payload::BroadcastSent {
                 broadcast_id: req("broadcast_id", p.broadcast_id)?,
                 campaign_id: opt("campaign_id", p.campaign_id)?,
-                recipients: p.recipients,
+                recipients: check_count("recipients", p.recipients, MAX_RECIPIENTS)?,
             },
             P::ChannelHealth(p) => Payload::ChannelHealth {
                 channel_id: req("channel_id", p.channel_id)?,
                 state: ChannelState::from_proto("state", p.state)?,
                 quality: Quality::from_proto("quality", p.quality)?,
-                queue_depth: p.queue_depth,
+                queue_depth: check_count("queue_depth", p.queue_depth, MAX_QUEUE_DEPTH)?,
                 sent_per_minute: check_rate(p.sent_per_minute)?,
             },
         };
@@ -1098,6 +1119,55 @@ mod tests {
             Event::from_json_value(&csat).unwrap_err().to_string(),
             "score: out of range: 6, expected 1..5"
         );
+    }
+
+    #[test]
+    fn sums_cannot_wrap_because_values_past_their_bounds_are_refused() {
+        let event = |fields: Value| {
+            let mut v = serde_json::json!({"event_id": "e", "account_id": 1,
+                "occurred_at": "2026-11-24T00:00:00Z"});
+            v.as_object_mut()
+                .unwrap()
+                .extend(fields.as_object().unwrap().clone());
+            Event::from_json_value(&v)
+        };
+        let deal = |amount: i64| {
+            event(serde_json::json!({"type": "deal_won", "lead_id": "l",
+                "amount_minor": amount, "currency": "USD"}))
+        };
+        assert!(deal(MAX_AMOUNT_MINOR).is_ok());
+        assert_eq!(
+            deal(i64::MAX).unwrap_err().to_string(),
+            "amount_minor: out of range: 9223372036854775807, expected 0..=1000000000000000"
+        );
+        assert_eq!(deal(-1).unwrap_err().field, "amount_minor");
+        let broadcast = |recipients: u64| {
+            event(
+                serde_json::json!({"type": "broadcast_sent", "broadcast_id": "b",
+                "recipients": recipients}),
+            )
+        };
+        assert!(broadcast(MAX_RECIPIENTS).is_ok());
+        assert_eq!(broadcast(u64::MAX).unwrap_err().field, "recipients");
+        let health = |queue_depth: u64, rate: f64| {
+            event(
+                serde_json::json!({"type": "channel_health", "channel_id": "wa",
+                "state": "connected", "quality": "green", "queue_depth": queue_depth,
+                "sent_per_minute": rate}),
+            )
+        };
+        assert!(health(MAX_QUEUE_DEPTH, MAX_SENT_PER_MINUTE).is_ok());
+        assert_eq!(
+            health(MAX_QUEUE_DEPTH + 1, 1.0).unwrap_err().field,
+            "queue_depth"
+        );
+        assert_eq!(health(1, 1e300).unwrap_err().field, "sent_per_minute");
+        // The protobuf path checks the same bounds.
+        let mut p = proto::Event::from(&broadcast(1).unwrap());
+        if let Some(proto::event::Payload::BroadcastSent(b)) = &mut p.payload {
+            b.recipients = u64::MAX;
+        }
+        assert_eq!(Event::try_from(p).unwrap_err().field, "recipients");
     }
 
     #[test]

@@ -108,6 +108,9 @@ pub enum Fact {
         resolved_by: ResolvedBy,
         /// The resolving agent, when named.
         agent_id: Option<String>,
+        /// Team of the conversation's latest agent assignment at the resolution, if any.
+        #[serde(default)]
+        team_id: Option<String>,
         /// Conversation channel.
         channel: Channel,
         /// Conversation inbox.

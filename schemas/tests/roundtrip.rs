@@ -144,14 +144,16 @@ fn payload() -> impl Strategy<Value = Payload> {
                 }
             }
         ),
-        (id(), 0i64..i64::MAX, "[A-Z]{3}").prop_map(|(lead_id, amount_minor, currency)| {
-            Payload::DealWon {
-                lead_id,
-                amount_minor,
-                currency,
+        (id(), 0i64..=MAX_AMOUNT_MINOR, "[A-Z]{3}").prop_map(
+            |(lead_id, amount_minor, currency)| {
+                Payload::DealWon {
+                    lead_id,
+                    amount_minor,
+                    currency,
+                }
             }
-        }),
-        (id(), opt_id(), any::<u64>()).prop_map(|(broadcast_id, campaign_id, recipients)| {
+        ),
+        (id(), opt_id(), 0..=MAX_RECIPIENTS).prop_map(|(broadcast_id, campaign_id, recipients)| {
             Payload::BroadcastSent {
                 broadcast_id,
                 campaign_id,
@@ -162,8 +164,8 @@ fn payload() -> impl Strategy<Value = Payload> {
             id(),
             select(ChannelState::ALL),
             select(Quality::ALL),
-            any::<u64>(),
-            0.0f64..1e9
+            0..=MAX_QUEUE_DEPTH,
+            0.0f64..=MAX_SENT_PER_MINUTE
         )
             .prop_map(
                 |(channel_id, state, quality, queue_depth, sent_per_minute)| {

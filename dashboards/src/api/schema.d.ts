@@ -354,7 +354,7 @@ export interface components {
             delivered: number;
             /**
              * Format: int64
-             * @description Their recipients.
+             * @description Their recipients: an exact 128-bit sum (each is bounded at ingest).
              */
             recipients: number;
             /**
@@ -470,7 +470,7 @@ export interface components {
             channels: components["schemas"]["ChannelRow"][];
             /**
              * Format: int64
-             * @description Queue depth summed over channels.
+             * @description Queue depth summed over channels: an exact 128-bit sum.
              */
             queue_depth: number;
             /**
@@ -750,11 +750,18 @@ export interface components {
         ForecastPoint: {
             /**
              * Format: double
-             * @description Mean of the same weekday-hour over the previous weeks.
+             * @description Mean of the same weekday-hour over the weeks with history, to 0.01; `null`
+             *     when there is not enough history (no such week).
              */
-            expected: number;
+            expected?: number | null;
             /** @description Local hour start, RFC 3339 UTC. */
             start: string;
+            /**
+             * Format: int32
+             * @description Weeks averaged, 0 to 4: those whose comparison hour ends after the account's
+             *     first conversation.
+             */
+            weeks: number;
         };
         /** @description First-response statistics over one range. */
         FrtStats: {
@@ -971,7 +978,7 @@ export interface components {
         Money: {
             /**
              * Format: int64
-             * @description Minor units.
+             * @description Minor units: an exact 128-bit sum (amounts are bounded at ingest).
              */
             amount_minor: number;
             /** @description ISO 4217 code. */

@@ -103,11 +103,11 @@ export default function CustomerLoadView({ data: d, ctx }: ViewProps<CustomerLoa
     [forecast],
   );
 
-  type FRow = { label: string; expected: number };
+  type FRow = { label: string; expected: number | null };
   const forecastRows: FRow[] = forecast.labels.map((label, i) => ({ label, expected: forecast.expected[i] }));
   const forecastCols: Column<FRow>[] = [
     { key: 'hour', label: 'Hour', value: (r) => r.label },
-    { key: 'expected', label: 'Expected conversations', value: (r) => r.expected, numeric: true },
+    { key: 'expected', label: 'Expected conversations', value: (r) => r.expected ?? 'not enough history', numeric: true },
   ];
 
   return (
@@ -130,7 +130,14 @@ export default function CustomerLoadView({ data: d, ctx }: ViewProps<CustomerLoa
           testId="cl-wait"
           hint="average first response"
         />
-        <Stat label="Next 24 hours" value={formatCount(Math.round(forecast.total))} raw={forecast.total} testId="cl-forecast" hint="expected conversations" />
+        <Stat
+          label="Next 24 hours"
+          value={forecast.enough ? formatCount(Math.round(forecast.total)) : 'not enough history'}
+          raw={forecast.enough ? forecast.total : undefined}
+          small={!forecast.enough}
+          testId="cl-forecast"
+          hint={forecast.enough ? 'expected conversations' : 'no earlier weeks to compare with yet'}
+        />
       </div>
       <div className="charts">
         <Chart title="Conversations opened" option={openedOption} ctx={ctx} testId="chart-opened" summary={`${d.opened.total} conversations opened; peak hours ${peakText} are shaded.`} />
@@ -138,7 +145,7 @@ export default function CustomerLoadView({ data: d, ctx }: ViewProps<CustomerLoa
         <Chart title="Weekday × hour" option={heatOption} ctx={ctx} testId="chart-heatmap" summary="Heatmap of conversations opened by local weekday and hour." height={300} />
         <Chart title="Wait time: peak vs off-peak" option={waitOption} ctx={ctx} testId="chart-wait" summary={`Average first response ${formatDuration(d.wait_time.peak.avg_s)} at peak and ${formatDuration(d.wait_time.off_peak.avg_s)} off-peak.`} />
         <Chart title="New vs returning customers" option={newRetOption} ctx={ctx} testId="chart-customers" summary={`${c.new} new and ${c.returning} returning customers.`} height={220} />
-        <Chart title="Forecast: next 24 hours" option={forecastOption} ctx={ctx} testId="chart-forecast" summary={`About ${forecast.total} conversations expected in the next 24 hours.`} />
+        <Chart title="Forecast: next 24 hours" option={forecastOption} ctx={ctx} testId="chart-forecast" summary={forecast.enough ? `About ${forecast.total} conversations expected in the next 24 hours.` : 'Not enough history for a forecast yet.'} />
       </div>
       <DataTable title="Forecast next 24 hours" columns={forecastCols} rows={forecastRows} rowKey={(r) => r.label} ctx={ctx} testId="table-forecast" />
       <p className="note">Forecast: {d.forecast.method}.</p>

@@ -7,7 +7,8 @@
 //! resolution while it is resolved (a reopen clears it until the next resolution).
 //! The intent is the first one detected; the CSAT score is the latest submitted (a
 //! customer may revise it). Human handling time runs from the start of the human wait
-//! (the open, or the bot's hand-over as for FRT) to the resolution now.
+//! (`ConversationSummary::human_start` of [`super::response_time`]: the open, the bot's
+//! hand-over, or an agent's reply before it, as for FRT) to the resolution now.
 
 use schemas::event::{Assignee, ResolvedBy, Sender};
 use schemas::metrics::Fact;
@@ -32,34 +33,17 @@ pub struct Automation {
     pub intent: Option<String>,
     /// Latest CSAT score.
     pub csat: Option<u8>,
-    /// When the human wait started: the bot's hand-over, or the open.
-    pub human_start: Option<i64>,
 }
 
 /// Folds a conversation's events (sorted by `(at, kind)`).
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Automation {
     let mut a = Automation::default();
-    let mut opened_at: Option<i64> = None;
-    let mut handover: Option<i64> = None;
     for ev in events {
         match &ev.kind {
-            ConvKind::Opened(_) => {
-                opened_at.get_or_insert(ev.at);
-                a.resolved = None;
-            }
-            ConvKind::Reopened => a.resolved = None,
+            ConvKind::Opened(_) | ConvKind::Reopened => a.resolved = None,
             ConvKind::Assigned(to) if to.assignee == Assignee::Bot => a.bot = true,
-            ConvKind::Assigned(_) => {
-                if a.bot && handover.is_none() {
-                    handover = Some(ev.at);
-                }
-            }
-            ConvKind::Escalated => {
-                a.escalated = true;
-                if a.bot && handover.is_none() {
-                    handover = Some(ev.at);
-                }
-            }
+            ConvKind::Assigned(_) => {}
+            ConvKind::Escalated => a.escalated = true,
             ConvKind::Message {
                 sender, auto_reply, ..
             } => {
@@ -75,22 +59,21 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Automation {
             ConvKind::Csat { score } => a.csat = Some(*score),
         }
     }
-    a.human_start = handover.or(opened_at);
     a
 }
 
-/// The fact a conversation contributes; `opened` is `(first open, channel, inbox)`
-/// from the conversation fold.
+/// The fact a conversation contributes; `opened` is `(first open, start of the human
+/// wait, channel, inbox)` from the conversation fold.
 pub fn facts(
     account_id: u64,
-    opened: (i64, schemas::event::Channel, &str),
+    opened: (i64, i64, schemas::event::Channel, &str),
     a: &Automation,
     out: &mut Vec<Fact>,
 ) {
-    let (opened_at, channel, inbox_id) = opened;
-    let handling_s = match (a.human, a.resolved, a.human_start) {
-        (true, Some((at, _)), Some(start)) => {
-            Some(u32::try_from((at - start).max(0) / 1000).unwrap_or(u32::MAX))
+    let (opened_at, human_start, channel, inbox_id) = opened;
+    let handling_s = match (a.human, a.resolved) {
+        (true, Some((at, _))) => {
+            Some(u32::try_from((at - human_start).max(0) / 1000).unwrap_or(u32::MAX))
         }
         _ => None,
     };
@@ -189,7 +172,12 @@ mod tests {
             ev(660, resolved(ResolvedBy::Agent)),
         ];
         let mut out = Vec::new();
-        facts(1, (0, Channel::Whatsapp, "i"), &fold(&events), &mut out);
+        facts(
+            1,
+            (0, 60_000, Channel::Whatsapp, "i"),
+            &fold(&events),
+            &mut out,
+        );
         assert!(matches!(
             &out[..],
             [Fact::AutomationConversation {

@@ -2,9 +2,11 @@
 //!
 //! FRT runs from the conversation's open, or from the bot's hand-over when a bot held
 //! the conversation first, to the first message a human agent sends. The hand-over is
-//! the first `conversation_escalated` after the bot was assigned, or failing that the
-//! first assignment to an agent after it. FRT is measured once per conversation (a
-//! reopen does not start a new one) and counted in the 15-minute bucket of the reply.
+//! the first `conversation_escalated` or assignment to an agent after the bot was
+//! assigned. An agent who writes while the bot still holds the conversation (before any
+//! hand-over) answers a customer who was not waiting for a human: FRT 0. FRT is
+//! measured once per conversation (a reopen does not start a new one) and counted in
+//! the 15-minute bucket of the reply.
 //!
 //! A conversation is active when it was opened or reopened and not resolved since, in
 //! event-time order. Its holder is who it was last assigned to; an escalation makes it
@@ -50,8 +52,13 @@ pub struct ConversationSummary {
     pub first_response: Option<FirstResponse>,
     /// When it was first opened.
     pub opened_at: i64,
-    /// Every resolution: time, by whom, which agent.
-    pub resolutions: Vec<(i64, ResolvedBy, Option<String>)>,
+    /// Every resolution: time, by whom, which agent, and the team of the latest agent
+    /// assignment at that moment.
+    pub resolutions: Vec<(i64, ResolvedBy, Option<String>, Option<String>)>,
+    /// When the wait for a human started: the open, the bot's hand-over, or — when an
+    /// agent wrote before any hand-over — that first reply. Human handling time
+    /// (automation impact) runs from here.
+    pub human_start: i64,
     /// `(agent, team, bucket)` for every bucket in which an agent wrote in it.
     pub agent_activity: BTreeSet<(String, Option<String>, i64)>,
     /// While unanswered by a human: when the wait started and, if it was closed
@@ -125,10 +132,11 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
                     ));
                 }
                 if let (None, Some((open_at, _, _))) = (&first_response, &opened) {
-                    let start = if bot_held {
-                        handover_at.unwrap_or(*open_at)
-                    } else {
-                        *open_at
+                    let start = match (bot_held, handover_at) {
+                        (false, _) => *open_at,
+                        (true, Some(handover)) => handover,
+                        // Written while the bot holds it: nobody was waiting for a human.
+                        (true, None) => ev.at,
                     };
                     let seconds = u32::try_from((ev.at - start).max(0) / 1000).unwrap_or(u32::MAX);
                     first_response = Some(FirstResponse {
@@ -142,7 +150,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
             ConvKind::Message { .. } => {}
             ConvKind::Resolved { by, agent_id } => {
                 if opened.is_some() {
-                    resolutions.push((ev.at, *by, owned(agent_id.as_ref())));
+                    resolutions.push((ev.at, *by, owned(agent_id.as_ref()), team.clone()));
                 }
                 open = false;
             }
@@ -151,6 +159,14 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
         }
     }
     let (opened_at, channel, inbox_id) = opened?;
+    let human_start = match (&first_response, bot_held, handover_at) {
+        (_, false, _) => opened_at,
+        (_, true, Some(handover)) if first_response.as_ref().is_none_or(|f| handover <= f.at) => {
+            handover
+        }
+        (Some(f), true, _) => f.at,
+        (None, true, _) => handover_at.unwrap_or(opened_at),
+    };
     let awaiting = match (&first_response, bot_held, handover_at) {
         (Some(_), _, _) | (None, true, None) => None,
         (None, false, _) => Some(opened_at),
@@ -167,6 +183,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
         first_response,
         opened_at,
         resolutions,
+        human_start,
         agent_activity,
         awaiting,
         team_id: team,
@@ -190,12 +207,13 @@ pub fn facts(
         inbox_id: summary.inbox_id.clone(),
         campaign_id: summary.campaign_id.clone(),
     });
-    for (at, by, agent_id) in &summary.resolutions {
+    for (at, by, agent_id, team_id) in &summary.resolutions {
         out.push(Fact::Resolution {
             account_id,
             bucket: bucket_of(*at),
             resolved_by: *by,
             agent_id: agent_id.clone(),
+            team_id: team_id.clone(),
             channel: summary.channel,
             inbox_id: summary.inbox_id.clone(),
         });
@@ -304,6 +322,50 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_who_writes_before_the_bots_handover_has_frt_zero() {
+        // The four minutes before the reply were the bot's: nobody waited for a human.
+        let s = run(vec![
+            ev(0, opened()),
+            ev(1, assigned(Assignee::Bot)),
+            ev(240, msg(Sender::Agent)),
+            ev(360, ConvKind::Escalated),
+            ev(
+                900,
+                ConvKind::Resolved {
+                    by: ResolvedBy::Agent,
+                    agent_id: Some("ag".into()),
+                },
+            ),
+        ])
+        .unwrap();
+        let fr = s.first_response.unwrap();
+        assert_eq!((fr.at, fr.seconds), (240_000, 0));
+        // Human handling (automation impact) starts at that reply too.
+        assert_eq!(s.human_start, 240_000);
+        assert_eq!(s.awaiting, None);
+    }
+
+    #[test]
+    fn a_resolution_carries_the_team_of_the_agent_assignment_in_force() {
+        let s = run(vec![
+            ev(0, opened()),
+            ev(10, assigned(Assignee::Agent)),
+            ev(
+                20,
+                ConvKind::Resolved {
+                    by: ResolvedBy::System,
+                    agent_id: None,
+                },
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.resolutions,
+            vec![(20_000, ResolvedBy::System, None, Some("t1".into()))]
+        );
+    }
+
+    #[test]
     fn frt_from_bot_handover() {
         let s = run(vec![
             ev(0, opened()),
@@ -368,7 +430,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.awaiting, Some((60_000, Some(900_000))));
-        assert_eq!(s.resolutions, vec![(900_000, ResolvedBy::System, None)]);
+        assert_eq!(
+            s.resolutions,
+            vec![(900_000, ResolvedBy::System, None, None)]
+        );
         let s = run(vec![
             ev(0, opened()),
             ev(30, assigned(Assignee::Agent)),

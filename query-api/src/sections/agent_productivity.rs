@@ -18,9 +18,8 @@ use crate::store::{AccountFacts, NO_ID, Snapshot};
 
 const DAY_MS: i64 = 86_400_000;
 /// The score formula, as documented.
-pub const FORMULA: &str = "score = round(100 × (0.4 × resolution_rate + 0.3 × sla_met_rate + 0.3 × utilisation)); a missing rate counts as 0";
-const GOOD: u32 = 80;
-const ATTENTION: u32 = 50;
+pub const FORMULA: &str = exact::AGENT_SCORE_FORMULA;
+use exact::{ATTENTION, GOOD};
 
 /// Seconds spent in each status within the range.
 #[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
@@ -132,12 +131,10 @@ pub struct AgentProductivity {
     pub workload: Workload,
 }
 
+use super::exact::{self, rate as ratio};
+
 fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
-}
-
-fn ratio(a: i64, b: i64) -> Option<f64> {
-    (b > 0).then(|| round4(a as f64 / b as f64))
 }
 
 fn overlap(start: i64, end: i64, r: Range) -> i64 {
@@ -326,6 +323,8 @@ pub fn compute(
         .chain(open.keys().copied())
         .chain(resolved.keys().copied())
         .collect();
+    // Per row, its (sla, resolution) score inputs, in row order.
+    let mut scoring = Vec::new();
     let mut agents: Vec<AgentRow> = names
         .into_iter()
         .filter(|a| {
@@ -342,11 +341,7 @@ pub fn compute(
             let resolution_rate = ratio(res.min(h), h);
             let sla_met_rate = ratio(met, count);
             let utilisation = ratio(active, active + idle);
-            let score = (100.0
-                * (0.4 * resolution_rate.unwrap_or(0.0)
-                    + 0.3 * sla_met_rate.unwrap_or(0.0)
-                    + 0.3 * utilisation.unwrap_or(0.0)))
-            .round() as u32;
+            scoring.push(((met, count), (res.min(h), h)));
             AgentRow {
                 agent_id: a.to_owned(),
                 team_id: teams.get(a).cloned().flatten(),
@@ -369,22 +364,23 @@ pub fn compute(
                     for_s: (now - since).max(0) / 1000,
                 }),
                 open_conversations: open.get(a).copied().unwrap_or(0),
-                frt_avg_s: (count > 0).then(|| ((sum as f64 / count as f64) * 10.0).round() / 10.0),
+                frt_avg_s: exact::tenths(sum, count),
                 sla_met_rate,
-                productivity_score: score,
-                level: if score >= GOOD {
-                    "good"
-                } else if score < ATTENTION {
-                    "attention"
-                } else {
-                    "ok"
-                },
+                productivity_score: 0,
+                level: "",
             }
         })
         .collect();
+    // The agent score compares each row's chats handled with the most of any row.
+    let most = agents.iter().map(|a| a.handled).max().unwrap_or(0);
+    for (a, (sla, resolution)) in agents.iter_mut().zip(scoring) {
+        a.productivity_score = exact::agent_score(sla, resolution, (a.handled, most));
+        a.level = exact::level(a.productivity_score);
+    }
     agents.sort_by(|a, b| {
         b.productivity_score
             .cmp(&a.productivity_score)
+            .then(b.handled.cmp(&a.handled))
             .then(a.agent_id.cmp(&b.agent_id))
     });
 
@@ -397,25 +393,17 @@ pub fn compute(
         })
         .map(|a| a.open_conversations)
         .collect();
-    let n = available.len() as f64;
+    let n = available.len() as i64;
     let total: i64 = available.iter().sum();
-    let mean = (n > 0.0).then(|| total as f64 / n);
-    let std_dev = mean.map(|m| {
-        (available
-            .iter()
-            .map(|x| (*x as f64 - m).powi(2))
-            .sum::<f64>()
-            / n)
-            .sqrt()
-    });
+    // Population variance × n² = n·Σx² − (Σx)², exact in integers; only the square
+    // root is floating point.
+    let spread = (n * available.iter().map(|x| x * x).sum::<i64>() - total * total) as f64;
     let workload = Workload {
-        agents: available.len() as i64,
+        agents: n,
         open_conversations: total,
-        mean: mean.map(round4),
-        std_dev: std_dev.map(round4),
-        coefficient_of_variation: mean
-            .zip(std_dev)
-            .and_then(|(m, s)| (m > 0.0).then(|| round4(s / m))),
+        mean: exact::rate(total, n),
+        std_dev: (n > 0).then(|| round4(spread.sqrt() / n as f64)),
+        coefficient_of_variation: (total > 0).then(|| round4(spread.sqrt() / total as f64)),
     };
 
     AgentProductivity {

@@ -169,9 +169,7 @@ pub struct AutomationImpact {
     pub csat: CsatSection,
 }
 
-fn ratio(num: i64, den: i64) -> Option<f64> {
-    (den > 0).then(|| ((num as f64 / den as f64) * 10_000.0).round() / 10_000.0)
-}
+use super::exact::{self, rate as ratio};
 
 /// Per-intent counters: conversations, bot-only, bot-assigned, escalated among those.
 type IntentCounts = [i64; 4];
@@ -276,19 +274,24 @@ fn figures_of<'a>(facts: &'a AccountFacts, r: Range, p: &Params) -> Figures<'a> 
 
 impl Figures<'_> {
     fn time_saved(&self) -> TimeSaved {
-        let avg = (self.handling_n > 0).then(|| self.handling_sum as f64 / self.handling_n as f64);
+        let (sum, n) = (i128::from(self.handling_sum), i128::from(self.handling_n));
         TimeSaved {
             bot_only_resolutions: self.split.bot_only,
             human_conversations: self.handling_n,
-            avg_human_handling_s: avg.map(|a| (a * 10.0).round() / 10.0),
-            saved_s: avg.map(|a| (a * self.split.bot_only as f64).round() as i64),
+            avg_human_handling_s: exact::decimal(sum, n, 1),
+            // bot-only × the exact average, rounded once.
+            saved_s: (n > 0).then(|| {
+                exact::div_half_up(i128::from(self.split.bot_only) * sum, n)
+                    .try_into()
+                    .unwrap_or(i64::MAX)
+            }),
         }
     }
 
     fn csat(&self) -> Csat {
         let group = |c: [i64; 3]| CsatGroup {
             responses: c[0],
-            average: (c[0] > 0).then(|| ((c[1] as f64 / c[0] as f64) * 100.0).round() / 100.0),
+            average: exact::decimal(c[1].into(), c[0].into(), 2),
             satisfaction: ratio(c[2], c[0]),
         };
         Csat {

@@ -29,8 +29,9 @@ pub struct Count {
 pub struct Money {
     /// ISO 4217 code.
     pub currency: String,
-    /// Minor units.
-    pub amount_minor: i64,
+    /// Minor units: an exact 128-bit sum (amounts are bounded at ingest).
+    #[schema(value_type = i64)]
+    pub amount_minor: i128,
     /// Deals summed.
     pub deals: i64,
 }
@@ -42,7 +43,8 @@ pub struct Campaign {
     pub campaign_id: String,
     /// Recipients of the campaign's broadcasts sent in the range (`null` when no
     /// broadcast of the campaign is known in the range).
-    pub recipients: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub recipients: Option<i128>,
     /// Conversations opened in the range that came from the campaign.
     pub conversations: i64,
     /// Leads created in the range attributed to the campaign.
@@ -147,7 +149,7 @@ fn count(facts: Option<&AccountFacts>, kind: &str, r: Range) -> i64 {
         .sum()
 }
 
-fn money(sums: BTreeMap<String, (i64, i64)>) -> Vec<Money> {
+fn money(sums: BTreeMap<String, (i128, i64)>) -> Vec<Money> {
     sums.into_iter()
         .map(|(currency, (amount_minor, deals))| Money {
             currency,
@@ -163,11 +165,11 @@ fn deals(
     facts: Option<&AccountFacts>,
     r: Range,
 ) -> (
-    BTreeMap<String, (i64, i64)>,
-    HashMap<String, BTreeMap<String, (i64, i64)>>,
+    BTreeMap<String, (i128, i64)>,
+    HashMap<String, BTreeMap<String, (i128, i64)>>,
 ) {
-    let mut total: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let mut by_campaign: HashMap<String, BTreeMap<String, (i64, i64)>> = HashMap::new();
+    let mut total: BTreeMap<String, (i128, i64)> = BTreeMap::new();
+    let mut by_campaign: HashMap<String, BTreeMap<String, (i128, i64)>> = HashMap::new();
     for (fact, n) in facts
         .into_iter()
         .flat_map(|f| f.range_merged("deal_won", r.from, r.to))
@@ -180,13 +182,13 @@ fn deals(
         } = fact
         {
             let t = total.entry(currency.clone()).or_default();
-            t.0 += amount_minor * n;
+            t.0 += i128::from(*amount_minor) * i128::from(n);
             t.1 += n;
             if let Some(c) = campaign_id {
                 let e = super::slot(&mut by_campaign, c)
                     .entry(currency.clone())
                     .or_default();
-                e.0 += amount_minor * n;
+                e.0 += i128::from(*amount_minor) * i128::from(n);
                 e.1 += n;
             }
         }
@@ -219,8 +221,7 @@ pub(crate) fn repeat(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Repe
     Repeat {
         customers,
         repeat,
-        rate: (customers > 0)
-            .then(|| ((repeat as f64 / customers as f64) * 10_000.0).round() / 10_000.0),
+        rate: super::exact::rate(repeat, customers),
     }
 }
 
@@ -241,7 +242,7 @@ fn cost(
         .map(|t| t.online + t.busy)
         .sum();
     let mut conversations = 0;
-    let mut fees = 0;
+    let mut fees: i128 = 0;
     if let Some(facts) = facts {
         let filter = super::IdFilter::new(p, &facts.names);
         // The fee per channel, looked up once per channel instead of once per fact.
@@ -260,25 +261,31 @@ fn cost(
             if filter.wants_conversation(k.channel, k.inbox) {
                 conversations += n;
                 let per = fee.iter().find(|(c, _)| *c == k.channel).map_or(0, |f| f.1);
-                fees += per * n;
+                fees += i128::from(per) * i128::from(n);
             }
         });
     }
-    let agent_cost =
-        (active_ms as f64 / 3_600_000.0 * settings.agent_hourly_cost_minor as f64).round() as i64;
+    // Exact: cost in minor units × 3,600,000 (ms per hour), rounded once per figure.
+    let hour = 3_600_000i128;
+    let agent_cost_ms = i128::from(active_ms) * i128::from(settings.agent_hourly_cost_minor);
+    let to_i64 = |x: i128| i64::try_from(x).unwrap_or(i64::MAX);
     Cost {
-        agent_hours: (active_ms as f64 / 36_000.0).round() / 100.0,
-        agent_cost_minor: agent_cost,
-        channel_fees_minor: fees,
+        agent_hours: super::exact::decimal(active_ms.into(), hour, 2).unwrap_or(0.0),
+        agent_cost_minor: to_i64(super::exact::div_half_up(agent_cost_ms, hour)),
+        channel_fees_minor: to_i64(fees),
         conversations,
-        per_conversation_minor: (conversations > 0)
-            .then(|| ((agent_cost + fees) as f64 / conversations as f64).round() as i64),
+        per_conversation_minor: (conversations > 0).then(|| {
+            to_i64(super::exact::div_half_up(
+                agent_cost_ms + fees * hour,
+                i128::from(conversations) * hour,
+            ))
+        }),
     }
 }
 
 /// Recipients of broadcasts sent in `r`, per campaign (from the broadcast fold).
-fn broadcast_recipients(facts: Option<&AccountFacts>, r: Range) -> HashMap<String, i64> {
-    let mut out: HashMap<String, i64> = HashMap::new();
+fn broadcast_recipients(facts: Option<&AccountFacts>, r: Range) -> HashMap<String, i128> {
+    let mut out: HashMap<String, i128> = HashMap::new();
     for (fact, n) in facts
         .into_iter()
         .flat_map(|f| f.range_merged("broadcast", r.from, r.to))
@@ -289,7 +296,7 @@ fn broadcast_recipients(facts: Option<&AccountFacts>, r: Range) -> HashMap<Strin
             ..
         } = fact
         {
-            *super::slot(&mut out, c) += i64::try_from(*recipients).unwrap_or(i64::MAX) * n;
+            *super::slot(&mut out, c) += i128::from(*recipients) * i128::from(n);
         }
     }
     out
@@ -358,7 +365,7 @@ pub fn compute(
             c.conversion = c
                 .recipients
                 .filter(|r| *r > 0)
-                .map(|r| ((c.leads as f64 / r as f64) * 10_000.0).round() / 10_000.0);
+                .and_then(|r| super::exact::decimal(c.leads.into(), r, 4));
             c
         })
         .collect();

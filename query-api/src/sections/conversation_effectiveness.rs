@@ -231,17 +231,8 @@ pub struct ConversationEffectiveness {
 }
 
 /// The score formula, as documented.
-pub const FORMULA: &str = "score = round(100 × (0.5 × sla_met_rate + 0.3 × resolution_rate + 0.2 × handled ÷ most handled by any agent)); a missing rate counts as 0";
-const GOOD: u32 = 80;
-const ATTENTION: u32 = 50;
-
-fn round4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
-}
-
-fn ratio(a: i64, b: i64) -> Option<f64> {
-    (b > 0).then(|| round4(a as f64 / b as f64))
-}
+pub const FORMULA: &str = exact::AGENT_SCORE_FORMULA;
+use super::exact::{self, ATTENTION, GOOD, rate as ratio};
 
 /// A first reply: `(agent id or NO_ID, seconds, bucket, count)`.
 type Reply = (u32, u32, i64, i64);
@@ -307,6 +298,11 @@ fn sla(
 
 fn waiting(facts: Option<&AccountFacts>, p: &Params, target_ms: i64, now: i64) -> Waiting {
     let mut w = Waiting::default();
+    // As for `breached_unanswered`: nobody has answered these, so no agent's filter
+    // admits them.
+    if p.agent_id.is_some() {
+        return w;
+    }
     for (fact, &n) in facts.into_iter().flat_map(|f| &f.awaiting_open) {
         if let Fact::AwaitingFirstResponse {
             start_ms,
@@ -353,12 +349,13 @@ fn resolve_events(
         if let Fact::Resolution {
             resolved_by,
             agent_id,
+            team_id,
             channel,
             inbox_id,
             ..
         } = fact
             && p.wants_conversation(*channel, inbox_id)
-            && (p.agent_id.is_none() || p.agent_id.as_deref() == agent_id.as_deref())
+            && p.wants_agent(agent_id.as_deref(), team_id.as_deref())
         {
             e.total += n;
             match resolved_by {
@@ -493,31 +490,16 @@ fn ranking(
             let res = resolved.get(agent).copied().unwrap_or(0);
             let resolution_rate = ratio(res.min(h), h);
             let sla_met_rate = ratio(met, count);
-            let volume = if most > 0 {
-                h as f64 / most as f64
-            } else {
-                0.0
-            };
-            let score = (100.0
-                * (0.5 * sla_met_rate.unwrap_or(0.0)
-                    + 0.3 * resolution_rate.unwrap_or(0.0)
-                    + 0.2 * volume))
-                .round() as u32;
+            let score = exact::agent_score((met, count), (res.min(h), h), (h, most));
             RankedAgent {
                 rank: 0,
                 agent_id: agent.clone(),
                 score,
-                level: if score >= GOOD {
-                    "good"
-                } else if score < ATTENTION {
-                    "attention"
-                } else {
-                    "ok"
-                },
+                level: exact::level(score),
                 handled: h,
                 resolved: res,
                 resolution_rate,
-                frt_avg_s: (count > 0).then(|| ((sum as f64 / count as f64) * 10.0).round() / 10.0),
+                frt_avg_s: exact::tenths(sum, count),
                 sla_met_rate,
             }
         })

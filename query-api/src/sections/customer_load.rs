@@ -99,8 +99,12 @@ pub struct Heatmap {
 pub struct ForecastPoint {
     /// Local hour start, RFC 3339 UTC.
     pub start: String,
-    /// Mean of the same weekday-hour over the previous weeks.
-    pub expected: f64,
+    /// Mean of the same weekday-hour over the weeks with history, to 0.01; `null`
+    /// when there is not enough history (no such week).
+    pub expected: Option<f64>,
+    /// Weeks averaged, 0 to 4: those whose comparison hour ends after the account's
+    /// first conversation.
+    pub weeks: u32,
 }
 
 /// Next 24 hours.
@@ -243,25 +247,31 @@ pub fn compute(
 
     let now = i64::try_from(snap.progress).unwrap_or(i64::MAX);
     let first_hour = slot_start(now, tz, Granularity::Hour);
+    // History starts at the account's first conversation (any channel or inbox): a
+    // week before it is not a week with no conversations, it is no data.
+    let history_from = facts.and_then(|f| f.opened.first_bucket());
     let forecast = (0..24)
         .map(|k| {
             let start = first_hour + k * HOUR_MS;
-            let past: i64 = (1..=FORECAST_WEEKS)
-                .map(|w| {
-                    let from = start - w * WEEK_MS;
-                    opened_total(
+            let (mut past, mut weeks) = (0i64, 0u32);
+            for w in 1..=FORECAST_WEEKS {
+                let from = start - w * WEEK_MS;
+                if history_from.is_some_and(|first| from + HOUR_MS > first) {
+                    weeks += 1;
+                    past += opened_total(
                         facts,
                         Range {
                             from,
                             to: from + HOUR_MS,
                         },
                         p,
-                    )
-                })
-                .sum();
+                    );
+                }
+            }
             ForecastPoint {
                 start: format_rfc3339_ms(start),
-                expected: past as f64 / FORECAST_WEEKS as f64,
+                expected: super::exact::decimal(past.into(), weeks.into(), 2),
+                weeks,
             }
         })
         .collect();
@@ -306,8 +316,72 @@ pub fn compute(
             cells: heat,
         },
         forecast: Forecast {
-            method: "mean of conversations opened in the same local weekday and hour over the previous 4 weeks (absolute 7-day steps)",
+            method: "mean of conversations opened in the same local weekday and hour over the previous 4 weeks (absolute 7-day steps) that have history; null when none has",
             points: forecast,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ViewStore;
+    use schemas::event::Channel;
+    use schemas::metrics::{Fact, MetricBatch};
+
+    /// The forecast when the account has one week of history, or none: the mean over
+    /// the weeks that exist, and `null` ("not enough history") without any. Dividing by
+    /// four weeks regardless gave a quarter of the real load (issue 13).
+    #[test]
+    fn the_forecast_averages_the_weeks_that_have_history() {
+        let now = 1_764_000_000_000 / HOUR_MS * HOUR_MS + HOUR_MS / 2; // half past an hour, UTC
+        let opened = |at: i64| Fact::ConversationOpened {
+            account_id: 1,
+            bucket: schemas::time::floor_to_bucket(at),
+            resolved: false,
+            channel: Channel::Whatsapp,
+            inbox_id: "i".into(),
+            campaign_id: None,
+        };
+        let forecast_at = |facts: Vec<(Fact, i64)>| {
+            let store = ViewStore::default();
+            store.apply(MetricBatch {
+                progress: now as u64,
+                events_consumed: 1,
+                updates: facts,
+            });
+            let p = Params {
+                account_id: 1,
+                ..Params::default()
+            };
+            let settings = AccountSettings::default();
+            let range = crate::range::resolve(None, None, settings.timezone, now).unwrap();
+            store.read(|snap| compute(snap, &p, &settings, range, None).forecast)
+        };
+        let this_hour = now - HOUR_MS / 2;
+        // 58 conversations in this hour one week ago, the account's first week.
+        let week_ago = this_hour - WEEK_MS + 60_000;
+        let f = forecast_at(vec![(opened(week_ago), 58)]);
+        assert_eq!(
+            (f.points[0].expected, f.points[0].weeks),
+            (Some(58.0), 1),
+            "one week of history: its count, not 58 / 4"
+        );
+        // The next hour also has one week of history (it ends after the first
+        // conversation), with no conversation in it.
+        assert_eq!((f.points[1].expected, f.points[1].weeks), (Some(0.0), 1));
+        // With history four weeks back, every week counts.
+        let f = forecast_at(vec![
+            (opened(week_ago), 58),
+            (opened(this_hour - 4 * WEEK_MS), 2),
+        ]);
+        assert_eq!((f.points[0].expected, f.points[0].weeks), (Some(15.0), 4));
+        // No conversation at all: nothing to forecast from.
+        let f = forecast_at(vec![]);
+        assert!(
+            f.points
+                .iter()
+                .all(|p| p.expected.is_none() && p.weeks == 0)
+        );
     }
 }

@@ -181,8 +181,8 @@ impl FrtStats {
             return FrtStats::default();
         }
         let sum: i64 = hist.iter().map(|(s, n)| i64::from(*s) * n).sum();
-        let nearest_rank = |q: f64| {
-            let rank = ((q * count as f64).ceil() as i64).max(1);
+        let nearest_rank = |num: i64, den: i64| {
+            let rank = super::exact::nearest_rank(num, den, count);
             let mut seen = 0;
             hist.iter()
                 .find(|(_, n)| {
@@ -193,9 +193,9 @@ impl FrtStats {
         };
         FrtStats {
             count,
-            avg_s: Some(((sum as f64 / count as f64) * 10.0).round() / 10.0),
-            p50_s: nearest_rank(0.5),
-            p90_s: nearest_rank(0.9),
+            avg_s: super::exact::tenths(sum, count),
+            p50_s: nearest_rank(1, 2),
+            p90_s: nearest_rank(9, 10),
         }
     }
 }
@@ -213,8 +213,7 @@ fn delivery(facts: Option<&AccountFacts>, r: Range) -> Delivery {
             }
         }
     }
-    d.rate = (d.with_status > 0)
-        .then(|| ((d.delivered as f64 / d.with_status as f64) * 10_000.0).round() / 10_000.0);
+    d.rate = super::exact::rate(d.delivered, d.with_status);
     d
 }
 

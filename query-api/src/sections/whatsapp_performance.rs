@@ -72,8 +72,9 @@ pub struct BroadcastRow {
 pub struct BroadcastTotals {
     /// Broadcasts sent.
     pub broadcasts: i64,
-    /// Their recipients.
-    pub recipients: i64,
+    /// Their recipients: an exact 128-bit sum (each is bounded at ingest).
+    #[schema(value_type = i64)]
+    pub recipients: i128,
     /// Their delivered messages.
     pub delivered: i64,
     /// `delivered / recipients`; `null` with 0 recipients.
@@ -131,8 +132,9 @@ pub struct ChannelRow {
 pub struct ChannelsNow {
     /// Every channel that ever reported, by id.
     pub channels: Vec<ChannelRow>,
-    /// Queue depth summed over channels.
-    pub queue_depth: u64,
+    /// Queue depth summed over channels: an exact 128-bit sum.
+    #[schema(value_type = u64)]
+    pub queue_depth: u128,
     /// Send rate summed over channels, per minute.
     pub sent_per_minute: f64,
     /// Channels not `connected` or not `green`.
@@ -180,9 +182,7 @@ pub fn error_category(code: Option<i64>) -> &'static str {
     }
 }
 
-fn rate(num: i64, den: i64) -> Option<f64> {
-    (den > 0).then(|| ((num as f64 / den as f64) * 10_000.0).round() / 10_000.0)
-}
+use super::exact::rate;
 
 fn reached(status: Option<DeliveryStatus>, at_least: DeliveryStatus) -> bool {
     let rank = |s: DeliveryStatus| match s {
@@ -309,9 +309,8 @@ fn broadcasts(
                 .get(broadcast_id.as_str())
                 .copied()
                 .unwrap_or_default();
-            let recipients_i = i64::try_from(*recipients).unwrap_or(i64::MAX);
             t.broadcasts += 1;
-            t.recipients += recipients_i;
+            t.recipients += i128::from(*recipients);
             t.delivered += delivered;
             rows.push((
                 *sent_at_ms,
@@ -324,18 +323,19 @@ fn broadcasts(
                     delivered,
                     read,
                     failed,
-                    success_rate: rate(delivered, recipients_i),
+                    success_rate: super::exact::decimal(delivered.into(), (*recipients).into(), 4),
                 },
             ));
         }
     }
-    t.success_rate = rate(t.delivered, t.recipients);
+    t.success_rate = super::exact::decimal(t.delivered.into(), t.recipients, 4);
     rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.broadcast_id.cmp(&b.1.broadcast_id)));
     (rows.into_iter().map(|(_, r)| r).collect(), t)
 }
 
 fn channels_now(facts: Option<&AccountFacts>, progress: i64) -> ChannelsNow {
-    let mut rows: BTreeMap<&str, ChannelRow> = BTreeMap::new();
+    // Per channel: its send rate in thousandths (summed exactly), and its row.
+    let mut rows: BTreeMap<&str, (i64, ChannelRow)> = BTreeMap::new();
     for (fact, n) in facts.into_iter().flat_map(|f| f.now_of("channel_health")) {
         if let Fact::ChannelHealth {
             channel_id,
@@ -350,23 +350,26 @@ fn channels_now(facts: Option<&AccountFacts>, progress: i64) -> ChannelsNow {
         {
             rows.insert(
                 channel_id,
-                ChannelRow {
-                    channel_id: channel_id.clone(),
-                    state: state.as_str().to_owned(),
-                    quality: quality.as_str().to_owned(),
-                    queue_depth: *queue_depth,
-                    sent_per_minute: *sent_per_minute_milli as f64 / 1000.0,
-                    reported_at: format_rfc3339_ms(*at_ms),
-                    age_s: ((progress - at_ms) / 1000).max(0),
-                },
+                (
+                    *sent_per_minute_milli,
+                    ChannelRow {
+                        channel_id: channel_id.clone(),
+                        state: state.as_str().to_owned(),
+                        quality: quality.as_str().to_owned(),
+                        queue_depth: *queue_depth,
+                        sent_per_minute: *sent_per_minute_milli as f64 / 1000.0,
+                        reported_at: format_rfc3339_ms(*at_ms),
+                        age_s: ((progress - at_ms) / 1000).max(0),
+                    },
+                ),
             );
         }
     }
-    let channels: Vec<ChannelRow> = rows.into_values().collect();
+    let milli: Vec<i128> = rows.values().map(|(m, _)| i128::from(*m)).collect();
+    let channels: Vec<ChannelRow> = rows.into_values().map(|(_, row)| row).collect();
     ChannelsNow {
-        queue_depth: channels.iter().map(|c| c.queue_depth).sum(),
-        sent_per_minute: (channels.iter().map(|c| c.sent_per_minute).sum::<f64>() * 1000.0).round()
-            / 1000.0,
+        queue_depth: channels.iter().map(|c| u128::from(c.queue_depth)).sum(),
+        sent_per_minute: milli.iter().sum::<i128>() as f64 / 1000.0,
         unhealthy: channels
             .iter()
             .filter(|c| c.state != "connected" || c.quality != "green")

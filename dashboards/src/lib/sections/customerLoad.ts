@@ -70,12 +70,17 @@ export function hourProfile(d: CustomerLoadBody): { labels: string[]; counts: nu
   };
 }
 
-/** Next-24-hours forecast: hour labels and expected conversations (one decimal). */
-export function forecastSeries(d: CustomerLoadBody): { labels: string[]; expected: number[]; total: number } {
-  const expected = d.forecast.points.map((p) => Math.round(p.expected * 10) / 10);
+/**
+ * Next-24-hours forecast: hour labels and expected conversations (one decimal; `null`
+ * for an hour without history). `enough` is false when no hour has any history: the
+ * view then says "not enough history" instead of a total of 0.
+ */
+export function forecastSeries(d: CustomerLoadBody): { labels: string[]; expected: (number | null)[]; total: number; enough: boolean } {
+  const expected = d.forecast.points.map((p) => (p.expected == null ? null : Math.round(p.expected * 10) / 10));
   return {
     labels: d.forecast.points.map((p) => slotLabel(p.start, 'hour', d.timezone)),
     expected,
-    total: Math.round(d.forecast.points.reduce((s, p) => s + p.expected, 0) * 10) / 10,
+    total: Math.round(d.forecast.points.reduce((s, p) => s + (p.expected ?? 0), 0) * 10) / 10,
+    enough: d.forecast.points.some((p) => p.expected != null),
   };
 }

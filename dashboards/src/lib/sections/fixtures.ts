@@ -78,8 +78,8 @@ export const customerLoad: CustomerLoadBody = {
   forecast: {
     method: 'mean of the same weekday-hour over the previous 4 weeks',
     points: [
-      { start: '2026-11-24T18:30:00.000Z', expected: 0.25 },
-      { start: '2026-11-24T19:30:00.000Z', expected: 1.26 },
+      { start: '2026-11-24T18:30:00.000Z', expected: 0.25, weeks: 4 },
+      { start: '2026-11-24T19:30:00.000Z', expected: 1.26, weeks: 4 },
     ],
   },
 };

@@ -95,6 +95,13 @@ describe('customer load', () => {
     expect(f.expected).toEqual([0.3, 1.3]);
     expect(f.total).toBe(1.5);
     expect(f.labels).toEqual(['25 Nov, 00:00', '25 Nov, 01:00']);
+    expect(f.enough).toBe(true);
+  });
+  it('forecast without history says so instead of 0', () => {
+    const none = { ...customerLoad, forecast: { ...customerLoad.forecast, points: customerLoad.forecast.points.map((p) => ({ ...p, expected: null, weeks: 0 })) } };
+    const f = forecastSeries(none);
+    expect(f.enough).toBe(false);
+    expect(f.expected).toEqual([null, null]);
   });
 });
 

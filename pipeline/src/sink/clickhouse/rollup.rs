@@ -272,6 +272,8 @@ pub fn rows_of(fact: &Fact, out: &mut Vec<(RowKey, Measures)>) -> bool {
             agent_id,
             channel,
             inbox_id,
+            // Not a column of `resolutions_15m` (docs/clickhouse.md).
+            team_id: _,
         } => out.push((
             Cols::new(*account_id)
                 .bucket(*bucket)

@@ -31,13 +31,49 @@ pub type Id = smol_str::SmolStr;
 pub type EntityKey = (u64, Id);
 
 /// A conversation lifecycle or message event, as the conversation fold sees it.
-/// Derived `Ord` sorts by event time first, so a reduce hands them over in time order.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// `Ord` sorts by event time first, so a reduce hands them over in time order; events
+/// at the same instant follow [`ConvKind::rank`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConvEvent {
     /// Event time, ms since epoch.
     pub at: i64,
-    /// What happened. Variant order breaks ties at equal `at` (open before anything).
+    /// What happened.
     pub kind: ConvKind,
+}
+
+impl Ord for ConvEvent {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.kind.rank())
+            .cmp(&(other.at, other.kind.rank()))
+            .then_with(|| self.kind.cmp(&other.kind))
+    }
+}
+
+impl PartialOrd for ConvEvent {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl ConvKind {
+    /// The order of a conversation's events at the same instant, the order in which a
+    /// CRM emits them (docs/metrics.md, "Edge cases"): opened, assigned to the bot,
+    /// escalated, assigned to an agent, messages, resolved, reopened, intent, CSAT. So a
+    /// bot that escalates and an agent who is assigned in the same millisecond leave
+    /// the conversation with the agent, not unassigned.
+    pub fn rank(&self) -> u8 {
+        match self {
+            ConvKind::Opened(_) => 0,
+            ConvKind::Assigned(a) if a.assignee == Assignee::Bot => 1,
+            ConvKind::Escalated => 2,
+            ConvKind::Assigned(_) => 3,
+            ConvKind::Message { .. } => 4,
+            ConvKind::Resolved { .. } => 5,
+            ConvKind::Reopened => 6,
+            ConvKind::Intent { .. } => 7,
+            ConvKind::Csat { .. } => 8,
+        }
+    }
 }
 
 /// See [`ConvEvent`]. The two variants with several ids are boxed: every message of

@@ -76,8 +76,18 @@ pub struct ConversationSummary {
 /// Folds a conversation's events, which must be sorted by `(at, kind)`. Returns
 /// `None` while no `conversation_opened` is known (events may arrive before it).
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<ConversationSummary> {
+    let events: Vec<&ConvEvent> = events.into_iter().collect();
+    // The first open is known before the walk: an agent's message or resolution stamped
+    // before it (clock skew between systems) still counts, its FRT as 0.
     let mut opened: Option<(i64, Channel, String)> = None;
     let mut campaign: Option<String> = None;
+    if let Some((at, o)) = events.iter().find_map(|ev| match &ev.kind {
+        ConvKind::Opened(o) => Some((ev.at, o)),
+        _ => None,
+    }) {
+        opened = Some((at, o.channel, o.inbox_id.as_str().to_owned()));
+        campaign = owned(o.campaign_id.as_ref());
+    }
     let mut open = false;
     let mut holder = Holder::Unassigned;
     let mut bot_held = false;
@@ -90,13 +100,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
 
     for ev in events {
         match &ev.kind {
-            ConvKind::Opened(o) => {
-                if opened.is_none() {
-                    opened = Some((ev.at, o.channel, o.inbox_id.as_str().to_owned()));
-                    campaign = owned(o.campaign_id.as_ref());
-                }
-                open = true;
-            }
+            ConvKind::Opened(_) => open = true,
             ConvKind::Assigned(to) if to.assignee == Assignee::Bot => {
                 holder = Holder::Bot;
                 assignee = None;
@@ -113,8 +117,12 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
                 }
             }
             ConvKind::Escalated => {
-                holder = Holder::Unassigned;
-                assignee = None;
+                // The bot hands over; an escalation while an agent holds it leaves it
+                // with the agent (docs/metrics.md, active conversations).
+                if holder == Holder::Bot {
+                    holder = Holder::Unassigned;
+                    assignee = None;
+                }
                 if bot_held && handover_at.is_none() {
                     handover_at = Some(ev.at);
                 }
@@ -343,6 +351,40 @@ mod tests {
         // Human handling (automation impact) starts at that reply too.
         assert_eq!(s.human_start, 240_000);
         assert_eq!(s.awaiting, None);
+    }
+
+    #[test]
+    fn an_escalation_and_an_agent_assignment_in_the_same_millisecond_leave_it_with_the_agent() {
+        // As a CRM emits them: the bot escalates, routing assigns an agent at once.
+        // Sorted by kind alone the assignment came first and the escalation then left
+        // the conversation unassigned.
+        let s = run(vec![
+            ev(0, opened()),
+            ev(0, assigned(Assignee::Bot)),
+            ev(60, assigned(Assignee::Agent)),
+            ev(60, ConvKind::Escalated),
+        ])
+        .unwrap();
+        assert_eq!(s.active, Some(Holder::Agent));
+        assert_eq!(s.assignee.as_deref(), Some("ag"));
+        assert_eq!(s.awaiting, Some((60_000, None)));
+    }
+
+    #[test]
+    fn work_stamped_before_the_open_counts_and_an_escalation_leaves_an_agent_holding_it() {
+        let s = run(vec![
+            // Clock skew: the agent's reply is stamped a second before the open.
+            ev(9, msg(Sender::Agent)),
+            ev(10, opened()),
+            ev(20, assigned(Assignee::Agent)),
+            ev(30, ConvKind::Escalated),
+        ])
+        .unwrap();
+        let fr = s.first_response.unwrap();
+        assert_eq!((fr.at, fr.seconds), (9_000, 0));
+        assert_eq!(s.agent_activity.len(), 1);
+        // Not the bot's hand-over: the agent keeps it.
+        assert_eq!(s.active, Some(Holder::Agent));
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl Batch {
     /// The old `customers` of customer load: (total, new).
     fn customers(&self, r: Range, p: &Params) -> (i64, i64) {
         let mut all = BTreeSet::new();
-        let mut new = BTreeSet::new();
+        let mut first_here = BTreeSet::new();
         for (fact, _) in self.range_merged("customer_conversation", r.from, r.to) {
             if let Fact::CustomerConversation {
                 customer_id,
@@ -117,15 +117,17 @@ impl Batch {
                 inbox_id,
                 ..
             } = fact
-                && p.wants_conversation(*channel, inbox_id)
             {
-                all.insert(customer_id);
                 if *first {
-                    new.insert(customer_id);
+                    first_here.insert(customer_id);
+                }
+                if p.wants_conversation(*channel, inbox_id) {
+                    all.insert(customer_id);
                 }
             }
         }
-        (all.len() as i64, new.len() as i64)
+        let new = all.iter().filter(|c| first_here.contains(*c)).count();
+        (all.len() as i64, new as i64)
     }
 
     /// The old `repeat` of business impact: (customers, repeat).

@@ -175,16 +175,22 @@ pub(crate) fn customers(facts: Option<&AccountFacts>, r: Range, p: &Params) -> C
     };
     let filter = super::IdFilter::new(p, &facts.names);
     let mut all = super::Bits::new(facts.customers.len());
-    let mut new = super::Bits::new(facts.customers.len());
-    let (mut total, mut new_total) = (0, 0);
+    let mut seen: Vec<u32> = Vec::new();
+    // A customer is new when their first conversation ever was opened in `r`, on any
+    // channel or inbox: the filters choose which customers are counted, not which of
+    // their conversations was the first (one who came by webchat this morning and by
+    // WhatsApp this afternoon is a new WhatsApp customer today).
+    let mut first_here = super::Bits::new(facts.customers.len());
     facts.customer_conversations.scan(r.from, r.to, |k, _| {
-        if filter.wants_conversation(k.channel, k.inbox) {
-            total += i64::from(all.insert(k.customer));
-            if k.first {
-                new_total += i64::from(new.insert(k.customer));
-            }
+        if k.first {
+            first_here.insert(k.customer);
+        }
+        if filter.wants_conversation(k.channel, k.inbox) && all.insert(k.customer) {
+            seen.push(k.customer);
         }
     });
+    let total = seen.len() as i64;
+    let new_total = seen.iter().filter(|c| first_here.contains(**c)).count() as i64;
     Customers {
         total,
         new: new_total,

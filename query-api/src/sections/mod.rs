@@ -274,6 +274,11 @@ impl Bits {
         Self(vec![0; len.div_ceil(64)])
     }
 
+    /// `id` is in the set.
+    pub(crate) fn contains(&self, id: u32) -> bool {
+        self.0[(id / 64) as usize] & (1u64 << (id % 64)) != 0
+    }
+
     /// Adds `id`; whether it was new.
     pub(crate) fn insert(&mut self, id: u32) -> bool {
         let (word, bit) = ((id / 64) as usize, 1u64 << (id % 64));

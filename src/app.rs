@@ -326,6 +326,7 @@ pub async fn serve_on(
     state.clock = embedded.clock;
     state.settings = settings;
     state.live = config.live.to_live_config();
+    state.bodies = config.api.body_cache();
     state.log_len = Some(embedded.log.subscribe());
     state.clickhouse = embedded.clickhouse.clone().map(|ch| {
         Arc::new(move || {

@@ -21,6 +21,8 @@ pub struct Config {
     pub pipeline: PipelineSection,
     /// Live WebSocket behaviour.
     pub live: LiveSection,
+    /// Dashboard API resources.
+    pub api: ApiSection,
     /// ClickHouse rollups for analysts (off while `url` is empty); see docs/clickhouse.md.
     pub clickhouse: pipeline::sink::clickhouse::ClickHouseConfig,
     /// Kafka (`run` reads events from and writes metrics to it; `serve`, `ingest`
@@ -177,6 +179,34 @@ impl LiveSection {
             max_subscriptions: self.max_subscriptions,
             ..LiveConfig::default()
         }
+    }
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Most MiB of section bodies kept for sharing between requests and live
+    /// subscribers of the same view (`query_api::bodies`); 0 turns sharing off.
+    pub body_cache_mib: u64,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            body_cache_mib: query_api::bodies::DEFAULT_MAX_BYTES >> 20,
+        }
+    }
+}
+
+impl ApiSection {
+    /// The shared body cache this section asks for, `None` at 0 MiB.
+    pub fn body_cache(&self) -> Option<std::sync::Arc<query_api::bodies::BodyCache>> {
+        (self.body_cache_mib > 0).then(|| {
+            std::sync::Arc::new(query_api::bodies::BodyCache::new(
+                self.body_cache_mib.saturating_mul(1 << 20),
+            ))
+        })
     }
 }
 

@@ -165,6 +165,7 @@ pub fn run(
         state.clock = clock;
         state.settings = settings;
         state.live = config.live.to_live_config();
+        state.bodies = config.api.body_cache();
         state.log_len = Some(pushed_rx);
         state.prometheus = Some(query_api::install_metrics());
         crate::app::secure(&mut state, &credentials, config)?;
@@ -260,6 +261,7 @@ pub fn serve(
         state.clock = clock;
         state.settings = settings;
         state.live = config.live.to_live_config();
+        state.bodies = config.api.body_cache();
         state.prometheus = Some(query_api::install_metrics());
         crate::app::secure(&mut state, &credentials, config)?;
         serve_http(listener, query_api::router(state)).await

@@ -9,19 +9,24 @@
 //! everyone who asks with the same key. The principal's redaction (see
 //! [`crate::auth`]) is applied per caller after the shared body.
 //!
-//! Only bodies of the newest state are worth keeping: when the cache is full, entries
-//! of older store versions go first, then everything.
+//! The cache is bounded in **bytes**, not entries: a client choosing distinct query
+//! strings cannot make it hold more than [`BodyCache::max_bytes`] (`[api]
+//! body_cache_mib`, 64 MiB by default) of bodies, whatever the size of each. A body is
+//! weighed by an estimate of the memory its JSON tree holds ([`weigh`]). Eviction is
+//! least recently used: only bodies of the newest store version are ever read again,
+//! so older versions go first.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
+use moka::policy::EvictionPolicy;
+use moka::sync::Cache;
 use serde_json::Value;
 
 use crate::sections::Params;
 
-/// Most bodies kept (a few dozen distinct views are typical).
-pub const CAPACITY: usize = 256;
+/// Default bound of the bodies held, in bytes (`[api] body_cache_mib = 64`).
+pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What a body depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -40,18 +45,68 @@ pub struct Key {
     pub settings: String,
 }
 
-/// Shared bodies by key.
-#[derive(Debug, Default)]
+impl Key {
+    /// Heap bytes of the key (its strings), plus the key itself.
+    fn weight(&self) -> usize {
+        let p = &self.params;
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        size_of::<Self>()
+            + self.section.capacity()
+            + self.settings.capacity()
+            + opt(&p.from)
+            + opt(&p.to)
+            + opt(&p.inbox_id)
+            + opt(&p.agent_id)
+            + opt(&p.team_id)
+    }
+}
+
+/// Shared bodies by key, at most [`BodyCache::max_bytes`] of them.
 pub struct BodyCache {
-    bodies: Mutex<HashMap<Key, Arc<Value>>>,
+    bodies: Cache<Key, Arc<Value>>,
+    max_bytes: u64,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
+impl std::fmt::Debug for BodyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyCache")
+            .field("entries", &self.bodies.entry_count())
+            .field("bytes", &self.bodies.weighted_size())
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for BodyCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_BYTES)
+    }
+}
+
 impl BodyCache {
+    /// A cache holding at most `max_bytes` of bodies (as [`weigh`] counts them). A body
+    /// heavier than that alone is not kept.
+    pub fn new(max_bytes: u64) -> Self {
+        let bodies = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|key: &Key, body: &Arc<Value>| {
+                u32::try_from(key.weight() + weigh(body)).unwrap_or(u32::MAX)
+            })
+            .eviction_policy(EvictionPolicy::lru())
+            .build();
+        Self {
+            bodies,
+            max_bytes,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
     /// The body computed for `key`, if any.
     pub fn get(&self, key: &Key) -> Option<Arc<Value>> {
-        let found = self.lock().get(key).cloned();
+        let found = self.bodies.get(key);
         let (outcome, count) = if found.is_some() {
             ("hit", &self.hits)
         } else {
@@ -62,17 +117,14 @@ impl BodyCache {
         found
     }
 
-    /// Keeps `body` for `key`.
+    /// Keeps `body` for `key`, evicting the least recently used bodies beyond the bound.
     pub fn put(&self, key: Key, body: Arc<Value>) {
-        let mut bodies = self.lock();
-        if bodies.len() >= CAPACITY {
-            let newest = key.version;
-            bodies.retain(|k, _| k.version >= newest);
-            if bodies.len() >= CAPACITY {
-                bodies.clear();
-            }
-        }
-        bodies.insert(key, body);
+        self.bodies.insert(key, body);
+        // Evict now rather than at the cache's next maintenance: a burst of distinct
+        // requests must not overshoot the bound (a put follows a computation, which
+        // costs far more than this).
+        self.bodies.run_pending_tasks();
+        metrics::gauge!("crmpulse_api_shared_body_bytes").set(self.bodies.weighted_size() as f64);
     }
 
     /// Lookups answered from a shared body, and lookups that computed one.
@@ -83,18 +135,52 @@ impl BodyCache {
         )
     }
 
-    /// Bodies held.
+    /// The bound, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Bytes of bodies held (as [`weigh`] counts them), after pending evictions.
+    pub fn bytes(&self) -> u64 {
+        self.bodies.run_pending_tasks();
+        self.bodies.weighted_size()
+    }
+
+    /// Bodies held, after pending evictions.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.bodies.run_pending_tasks();
+        usize::try_from(self.bodies.entry_count()).unwrap_or(usize::MAX)
     }
 
     /// Whether no body is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Value>>> {
-        self.bodies.lock().unwrap_or_else(|e| e.into_inner())
+/// Bytes of a `serde_json` object's B-tree node (11 key and value slots and its
+/// header), allocated for every 11 entries or fewer.
+const MAP_NODE: usize = 11 * (size_of::<String>() + size_of::<Value>()) + 48;
+
+/// An estimate of the heap memory `value` holds (not its serialized size): string
+/// and array buffers, and the B-tree nodes of objects. Cheap: one walk of the tree,
+/// no formatting.
+pub fn weigh(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        Value::String(s) => s.capacity(),
+        Value::Array(items) => {
+            items.capacity() * size_of::<Value>() + items.iter().map(weigh).sum::<usize>()
+        }
+        Value::Object(map) => {
+            // Nodes are at least half full once split; count them at two thirds.
+            let nodes = (map.len() * 3 / 2).div_ceil(11);
+            nodes * MAP_NODE
+                + map
+                    .iter()
+                    .map(|(k, v)| k.capacity() + weigh(v))
+                    .sum::<usize>()
+        }
     }
 }
 
@@ -113,19 +199,57 @@ mod tests {
         }
     }
 
+    /// A body of about `kib` KiB.
+    fn body(kib: usize) -> Arc<Value> {
+        Arc::new(Value::String("x".repeat(kib * 1024)))
+    }
+
     #[test]
-    fn a_full_cache_drops_older_versions_first() {
-        let cache = BodyCache::default();
-        for i in 0..CAPACITY {
-            cache.put(key(1, &i.to_string()), Arc::new(Value::Null));
+    fn the_cache_holds_at_most_its_bytes_whatever_the_number_of_keys() {
+        let cache = BodyCache::new(1024 * 1024);
+        for i in 0..300 {
+            cache.put(key(1, &format!("distinct-{i}")), body(64));
+            assert!(cache.bytes() <= cache.max_bytes(), "{cache:?}");
         }
-        assert_eq!(cache.len(), CAPACITY);
-        cache.put(key(2, "new"), Arc::new(Value::Bool(true)));
-        assert_eq!(cache.len(), 1);
-        assert_eq!(
-            cache.get(&key(2, "new")).as_deref(),
-            Some(&Value::Bool(true))
-        );
-        assert!(cache.get(&key(1, "0")).is_none());
+        // 1 MiB holds at most 16 bodies of 64 KiB; the newest are kept.
+        assert!(cache.len() <= 16 && cache.len() >= 8, "{cache:?}");
+        assert!(cache.get(&key(1, "distinct-299")).is_some());
+        assert!(cache.get(&key(1, "distinct-0")).is_none());
+    }
+
+    #[test]
+    fn a_body_is_shared_until_evicted_and_older_versions_go_first() {
+        let cache = BodyCache::new(256 * 1024);
+        cache.put(key(1, "kpi"), body(100));
+        cache.put(key(2, "kpi"), body(100));
+        assert!(cache.get(&key(2, "kpi")).is_some());
+        // Room for two: the newest version, just read, stays; the old one goes.
+        cache.put(key(3, "kpi"), body(100));
+        assert!(cache.bytes() <= 256 * 1024);
+        assert!(cache.get(&key(1, "kpi")).is_none());
+        assert!(cache.get(&key(3, "kpi")).is_some());
+        assert_eq!(cache.stats().0, 2);
+    }
+
+    #[test]
+    fn a_body_larger_than_the_bound_is_not_kept() {
+        let cache = BodyCache::new(16 * 1024);
+        cache.put(key(1, "huge"), body(64));
+        assert_eq!(cache.bytes(), 0);
+        assert!(cache.get(&key(1, "huge")).is_none());
+    }
+
+    #[test]
+    fn weight_follows_the_tree() {
+        assert_eq!(weigh(&Value::Null), 0);
+        let small = serde_json::json!({"a": 1});
+        let points: Vec<Value> = (0..1000)
+            .map(|i| serde_json::json!({"start": format!("2026-11-20T{i:05}"), "count": i}))
+            .collect();
+        let big = serde_json::json!({"points": points});
+        assert!(weigh(&small) >= MAP_NODE);
+        assert!(weigh(&big) >= 1000 * (MAP_NODE + 24), "{}", weigh(&big));
+        // Never below the serialized text of the strings it holds.
+        assert!(weigh(&big) > big.to_string().len());
     }
 }

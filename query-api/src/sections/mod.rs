@@ -359,6 +359,72 @@ impl LocalBuckets {
     }
 }
 
+/// Most points one series of a body may have (the conversation-effectiveness FRT
+/// trend, customer-load `opened`): a range × granularity giving more is refused with
+/// `400`. Every default granularity stays far within it (hours up to two days: at most
+/// 74 points; days up to 62 days: 64; weeks up to the longest range, 400 days: 59), and
+/// so does `day` over 400 days (402); `hour` is accepted up to 41 days.
+pub const MAX_POINTS: usize = 1_000;
+
+/// Sections whose bodies hold a series over the range, one point per slot.
+const SERIES_SECTIONS: &[&str] = &["conversation-effectiveness", "customer-load"];
+
+/// Points of a series over `r` at granularity `g` in `tz`: its distinct local slots,
+/// counted bucket by bucket as the sections lay them out ([`LocalBuckets`]). Stops
+/// counting past `stop_after`.
+fn series_points(r: Range, tz: chrono_tz::Tz, g: Granularity, stop_after: usize) -> usize {
+    let (mut count, mut last, mut midnight) = (0, None, None);
+    let mut t = r.from;
+    while t < r.to && count <= stop_after {
+        let local = conversation_effectiveness::local_at(t, tz);
+        let slot = conversation_effectiveness::slot_start_at(t, &local, tz, g, &mut midnight);
+        if last != Some(slot) {
+            count += 1;
+            last = Some(slot);
+        }
+        t += schemas::time::BUCKET_MS;
+    }
+    count
+}
+
+/// Refuses a series of more than [`MAX_POINTS`] points.
+///
+/// # Errors
+/// `400` naming `granularity`, the limit and a coarser granularity to use.
+fn check_points(
+    section: &str,
+    params: &Params,
+    r: Range,
+    tz: chrono_tz::Tz,
+) -> Result<(), ApiError> {
+    if !SERIES_SECTIONS.contains(&section) {
+        return Ok(());
+    }
+    let g = params
+        .granularity
+        .unwrap_or_else(|| Granularity::default_for(r));
+    let (name, slot_ms, coarser) = match g {
+        Granularity::Hour => ("hour", 3_600_000, "; use granularity=day"),
+        Granularity::Day => ("day", 86_400_000, "; use granularity=week"),
+        Granularity::Week => ("week", 7 * 86_400_000, ""),
+    };
+    // A slot is at least half its nominal length (a local hour of a half-hour DST
+    // shift, a 23-hour day) and the edges add one each: below this bound the series
+    // fits without looking at the calendar.
+    let most = (r.to - r.from) / (slot_ms / 2) + 2;
+    if usize::try_from(most).unwrap_or(usize::MAX) <= MAX_POINTS
+        || series_points(r, tz, g, MAX_POINTS) <= MAX_POINTS
+    {
+        return Ok(());
+    }
+    let about = (r.to - r.from)
+        .div_euclid(slot_ms)
+        .max(MAX_POINTS as i64 + 1);
+    Err(ApiError::bad_request(format!(
+        "granularity: {name} over this range gives about {about} points, at most {MAX_POINTS}{coarser}"
+    )))
+}
+
 /// Computes a section body at the store's latest complete timestamp.
 ///
 /// # Errors
@@ -393,6 +459,7 @@ pub fn compute_for(
         settings.timezone,
         now_ms,
     )?;
+    check_points(section, params, range, settings.timezone)?;
     app.store.read(|snap| {
         let shared = app.bodies.as_ref().map(|cache| {
             let key = crate::bodies::Key {
@@ -472,3 +539,134 @@ fn section_body(
 
 #[cfg(test)]
 mod compact_tests;
+
+#[cfg(test)]
+mod points_tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn app() -> AppState {
+        let mut app = AppState::new(Arc::new(crate::store::ViewStore::default()));
+        app.clock = schemas::Clock::starting_at_rfc3339("2026-11-20T12:00:00Z").unwrap();
+        app
+    }
+
+    fn ask(
+        app: &AppState,
+        section: &str,
+        query: &[(&str, &str)],
+    ) -> Result<serde_json::Value, ApiError> {
+        let query: HashMap<String, String> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let params = Params::parse(&query)?;
+        compute(app, section, &params, app.clock.now_ms())
+    }
+
+    fn points(body: &serde_json::Value) -> usize {
+        body.get("frt_trend")
+            .or_else(|| body.get("opened"))
+            .and_then(|s| s["points"].as_array())
+            .map_or(0, Vec::len)
+    }
+
+    #[test]
+    fn hourly_over_400_days_is_refused_naming_the_limit_and_the_parameter() {
+        let app = app();
+        for section in SERIES_SECTIONS {
+            let err = ask(
+                &app,
+                section,
+                &[
+                    ("from", "2025-10-16"),
+                    ("to", "2026-11-20"),
+                    ("granularity", "hour"),
+                ],
+            )
+            .unwrap_err();
+            let message = err.to_string();
+            assert_eq!(err.code(), "bad_request");
+            assert!(
+                message.starts_with("granularity: hour over this range gives about 9")
+                    && message.contains("points, at most 1000; use granularity=day"),
+                "{message}"
+            );
+        }
+        // Sections without a series take any granularity.
+        ask(
+            &app,
+            "kpi",
+            &[
+                ("from", "2025-10-16"),
+                ("to", "2026-11-20"),
+                ("granularity", "hour"),
+            ],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn every_default_granularity_and_day_over_400_days_stay_within_the_limit() {
+        let app = app();
+        for zone in [
+            "UTC",
+            "Europe/Berlin",
+            "Asia/Kathmandu",
+            "Australia/Lord_Howe",
+        ] {
+            let mut app = app.clone();
+            let mut accounts = crate::AccountsConfig::default();
+            accounts.defaults.timezone = zone.parse().unwrap();
+            app.settings = crate::Settings::new(accounts);
+            for section in SERIES_SECTIONS {
+                for (from, to, granularity) in [
+                    ("2026-10-23T00:15:00Z", "2026-10-25T23:45:00Z", None), // < 3 days: hours
+                    ("2026-09-20", "2026-11-21", None),                     // 62 days: days
+                    ("2025-11-16", "2026-12-21", None),                     // 400 days: weeks
+                    ("2025-11-16", "2026-12-21", Some("day")),
+                    ("2025-11-16", "2026-12-21", Some("week")),
+                    ("2026-10-10", "2026-11-20", Some("hour")), // 41 days
+                ] {
+                    let mut query = vec![("from", from), ("to", to)];
+                    query.extend(granularity.map(|g| ("granularity", g)));
+                    let body = ask(&app, section, &query)
+                        .unwrap_or_else(|e| panic!("{zone} {section} {query:?}: {e}"));
+                    assert!(
+                        points(&body) <= MAX_POINTS && points(&body) > 0,
+                        "{zone} {section} {query:?}"
+                    );
+                }
+                // One more day of hours is past the limit.
+                let err = ask(
+                    &app,
+                    section,
+                    &[
+                        ("from", "2026-10-09"),
+                        ("to", "2026-11-20"),
+                        ("granularity", "hour"),
+                    ],
+                )
+                .unwrap_err();
+                assert_eq!(err.code(), "bad_request", "{zone}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_count_is_the_number_of_points_a_body_has() {
+        let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        // 2026-10-25 has 25 local hours in Berlin.
+        let r = crate::range::resolve(Some("2026-10-25"), None, tz, 0).unwrap();
+        assert_eq!(series_points(r, tz, Granularity::Hour, MAX_POINTS), 25);
+        let r = crate::range::resolve(Some("2026-10-01"), Some("2026-11-01"), tz, 0).unwrap();
+        assert_eq!(series_points(r, tz, Granularity::Day, MAX_POINTS), 31);
+        assert_eq!(
+            series_points(r, tz, Granularity::Hour, 100),
+            101,
+            "stops past the bound"
+        );
+    }
+}

@@ -7,6 +7,8 @@ mod bench;
 mod config;
 mod kafka;
 mod kafka_bench;
+#[cfg(test)]
+mod secrets_tests;
 
 use std::io::Write as _;
 use std::net::SocketAddr;

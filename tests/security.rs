@@ -212,3 +212,225 @@ fn tokens_that_do_not_fit_their_role_are_not_minted() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// The header of a JWT, decoded.
+fn jwt_header(token: &str) -> Value {
+    let part = token.split('.').next().unwrap();
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut bytes = Vec::new();
+    for c in part.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => panic!("not base64url: {part}"),
+        };
+        bits = (bits << 6) | u32::from(v);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            bytes.push((bits >> n) as u8);
+        }
+    }
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// `GET /api/me` with `token`: the status and the error message, if any.
+async fn me(base: &str, token: &str) -> (u16, String) {
+    let res = reqwest::Client::new()
+        .get(format!("{base}/api/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        body["error"]["message"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+/// Waits (up to 10 s: the server re-reads its key and revocation files every second)
+/// until `token` is answered with `status`.
+async fn until_me(base: &str, token: &str, status: u16) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (got, message) = me(base, token).await;
+        if got == status {
+            return message;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {got} ({message}), expected {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Access end to end: a supervisor's filters stay within their teams; errors of the
+/// merged API and ingest routes are the documented JSON; retiring a signing key ends
+/// its tokens and their live connections, and revoking a user ends theirs, on the
+/// running server, with the commands docs/security.md gives.
+#[tokio::test(flavor = "multi_thread")]
+async fn access_is_scoped_and_tokens_end_when_their_key_or_user_is_revoked() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let cli = |args: &[&str]| cli_line(&data, &common::now_args(NOW), args);
+    let key1 = cli(&["ingest-key", "--account", "1"]);
+    let admin = token(&data, NOW, 1, &["admin", "--sub", "ada"]);
+    let supervisor = token(&data, NOW, 1, &["supervisor", "--team", "team-1"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crmpulse"))
+        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(&data)
+        .env("CRMPULSE_NOW", NOW)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let status = |agent: &str, team: &str| {
+        json!({"type": "agent_status_changed", "agent_id": agent, "team_id": team, "status": "online"})
+    };
+    let events = json!([
+        event(1, "s1", status("a1", "team-1")),
+        event(1, "s2", status("a2", "team-2")),
+        event(1, "e1", opened("c1")),
+        event(1, "e2", agent_message("m1", "c1", "a1")),
+        event(1, "e3", opened("c2")),
+        event(1, "e4", agent_message("m2", "c2", "a2")),
+    ]);
+    // Media types are case-insensitive.
+    let res = http
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(&key1)
+        .header("content-type", "Application/JSON; Charset=UTF-8")
+        .body(events.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    wait_caught_up(&http, &base, 6).await;
+
+    // A supervisor of team-1 names a1 (team-1), never a2 (team-2), in any section.
+    for section in ["kpi", "agent-productivity", "conversation-effectiveness"] {
+        let url = |agent: &str| {
+            format!("{base}/api/dashboard/{section}?from=2026-11-24&to=2026-11-25&agent_id={agent}")
+        };
+        let res = http
+            .get(url("a2"))
+            .bearer_auth(&supervisor)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{section}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "forbidden");
+        assert!(body["error"]["message"].as_str().unwrap().contains("agent_id"));
+        let res = http
+            .get(url("a1"))
+            .bearer_auth(&supervisor)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{section}");
+        let res = http.get(url("a2")).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{section}");
+    }
+
+    // Errors of the API and the ingest routes, merged in one server, are JSON.
+    let cases = [
+        (http.get(format!("{base}/api/nope")), 404, "not_found"),
+        (http.get(format!("{base}/api/v1/events")), 405, "method_not_allowed"),
+        (http.delete(format!("{base}/api/me")), 405, "method_not_allowed"),
+        (
+            http.post(format!("{base}/api/v1/events"))
+                .bearer_auth(&key1)
+                .header("content-type", "application/json")
+                .body(vec![b' '; 8 * 1024 * 1024 + 1]),
+            413,
+            "payload_too_large",
+        ),
+        (
+            http.post(format!("{base}/api/v1/events"))
+                .bearer_auth(&key1)
+                .header("content-type", "text/csv")
+                .body("[]"),
+            415,
+            "unsupported_media_type",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), status, "{code}");
+        let text = res.text().await.unwrap();
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{code}: {text}"));
+        assert_eq!(body["error"]["code"], code, "{text}");
+    }
+
+    // A live connection of the first token.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/live"))
+        .await
+        .unwrap();
+    ws.send(json!({"op": "auth", "token": admin}).to_string().into())
+        .await
+        .unwrap();
+    let hello = ws.next().await.unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("authenticated"), "{hello:?}");
+
+    // Rotation: a new key signs from now on; the first one is still accepted.
+    assert_eq!(jwt_header(&admin).get("kid"), None);
+    let kid = cli(&["signing-keys", "rotate"]);
+    let listed = cli(&["signing-keys", "list"]);
+    assert!(listed.contains(&kid) && listed.contains("initial"), "{listed}");
+    let rotated = token(&data, NOW, 1, &["admin", "--sub", "bea"]);
+    assert_eq!(jwt_header(&rotated)["kid"], json!(kid));
+    until_me(&base, &rotated, 200).await;
+    assert_eq!(me(&base, &admin).await.0, 200);
+    // Retiring the first key ends every token it signed, the live one included.
+    cli(&["signing-keys", "retire", "initial"]);
+    let message = until_me(&base, &admin, 401).await;
+    assert!(message.contains("kid") || message.contains("signature"), "{message}");
+    assert_eq!(me(&base, &rotated).await.0, 200);
+    let close = loop {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("the connection of a retired key is closed")
+            .expect("a close frame")
+            .unwrap();
+        if let Message::Close(frame) = m {
+            break frame.expect("a close code");
+        }
+    };
+    assert_eq!(u16::from(close.code), 4401, "{close:?}");
+
+    // Revoking one user: their tokens end, other users' do not.
+    let other = token(&data, NOW, 1, &["analyst", "--sub", "cyd"]);
+    assert_eq!(me(&base, &other).await.0, 200);
+    cli(&["revoke", "--sub", "bea", "--account", "1"]);
+    let message = until_me(&base, &rotated, 401).await;
+    assert!(message.contains("revoked"), "{message}");
+    assert_eq!(me(&base, &other).await.0, 200);
+    // A token issued after the revocation is accepted (here: minted a minute later on
+    // the pinned clock); lifting the revocation brings the old one back.
+    let later = token(&data, "2026-11-25T12:01:00Z", 1, &["admin", "--sub", "bea"]);
+    assert_eq!(me(&base, &later).await.0, 200);
+    cli(&["revoke", "--sub", "bea", "--account", "1", "--lift"]);
+    until_me(&base, &rotated, 200).await;
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

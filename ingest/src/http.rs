@@ -446,6 +446,120 @@ mod tests {
         assert_eq!(log.len(), 2);
     }
 
+    #[tokio::test]
+    async fn media_types_are_case_insensitive_and_parsed_with_their_parameters() {
+        use tower::ServiceExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EventLog::open(dir.path()).unwrap());
+        let app = router(
+            Arc::clone(&log),
+            Arc::new(IngestAuth::new(Some(SECRET.to_vec()), vec![], 1000)),
+        );
+        let key = format!("Bearer {}", IngestAuth::derived_key(SECRET, 1));
+        let cases = [
+            ("APPLICATION/JSON", StatusCode::OK),
+            ("application/json; charset=UTF-8", StatusCode::OK),
+            ("Application/Json;Charset=\"utf-8\"", StatusCode::OK),
+            ("application/json ; charset=utf-8", StatusCode::OK),
+            ("Application/X-NDJSON", StatusCode::OK),
+            ("application/ndjson", StatusCode::OK),
+            ("text/plain", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            ("application/jsonx", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            ("application/json-seq", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            ("application/json; charset=latin1", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            ("application", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ];
+        for (i, (ctype, want)) in cases.into_iter().enumerate() {
+            let body = GOOD.replace("\"e1\"", &format!("\"ct{i}\""));
+            let res = app
+                .clone()
+                .oneshot(
+                    axum::http::Request::post("/api/v1/events")
+                        .header("content-type", ctype)
+                        .header("authorization", &key)
+                        .body(axum::body::Body::from(body))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = res.status();
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            assert_eq!(status, want, "{ctype}: {}", String::from_utf8_lossy(&bytes));
+            if want != StatusCode::OK {
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(v["error"]["code"], "unsupported_media_type", "{ctype}");
+            }
+        }
+        assert_eq!(log.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn every_error_of_the_ingest_routes_is_the_json_error_body() {
+        use tower::ServiceExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EventLog::open(dir.path()).unwrap());
+        let app = router(
+            Arc::clone(&log),
+            Arc::new(IngestAuth::new(Some(SECRET.to_vec()), vec![], 1000)),
+        );
+        let key = format!("Bearer {}", IngestAuth::derived_key(SECRET, 1));
+        let too_big = |path: &str| {
+            axum::http::Request::post(path)
+                .header("content-type", "application/json")
+                .header("authorization", &key)
+                .body(axum::body::Body::from(vec![b' '; MAX_BODY_BYTES + 1]))
+                .unwrap()
+        };
+        let cases = [
+            (
+                too_big("/api/v1/events"),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+            ),
+            (
+                too_big("/api/v1/webhooks/1/events"),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+            ),
+            (
+                axum::http::Request::get("/api/v1/events")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+            ),
+            (
+                axum::http::Request::put("/api/v1/webhooks/1/events")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+            ),
+        ];
+        for (req, status, code) in cases {
+            let what = format!("{} {}", req.method(), req.uri());
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), status, "{what}");
+            assert!(
+                res.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json"),
+                "{what}"
+            );
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("{what}: {}", String::from_utf8_lossy(&bytes)));
+            assert_eq!(v["error"]["code"], code, "{what}: {v}");
+            assert!(v["error"]["message"].as_str().unwrap().len() > 3, "{what}: {v}");
+        }
+        assert_eq!(log.len(), 0);
+    }
+
     #[test]
     fn a_broken_array_is_a_body_error() {
         assert!(

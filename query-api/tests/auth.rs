@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::DateTime;
-use crmpulse_query_api::auth::{Auth, Claims, Limits, Role, Signer, Verifier};
+use crmpulse_query_api::auth::{Auth, Claims, Limits, Principal, Role, Signer, Verifier};
 use crmpulse_query_api::sections::SECTIONS;
 use crmpulse_query_api::{AppState, LiveConfig, ViewStore, live, router};
 use schemas::Clock;
@@ -470,16 +470,13 @@ async fn an_agents_socket_never_receives_another_agents_identity() {
         ..LiveConfig::default()
     };
 
-    // Subscribing before authenticating closes the connection with 4401.
-    let mut anonymous = connect(state.clone());
+    // Subscribing before authenticating closes the connection with 4401, and nothing
+    // else is sent.
+    let anonymous = connect(state.clone());
     anonymous.send(json!({"op": "subscribe", "id": "x", "section": "kpi", "params": {}}));
-    let err = anonymous.next().await;
-    assert_eq!(
-        (err["type"].as_str(), err["code"].as_str()),
-        (Some("error"), Some("unauthorized"))
-    );
-    let close = anonymous.done.await.unwrap().expect("a close frame");
-    assert_eq!(close.code, live::CLOSE_UNAUTHORIZED);
+    let (frames, close) = drain(anonymous).await;
+    assert!(frames.is_empty(), "{frames:?}");
+    assert_eq!(close.expect("a close frame").code, live::CLOSE_UNAUTHORIZED);
 
     let mut conn = connect(state);
     conn.send(json!({"op": "auth", "token": token(1, Role::Agent)}));
@@ -611,4 +608,243 @@ async fn subscribers_of_one_view_share_one_computation_and_keep_their_own_scope(
         1,
         "five subscribers, one computation"
     );
+}
+
+/// The claims `token(account, role)` carries, as a principal (for the expected bodies).
+fn principal(account: u64, role: Role) -> Principal {
+    let (teams, agent) = match role {
+        Role::Supervisor => (vec!["t1".to_owned()], None),
+        Role::Agent => (vec!["t1".to_owned()], Some("a1".to_owned())),
+        _ => (vec![], None),
+    };
+    Principal(Claims::new(
+        format!("{}-{account}", role.as_str()),
+        account,
+        role,
+        teams,
+        agent,
+        Duration::from_secs(600),
+        &clock(),
+    ))
+}
+
+/// Every filter parameter, each with a value inside and outside what a role may name:
+/// agents of the token's team (a1, b1), of another team (a2), of another account (b1
+/// for account 1), teams, inboxes, channels, accounts, granularities and ranges.
+const FILTERS: &[&str] = &[
+    "",
+    "&agent_id=a1",
+    "&agent_id=a2",
+    "&agent_id=b1",
+    "&team_id=t1",
+    "&team_id=t2",
+    "&inbox_id=i1",
+    "&inbox_id=i9",
+    "&channel=whatsapp",
+    "&channel=email",
+    "&account_id=1",
+    "&account_id=2",
+    "&granularity=day",
+    "&granularity=hour",
+    "&from=2026-11-23T00:00:00Z&to=2026-11-25T00:00:00Z",
+];
+
+/// What a token of `account` with `role` may ask for with `filter` (see
+/// docs/security.md): `None` for a refusal (`403`).
+fn allowed(account: u64, role: Role, filter: &str) -> bool {
+    let value = |name: &str| {
+        filter
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+    };
+    if let Some(a) = value("account_id")
+        && a != account.to_string()
+    {
+        return false;
+    }
+    if matches!(role, Role::Admin | Role::Analyst) {
+        return true;
+    }
+    if let Some(team) = value("team_id")
+        && team != "t1"
+    {
+        return false;
+    }
+    match (role, value("agent_id")) {
+        (_, None) => true,
+        (Role::Agent, Some(agent)) => agent == "a1",
+        // A supervisor of t1 names only agents whose current team is t1 in their
+        // own account: a1 in account 1, b1 in account 2.
+        (_, Some(agent)) => agent == if account == 1 { "a1" } else { "b1" },
+    }
+}
+
+#[tokio::test]
+async fn every_filter_for_every_role_and_tenant_stays_within_the_token() {
+    let store = store();
+    let open = router(app_state(Arc::clone(&store)));
+    let mut state = secured(Arc::clone(&store));
+    state.live = LiveConfig {
+        max_subscriptions: 1_000,
+        ..LiveConfig::default()
+    };
+    let app = router(state.clone());
+    for account in [1, 2] {
+        let teams = store.read(|s| crmpulse_query_api::auth::agent_teams(s, account));
+        for role in Role::ALL {
+            let t = token(account, role);
+            let who = principal(account, role);
+            let mut live = connect(state.clone());
+            live.send(json!({"op": "auth", "token": t}));
+            assert_eq!(live.next().await["type"], "authenticated");
+            for section in SECTIONS {
+                for filter in FILTERS {
+                    let case = format!("{section}{filter} as {role:?} of account {account}");
+                    let query = if filter.contains("from=") {
+                        filter[1..].to_owned()
+                    } else {
+                        format!("{DAY}{filter}")
+                    };
+                    let uri = format!("/api/dashboard/{section}?{query}");
+                    let (status, body) = get(&app, &uri, Some(&t)).await;
+
+                    // The same parameters over the live socket.
+                    let params: serde_json::Map<String, Value> = query
+                        .split('&')
+                        .filter_map(|kv| kv.split_once('='))
+                        .map(|(k, v)| (k.to_owned(), json!(v)))
+                        .collect();
+                    live.send(json!({"op": "subscribe", "id": case, "section": section, "params": params}));
+                    let frame = loop {
+                        let f = live.next().await;
+                        if f["type"] != "progress" {
+                            break f;
+                        }
+                    };
+                    assert_eq!(frame["id"], json!(case), "{frame}");
+
+                    if !allowed(account, role, filter) {
+                        assert_eq!(status, StatusCode::FORBIDDEN, "{case}: {body}");
+                        assert_eq!(body["error"]["code"], "forbidden", "{case}");
+                        assert_eq!(
+                            (frame["type"].as_str(), frame["code"].as_str()),
+                            (Some("error"), Some("forbidden")),
+                            "{case}: {frame}"
+                        );
+                        continue;
+                    }
+                    assert_eq!(status, StatusCode::OK, "{case}: {body}");
+                    assert_eq!(body["account_id"], account, "{case}");
+                    // Exactly what an open server computes for the token's account with
+                    // these filters, without the rows the role may not see.
+                    let reference = if filter.contains("account_id") {
+                        uri.clone()
+                    } else {
+                        format!("{uri}&account_id={account}")
+                    };
+                    let (_, mut expected) = get(&open, &reference, None).await;
+                    who.redact(&mut expected, &teams);
+                    assert_eq!(body, expected, "{case}");
+                    let visible = match (role, account) {
+                        (Role::Admin | Role::Analyst, 1) => set(&["a1", "a2"]),
+                        (Role::Admin | Role::Analyst, _) => set(&["b1"]),
+                        (Role::Agent, _) => set(&["a1"]),
+                        (Role::Supervisor, 1) => set(&["a1"]),
+                        (Role::Supervisor, _) => set(&["b1"]),
+                    };
+                    assert!(agents(&body).is_subset(&visible), "{case}: {body}");
+                    assert_eq!(frame["type"], "snapshot", "{case}: {frame}");
+                    assert_eq!(frame["data"], body, "{case}: live and REST agree");
+                }
+            }
+        }
+    }
+}
+
+/// Everything a live connection received, once the server ended it.
+async fn drain(mut conn: Conn) -> (Vec<String>, Option<live::Close>) {
+    let close = tokio::time::timeout(Duration::from_secs(60), &mut conn.done)
+        .await
+        .expect("the server ends the connection")
+        .unwrap();
+    let mut frames = Vec::new();
+    while let Ok(f) = conn.from_server.try_recv() {
+        frames.push(f);
+    }
+    (frames, close)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unauthenticated_socket_receives_nothing_but_the_close() {
+    let mut state = secured(store());
+    state.live = LiveConfig {
+        coalesce: Duration::from_millis(20),
+        heartbeat: Duration::from_millis(50),
+        ..LiveConfig::default()
+    };
+    let expired = token_with(SECRET, 1, Role::Admin, -1);
+    let cases: [(Option<String>, u16, &str); 6] = [
+        // Silence: closed at the 10 s deadline, without a heartbeat before it.
+        (None, live::CLOSE_UNAUTHORIZED, "auth"),
+        (Some("garbage".into()), 4400, "message"),
+        (Some("{\"op\":\"dance\"}".into()), 4400, "message"),
+        (
+            Some(json!({"op": "subscribe", "id": "x", "section": "kpi", "params": {}}).to_string()),
+            live::CLOSE_UNAUTHORIZED,
+            "auth",
+        ),
+        (
+            Some(json!({"op": "auth", "token": "not-a-token"}).to_string()),
+            live::CLOSE_UNAUTHORIZED,
+            "malformed token",
+        ),
+        (
+            Some(json!({"op": "auth", "token": expired}).to_string()),
+            live::CLOSE_UNAUTHORIZED,
+            "expired",
+        ),
+    ];
+    for (message, code, reason) in cases {
+        let conn = connect(state.clone());
+        if let Some(m) = &message {
+            conn.to_server.send(m.clone()).unwrap();
+        }
+        let (frames, close) = drain(conn).await;
+        assert_eq!(frames, Vec::<String>::new(), "{message:?}: nothing before auth");
+        let close = close.expect("a close frame");
+        assert_eq!(close.code, code, "{message:?}: {close:?}");
+        assert!(close.reason.contains(reason), "{message:?}: {close:?}");
+    }
+}
+
+/// base64url without padding, as JWTs encode their parts.
+fn b64url(bytes: &[u8]) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_token_with_another_algorithm_is_refused_naming_alg() {
+    let app = router(secured(store()));
+    let claims = serde_json::to_vec(&principal(1, Role::Admin).0).unwrap();
+    for alg in ["none", "None", "HS512", "RS256"] {
+        let header = json!({"alg": alg, "typ": "JWT"}).to_string();
+        let unsigned = format!("{}.{}.", b64url(header.as_bytes()), b64url(&claims));
+        let (status, body) = get(&app, "/api/me", Some(&unsigned)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{alg}: {body}");
+        assert_eq!(body["error"]["code"], "unauthorized");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("alg") && message.contains(alg) && message.contains("HS256"),
+            "{alg}: {message}"
+        );
+    }
 }

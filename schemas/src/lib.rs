@@ -7,11 +7,13 @@
 //! - [`metric_records`]: the wire form of `crm.metrics.v1` (metric deltas and progress).
 //! - [`time`]: bucket arithmetic both sides agree on.
 //! - [`clock`]: the one source of "now" of a process (fixed by tests).
+//! - [`secret`]: configuration secrets that never print.
 
 pub mod clock;
 pub mod event;
 pub mod metric_records;
 pub mod metrics;
+pub mod secret;
 pub mod time;
 
 /// Protobuf types generated from `proto/crmpulse/v1/{events,metrics}.proto` by prost.
@@ -21,4 +23,5 @@ pub mod proto {
 }
 
 pub use clock::Clock;
+pub use secret::Secret;
 pub use event::{Event, EventError, Payload};

@@ -36,20 +36,31 @@ pub struct KafkaConfig {
 }
 
 /// Whether a librdkafka property holds a secret (`sasl.password`,
-/// `ssl.key.password`, `sasl.oauthbearer.client.secret`, `ssl.key.pem`, ..).
+/// `ssl.key.password`, `ssl.keystore.password`, `sasl.oauthbearer.client.secret`,
+/// `ssl.key.pem`, `sasl.oauthbearer.config`, ..). Errs on the side of hiding: any
+/// name mentioning a password, secret, key material, token or credentials.
 fn is_secret(property: &str) -> bool {
-    ["password", "secret", "key.pem", "token"]
-        .iter()
-        .any(|s| property.contains(s))
+    let property = property.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "key.pem",
+        "token",
+        "oauthbearer.config",
+        "jaas",
+        "credential",
+    ]
+    .iter()
+    .any(|s| property.contains(s))
 }
 
 impl std::fmt::Debug for KafkaConfig {
-    /// Secret properties print as `***`, so the configuration can be logged.
+    /// Secret properties print as `[redacted]`, so the configuration can be logged.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let properties: BTreeMap<&str, &str> = self
             .properties
             .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret(k) { "***" } else { v.as_str() }))
+            .map(|(k, v)| (k.as_str(), if is_secret(k) { "[redacted]" } else { v.as_str() }))
             .collect();
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
@@ -161,17 +172,28 @@ mod tests {
     #[test]
     fn debug_output_hides_secret_properties() {
         let mut config = KafkaConfig::default();
-        config
-            .properties
-            .insert("sasl.password".into(), "hunter2-very-secret".into());
+        for (k, v) in [
+            ("sasl.password", "hunter2-very-secret"),
+            ("ssl.key.password", "hunter2-key-pass"),
+            ("ssl.keystore.password", "hunter2-keystore"),
+            ("sasl.oauthbearer.client.secret", "hunter2-oauth"),
+            ("sasl.oauthbearer.config", "principal=x secret=hunter2-cfg"),
+            ("ssl.key.pem", "-----BEGIN PRIVATE KEY----- hunter2-pem"),
+        ] {
+            config.properties.insert(k.into(), v.into());
+        }
         config
             .properties
             .insert("sasl.username".into(), "crmpulse".into());
-        let printed = format!("{config:?}");
-        assert!(!printed.contains("hunter2"), "{printed}");
-        assert!(
-            printed.contains("crmpulse") && printed.contains("***"),
-            "{printed}"
-        );
+        for printed in [format!("{config:?}"), format!("{config:#?}")] {
+            assert!(!printed.contains("hunter2"), "{printed}");
+            assert!(
+                printed.contains("crmpulse") && printed.contains("[redacted]"),
+                "{printed}"
+            );
+        }
+        // librdkafka's own configuration prints none of them either.
+        let printed = format!("{:?}", config.producer_config(0));
+        assert!(!printed.contains("hunter2-very-secret"), "{printed}");
     }
 }

@@ -3,10 +3,14 @@
 //!
 //! JSONEachRow over HTTP is understood by every server from Debian's 18.16 to current
 //! releases, and lets one generic row encoder feed every rollup table (`rollup.rs`)
-//! without a Rust struct per table. Credentials and the database travel as URL
-//! parameters, which all versions accept.
+//! without a Rust struct per table. The database and the statement travel as URL
+//! parameters, which all versions accept; the user and password as HTTP basic
+//! authentication (also accepted by 18.16), so the password is never part of a URL
+//! that an error or a log line could print (reqwest marks the header sensitive).
 
 use std::time::Duration;
+
+use schemas::Secret;
 
 use super::config::ClickHouseConfig;
 
@@ -33,7 +37,7 @@ pub struct Client {
     url: String,
     database: String,
     user: String,
-    password: String,
+    password: Secret,
 }
 
 impl Client {
@@ -93,10 +97,7 @@ impl Client {
         query: Option<&str>,
         body: String,
     ) -> Result<String, ClientError> {
-        let mut params: Vec<(&str, &str)> = vec![("user", &self.user)];
-        if !self.password.is_empty() {
-            params.push(("password", &self.password));
-        }
+        let mut params: Vec<(&str, &str)> = Vec::new();
         if let Some(db) = database {
             params.push(("database", db));
         }
@@ -107,6 +108,10 @@ impl Client {
             .http
             .post(format!("{}/", self.url))
             .query(&params)
+            .basic_auth(
+                &self.user,
+                (!self.password.is_empty()).then(|| self.password.expose()),
+            )
             .body(body)
             .send()
             .map_err(ClientError::Transport)?;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use schemas::Secret;
 use serde::{Deserialize, Serialize};
 
 /// The ClickHouse sink's configuration.
@@ -16,8 +17,9 @@ pub struct ClickHouseConfig {
     pub database: String,
     /// User name sent with every request.
     pub user: String,
-    /// Password sent with every request (empty for none).
-    pub password: String,
+    /// Password sent with every request (empty for none), in the `Authorization`
+    /// header, never in the URL. Never printed.
+    pub password: Secret,
     /// Most rows in one `INSERT`; a flush of more rows is split into several.
     pub batch_rows: usize,
     /// Changed rows are written at least this often (ms), even below `batch_rows`.
@@ -44,7 +46,7 @@ impl Default for ClickHouseConfig {
             url: String::new(),
             database: "crmpulse".into(),
             user: "default".into(),
-            password: String::new(),
+            password: Secret::default(),
             batch_rows: 50_000,
             flush_interval_ms: 1_000,
             max_buffered_rows: 1_000_000,
@@ -91,5 +93,18 @@ mod tests {
         let waits: Vec<u64> = (0..6).map(|a| c.backoff(a).as_millis() as u64).collect();
         assert_eq!(waits, [100, 200, 400, 800, 1_000, 1_000]);
         assert!(!c.enabled());
+    }
+
+    #[test]
+    fn the_password_never_prints() {
+        let c = ClickHouseConfig {
+            user: "analyst".into(),
+            password: Secret::new("clickhouse-pass-5e1f"),
+            ..ClickHouseConfig::default()
+        };
+        for printed in [format!("{c:?}"), format!("{c:#?}")] {
+            assert!(!printed.contains("clickhouse-pass"), "{printed}");
+            assert!(printed.contains("analyst") && printed.contains("[redacted]"));
+        }
     }
 }

@@ -69,7 +69,60 @@ pub fn router(log: Arc<EventLog>, auth: Arc<IngestAuth>) -> Router {
         .route("/api/v1/events", post(events_create))
         .route("/api/v1/webhooks/{account_id}/events", post(webhook_create))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(IngestState { log, auth })
+}
+
+/// Middleware of the ingest routes: an error response that is not JSON yet (axum's
+/// rejections: a method the route does not take, a body over [`MAX_BODY_BYTES`])
+/// becomes the `{"error": {"code", "message"}}` body every ingest error has, with the
+/// same status and headers (`Allow` on a `405` stays). The query API applies the same
+/// rule to its own routes (`query_api::error::json_errors`).
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            format!(
+                "{what}: the body is larger than {} MiB; send fewer events per request",
+                MAX_BODY_BYTES / (1024 * 1024)
+            ),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = res
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("POST");
+            (
+                "method_not_allowed",
+                format!("{what}: method not allowed (allowed: {allow})"),
+            )
+        }
+        StatusCode::NOT_FOUND => ("not_found", format!("{what}: no such route")),
+        s if s.is_server_error() => ("internal", "internal error".to_owned()),
+        s => (
+            "bad_request",
+            format!("{what}: {}", s.canonical_reason().unwrap_or("refused")),
+        ),
+    };
+    let mut json = error_body(status, code, message);
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
 }
 
 /// The response refusing ingest credentials: `401`, or `429` past the rate limit.
@@ -185,21 +238,54 @@ pub(crate) fn error_body(status: StatusCode, code: &str, message: String) -> Res
         .into_response()
 }
 
+/// A `Content-Type` value as a media type (RFC 9110 §8.3.1): type, subtype and
+/// parameter names are case-insensitive, parameters may be quoted. `mime` parses it;
+/// the whitespace RFC 9110 allows before a parameter's `;` (`OWS ";"`), which `mime`
+/// refuses, is dropped first.
+fn media_type(value: &str) -> Option<mime::Mime> {
+    let mut normalized = String::with_capacity(value.len());
+    let (mut quoted, mut escaped) = (false, false);
+    for c in value.trim().chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ';' if !quoted => normalized.truncate(normalized.trim_end_matches([' ', '\t']).len()),
+            _ => {}
+        }
+        normalized.push(c);
+    }
+    normalized.parse().ok()
+}
+
+/// Whether a request's `Content-Type` is one ingest reads: `application/json`,
+/// `application/x-ndjson` or `application/ndjson`, in any case, with no charset or
+/// UTF-8. No header at all is taken as JSON.
+fn accepted_media_type(value: Option<&str>) -> bool {
+    let Some(value) = value else { return true };
+    let Some(m) = media_type(value) else {
+        return false;
+    };
+    m.type_() == mime::APPLICATION
+        && matches!(m.subtype().as_str(), "json" | "x-ndjson" | "ndjson")
+        && m.get_param(mime::CHARSET)
+            .is_none_or(|c| c.as_str().eq_ignore_ascii_case("utf-8"))
+}
+
 /// The body of an ingest request as text, or the error response for a wrong content
 /// type or bytes that are not UTF-8. Shared with the Kafka gateway.
 pub(crate) fn body_text(headers: &HeaderMap, body: &Bytes) -> Result<String, Box<Response>> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    if !(ctype.starts_with("application/json")
-        || ctype.starts_with("application/x-ndjson")
-        || ctype.starts_with("application/ndjson"))
-    {
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    if !accepted_media_type(ctype) {
         return Err(Box::new(error_body(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("content-type {ctype:?}: expected application/json or application/x-ndjson"),
+            format!(
+                "content-type {:?}: expected application/json or application/x-ndjson (charset UTF-8)",
+                ctype.unwrap_or_default()
+            ),
         )));
     }
     match std::str::from_utf8(body) {
@@ -466,7 +552,10 @@ mod tests {
             ("text/plain", StatusCode::UNSUPPORTED_MEDIA_TYPE),
             ("application/jsonx", StatusCode::UNSUPPORTED_MEDIA_TYPE),
             ("application/json-seq", StatusCode::UNSUPPORTED_MEDIA_TYPE),
-            ("application/json; charset=latin1", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            (
+                "application/json; charset=latin1",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ),
             ("application", StatusCode::UNSUPPORTED_MEDIA_TYPE),
         ];
         for (i, (ctype, want)) in cases.into_iter().enumerate() {
@@ -555,7 +644,10 @@ mod tests {
             let v: serde_json::Value = serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| panic!("{what}: {}", String::from_utf8_lossy(&bytes)));
             assert_eq!(v["error"]["code"], code, "{what}: {v}");
-            assert!(v["error"]["message"].as_str().unwrap().len() > 3, "{what}: {v}");
+            assert!(
+                v["error"]["message"].as_str().unwrap().len() > 3,
+                "{what}: {v}"
+            );
         }
         assert_eq!(log.len(), 0);
     }

@@ -22,7 +22,8 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
@@ -145,12 +146,37 @@ pub enum TokenError {
     /// Not a JWT, or claims of the wrong shape.
     #[error("malformed token: {0}")]
     Malformed(String),
+    /// The header names an algorithm this server does not accept (`none`, or another
+    /// one than the configured mode's).
+    #[error("alg {got:?} is not allowed: this server accepts {allowed} tokens only")]
+    Algorithm {
+        /// The header's `alg`, as sent.
+        got: String,
+        /// The one algorithm of the configured mode.
+        allowed: &'static str,
+    },
+    /// The header's `kid` names no signing key of this server (never one, or a retired
+    /// one).
+    #[error("kid {0:?}: no such signing key on this server (retired keys end their tokens)")]
+    UnknownKey(String),
+    /// The header names no `kid`, and every key of this server has one: the token was
+    /// signed by a key that was retired (the key of the tokens minted before rotation).
+    #[error("the token names no signing key (kid) and the key without one was retired")]
+    NoKid,
     /// Signed by another key, or with another algorithm.
     #[error("token signature is not valid for this server")]
     BadSignature,
     /// Past its `exp`.
     #[error("token expired")]
     Expired,
+    /// The holder's tokens issued up to this instant were revoked.
+    #[error("token revoked: tokens of {sub:?} issued at or before {not_after} were revoked")]
+    Revoked {
+        /// The token's `sub`.
+        sub: String,
+        /// The revocation's instant, seconds since the epoch.
+        not_after: u64,
+    },
 }
 
 impl TokenError {
@@ -176,9 +202,36 @@ impl From<TokenError> for ApiError {
 /// issuer and this server).
 const EXP_LEEWAY_S: u64 = 30;
 
+/// The two header fields read before the signature is checked: `alg` (as text, so
+/// `none` and unknown names can be named in the refusal) and `kid`.
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+fn raw_header(token: &str) -> Result<RawHeader, TokenError> {
+    use base64::Engine as _;
+    let not_a_jwt = || TokenError::Malformed("not a JWT".into());
+    let part = token.split('.').next().ok_or_else(not_a_jwt)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|_| not_a_jwt())?;
+    serde_json::from_slice(&bytes).map_err(|e| TokenError::Malformed(format!("header: {e}")))
+}
+
 /// Verifies tokens. Holds decoding keys only; never printed.
+///
+/// Keys may carry a key id (`kid`): a token whose header names a `kid` is checked
+/// against that key only, and refused when no key has it (a retired key), unless no key
+/// has an id at all (then any `kid` is checked against every key); a token without one
+/// is checked against every key (tokens minted before rotation, identity providers that
+/// send no `kid`), and refused when every key has an id (the key without one was
+/// retired).
 pub struct Verifier {
-    keys: Vec<DecodingKey>,
+    keys: Vec<(Option<String>, DecodingKey)>,
+    algorithm: Algorithm,
     validation: Validation,
     /// What "now" is for `exp`: the process's one clock (jsonwebtoken's own check reads
     /// the system clock, so it is turned off).
@@ -187,11 +240,26 @@ pub struct Verifier {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self
+            .keys
+            .iter()
+            .map(|(kid, _)| kid.as_deref().unwrap_or("-"))
+            .collect();
         f.debug_struct("Verifier")
-            .field("algorithms", &self.validation.algorithms)
-            .field("keys", &self.keys.len())
+            .field("algorithm", &self.algorithm)
+            .field("kids", &kids)
             .finish()
     }
+}
+
+fn check_hs256_secret(secret: &[u8]) -> Result<(), String> {
+    if secret.len() < 32 {
+        return Err(format!(
+            "hs256_secret: at least 32 bytes are needed, got {}",
+            secret.len()
+        ));
+    }
+    Ok(())
 }
 
 impl Verifier {
@@ -200,14 +268,28 @@ impl Verifier {
     /// # Errors
     /// A secret shorter than 32 bytes.
     pub fn hs256(secret: &[u8]) -> Result<Self, String> {
-        if secret.len() < 32 {
-            return Err(format!(
-                "hs256_secret: at least 32 bytes are needed, got {}",
-                secret.len()
-            ));
+        Self::hs256_keys(&[(None, secret)])
+    }
+
+    /// HS256 with several secrets, each with an optional key id (rotation: the current
+    /// key and those whose tokens are still accepted).
+    ///
+    /// # Errors
+    /// A secret shorter than 32 bytes, or no key at all.
+    pub fn hs256_keys(keys: &[(Option<String>, &[u8])]) -> Result<Self, String> {
+        if keys.is_empty() {
+            return Err("hs256: at least one signing key is needed".into());
         }
-        let key = DecodingKey::from_secret(secret).map_err(|e| format!("hs256_secret: {e}"))?;
-        Ok(Self::new(vec![key], Algorithm::HS256))
+        let keys = keys
+            .iter()
+            .map(|(kid, secret)| {
+                check_hs256_secret(secret)?;
+                let key =
+                    DecodingKey::from_secret(secret).map_err(|e| format!("hs256_secret: {e}"))?;
+                Ok((kid.clone(), key))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Self::new(keys, Algorithm::HS256))
     }
 
     /// RS256 against PEM public keys; a token signed by any of them is accepted (key
@@ -216,25 +298,39 @@ impl Verifier {
     /// # Errors
     /// A key that is not an RSA public key in PEM, or no key at all.
     pub fn rs256(pems: &[Vec<u8>]) -> Result<Self, String> {
+        let keyed: Vec<(Option<String>, Vec<u8>)> =
+            pems.iter().map(|pem| (None, pem.clone())).collect();
+        Self::rs256_keys(&keyed)
+    }
+
+    /// [`Self::rs256`] with a key id per key: a token naming a `kid` is checked against
+    /// that key only.
+    ///
+    /// # Errors
+    /// A key that is not an RSA public key in PEM, or no key at all.
+    pub fn rs256_keys(pems: &[(Option<String>, Vec<u8>)]) -> Result<Self, String> {
         if pems.is_empty() {
             return Err("rs256_public_keys: at least one key is needed".into());
         }
         let keys = pems
             .iter()
             .enumerate()
-            .map(|(i, pem)| {
-                DecodingKey::from_rsa_pem(pem).map_err(|e| format!("rs256_public_keys[{i}]: {e}"))
+            .map(|(i, (kid, pem))| {
+                DecodingKey::from_rsa_pem(pem)
+                    .map(|key| (kid.clone(), key))
+                    .map_err(|e| format!("rs256_public_keys[{i}]: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self::new(keys, Algorithm::RS256))
     }
 
-    fn new(keys: Vec<DecodingKey>, alg: Algorithm) -> Self {
-        let mut validation = Validation::new(alg);
+    fn new(keys: Vec<(Option<String>, DecodingKey)>, algorithm: Algorithm) -> Self {
+        let mut validation = Validation::new(algorithm);
         validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
             keys,
+            algorithm,
             validation,
             clock: schemas::Clock::system(),
         }
@@ -247,13 +343,51 @@ impl Verifier {
         self
     }
 
+    fn algorithm_name(&self) -> &'static str {
+        match self.algorithm {
+            Algorithm::RS256 => "RS256",
+            _ => "HS256",
+        }
+    }
+
     /// The claims of a valid token.
     ///
     /// # Errors
     /// Why the token is refused.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let header = raw_header(token)?;
+        let allowed = self.algorithm_name();
+        if header.alg != allowed {
+            return Err(TokenError::Algorithm {
+                got: header.alg,
+                allowed,
+            });
+        }
+        // A `kid` picks its key. A key set without any kid (RS256 public keys of an
+        // identity provider, a single configured secret) takes tokens of any `kid`.
+        let candidates: Vec<&DecodingKey> = match &header.kid {
+            Some(kid) => {
+                let named: Vec<&DecodingKey> = self
+                    .keys
+                    .iter()
+                    .filter(|(k, _)| k.as_deref() == Some(kid.as_str()))
+                    .map(|(_, key)| key)
+                    .collect();
+                if !named.is_empty() {
+                    named
+                } else if self.keys.iter().all(|(k, _)| k.is_none()) {
+                    self.keys.iter().map(|(_, key)| key).collect()
+                } else {
+                    return Err(TokenError::UnknownKey(kid.clone()));
+                }
+            }
+            None if self.keys.iter().all(|(kid, _)| kid.is_some()) => {
+                return Err(TokenError::NoKid);
+            }
+            None => self.keys.iter().map(|(_, key)| key).collect(),
+        };
         let mut last = TokenError::BadSignature;
-        for key in &self.keys {
+        for key in candidates {
             match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
                 Ok(data) => {
                     if data.claims.exp.saturating_add(EXP_LEEWAY_S) < self.clock.now_s() {
@@ -295,6 +429,7 @@ impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")
             .field("alg", &self.header.alg)
+            .field("kid", &self.header.kid)
             .finish()
     }
 }
@@ -305,12 +440,7 @@ impl Signer {
     /// # Errors
     /// A secret shorter than 32 bytes.
     pub fn hs256(secret: &[u8]) -> Result<Self, String> {
-        if secret.len() < 32 {
-            return Err(format!(
-                "hs256_secret: at least 32 bytes are needed, got {}",
-                secret.len()
-            ));
-        }
+        check_hs256_secret(secret)?;
         Ok(Self {
             key: EncodingKey::from_secret(secret).map_err(|e| format!("hs256_secret: {e}"))?,
             header: Header::new(Algorithm::HS256),
@@ -328,6 +458,13 @@ impl Signer {
         })
     }
 
+    /// The same signer, naming its key `kid` in every token's header.
+    #[must_use]
+    pub fn with_kid(mut self, kid: Option<String>) -> Self {
+        self.header.kid = kid;
+        self
+    }
+
     /// A signed token.
     ///
     /// # Errors
@@ -337,6 +474,11 @@ impl Signer {
         jsonwebtoken::encode(&self.header, claims, &self.key).map_err(|e| e.to_string())
     }
 }
+
+/// Revoked users: for `(account_id, sub)`, the instant (seconds since the epoch) at
+/// or before which every token issued to them is refused. Tokens issued later are
+/// accepted; a token without `iat` of a revoked user is always refused.
+pub type Revocations = HashMap<(u64, String), u64>;
 
 /// Limits applied per token and per server.
 #[derive(Debug, Clone, Copy)]
@@ -366,8 +508,14 @@ impl Default for Limits {
 type TokenKey = (u64, String);
 
 /// Authentication and limits of the dashboard API.
+///
+/// The verifier's keys and the revocations can be replaced while the server runs
+/// (key rotation, revoking a user); each change bumps [`Auth::generation`], so live
+/// connections re-check their token.
 pub struct Auth {
-    verifier: Verifier,
+    verifier: RwLock<Arc<Verifier>>,
+    revocations: RwLock<Arc<Revocations>>,
+    generation: AtomicU64,
     limits: Limits,
     limiter: DefaultKeyedRateLimiter<TokenKey>,
     live: Mutex<(usize, HashMap<TokenKey, usize>)>,
@@ -377,6 +525,10 @@ impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
             .field("verifier", &self.verifier)
+            .field(
+                "revocations",
+                &self.revocations.read().map(|r| r.len()).ok(),
+            )
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -388,19 +540,51 @@ impl Auth {
         let rate = NonZeroU32::new(limits.requests_per_s.max(1)).expect("at least 1");
         let burst = NonZeroU32::new(limits.burst.max(1)).expect("at least 1");
         Self {
-            verifier,
+            verifier: RwLock::new(Arc::new(verifier)),
+            revocations: RwLock::default(),
+            generation: AtomicU64::new(0),
             limits,
             limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
             live: Mutex::new((0, HashMap::new())),
         }
     }
 
+    /// Replaces the signing keys tokens are checked against (a rotated or retired
+    /// key); the next request, and every live connection within a second, uses them.
+    pub fn replace_verifier(&self, verifier: Verifier) {
+        *self.verifier.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(verifier);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Replaces the revoked users.
+    pub fn replace_revocations(&self, revocations: Revocations) {
+        *self.revocations.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(revocations);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Counts changes of keys and revocations: a live connection re-checks its token
+    /// when this moved since it last did.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// The principal of a bearer token.
     ///
     /// # Errors
-    /// `401` for a missing or invalid token.
+    /// `401` for a missing, invalid, expired or revoked token.
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
-        self.verifier.verify(token).map(Principal)
+        let verifier = Arc::clone(&self.verifier.read().unwrap_or_else(|e| e.into_inner()));
+        let claims = verifier.verify(token)?;
+        let revocations = Arc::clone(&self.revocations.read().unwrap_or_else(|e| e.into_inner()));
+        if let Some(&not_after) = revocations.get(&(claims.account_id, claims.sub.clone()))
+            && claims.iat.is_none_or(|iat| iat <= not_after)
+        {
+            return Err(TokenError::Revoked {
+                sub: claims.sub,
+                not_after,
+            });
+        }
+        Ok(Principal(claims))
     }
 
     /// The principal of a request's `Authorization: Bearer` header, after the rate
@@ -527,7 +711,9 @@ impl Principal {
     }
 
     /// Binds request parameters to the token: the account is the token's, and the agent
-    /// and team filters must stay within what the role may see.
+    /// and team filters must stay within what the role may see. A supervisor's
+    /// `agent_id` needs the agents' teams, so [`Self::scope_agent`] checks it where the
+    /// body is computed.
     ///
     /// # Errors
     /// `403` naming the parameter.
@@ -561,6 +747,36 @@ impl Principal {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// The `agent_id` filter names an agent the principal may see: any agent for
+    /// admins and analysts, their own for an agent, one whose current team (`team_of`)
+    /// is one of their teams for a supervisor. Checked against the same snapshot the
+    /// body is computed from, so a live subscription whose agent moves to another team
+    /// is refused from then on. ([`Self::scope_params`] checks what needs no snapshot.)
+    ///
+    /// # Errors
+    /// `403` naming the parameter.
+    pub fn scope_agent(
+        &self,
+        params: &Params,
+        team_of: &HashMap<String, String>,
+    ) -> Result<(), ApiError> {
+        match &params.agent_id {
+            Some(agent) if !self.sees_agent(agent, team_of) => {
+                Err(ApiError::Forbidden(match self.0.role {
+                    Role::Agent => format!(
+                        "agent_id: an agent token reads its own agent ({}) only",
+                        self.0.agent_id.as_deref().unwrap_or("")
+                    ),
+                    _ => format!(
+                        "agent_id: {agent:?} is not an agent of this token's teams ({})",
+                        self.0.team_ids.join(", ")
+                    ),
+                }))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -714,6 +930,108 @@ mod tests {
                 .unwrap_err()
                 .contains("agent_id")
         );
+    }
+
+    #[test]
+    fn a_kid_picks_its_key_and_retired_keys_and_revoked_users_end_their_tokens() {
+        const NEW: &[u8] = b"the rotated key, at least 32 bytes long";
+        let at = || schemas::Clock::starting_at(NOW_MS);
+        let initial = Signer::hs256(SECRET).unwrap();
+        let rotated = Signer::hs256(NEW).unwrap().with_kid(Some("k2".into()));
+        let auth = Auth::new(
+            Verifier::hs256_keys(&[(None, SECRET), (Some("k2".into()), NEW)])
+                .unwrap()
+                .with_clock(at()),
+            Limits::default(),
+        );
+        let old_token = initial.sign(&claims(Role::Admin)).unwrap();
+        let new_token = rotated.sign(&claims(Role::Admin)).unwrap();
+        assert!(auth.verify(&old_token).is_ok());
+        assert!(auth.verify(&new_token).is_ok());
+        // A kid is checked against its own key only.
+        let wrong = Signer::hs256(SECRET)
+            .unwrap()
+            .with_kid(Some("k2".into()))
+            .sign(&claims(Role::Admin))
+            .unwrap();
+        assert_eq!(auth.verify(&wrong), Err(TokenError::BadSignature));
+        let unknown = Signer::hs256(NEW)
+            .unwrap()
+            .with_kid(Some("k3".into()))
+            .sign(&claims(Role::Admin))
+            .unwrap();
+        assert_eq!(
+            auth.verify(&unknown),
+            Err(TokenError::UnknownKey("k3".into()))
+        );
+
+        // Retiring the initial key: its tokens (no kid) end, the rotated key's do not.
+        let before = auth.generation();
+        auth.replace_verifier(
+            Verifier::hs256_keys(&[(Some("k2".into()), NEW)])
+                .unwrap()
+                .with_clock(at()),
+        );
+        assert_ne!(auth.generation(), before, "live connections re-check");
+        assert_eq!(auth.verify(&old_token), Err(TokenError::NoKid));
+        assert!(auth.verify(&new_token).is_ok());
+
+        // Revoking user "u" of account 1 at the tokens' issue time: their tokens end,
+        // one issued a second later and other users' tokens are accepted.
+        let now_s = (NOW_MS / 1000) as u64;
+        let before = auth.generation();
+        auth.replace_revocations([((1, "u".to_owned()), now_s)].into_iter().collect());
+        assert_ne!(auth.generation(), before);
+        let err = auth.verify(&new_token).unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::Revoked {
+                sub: "u".into(),
+                not_after: now_s
+            }
+        );
+        assert!(err.to_string().contains("revoked"), "{err}");
+        let mut later = claims(Role::Admin);
+        later.iat = Some(now_s + 1);
+        assert!(auth.verify(&rotated.sign(&later).unwrap()).is_ok());
+        let mut other = claims(Role::Admin);
+        other.sub = "v".into();
+        assert!(auth.verify(&rotated.sign(&other).unwrap()).is_ok());
+        let mut no_iat = claims(Role::Admin);
+        no_iat.iat = None;
+        assert!(auth.verify(&rotated.sign(&no_iat).unwrap()).is_err());
+        auth.replace_revocations(Revocations::new());
+        assert!(auth.verify(&new_token).is_ok());
+    }
+
+    #[test]
+    fn a_supervisor_names_only_agents_of_their_teams() {
+        let teams: HashMap<String, String> = [("a1", "t1"), ("a2", "t2")]
+            .into_iter()
+            .map(|(a, t)| (a.to_owned(), t.to_owned()))
+            .collect();
+        let with_agent = |agent: &str| Params {
+            agent_id: Some(agent.to_owned()),
+            ..Params::default()
+        };
+        let sup = Principal(claims(Role::Supervisor));
+        sup.scope_agent(&with_agent("a1"), &teams).unwrap();
+        for foreign in ["a2", "nobody"] {
+            let err = sup.scope_agent(&with_agent(foreign), &teams).unwrap_err();
+            assert!(
+                matches!(&err, ApiError::Forbidden(m) if m.contains("agent_id")),
+                "{err}"
+            );
+        }
+        let agent = Principal(claims(Role::Agent));
+        assert!(agent.scope_agent(&with_agent("a2"), &teams).is_err());
+        agent.scope_agent(&with_agent("a1"), &teams).unwrap();
+        for role in [Role::Admin, Role::Analyst] {
+            Principal(claims(role))
+                .scope_agent(&with_agent("a2"), &teams)
+                .unwrap();
+        }
+        sup.scope_agent(&Params::default(), &teams).unwrap();
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The API's one error type. Its body is `{"error": {"code", "message"}}`; 5xx bodies
-//! stay generic and the details go to the log.
+//! stay generic and the details go to the log. [`json_errors`] gives the same body to
+//! every error of an API path that no handler answered (axum's rejections, the
+//! fallback).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -87,4 +89,85 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Whether `path` is an API path, whose every error is the JSON body (the dashboard's
+/// files and shell live outside it).
+pub fn is_api_path(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/") || path == "/metrics" || path == "/healthz"
+}
+
+/// The code of an error status, as the JSON body names it.
+pub fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
+        StatusCode::UPGRADE_REQUIRED => "upgrade_required",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    }
+}
+
+/// Middleware: an error response of an API path that is not JSON yet (axum's own
+/// rejections: an unknown method, a query string or an upgrade that does not parse, a
+/// body over the limit) becomes `{"error": {"code", "message"}}` with the same status
+/// and headers (`Allow` on a `405` stays). The rejection's text becomes the message;
+/// 5xx say only "internal error".
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if !is_api_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4 * 1024)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let message = match status {
+        s if s.is_server_error() => "internal error".to_owned(),
+        StatusCode::NOT_FOUND => format!("{what}: no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("{what}: method not allowed (allowed: {allow})")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("{what}: the request body is larger than this route accepts")
+        }
+        _ => match text {
+            Some(t) => format!("{what}: {t}"),
+            None => format!("{what}: {}", status.canonical_reason().unwrap_or("refused")),
+        },
+    };
+    let body = serde_json::json!({"error": {"code": code_of(status), "message": message}});
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }

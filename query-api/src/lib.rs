@@ -133,7 +133,9 @@ pub fn install_metrics() -> PrometheusHandle {
 /// The API router (without ingest routes, which the binary merges in).
 ///
 /// Every response carries security headers (a same-origin content security policy,
-/// no framing, no referrer, `nosniff`); API responses are not cached. CORS is added
+/// no framing, no referrer, `nosniff`); API responses are not cached. Every error of
+/// an API path (`/api/…`, `/metrics`, `/healthz`) is `{"error": {"code", "message"}}`
+/// ([`error::json_errors`]). CORS is added
 /// only for the origins in [`AppState::cors_origins`].
 pub fn router(state: AppState) -> Router {
     let cors = (!state.cors_origins.is_empty()).then(|| {
@@ -155,6 +157,9 @@ pub fn router(state: AppState) -> Router {
         ));
     let router = api
         .fallback(ui::asset_get)
+        // Every error of an API path is the JSON body, whoever answered it: a handler,
+        // the fallback (an unknown path) or one of axum's rejections.
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

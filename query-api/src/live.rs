@@ -10,6 +10,8 @@
 //! drive it with channels.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -28,8 +30,18 @@ use crate::sections::{self, Params};
 /// Close code for a connection without valid credentials (missing, invalid or
 /// expired token); clients should sign in again rather than reconnect.
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// Close code for a message before authentication that is not an `auth` or
+/// `subscribe` request (not JSON, an unknown `op`): nothing is answered before
+/// authentication but the close.
+pub const CLOSE_BAD_MESSAGE: u16 = 4400;
 /// Close code when the server or the token is at its connection cap.
 pub const CLOSE_TRY_LATER: u16 = 1013;
+/// Close code for a message (or frame) over [`MAX_MESSAGE_BYTES`] (RFC 6455 "message
+/// too big").
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Largest message a client may send; a larger one ends the connection with
+/// [`CLOSE_TOO_BIG`].
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// How long a connection may stay open without authenticating.
 pub const AUTH_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -98,9 +110,9 @@ pub async fn live_connect(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let principal = match (&app.auth, crate::auth::bearer(&headers)) {
+    let token = match (&app.auth, crate::auth::bearer(&headers)) {
         (Some(auth), Some(token)) => match auth.verify(token) {
-            Ok(p) => Some(p),
+            Ok(_) => Some(token.to_owned()),
             Err(e) => return crate::ApiError::from(e).into_response(),
         },
         _ => None,
@@ -108,23 +120,47 @@ pub async fn live_connect(
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(1024 * 1024)
-        .max_message_size(64 * 1024)
-        .max_frame_size(64 * 1024)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket: WebSocket| async move {
             let (sink, stream) = socket.split();
             let mut sink = sink.with(|text: String| {
                 std::future::ready(Ok::<_, axum::Error>(Message::Text(text.into())))
             });
-            // Text frames are requests; a close frame or an error ends the stream.
+            // Text frames are requests; a close frame or an error ends the stream. A
+            // message over the size limit is a read error too: remembered, so that the
+            // client is told with 1009 instead of losing the connection silently.
+            let too_big = Arc::new(AtomicBool::new(false));
+            let saw_too_big = Arc::clone(&too_big);
             let stream = stream
-                .take_while(|m| {
+                .take_while(move |m| {
+                    if let Err(e) = m
+                        && is_too_big(e)
+                    {
+                        saw_too_big.store(true, Ordering::Relaxed);
+                    }
                     std::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_))))
                 })
                 .map(|m| match m {
                     Ok(Message::Text(t)) => t.to_string(),
                     _ => String::new(),
                 });
-            if let Some(close) = serve_as(app, principal, &mut sink, Box::pin(stream)).await {
+            let close = serve_as(app, token, &mut sink, Box::pin(stream))
+                .await
+                .or_else(|| {
+                    too_big.load(Ordering::Relaxed).then(|| {
+                        metrics::counter!("crmpulse_api_live_refused_total", "code" => "message_too_big")
+                            .increment(1);
+                        Close {
+                            code: CLOSE_TOO_BIG,
+                            reason: format!(
+                                "message too big: at most {} KiB per message",
+                                MAX_MESSAGE_BYTES / 1024
+                            ),
+                        }
+                    })
+                });
+            if let Some(close) = close {
                 let _ = sink
                     .get_mut()
                     .send(Message::Close(Some(CloseFrame {
@@ -134,6 +170,14 @@ pub async fn live_connect(
                     .await;
             }
         })
+}
+
+/// Whether a read error is tungstenite's "message or frame over the size limit".
+fn is_too_big(e: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    std::error::Error::source(e)
+        .and_then(|inner| inner.downcast_ref::<WsError>())
+        .is_some_and(|inner| matches!(inner, WsError::Capacity(_)))
 }
 
 /// Serves one live connection until the client goes away or stalls.
@@ -152,8 +196,21 @@ where
 struct Session {
     /// Who is connected; `None` before the `auth` message (or with auth off).
     principal: Option<Principal>,
+    /// The token the principal was verified from, checked again whenever the server's
+    /// keys or revocations change ([`crate::auth::Auth::generation`]).
+    token: Option<String>,
+    /// The keys-and-revocations generation `token` was last checked at.
+    generation: u64,
     /// The connection slot held for the principal.
     _slot: Option<LiveSlot>,
+}
+
+impl Session {
+    /// Whether frames may be sent: only to a holder of a valid token (or to anyone
+    /// with authentication off). Before that, the only thing sent is the close.
+    fn authenticated(&self, app: &AppState) -> bool {
+        app.auth.is_none() || self.principal.is_some()
+    }
 }
 
 /// `before` and `after` differ at most in their top-level `progress`.
@@ -168,11 +225,11 @@ fn only_progress_moved(before: &serde_json::Value, after: &serde_json::Value) ->
     }
 }
 
-/// [`serve`] for a connection that authenticated at the upgrade (`principal`), or
+/// [`serve`] for a connection that authenticated at the upgrade (with `token`), or
 /// that must send `{"op":"auth"}` first when the server has authentication on.
 pub async fn serve_as<S, R>(
     app: AppState,
-    principal: Option<Principal>,
+    token: Option<String>,
     mut sink: S,
     mut stream: R,
 ) -> Option<Close>
@@ -190,13 +247,16 @@ where
     let opened = Instant::now();
     let mut session = Session {
         principal: None,
+        token: None,
+        generation: 0,
         _slot: None,
     };
     metrics::gauge!("crmpulse_api_live_connections").increment(1.0);
     let mut closing: Option<Close> = None;
-    if let Some(p) = principal {
+    if let (Some(token), Some(auth)) = (token, &app.auth) {
         let mut out = Vec::new();
-        closing = authenticate(&app, &mut session, Ok(p), &mut out);
+        let verified = auth.verify(&token);
+        closing = authenticate(&app, &mut session, verified, token, &mut out);
         for frame in out {
             let _ = tokio::time::timeout(config.send_timeout, sink.send(frame)).await;
         }
@@ -219,14 +279,22 @@ where
                 dirty = true;
             }
             _ = tick.tick() => {
-                if app.auth.is_some() {
+                if let Some(auth) = &app.auth {
                     match &session.principal {
                         None if opened.elapsed() >= AUTH_DEADLINE => {
-                            closing = Some(refuse(&mut out, "unauthorized", "no auth message within 10 s"));
+                            closing = Some(refuse(&session, &mut out, "unauthorized", "no auth message within 10 s"));
                         }
                         Some(p) if p.claims().exp <= app.clock.now_s() => {
                             subs.clear();
-                            closing = Some(refuse(&mut out, "token_expired", "token expired"));
+                            closing = Some(refuse(&session, &mut out, "token_expired", "token expired"));
+                        }
+                        // A key was retired or a user revoked since the token was checked.
+                        Some(_) if auth.generation() != session.generation => {
+                            session.generation = auth.generation();
+                            if let Some(Err(e)) = session.token.as_deref().map(|t| auth.verify(t)) {
+                                subs.clear();
+                                closing = Some(refuse(&session, &mut out, e.code(), &e.to_string()));
+                            }
                         }
                         _ => {}
                     }
@@ -250,11 +318,11 @@ where
                                     sub.last = body;
                                 }
                             }
-                            Err(e) => out.push(json!({"type": "error", "id": id, "message": e.to_string()}).to_string()),
+                            Err(e) => out.push(json!({"type": "error", "id": id, "code": e.code(), "message": e.to_string()}).to_string()),
                         }
                     }
                 }
-                if out.is_empty() && last_sent.elapsed() >= config.heartbeat {
+                if out.is_empty() && closing.is_none() && session.authenticated(&app) && last_sent.elapsed() >= config.heartbeat {
                     out.push(json!({"type": "progress", "progress": app.store.progress()}).to_string());
                 }
             }
@@ -285,17 +353,29 @@ where
     closing
 }
 
-/// An error frame with `code`, and the close that follows it.
-fn refuse(out: &mut Vec<String>, code: &str, message: &str) -> Close {
+/// The close for `code` with `message` as its reason, after an error frame saying the
+/// same when the connection is authenticated (before that, nothing but the close is
+/// sent: docs/security.md).
+fn refuse(session: &Session, out: &mut Vec<String>, code: &str, message: &str) -> Close {
     metrics::counter!("crmpulse_api_live_refused_total", "code" => code.to_owned()).increment(1);
-    out.push(json!({"type": "error", "code": code, "message": message}).to_string());
+    if session.principal.is_some() {
+        out.push(json!({"type": "error", "code": code, "message": message}).to_string());
+    }
+    // A close reason holds at most 123 bytes.
+    let mut reason = String::new();
+    for c in message.chars() {
+        if reason.len() + c.len_utf8() > 120 {
+            break;
+        }
+        reason.push(c);
+    }
     Close {
-        code: if code == "try_later" {
-            CLOSE_TRY_LATER
-        } else {
-            CLOSE_UNAUTHORIZED
+        code: match code {
+            "try_later" => CLOSE_TRY_LATER,
+            "bad_request" => CLOSE_BAD_MESSAGE,
+            _ => CLOSE_UNAUTHORIZED,
         },
-        reason: message.chars().take(100).collect(),
+        reason,
     }
 }
 
@@ -305,6 +385,7 @@ fn authenticate(
     app: &AppState,
     session: &mut Session,
     verified: Result<Principal, crate::auth::TokenError>,
+    token: String,
     out: &mut Vec<String>,
 ) -> Option<Close> {
     let Some(auth) = &app.auth else {
@@ -313,13 +394,14 @@ fn authenticate(
     };
     let principal = match verified {
         Ok(p) => p,
-        Err(e) => return Some(refuse(out, e.code(), &e.to_string())),
+        Err(e) => return Some(refuse(session, out, e.code(), &e.to_string())),
     };
     if let Some(current) = &session.principal {
         // A refreshed token for the same holder extends the connection.
         let (a, b) = (current.claims(), principal.claims());
         if (a.account_id, &a.sub, a.role) != (b.account_id, &b.sub, b.role) {
             return Some(refuse(
+                session,
                 out,
                 "unauthorized",
                 "auth: a connection keeps one identity",
@@ -328,9 +410,11 @@ fn authenticate(
     } else {
         match auth.hold_live(&principal) {
             Ok(slot) => session._slot = Some(slot),
-            Err(message) => return Some(refuse(out, "try_later", &message)),
+            Err(message) => return Some(refuse(session, out, "try_later", &message)),
         }
     }
+    session.token = Some(token);
+    session.generation = auth.generation();
     let c = principal.claims();
     out.push(
         json!({"type": "authenticated", "sub": c.sub, "role": c.role, "account_id": c.account_id, "exp": c.exp})
@@ -350,21 +434,34 @@ fn handle_client(
 ) -> Option<Close> {
     let msg: ClientMessage = match serde_json::from_str(text) {
         Ok(m) => m,
+        // Before authentication, not even a parse error is answered: only the close.
+        Err(e) if !session.authenticated(app) => {
+            return Some(refuse(
+                session,
+                out,
+                "bad_request",
+                &format!("message: {e}"),
+            ));
+        }
         Err(e) => {
-            out.push(json!({"type": "error", "message": format!("message: {e}")}).to_string());
+            out.push(
+                json!({"type": "error", "code": "bad_request", "message": format!("message: {e}")})
+                    .to_string(),
+            );
             return None;
         }
     };
-    if let ClientMessage::Auth { token } = &msg {
+    if let ClientMessage::Auth { token } = msg {
         let verified = match &app.auth {
-            Some(auth) => auth.verify(token),
+            Some(auth) => auth.verify(&token),
             None => Err(crate::auth::TokenError::Missing),
         };
-        return authenticate(app, session, verified, out);
+        return authenticate(app, session, verified, token, out);
     }
     if let Some(auth) = &app.auth {
         let Some(principal) = &session.principal else {
             return Some(refuse(
+                session,
                 out,
                 "unauthorized",
                 "send {\"op\":\"auth\",\"token\":…} before anything else",
@@ -386,7 +483,7 @@ fn handle_client(
         } => {
             if !subs.contains_key(&id) && subs.len() >= config.max_subscriptions {
                 out.push(
-                    json!({"type": "error", "id": id, "message": format!("subscribe: at most {} subscriptions per connection", config.max_subscriptions)})
+                    json!({"type": "error", "id": id, "code": "too_many_subscriptions", "message": format!("subscribe: at most {} subscriptions per connection", config.max_subscriptions)})
                         .to_string(),
                 );
                 return None;

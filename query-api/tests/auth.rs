@@ -811,7 +811,11 @@ async fn an_unauthenticated_socket_receives_nothing_but_the_close() {
             conn.to_server.send(m.clone()).unwrap();
         }
         let (frames, close) = drain(conn).await;
-        assert_eq!(frames, Vec::<String>::new(), "{message:?}: nothing before auth");
+        assert_eq!(
+            frames,
+            Vec::<String>::new(),
+            "{message:?}: nothing before auth"
+        );
         let close = close.expect("a close frame");
         assert_eq!(close.code, code, "{message:?}: {close:?}");
         assert!(close.reason.contains(reason), "{message:?}: {close:?}");

@@ -137,9 +137,8 @@ async fn every_api_error_is_the_documented_json_body() {
     assert!(!ctype.starts_with("application/json"), "{ctype}");
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A live socket on a real server, authenticated as an admin.
 async fn live_socket(state: AppState) -> Ws {
@@ -192,7 +191,11 @@ async fn every_websocket_error_frame_carries_its_code() {
     let cases = [
         (Message::from("not json"), None, "bad_request"),
         (Message::from("{\"op\":\"dance\"}"), None, "bad_request"),
-        (sub("s1", "kpi", json!({"to": "x"})), Some("s1"), "bad_request"),
+        (
+            sub("s1", "kpi", json!({"to": "x"})),
+            Some("s1"),
+            "bad_request",
+        ),
         (sub("s2", "nope", json!({})), Some("s2"), "not_found"),
         (
             sub("s3", "kpi", json!({"account_id": "2"})),
@@ -215,7 +218,11 @@ async fn every_websocket_error_frame_carries_its_code() {
     ws.send(sub("b", "kpi", json!({}))).await.unwrap();
     let err = next(&mut ws).await;
     assert_eq!(
-        (err["type"].as_str(), err["id"].as_str(), err["code"].as_str()),
+        (
+            err["type"].as_str(),
+            err["id"].as_str(),
+            err["code"].as_str()
+        ),
         (Some("error"), Some("b"), Some("too_many_subscriptions")),
         "{err}"
     );

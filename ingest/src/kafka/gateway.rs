@@ -98,6 +98,7 @@ pub fn router(gateway: Gateway, auth: Arc<IngestAuth>) -> Router {
         .route("/api/v1/events", post(events_create))
         .route("/api/v1/webhooks/{account_id}/events", post(webhook_create))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::http::json_errors))
         .with_state((gateway, auth))
 }
 

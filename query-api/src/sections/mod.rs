@@ -441,10 +441,11 @@ pub fn compute(
 /// [`compute`] for a token holder: the body without the agent-level rows the
 /// principal may not see (see [`crate::auth`]). `params` must already be scoped to the
 /// principal ([`Principal::scope_params`]). Both the body and the agents' teams are
-/// read from one snapshot.
+/// read from one snapshot, and so is the check that an `agent_id` filter names an
+/// agent the principal may see ([`Principal::scope_agent`]).
 ///
 /// # Errors
-/// As [`compute`].
+/// As [`compute`]; `403` for an `agent_id` outside the principal's agents.
 pub fn compute_for(
     app: &AppState,
     section: &str,
@@ -461,6 +462,10 @@ pub fn compute_for(
     )?;
     check_points(section, params, range, settings.timezone)?;
     app.store.read(|snap| {
+        let teams = principal.map(|_| auth::agent_teams(snap, params.account_id));
+        if let (Some(principal), Some(teams)) = (principal, &teams) {
+            principal.scope_agent(params, teams)?;
+        }
         let shared = app.bodies.as_ref().map(|cache| {
             let key = crate::bodies::Key {
                 section: section.to_owned(),
@@ -483,8 +488,8 @@ pub fn compute_for(
             },
             None => section_body(snap, section, params, &settings, range, now_ms)?,
         };
-        if let Some(principal) = principal {
-            principal.redact(&mut body, &auth::agent_teams(snap, params.account_id));
+        if let (Some(principal), Some(teams)) = (principal, &teams) {
+            principal.redact(&mut body, teams);
         }
         Ok(body)
     })

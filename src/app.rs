@@ -250,6 +250,9 @@ pub fn secure(
 ) -> anyhow::Result<()> {
     state.auth = credentials.dashboard.clone();
     state.cors_origins = config.auth.cors_origins()?;
+    if let Some(watch) = credentials.key_watch() {
+        tokio::spawn(watch.run());
+    }
     if let Some(auth) = state.auth.clone() {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));

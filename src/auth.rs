@@ -5,6 +5,11 @@
 //! (created on first start, mode 0600): it signs HS256 tokens when `[auth]
 //! hs256_secret` is empty and derives every account's ingest key and webhook secret.
 //! `serve` and `ingest` have no data dir: replicas must share a configured key.
+//!
+//! With the data dir's secret, tokens are signed and checked with the data dir's
+//! signing keys and revocations ([`crate::keyring`]): `crmpulse signing-keys` and
+//! `crmpulse revoke` change them, and a running server applies them within a second
+//! ([`KeyWatch`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +23,7 @@ use rand::RngCore as _;
 use schemas::Clock;
 
 use crate::config::{AuthMode, AuthSection};
+use crate::keyring;
 
 /// The secret file inside a data dir.
 pub fn secret_path(data_dir: &Path) -> PathBuf {
@@ -38,6 +44,59 @@ pub struct Credentials {
     ttl: Duration,
     /// When tokens are issued (`iat`, and `exp` = `iat` + ttl) and checked.
     clock: Clock,
+    /// The data dir whose signing keys and revocations apply, when there is one.
+    keyring: Option<PathBuf>,
+}
+
+/// The HS256 verifier and signer of a configured secret: `hs256_secret` signs (with
+/// `hs256_kid`), it and `hs256_previous_keys` verify.
+fn configured_keys(section: &AuthSection, secret: &[u8]) -> anyhow::Result<(Verifier, Signer)> {
+    let kid = |k: &str| (!k.is_empty()).then(|| k.to_owned());
+    let mut set: Vec<(Option<String>, &[u8])> = vec![(kid(&section.hs256_kid), secret)];
+    for (i, k) in section.hs256_previous_keys.iter().enumerate() {
+        if k.secret.expose().len() < 32 {
+            bail!(
+                "[auth] hs256_previous_keys[{i}] ({:?}): the secret needs at least 32 bytes",
+                k.kid
+            );
+        }
+        set.push((kid(&k.kid), k.secret.expose().as_bytes()));
+    }
+    let signer = Signer::hs256(secret)
+        .map_err(anyhow::Error::msg)?
+        .with_kid(kid(&section.hs256_kid));
+    Ok((
+        Verifier::hs256_keys(&set).map_err(anyhow::Error::msg)?,
+        signer,
+    ))
+}
+
+/// The HS256 verifier and signer of a data dir: its secret (kid [`keyring::INITIAL`],
+/// no `kid` in its tokens, unless retired) and the keys made by rotation; the current
+/// key signs.
+fn data_dir_keys(data_dir: &Path, secret: &[u8]) -> anyhow::Result<(Verifier, Signer)> {
+    let keys = keyring::signing_keys(data_dir)?;
+    let mut set: Vec<(Option<String>, &[u8])> = Vec::new();
+    if !keys.initial_retired {
+        set.push((None, secret));
+    }
+    for k in &keys.keys {
+        set.push((Some(k.kid.clone()), k.secret.as_bytes()));
+    }
+    let signer = match &keys.current {
+        None => Signer::hs256(secret),
+        Some(kid) => {
+            let key = keys.keys.iter().find(|k| &k.kid == kid).with_context(|| {
+                format!("signing-keys.json: the current key {kid:?} is missing")
+            })?;
+            Signer::hs256(key.secret.as_bytes()).map(|s| s.with_kid(Some(kid.clone())))
+        }
+    }
+    .map_err(anyhow::Error::msg)?;
+    Ok((
+        Verifier::hs256_keys(&set).map_err(anyhow::Error::msg)?,
+        signer,
+    ))
 }
 
 impl Credentials {
@@ -60,6 +119,9 @@ impl Credentials {
                 (_, None) => None,
             })
         };
+        // The data dir's keys and revocations apply when its secret is the server's.
+        let keyring =
+            data_dir.filter(|_| section.hs256_secret.is_empty() && section.mode == AuthMode::Hs256);
         let (verifier, signer, secret) = match section.mode {
             AuthMode::Off => {
                 tracing::warn!(
@@ -72,6 +134,7 @@ impl Credentials {
                     secret: None,
                     ttl,
                     clock,
+                    keyring: None,
                 });
             }
             AuthMode::Hs256 => {
@@ -80,11 +143,11 @@ impl Credentials {
                         "[auth] hs256_secret is empty: `serve` and `ingest` replicas need a shared secret (or mode = \"rs256\" with rs256_public_keys)"
                     );
                 };
-                (
-                    Verifier::hs256(&secret).map_err(anyhow::Error::msg)?,
-                    Some(Signer::hs256(&secret).map_err(anyhow::Error::msg)?),
-                    Some(secret),
-                )
+                let (verifier, signer) = match keyring {
+                    Some(dir) => data_dir_keys(dir, &secret)?,
+                    None => configured_keys(section, &secret)?,
+                };
+                (verifier, Some(signer), Some(secret))
             }
             AuthMode::Rs256 => {
                 let pems = section
@@ -109,7 +172,7 @@ impl Credentials {
             }
         };
         for k in &section.ingest_keys {
-            if k.key.len() < 24 {
+            if k.key.expose().len() < 24 {
                 bail!(
                     "[auth] ingest_keys {:?}: the key needs at least 24 characters",
                     k.id
@@ -122,8 +185,12 @@ impl Credentials {
             max_live_connections: section.max_live_connections,
             max_live_connections_per_token: section.max_live_connections_per_token,
         };
+        let dashboard = Arc::new(Auth::new(verifier.with_clock(clock), limits));
+        if let Some(dir) = keyring {
+            dashboard.replace_revocations(keyring::revocations(dir)?.to_map());
+        }
         Ok(Self {
-            dashboard: Some(Arc::new(Auth::new(verifier.with_clock(clock), limits))),
+            dashboard: Some(dashboard),
             ingest: Arc::new(IngestAuth::new(
                 secret.clone(),
                 section.ingest_keys.clone(),
@@ -133,7 +200,35 @@ impl Credentials {
             secret,
             ttl,
             clock,
+            keyring: keyring.map(Path::to_path_buf),
         })
+    }
+
+    /// What keeps the dashboard's keys and revocations in step with the data dir's
+    /// files, when they apply ([`KeyWatch::run`]).
+    pub fn key_watch(&self) -> Option<KeyWatch> {
+        Some(KeyWatch {
+            data_dir: self.keyring.clone()?,
+            secret: self.secret.clone()?,
+            auth: Arc::clone(self.dashboard.as_ref()?),
+            clock: self.clock,
+        })
+    }
+
+    /// The data dir whose signing keys and revocations this server uses.
+    ///
+    /// # Errors
+    /// A configured `[auth] hs256_secret` or another mode: the data dir's keys do not
+    /// apply, so changing them would change nothing.
+    pub fn keyring(&self) -> anyhow::Result<&Path> {
+        self.keyring.as_deref().context(
+            "signing keys and revocations live in the data dir, which applies only with [auth] mode = \"hs256\" and an empty hs256_secret: with a configured secret rotate by changing it (docs/security.md)",
+        )
+    }
+
+    /// "Now" on the credentials' clock, seconds since the epoch.
+    pub fn now_s(&self) -> u64 {
+        self.clock.now_s()
     }
 
     /// A token for the given holder, valid for `[auth] token_ttl_s` (or `ttl`).
@@ -176,6 +271,67 @@ impl Credentials {
             IngestAuth::derived_key(secret, account_id),
             IngestAuth::derived_webhook_secret(secret, account_id),
         ))
+    }
+}
+
+/// Applies changes of a data dir's signing keys and revocations to a running server.
+pub struct KeyWatch {
+    data_dir: PathBuf,
+    secret: Vec<u8>,
+    auth: Arc<Auth>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for KeyWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyWatch")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often the data dir's key and revocation files are re-read.
+const KEY_POLL: Duration = Duration::from_secs(1);
+
+impl KeyWatch {
+    /// Re-reads the files every second; when their bytes changed, replaces the
+    /// verifier's keys and the revocations (live connections re-check their token at
+    /// their next tick). A file that does not load is reported and the keys in force
+    /// are kept.
+    pub async fn run(self) {
+        let read = |name: &str| std::fs::read(self.data_dir.join("auth").join(name)).ok();
+        let mut seen = (read("signing-keys.json"), read("revocations.json"));
+        loop {
+            tokio::time::sleep(KEY_POLL).await;
+            let now = (read("signing-keys.json"), read("revocations.json"));
+            if now == seen {
+                continue;
+            }
+            if now.0 != seen.0 {
+                match data_dir_keys(&self.data_dir, &self.secret) {
+                    Ok((verifier, _)) => {
+                        // The verifier's Debug names its kids, never a key.
+                        tracing::info!(?verifier, "signing keys reloaded");
+                        self.auth.replace_verifier(verifier.with_clock(self.clock));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "signing keys not reloaded, keeping the keys in force");
+                    }
+                }
+            }
+            if now.1 != seen.1 {
+                match keyring::revocations(&self.data_dir) {
+                    Ok(list) => {
+                        self.auth.replace_revocations(list.to_map());
+                        tracing::info!(revoked = list.revoked.len(), "revocations reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "revocations not reloaded, keeping those in force");
+                    }
+                }
+            }
+            seen = now;
+        }
     }
 }
 

@@ -32,22 +32,18 @@ pub struct Config {
     pub auth: AuthSection,
 }
 
-/// A secret from the configuration: never printed, never logged.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
+/// A secret from the configuration (`[auth] hs256_secret`, ingest keys, the
+/// ClickHouse password): never printed, never logged.
+pub use schemas::Secret;
 
-impl Secret {
-    /// The secret itself, for the code that uses it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
-    }
+/// An HS256 secret that no longer signs but whose tokens are still accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreviousKey {
+    /// The `kid` of the tokens it signed (empty: tokens without one).
+    pub kid: String,
+    /// The secret, at least 32 bytes. Never printed.
+    pub secret: Secret,
 }
 
 /// How dashboard tokens are verified.
@@ -73,6 +69,15 @@ pub struct AuthSection {
     /// `DATA_DIR/auth/secret.key`; `serve` and `ingest` replicas need it set (shared).
     /// It also derives every account's ingest key and webhook secret.
     pub hs256_secret: Secret,
+    /// Key id of `hs256_secret`, named (`kid`) in the header of every token it signs;
+    /// empty: none. Give each secret its own id before rotating, so that tokens of
+    /// the old and the new secret tell their key apart.
+    pub hs256_kid: String,
+    /// Earlier HS256 secrets whose tokens are still accepted (not used to sign), each
+    /// with the `kid` its tokens carry (empty for tokens without one). Rotating a
+    /// configured secret: move it here, set a new `hs256_secret` and `hs256_kid`,
+    /// restart; remove it (and restart) to end its tokens.
+    pub hs256_previous_keys: Vec<PreviousKey>,
     /// RS256: PEM files of the public keys tokens may be signed with (several while
     /// rotating keys).
     pub rs256_public_keys: Vec<PathBuf>,
@@ -102,6 +107,8 @@ impl Default for AuthSection {
         Self {
             mode: AuthMode::default(),
             hs256_secret: Secret::default(),
+            hs256_kid: String::new(),
+            hs256_previous_keys: Vec::new(),
             rs256_public_keys: Vec::new(),
             rs256_private_key: None,
             token_ttl_s: 7 * 86_400,

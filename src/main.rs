@@ -7,6 +7,7 @@ mod bench;
 mod config;
 mod kafka;
 mod kafka_bench;
+mod keyring;
 #[cfg(test)]
 mod secrets_tests;
 
@@ -72,6 +73,52 @@ enum Command {
     Token(TokenArgs),
     /// Print an account's ingest key (or webhook secret), derived from the server secret.
     IngestKey(IngestKeyArgs),
+    /// Rotate, list or retire the data dir's token signing keys (retiring a key ends
+    /// every token it signed, on a running server within a second).
+    SigningKeys(SigningKeysArgs),
+    /// Revoke every token of one user issued until now (or lift that with `--lift`).
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+struct SigningKeysArgs {
+    #[command(subcommand)]
+    action: SigningKeysAction,
+    /// Data dir whose signing keys to change.
+    #[arg(long, default_value = "crmpulse-data", global = true)]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum SigningKeysAction {
+    /// Make a new key that signs every token from now on; prints its kid. Tokens of the
+    /// other keys stay valid until their key is retired.
+    Rotate,
+    /// One line per key: kid, `current`, `accepted` or `retired`, creation time.
+    List,
+    /// Stop accepting tokens signed by KID (`initial`: the data dir's secret, whose
+    /// tokens carry no kid). The current key cannot be retired.
+    Retire {
+        /// The key id, as `list` prints it.
+        kid: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RevokeArgs {
+    /// Account of the user's tokens.
+    #[arg(long)]
+    account: u64,
+    /// The user: the tokens' `sub`.
+    #[arg(long)]
+    sub: String,
+    /// Remove the revocation: the user's earlier tokens are accepted again (until they
+    /// expire).
+    #[arg(long)]
+    lift: bool,
+    /// Data dir whose revocations to change.
+    #[arg(long, default_value = "crmpulse-data")]
+    data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -222,7 +269,52 @@ fn main() -> anyhow::Result<()> {
         Command::BenchKafka(args) => kafka_bench::run(&args, &config, clock),
         Command::Token(args) => token(&args, &config, clock),
         Command::IngestKey(args) => ingest_key(&args, &config),
+        Command::SigningKeys(args) => signing_keys(&args, &config, clock),
+        Command::Revoke(args) => revoke(&args, &config, clock),
     }
+}
+
+fn signing_keys(
+    args: &SigningKeysArgs,
+    config: &config::Config,
+    clock: Clock,
+) -> anyhow::Result<()> {
+    let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir), clock)?;
+    let dir = credentials.keyring()?;
+    match &args.action {
+        SigningKeysAction::Rotate => println!("{}", keyring::rotate(dir, credentials.now_s())?),
+        SigningKeysAction::List => {
+            for line in keyring::list(dir)? {
+                println!("{line}");
+            }
+        }
+        SigningKeysAction::Retire { kid } => {
+            keyring::retire(dir, kid)?;
+            println!("retired {kid}: its tokens are refused from now on");
+        }
+    }
+    Ok(())
+}
+
+fn revoke(args: &RevokeArgs, config: &config::Config, clock: Clock) -> anyhow::Result<()> {
+    let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir), clock)?;
+    let dir = credentials.keyring()?;
+    let now = credentials.now_s();
+    keyring::revoke(dir, args.account, &args.sub, now, args.lift)?;
+    if args.lift {
+        println!(
+            "lifted the revocation of {} in account {}",
+            args.sub, args.account
+        );
+    } else {
+        println!(
+            "revoked the tokens of {} in account {} issued at or before {}",
+            args.sub,
+            args.account,
+            schemas::event::format_rfc3339_ms(now as i64 * 1000)
+        );
+    }
+    Ok(())
 }
 
 fn token(args: &TokenArgs, config: &config::Config, clock: Clock) -> anyhow::Result<()> {

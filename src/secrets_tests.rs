@@ -68,7 +68,7 @@ fn no_config_struct_prints_a_secret() {
         let c: Config = config::load(Some(&path)).unwrap();
         // The secrets did load: each is where the code that sends it reads it.
         assert_eq!(c.auth.hs256_secret.expose(), SECRETS[0]);
-        assert_eq!(c.auth.ingest_keys[0].key, SECRETS[1]);
+        assert_eq!(c.auth.ingest_keys[0].key.expose(), SECRETS[1]);
         assert_eq!(c.clickhouse.password.expose(), SECRETS[3]);
         let kafka = c.kafka.clone().expect("[kafka]");
         assert_eq!(kafka.properties["sasl.password"], SECRETS[4]);

@@ -289,7 +289,12 @@ async fn access_is_scoped_and_tokens_end_when_their_key_or_user_is_revoked() {
     let admin = token(&data, NOW, 1, &["admin", "--sub", "ada"]);
     let supervisor = token(&data, NOW, 1, &["supervisor", "--team", "team-1"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_crmpulse"))
-        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "run",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(&data)
         .env("CRMPULSE_NOW", NOW)
         .stdout(Stdio::null())
@@ -302,9 +307,7 @@ async fn access_is_scoped_and_tokens_end_when_their_key_or_user_is_revoked() {
         assert!(std::time::Instant::now() < deadline, "server did not start");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let status = |agent: &str, team: &str| {
-        json!({"type": "agent_status_changed", "agent_id": agent, "team_id": team, "status": "online"})
-    };
+    let status = |agent: &str, team: &str| json!({"type": "agent_status_changed", "agent_id": agent, "team_id": team, "status": "online"});
     let events = json!([
         event(1, "s1", status("a1", "team-1")),
         event(1, "s2", status("a2", "team-2")),
@@ -339,7 +342,12 @@ async fn access_is_scoped_and_tokens_end_when_their_key_or_user_is_revoked() {
         assert_eq!(res.status(), 403, "{section}");
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "forbidden");
-        assert!(body["error"]["message"].as_str().unwrap().contains("agent_id"));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("agent_id")
+        );
         let res = http
             .get(url("a1"))
             .bearer_auth(&supervisor)
@@ -347,15 +355,28 @@ async fn access_is_scoped_and_tokens_end_when_their_key_or_user_is_revoked() {
             .await
             .unwrap();
         assert_eq!(res.status(), 200, "{section}");
-        let res = http.get(url("a2")).bearer_auth(&admin).send().await.unwrap();
+        let res = http
+            .get(url("a2"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200, "{section}");
     }
 
     // Errors of the API and the ingest routes, merged in one server, are JSON.
     let cases = [
         (http.get(format!("{base}/api/nope")), 404, "not_found"),
-        (http.get(format!("{base}/api/v1/events")), 405, "method_not_allowed"),
-        (http.delete(format!("{base}/api/me")), 405, "method_not_allowed"),
+        (
+            http.get(format!("{base}/api/v1/events")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            http.delete(format!("{base}/api/me")),
+            405,
+            "method_not_allowed",
+        ),
         (
             http.post(format!("{base}/api/v1/events"))
                 .bearer_auth(&key1)
@@ -389,13 +410,19 @@ async fn access_is_scoped_and_tokens_end_when_their_key_or_user_is_revoked() {
         .await
         .unwrap();
     let hello = ws.next().await.unwrap().unwrap();
-    assert!(hello.to_text().unwrap().contains("authenticated"), "{hello:?}");
+    assert!(
+        hello.to_text().unwrap().contains("authenticated"),
+        "{hello:?}"
+    );
 
     // Rotation: a new key signs from now on; the first one is still accepted.
     assert_eq!(jwt_header(&admin).get("kid"), None);
     let kid = cli(&["signing-keys", "rotate"]);
     let listed = cli(&["signing-keys", "list"]);
-    assert!(listed.contains(&kid) && listed.contains("initial"), "{listed}");
+    assert!(
+        listed.contains(&kid) && listed.contains("initial"),
+        "{listed}"
+    );
     let rotated = token(&data, NOW, 1, &["admin", "--sub", "bea"]);
     assert_eq!(jwt_header(&rotated)["kid"], json!(kid));
     until_me(&base, &rotated, 200).await;
@@ -403,7 +430,10 @@ async fn access_is_scoped_and_tokens_end_when_their_key_or_user_is_revoked() {
     // Retiring the first key ends every token it signed, the live one included.
     cli(&["signing-keys", "retire", "initial"]);
     let message = until_me(&base, &admin, 401).await;
-    assert!(message.contains("kid") || message.contains("signature"), "{message}");
+    assert!(
+        message.contains("kid") || message.contains("signature"),
+        "{message}"
+    );
     assert_eq!(me(&base, &rotated).await.0, 200);
     let close = loop {
         let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
@@ -433,4 +463,169 @@ async fn access_is_scoped_and_tokens_end_when_their_key_or_user_is_revoked() {
 
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// A stand-in for a ClickHouse server that fails every request and quotes the request
+/// line in its error, as a proxy's or a server's error page may: whatever the client
+/// puts in the URL ends up in the sink's log line. Returns its port.
+fn quoting_clickhouse() -> u16 {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            // The rest of the head, then the body by its length.
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = std::io::Read::read_exact(&mut reader, &mut body);
+            let message = format!("Code: 516. refused: {}", request_line.trim());
+            let mut stream = reader.into_inner();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{message}",
+                message.len()
+            );
+        }
+    });
+    port
+}
+
+/// Every kind of secret the configuration holds — the HS256 secret and a previous one,
+/// a configured ingest key and webhook secret, the ClickHouse password — with the
+/// server logging at `trace` while they are all used: none reaches the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_configured_secret_reaches_the_log_even_at_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log_path = dir.path().join("server.log");
+    let config_path = dir.path().join("crmpulse.toml");
+    let secrets = [
+        "trace-hs256-secret-0123456789abcdef0123",
+        "trace-previous-secret-0123456789abcdef",
+        "trace-ingest-key-0123456789abcdef",
+        "trace-webhook-secret-0123456789ab",
+        "trace-clickhouse-password-0123",
+    ];
+    let clickhouse = quoting_clickhouse();
+    std::fs::write(
+        &config_path,
+        format!(
+            r#"
+[auth]
+hs256_secret = "{}"
+hs256_kid = "k-now"
+
+[[auth.hs256_previous_keys]]
+kid = "k-before"
+secret = "{}"
+
+[[auth.ingest_keys]]
+id = "crm"
+account_id = 1
+key = "{}"
+webhook_secret = "{}"
+
+[clickhouse]
+url = "http://127.0.0.1:{clickhouse}"
+user = "crmpulse"
+password = "{}"
+"#,
+            secrets[0], secrets[1], secrets[2], secrets[3], secrets[4]
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crmpulse"))
+        .arg("--config")
+        .arg(&config_path)
+        .args([
+            "run",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("RUST_LOG", "trace")
+        .env("CRMPULSE_NOW", NOW)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let token = cli_line(
+        &data,
+        &[
+            "--config".as_ref(),
+            config_path.as_os_str(),
+            "--now".as_ref(),
+            NOW.as_ref(),
+        ],
+        &["token", "--account", "1", "--role", "admin"],
+    );
+    assert_eq!(jwt_header(&token)["kid"], "k-now");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Use every secret: a token of the current key, events with the configured key, a
+    // signed webhook body; the ClickHouse sink sends its password with every attempt.
+    assert_eq!(me(&base, &token).await.0, 200);
+    let res = http
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(secrets[2])
+        .json(&json!([event(1, "e1", opened("c1"))]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = serde_json::to_vec(&json!([event(1, "e2", opened("c2"))])).unwrap();
+    let res = http
+        .post(format!("{base}/api/v1/webhooks/1/events"))
+        .header("content-type", "application/json")
+        .header(
+            "x-crmpulse-signature-256",
+            ingest::auth::sign(secrets[3], &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("Code: 516") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ClickHouse sink never reported its failure"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("TRACE"), "the log is at trace level");
+    for secret in secrets.iter().copied().chain([token.as_str()]) {
+        assert!(!log.contains(secret), "{secret} is in the log");
+    }
 }

@@ -18,6 +18,7 @@ use std::num::NonZeroU32;
 use axum::http::{HeaderMap, header};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hmac::{Hmac, Mac};
+use schemas::Secret;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -36,11 +37,12 @@ pub struct IngestKey {
     pub id: String,
     /// The one account this key writes to.
     pub account_id: u64,
-    /// The bearer key for `POST /api/v1/events` (at least 24 characters).
-    pub key: String,
-    /// The HMAC-SHA256 secret of `POST /api/v1/webhooks/{account_id}/events`.
+    /// The bearer key for `POST /api/v1/events` (at least 24 characters). Never printed.
+    pub key: Secret,
+    /// The HMAC-SHA256 secret of `POST /api/v1/webhooks/{account_id}/events`. Never
+    /// printed.
     #[serde(default)]
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<Secret>,
 }
 
 impl std::fmt::Debug for IngestKey {
@@ -48,11 +50,8 @@ impl std::fmt::Debug for IngestKey {
         f.debug_struct("IngestKey")
             .field("id", &self.id)
             .field("account_id", &self.account_id)
-            .field("key", &"***")
-            .field(
-                "webhook_secret",
-                &self.webhook_secret.as_ref().map(|_| "***"),
-            )
+            .field("key", &self.key)
+            .field("webhook_secret", &self.webhook_secret)
             .finish()
     }
 }
@@ -223,7 +222,7 @@ impl Inner {
         // about which one came close.
         let mut found = None;
         for k in &self.keys {
-            if bool::from(k.key.as_bytes().ct_eq(presented.as_bytes())) {
+            if bool::from(k.key.expose().as_bytes().ct_eq(presented.as_bytes())) {
                 found = Some(k.account_id);
             }
         }
@@ -238,7 +237,7 @@ impl Inner {
                 self.keys
                     .iter()
                     .filter(move |k| k.account_id == account_id)
-                    .filter_map(|k| k.webhook_secret.clone()),
+                    .filter_map(|k| k.webhook_secret.as_ref().map(|s| s.expose().to_owned())),
             )
     }
 

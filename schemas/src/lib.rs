@@ -23,5 +23,5 @@ pub mod proto {
 }
 
 pub use clock::Clock;
-pub use secret::Secret;
 pub use event::{Event, EventError, Payload};
+pub use secret::Secret;

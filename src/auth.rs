@@ -44,8 +44,10 @@ pub struct Credentials {
     ttl: Duration,
     /// When tokens are issued (`iat`, and `exp` = `iat` + ttl) and checked.
     clock: Clock,
-    /// The data dir whose signing keys and revocations apply, when there is one.
+    /// The data dir whose signing keys apply, when there is one.
     keyring: Option<PathBuf>,
+    /// The revocations file that applies, when there is one.
+    revocations: Option<PathBuf>,
 }
 
 /// The HS256 verifier and signer of a configured secret: `hs256_secret` signs (with
@@ -135,6 +137,7 @@ impl Credentials {
                     ttl,
                     clock,
                     keyring: None,
+                    revocations: None,
                 });
             }
             AuthMode::Hs256 => {
@@ -186,8 +189,12 @@ impl Credentials {
             max_live_connections_per_token: section.max_live_connections_per_token,
         };
         let dashboard = Arc::new(Auth::new(verifier.with_clock(clock), limits));
-        if let Some(dir) = keyring {
-            dashboard.replace_revocations(keyring::revocations(dir)?.to_map());
+        let revocations = section
+            .revocations_file
+            .clone()
+            .or_else(|| keyring.map(keyring::revocations_path));
+        if let Some(path) = &revocations {
+            dashboard.replace_revocations(keyring::revocations(path)?.to_map());
         }
         Ok(Self {
             dashboard: Some(dashboard),
@@ -201,18 +208,33 @@ impl Credentials {
             ttl,
             clock,
             keyring: keyring.map(Path::to_path_buf),
+            revocations,
         })
     }
 
     /// What keeps the dashboard's keys and revocations in step with the data dir's
     /// files, when they apply ([`KeyWatch::run`]).
     pub fn key_watch(&self) -> Option<KeyWatch> {
+        let keys = self.keyring.clone().zip(self.secret.clone());
+        if keys.is_none() && self.revocations.is_none() {
+            return None;
+        }
         Some(KeyWatch {
-            data_dir: self.keyring.clone()?,
-            secret: self.secret.clone()?,
+            keys,
+            revocations: self.revocations.clone(),
             auth: Arc::clone(self.dashboard.as_ref()?),
             clock: self.clock,
         })
+    }
+
+    /// The revocations file `crmpulse revoke` writes.
+    ///
+    /// # Errors
+    /// None applies: no data dir secret and no `[auth] revocations_file`.
+    pub fn revocations_file(&self) -> anyhow::Result<&Path> {
+        self.revocations.as_deref().context(
+            "no revocations file: with a configured hs256_secret or mode = \"rs256\", set [auth] revocations_file (docs/security.md)",
+        )
     }
 
     /// The data dir whose signing keys and revocations this server uses.
@@ -274,10 +296,13 @@ impl Credentials {
     }
 }
 
-/// Applies changes of a data dir's signing keys and revocations to a running server.
+/// Applies changes of a data dir's signing keys and of the revocations file to a
+/// running server.
 pub struct KeyWatch {
-    data_dir: PathBuf,
-    secret: Vec<u8>,
+    /// The data dir and its secret, when its signing keys apply.
+    keys: Option<(PathBuf, Vec<u8>)>,
+    /// The revocations file, when there is one.
+    revocations: Option<PathBuf>,
     auth: Arc<Auth>,
     clock: Clock,
 }
@@ -285,7 +310,8 @@ pub struct KeyWatch {
 impl std::fmt::Debug for KeyWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyWatch")
-            .field("data_dir", &self.data_dir)
+            .field("data_dir", &self.keys.as_ref().map(|(dir, _)| dir))
+            .field("revocations", &self.revocations)
             .finish_non_exhaustive()
     }
 }
@@ -299,16 +325,24 @@ impl KeyWatch {
     /// their next tick). A file that does not load is reported and the keys in force
     /// are kept.
     pub async fn run(self) {
-        let read = |name: &str| std::fs::read(self.data_dir.join("auth").join(name)).ok();
-        let mut seen = (read("signing-keys.json"), read("revocations.json"));
+        let read = |path: Option<PathBuf>| path.and_then(|p| std::fs::read(p).ok());
+        let files = || {
+            (
+                read(self.keys.as_ref().map(|(dir, _)| keyring::keys_path(dir))),
+                read(self.revocations.clone()),
+            )
+        };
+        let mut seen = files();
         loop {
             tokio::time::sleep(KEY_POLL).await;
-            let now = (read("signing-keys.json"), read("revocations.json"));
+            let now = files();
             if now == seen {
                 continue;
             }
-            if now.0 != seen.0 {
-                match data_dir_keys(&self.data_dir, &self.secret) {
+            if let Some((dir, secret)) = &self.keys
+                && now.0 != seen.0
+            {
+                match data_dir_keys(dir, secret) {
                     Ok((verifier, _)) => {
                         // The verifier's Debug names its kids, never a key.
                         tracing::info!(?verifier, "signing keys reloaded");
@@ -319,8 +353,10 @@ impl KeyWatch {
                     }
                 }
             }
-            if now.1 != seen.1 {
-                match keyring::revocations(&self.data_dir) {
+            if let Some(path) = &self.revocations
+                && now.1 != seen.1
+            {
+                match keyring::revocations(path) {
                     Ok(list) => {
                         self.auth.replace_revocations(list.to_map());
                         tracing::info!(revoked = list.revoked.len(), "revocations reloaded");
@@ -447,6 +483,66 @@ mod tests {
             verify_at("2026-11-20T13:05:00Z").is_err(),
             "expired an hour after"
         );
+    }
+
+    #[test]
+    fn configured_keys_rotate_by_kid_and_a_revocations_file_applies() {
+        use crate::config::{PreviousKey, Secret};
+        let dir = tempfile::tempdir().unwrap();
+        let at = Clock::starting_at_rfc3339("2026-11-20T12:00:00Z").unwrap();
+        const OLD: &str = "the previous configured secret, 32 bytes+";
+        let before = AuthSection {
+            hs256_secret: Secret::new(OLD),
+            hs256_kid: "k1".into(),
+            ..AuthSection::default()
+        };
+        let old_token = Credentials::load(&before, None, at)
+            .unwrap()
+            .mint("ada", 1, Role::Admin, vec![], None, None)
+            .unwrap();
+        let revocations = dir.path().join("revoked.json");
+        let after = AuthSection {
+            hs256_secret: Secret::new("the new configured secret, 32 bytes or more"),
+            hs256_kid: "k2".into(),
+            hs256_previous_keys: vec![PreviousKey {
+                kid: "k1".into(),
+                secret: Secret::new(OLD),
+            }],
+            revocations_file: Some(revocations.clone()),
+            ..AuthSection::default()
+        };
+        let verify = |section: &AuthSection, token: &str| {
+            Credentials::load(section, None, at)
+                .unwrap()
+                .dashboard
+                .unwrap()
+                .verify(token)
+        };
+        let creds = Credentials::load(&after, None, at).unwrap();
+        let new_token = creds
+            .mint("bea", 1, Role::Admin, vec![], None, None)
+            .unwrap();
+        assert!(
+            verify(&after, &old_token).is_ok(),
+            "the previous key still verifies"
+        );
+        assert!(verify(&after, &new_token).is_ok());
+        let retired = AuthSection {
+            hs256_previous_keys: vec![],
+            ..after.clone()
+        };
+        assert_eq!(
+            verify(&retired, &old_token).unwrap_err(),
+            query_api::auth::TokenError::UnknownKey("k1".into())
+        );
+        // Revoking bea in the shared file ends bea's token, not ada's.
+        keyring::revoke(&revocations, 1, "bea", creds.now_s(), false).unwrap();
+        assert!(matches!(
+            verify(&after, &new_token),
+            Err(query_api::auth::TokenError::Revoked { .. })
+        ));
+        assert!(verify(&after, &old_token).is_ok());
+        assert_eq!(creds.revocations_file().unwrap(), revocations);
     }
 
     #[test]

@@ -78,6 +78,11 @@ pub struct AuthSection {
     /// configured secret: move it here, set a new `hs256_secret` and `hs256_kid`,
     /// restart; remove it (and restart) to end its tokens.
     pub hs256_previous_keys: Vec<PreviousKey>,
+    /// File of revoked users, written by `crmpulse revoke` and re-read by the server
+    /// every second. Empty: `DATA_DIR/auth/revocations.json` where the data dir's
+    /// secret signs; `serve` replicas share one file (e.g. on a shared volume) to
+    /// revoke users on every replica.
+    pub revocations_file: Option<PathBuf>,
     /// RS256: PEM files of the public keys tokens may be signed with (several while
     /// rotating keys).
     pub rs256_public_keys: Vec<PathBuf>,
@@ -109,6 +114,7 @@ impl Default for AuthSection {
             hs256_secret: Secret::default(),
             hs256_kid: String::new(),
             hs256_previous_keys: Vec::new(),
+            revocations_file: None,
             rs256_public_keys: Vec::new(),
             rs256_private_key: None,
             token_ttl_s: 7 * 86_400,

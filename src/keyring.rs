@@ -9,7 +9,8 @@
 //!   current one (which signs new tokens) and whether `initial` was retired. A token is
 //!   accepted only while the key that signed it is in this set.
 //! - `revocations.json`: per account and `sub`, the instant at or before which every
-//!   token issued to them is refused.
+//!   token issued to them is refused. `[auth] revocations_file` names another file
+//!   instead (one that `serve` replicas share); the format is the same.
 //!
 //! Both files are written whole to a temporary file and renamed, so a reader never sees
 //! half of one; mode 0600 like the secret.
@@ -87,11 +88,13 @@ impl RevocationList {
     }
 }
 
-fn keys_path(data_dir: &Path) -> PathBuf {
+/// The signing keys file of a data dir.
+pub fn keys_path(data_dir: &Path) -> PathBuf {
     data_dir.join("auth").join("signing-keys.json")
 }
 
-fn revocations_path(data_dir: &Path) -> PathBuf {
+/// The revocations file of a data dir.
+pub fn revocations_path(data_dir: &Path) -> PathBuf {
     data_dir.join("auth").join("revocations.json")
 }
 
@@ -131,12 +134,12 @@ pub fn signing_keys(data_dir: &Path) -> anyhow::Result<SigningKeys> {
     read_json(&keys_path(data_dir))
 }
 
-/// The revoked users of `data_dir`.
+/// The revoked users in the revocations file `path` (none when it does not exist).
 ///
 /// # Errors
 /// An unreadable or malformed file.
-pub fn revocations(data_dir: &Path) -> anyhow::Result<RevocationList> {
-    read_json(&revocations_path(data_dir))
+pub fn revocations(path: &Path) -> anyhow::Result<RevocationList> {
+    read_json(path)
 }
 
 /// Makes a new key, current from now on; returns its kid. Tokens of the other keys
@@ -216,19 +219,19 @@ pub fn list(data_dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(lines)
 }
 
-/// Revokes every token of `sub` in `account_id` issued at or before `now_s`; with
-/// `lift`, removes the revocation instead.
+/// Revokes, in the revocations file `path`, every token of `sub` in `account_id`
+/// issued at or before `now_s`; with `lift`, removes the revocation instead.
 ///
 /// # Errors
 /// The file cannot be read or written.
 pub fn revoke(
-    data_dir: &Path,
+    path: &Path,
     account_id: u64,
     sub: &str,
     now_s: u64,
     lift: bool,
 ) -> anyhow::Result<()> {
-    let mut list = revocations(data_dir)?;
+    let mut list = revocations(path)?;
     list.revoked
         .retain(|r| !(r.account_id == account_id && r.sub == sub));
     if !lift {
@@ -238,7 +241,7 @@ pub fn revoke(
             not_after_s: now_s,
         });
     }
-    write_json(&revocations_path(data_dir), &list)
+    write_json(path, &list)
 }
 
 #[cfg(test)]
@@ -267,14 +270,15 @@ mod tests {
         );
         assert!(!format!("{keys:?}").contains(&keys.keys[0].secret));
 
-        revoke(dir.path(), 1, "bea", 100, false).unwrap();
-        revoke(dir.path(), 1, "bea", 200, false).unwrap();
-        revoke(dir.path(), 2, "bea", 300, false).unwrap();
-        let map = revocations(dir.path()).unwrap().to_map();
+        let file = revocations_path(dir.path());
+        revoke(&file, 1, "bea", 100, false).unwrap();
+        revoke(&file, 1, "bea", 200, false).unwrap();
+        revoke(&file, 2, "bea", 300, false).unwrap();
+        let map = revocations(&file).unwrap().to_map();
         assert_eq!(map.len(), 2);
         assert_eq!(map[&(1, "bea".to_owned())], 200);
-        revoke(dir.path(), 1, "bea", 400, true).unwrap();
-        let map = revocations(dir.path()).unwrap().to_map();
+        revoke(&file, 1, "bea", 400, true).unwrap();
+        let map = revocations(&file).unwrap().to_map();
         assert_eq!(map.keys().collect::<Vec<_>>(), [&(2, "bea".to_owned())]);
     }
 }

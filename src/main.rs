@@ -116,7 +116,8 @@ struct RevokeArgs {
     /// expire).
     #[arg(long)]
     lift: bool,
-    /// Data dir whose revocations to change.
+    /// Data dir whose revocations to change (`[auth] revocations_file` instead, when
+    /// set).
     #[arg(long, default_value = "crmpulse-data")]
     data_dir: PathBuf,
 }
@@ -298,9 +299,9 @@ fn signing_keys(
 
 fn revoke(args: &RevokeArgs, config: &config::Config, clock: Clock) -> anyhow::Result<()> {
     let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir), clock)?;
-    let dir = credentials.keyring()?;
+    let file = credentials.revocations_file()?;
     let now = credentials.now_s();
-    keyring::revoke(dir, args.account, &args.sub, now, args.lift)?;
+    keyring::revoke(file, args.account, &args.sub, now, args.lift)?;
     if args.lift {
         println!(
             "lifted the revocation of {} in account {}",

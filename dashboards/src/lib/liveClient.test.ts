@@ -28,9 +28,9 @@ class FakeSocket implements SocketLike {
   receive(msg: unknown) {
     this.onmessage?.({ data: JSON.stringify(msg) });
   }
-  drop(code?: number) {
+  drop(code?: number, reason?: string) {
     this.readyState = 3;
-    this.onclose?.(code == null ? {} : { code });
+    this.onclose?.(code == null ? {} : reason == null ? { code } : { code, reason });
   }
 }
 
@@ -226,6 +226,21 @@ describe('LiveClient with a token', () => {
     c.retryNow();
     c.start();
     expect(FakeSocket.all).toHaveLength(1);
+  });
+
+  it('a token refused before authentication (close 4401 with a reason, no frame) says why', () => {
+    for (const [reason, code] of [
+      ['token expired', 'token_expired'],
+      ['malformed token: not a JWT', 'unauthorized'],
+    ] as const) {
+      const c = makeClient({ token: 'bad' });
+      c.start();
+      const ws = last();
+      ws.open();
+      ws.drop(4401, reason);
+      expect(c.getState()).toMatchObject({ status: 'offline', retryAt: null, unauthorized: { code, message: reason } });
+      c.stop();
+    }
   });
 
   it('an expiry during the connection (token_expired, 4401) also ends in the unauthorized state', () => {

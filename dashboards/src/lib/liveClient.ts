@@ -52,7 +52,8 @@ export interface LiveClientState {
 }
 
 export interface AuthFailure {
-  /** `unauthorized`, `token_expired`, … from the error frame (or `unauthorized` for a bare 4401). */
+  /** `unauthorized`, `token_expired`, … from the error frame, or from the 4401 close's reason
+   * before authentication (`unauthorized` for a bare 4401). */
   code: string;
   message: string;
 }
@@ -235,7 +236,8 @@ export class LiveClient {
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
-      this.handleClose((ev as { code?: unknown } | null)?.code);
+      const close = ev as { code?: unknown; reason?: unknown } | null;
+      this.handleClose(close?.code, typeof close?.reason === 'string' ? close.reason : '');
     };
   }
 
@@ -273,7 +275,7 @@ export class LiveClient {
     if (resync) this.resubscribe(resync);
   }
 
-  private handleClose(code?: unknown): void {
+  private handleClose(code?: unknown, reason = ''): void {
     this.clearWatchdog();
     const ws = this.ws;
     this.ws = null;
@@ -283,7 +285,12 @@ export class LiveClient {
       // The token is bad or expired: reconnecting cannot help, the user must sign in.
       this.stopped = true;
       this.clearTimers();
-      const unauthorized = this.authFailure ?? { code: 'unauthorized', message: 'The server refused the access token.' };
+      // Before authentication the server sends no error frame, only the close: its
+      // reason says why (e.g. "token expired", "malformed token: not a JWT").
+      const unauthorized = this.authFailure ?? {
+        code: /expired/i.test(reason) ? 'token_expired' : 'unauthorized',
+        message: reason || 'The server refused the access token.',
+      };
       this.authFailure = null;
       this.set({ status: 'offline', retryAt: null, unauthorized });
       return;

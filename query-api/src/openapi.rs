@@ -46,7 +46,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// `bad_request`, `unauthorized`, `token_expired`, `forbidden`, `not_found`,
-    /// `rate_limited` or `internal`.
+    /// `method_not_allowed`, `rate_limited` or `internal` (ingest adds
+    /// `payload_too_large` and `unsupported_media_type`).
     pub code: String,
     /// For 4xx, names the parameter at fault (`from: expected …`); generic for 5xx.
     pub message: String,

@@ -694,7 +694,8 @@ export interface components {
         ErrorDetail: {
             /**
              * @description `bad_request`, `unauthorized`, `token_expired`, `forbidden`, `not_found`,
-             *     `rate_limited` or `internal`.
+             *     `method_not_allowed`, `rate_limited` or `internal` (ingest adds
+             *     `payload_too_large` and `unsupported_media_type`).
              */
             code: string;
             /** @description For 4xx, names the parameter at fault (`from: expected …`); generic for 5xx. */

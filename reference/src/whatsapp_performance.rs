@@ -215,26 +215,33 @@ pub fn body(input: &Input<'_>, range: Range) -> Value {
             "success_rate": ratio(delivered, recipients, 4)})
     };
 
-    // Failures by the error code of the earliest `failed` status.
-    // code → (count in R, count in previous, latest (time, title) seen in R)
-    type Failure<'a> = (i64, i64, Option<(i64, &'a str)>);
+    // Failures by the error code of the earliest `failed` status: a row per code failing
+    // in R or in the previous period (a code that stopped failing shows count 0).
+    // code → (count in R, count in previous, latest (time, title) in R, the same in the
+    // previous period). The title shown is the latest one in R, or, for a code failing
+    // only in the previous period, the latest one there.
+    type Titled<'a> = Option<(i64, &'a str)>;
+    type Failure<'a> = (i64, i64, Titled<'a>, Titled<'a>);
+    fn latest<'a>(seen: &mut Titled<'a>, at: i64, title: Option<&'a str>) {
+        if let Some(title) = title
+            && seen.is_none_or(|(t, _)| t <= at)
+        {
+            *seen = Some((at, title));
+        }
+    }
     let mut failures: BTreeMap<Option<i64>, Failure<'_>> = BTreeMap::new();
     for m in &cur_msgs {
         if let Some((at, code, title)) = m.first_failed {
             let f = failures.entry(code).or_default();
             f.0 += 1;
-            if let Some(title) = title
-                && f.2.is_none_or(|(t, _)| t <= at)
-            {
-                f.2 = Some((at, title));
-            }
+            latest(&mut f.2, at, title);
         }
     }
     for m in &prev_msgs {
-        if let Some((_, code, _)) = m.first_failed
-            && let Some(f) = failures.get_mut(&code)
-        {
+        if let Some((at, code, title)) = m.first_failed {
+            let f = failures.entry(code).or_default();
             f.1 += 1;
+            latest(&mut f.3, at, title);
         }
     }
     let mut failures: Vec<(Option<i64>, Failure<'_>)> = failures.into_iter().collect();
@@ -242,8 +249,9 @@ pub fn body(input: &Input<'_>, range: Range) -> Value {
     failures.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
     let failures: Vec<Value> = failures
         .into_iter()
-        .map(|(code, (count, previous, title))| {
-            json!({"error_code": code, "error_title": title.map(|(_, t)| t),
+        .map(|(code, (count, previous, title, title_before))| {
+            let title = title.or(title_before).map(|(_, t)| t);
+            json!({"error_code": code, "error_title": title,
                 "category": category(code), "count": count, "previous": previous})
         })
         .collect();

@@ -678,6 +678,16 @@ impl Slot {
     }
 }
 
+/// The start of the slot (local hour, day or week) that contains `t`: a range's first
+/// slot is named by its own start even when the range starts inside it.
+pub fn slot_start(t: i64, slot: Slot, tz: Tz) -> i64 {
+    let mut s = floor_quarter(t);
+    while !slot.starts_at(s, tz) {
+        s -= QUARTER_MS;
+    }
+    s
+}
+
 /// The slot starts of `range`: the range's start, then every slot boundary inside it.
 pub fn slot_starts(range: Range, slot: Slot, tz: Tz) -> Vec<i64> {
     let mut starts = vec![range.from];
@@ -691,7 +701,8 @@ pub fn slot_starts(range: Range, slot: Slot, tz: Tz) -> Vec<i64> {
     starts
 }
 
-/// `[start, end)` of every slot of `range`.
+/// `[start, end)` of every slot of `range`, clipped to the range (the first one
+/// starts at `range.from`; name it with [`slot_start`]).
 pub fn slots(range: Range, slot: Slot, tz: Tz) -> Vec<Range> {
     let starts = slot_starts(range, slot, tz);
     starts

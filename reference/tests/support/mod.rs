@@ -454,6 +454,9 @@ pub struct Materialize {
     /// Leave out agent messages written while the bot holds a conversation before any
     /// hand-over (known class 1).
     pub no_agent_before_handover: bool,
+    /// Leave out conversations whose first open is not their first event, and put
+    /// outbound messages outside conversations in conversations of their own.
+    pub open_first: bool,
 }
 
 /// The events of a case, each once, in generation order, with distinct times.
@@ -478,6 +481,9 @@ pub fn events(case: &Case, opts: Materialize) -> Vec<Event> {
             campaign_id: c.campaign.map(|x| CAMPAIGNS[x].to_string()),
         };
         let mut t = base + c.at_s * 1000;
+        if opts.open_first && !c.opened {
+            continue;
+        }
         if c.opened {
             b.push(t, account, open.clone());
         }
@@ -619,8 +625,8 @@ pub fn events(case: &Case, opts: Materialize) -> Vec<Event> {
                         Payload::MessageCreated {
                             message_id: id.clone(),
                             conversation_id: match conversation {
-                                Some(c) => format!("c{c}"),
-                                None => format!("bc{oi}"),
+                                Some(c) if !opts.open_first => format!("c{c}"),
+                                _ => format!("bc{oi}"),
                             },
                             direction: Direction::Outbound,
                             sender: *sender,
@@ -798,4 +804,48 @@ pub fn bounds(case: &Case, spec: &RangeSpec, tz: Tz) -> (Option<String>, Option<
 
 fn reference_midnight(d: NaiveDate, tz: Tz) -> i64 {
     crmpulse_reference::midnight(d, tz)
+}
+
+/// The view store after the real pipeline (two workers) consumed `batches`, pushed at
+/// pipeline times ending at `progress - 1`, so that its final progress is `progress`.
+pub fn store_after(batches: &[Vec<Event>], progress: i64) -> query_api::ViewStore {
+    use std::sync::{Arc, Mutex};
+    let released = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&released);
+    let config = pipeline::PipelineConfig {
+        workers: 2,
+        max_in_flight: 2,
+        clock: schemas::Clock::starting_at(progress),
+    };
+    let mut pipeline =
+        pipeline::Pipeline::start(&config, move |b| sink.lock().unwrap().push(b)).unwrap();
+    let n = batches.len() as i64;
+    for (k, batch) in batches.iter().enumerate() {
+        let t = u64::try_from(progress - 10 * (n - 1 - k as i64) - 1).unwrap();
+        pipeline.push_at(t, batch.clone()).unwrap();
+    }
+    if batches.is_empty() {
+        pipeline
+            .advance_to(u64::try_from(progress - 1).unwrap())
+            .unwrap();
+    }
+    pipeline.finish();
+    let store = query_api::ViewStore::default();
+    for b in released.lock().unwrap().drain(..) {
+        store.apply(b);
+    }
+    store
+}
+
+/// The query state over `store`: settings, a pinned clock, no shared body cache.
+pub fn app(
+    store: query_api::ViewStore,
+    config: query_api::AccountsConfig,
+    now_ms: i64,
+) -> query_api::AppState {
+    let mut app = query_api::AppState::new(std::sync::Arc::new(store));
+    app.clock = schemas::Clock::starting_at(now_ms);
+    app.bodies = None;
+    app.settings.replace(config);
+    app
 }

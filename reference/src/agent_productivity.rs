@@ -241,9 +241,11 @@ pub fn body(input: &Input<'_>, range: Range) -> Value {
                 5 * rate_e4(met, n) + 3 * rate_e4(resolved, handled) + 2 * rate_e4(handled, most.into()),
                 1000,
             );
+            // Whole seconds (floored) per status, and of active = online + busy; the
+            // utilisation is the ratio of the shown active and idle seconds.
             let [online, busy, away, offline] = r.ms.map(|ms| ms.div_euclid(1000));
-            let active_ms = i128::from(r.ms[0] + r.ms[1]);
-            let idle_ms = i128::from(r.ms[2]);
+            let active = i128::from((r.ms[0] + r.ms[1]).div_euclid(1000));
+            let idle = i128::from(away);
             let row = json!({
                 "agent_id": r.agent_id,
                 "team_id": r.team_id,
@@ -252,9 +254,9 @@ pub fn body(input: &Input<'_>, range: Range) -> Value {
                 "resolved": r.resolved,
                 "resolution_rate": ratio(resolved, handled, 4),
                 "time_in_status_s": {"online": online, "busy": busy, "away": away, "offline": offline},
-                "active_s": (r.ms[0] + r.ms[1]).div_euclid(1000),
+                "active_s": active,
                 "idle_s": away,
-                "utilisation": ratio(active_ms, active_ms + idle_ms, 4),
+                "utilisation": ratio(active, active + idle, 4),
                 "status_now": r.status_now.map(|(s, since)| json!({
                     "status": s.as_str(), "since": rfc3339(since),
                     "for_s": (progress - since).div_euclid(1000),

@@ -491,4 +491,76 @@ mod tests {
         assert_eq!(super::sqrt_ratio_e4(2 * 5 - 9, 2), 0.5);
         assert_eq!(super::sqrt_ratio_e4(2 * 5 - 9, 3), 0.3333);
     }
+
+    /// Events of a conversation that happen (in event time) before its first
+    /// `conversation_opened` count once the open is known: a reply before the open has
+    /// FRT 0 ("negative durations count as 0"), and it and a resolution before the open
+    /// count for the agent. The product left them out (no row, or the later reply as the
+    /// first one).
+    #[test]
+    fn events_before_the_open_count() {
+        let d = |t: &str| format!("2026-11-20T{t}Z");
+        let events = [
+            ev("m0", &d("04:28:29"), agent_message("w5", "c7", "a1")),
+            ev("o", &d("10:06:18"), opened("c7")),
+            ev("m1", &d("10:14:53"), agent_message("m7", "c7", "a3")),
+            ev(
+                "r",
+                &d("09:00:00"),
+                json!({"type": "conversation_resolved", "conversation_id": "c8", "resolved_by": "agent", "agent_id": "a2"}),
+            ),
+            ev("o8", &d("09:00:01"), opened("c8")),
+        ];
+        let body = day(
+            "agent-productivity",
+            &events,
+            &Settings::default(),
+            NOW,
+            |_| {},
+        );
+        let row = |id: &str| {
+            body["agents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["agent_id"] == id)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(
+            (&row("a1")["handled"], &row("a1")["frt_avg_s"]),
+            (&json!(1), &json!(0.0))
+        );
+        assert_eq!(
+            (&row("a3")["handled"], &row("a3")["frt_avg_s"]),
+            (&json!(1), &Value::Null)
+        );
+        assert_eq!(row("a2")["resolved"], 1);
+    }
+
+    /// "Open conversations now: active conversations whose last assignment is to the
+    /// agent": an escalation after the assignment does not take it from the agent (the
+    /// product's holder becomes unassigned, in the KPI strip too).
+    #[test]
+    fn an_escalation_does_not_unassign_the_agent() {
+        let d = |t: &str| format!("2026-11-20T{t}Z");
+        let events = [
+            ev("o", &d("10:00:00"), opened("c0")),
+            ev("a", &d("10:00:01"), assigned("c0", "a1", "t1")),
+            ev(
+                "e",
+                &d("10:00:02"),
+                json!({"type": "conversation_escalated", "conversation_id": "c0"}),
+            ),
+        ];
+        let body = day(
+            "agent-productivity",
+            &events,
+            &Settings::default(),
+            NOW,
+            |_| {},
+        );
+        assert_eq!(body["agents"][0]["agent_id"], "a1");
+        assert_eq!(body["agents"][0]["open_conversations"], 1);
+    }
 }

@@ -596,4 +596,41 @@ mod tests {
         assert_eq!(convs["c"].frt().unwrap().1, 0);
         assert_eq!(convs["c2"].frt().unwrap().1, 600);
     }
+
+    /// Human handling time starts where the human wait starts, as for FRT: the open
+    /// when the bot took the conversation only after the first human reply (the product
+    /// measured from the later hand-over: 420 s), and — an assumption, the docs are
+    /// silent — the first agent message when the bot held it and never handed it over
+    /// (that reply's FRT is 0; the product measured from the open: 600 s).
+    #[test]
+    fn handling_starts_with_the_human_wait() {
+        let d = |t: &str| format!("2026-11-20T{t}Z");
+        let events = [
+            // c: open 10:00, agent 10:01, bot 10:02, agent assigned 10:03, resolved 10:10.
+            ev("o", &d("10:00:00"), open("c", "i1")),
+            ev("m", &d("10:01:00"), agent_msg("m", "c")),
+            ev("b", &d("10:02:00"), bot("c")),
+            ev("a", &d("10:03:00"), agent("c")),
+            ev("r", &d("10:10:00"), resolved("c", "agent")),
+            // c2: open 11:00, bot 11:00:01, agent writes 11:04, resolved 11:10.
+            ev("o2", &d("11:00:00"), open("c2", "i1")),
+            ev("b2", &d("11:00:01"), bot("c2")),
+            ev("m2", &d("11:04:00"), agent_msg("m2", "c2")),
+            ev("r2", &d("11:10:00"), resolved("c2", "agent")),
+        ];
+        let refs: Vec<&Event> = events.iter().collect();
+        let convs = super::conversations(&refs);
+        assert_eq!(convs["c"].handling_s(), Some(600));
+        assert_eq!(convs["c"].frt().unwrap().1, 60);
+        assert_eq!(convs["c2"].handling_s(), Some(360));
+        assert_eq!(convs["c2"].frt().unwrap().1, 0);
+        let body = day(
+            "automation-impact",
+            &events,
+            &Settings::default(),
+            NOW,
+            |_| {},
+        );
+        assert_eq!(body["time_saved"]["current"]["avg_human_handling_s"], 480.0);
+    }
 }

@@ -397,4 +397,28 @@ mod tests {
         );
         assert_eq!(sms["leads"], body["leads"]);
     }
+
+    /// Cost per conversation is rounded once, from the exact total: 1500/h × 30.24 s
+    /// = 12.6 over 2 conversations is 6.3 → 6 (the product rounded the agent cost to 13
+    /// first: 6.5 → 7).
+    #[test]
+    fn cost_per_conversation_is_rounded_once() {
+        let d = |t: &str| format!("2026-11-20T{t}Z");
+        let events = [
+            ev("c1", &d("09:00:00"), open("c1", "u1", "whatsapp", None)),
+            ev("c2", &d("09:00:01"), open("c2", "u2", "whatsapp", None)),
+            ev("s1", &d("08:00:00.000"), status("a1", "online")),
+            ev("s2", &d("08:00:30.240"), status("a1", "offline")),
+        ];
+        let settings = Settings {
+            agent_hourly_cost_minor: 1500,
+            ..Settings::default()
+        };
+        let body = day("business-impact", &events, &settings, NOW, |_| {});
+        assert_eq!(
+            body["cost_per_conversation"]["current"],
+            json!({"agent_hours": 0.01, "agent_cost_minor": 13, "channel_fees_minor": 0,
+                "conversations": 2, "per_conversation_minor": 6})
+        );
+    }
 }

@@ -136,15 +136,18 @@ pub struct Case {
     pub shuffle: u64,
     pub cuts: Vec<usize>,
     pub queries: Vec<QuerySpec>,
+    /// How far the server's clock is ahead of the pipeline's progress, ms.
+    pub lag_ms: i64,
 }
 
 impl std::fmt::Debug for Case {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Case {{ day: {}, progress_s: {}, {} conversations, {} other events, {} duplicates, cuts {:?}, accounts {:?}, queries {:?} }}",
+            "Case {{ day: {}, progress_s: {}, lag_ms: {}, {} conversations, {} other events, {} duplicates, cuts {:?}, accounts {:?}, queries {:?} }}",
             self.day(),
             self.progress_s,
+            self.lag_ms,
             self.conversations.len(),
             self.others.len(),
             self.duplicates.len(),
@@ -168,6 +171,11 @@ impl Case {
     pub fn base_ms(&self) -> i64 {
         Utc.from_utc_datetime(&self.day().and_hms_opt(0, 0, 0).expect("time"))
             .timestamp_millis()
+    }
+
+    /// The server's clock ("now"), ms.
+    pub fn now_ms(&self) -> i64 {
+        self.progress_ms() + self.lag_ms
     }
 
     /// The pipeline progress after the last batch, ms (off the second grid).
@@ -411,6 +419,7 @@ pub fn case() -> impl Strategy<Value = Case> {
         any::<u64>(),
         proptest::collection::vec(1usize..40, 1..6),
         proptest::collection::vec(query(), 3..8),
+        select(vec![1_234i64, 1_234, 600_000, 3 * 3_600_000 + 1_234]),
     )
         .prop_map(
             |(
@@ -423,6 +432,7 @@ pub fn case() -> impl Strategy<Value = Case> {
                 shuffle,
                 cuts,
                 queries,
+                lag_ms,
             )| Case {
                 day,
                 progress_s,
@@ -433,6 +443,7 @@ pub fn case() -> impl Strategy<Value = Case> {
                 shuffle,
                 cuts,
                 queries,
+                lag_ms,
             },
         )
 }

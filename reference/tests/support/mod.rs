@@ -373,6 +373,8 @@ fn range_spec() -> impl Strategy<Value = RangeSpec> {
         2 => (-1i64..=1).prop_map(RangeSpec::Day),
         2 => (-9i64..=0, 1i64..=3).prop_map(|(a, l)| RangeSpec::Days(a, l)),
         1 => Just(RangeSpec::Days(-70, 71)),
+        // Around the 400-day limit (query-api's; docs do not state it).
+        1 => prop_oneof![Just(RangeSpec::Days(-399, 400)), Just(RangeSpec::Days(-400, 401))],
         4 => (ms.clone(), prop_oneof![60_000i64..3 * 3_600_000, 3_600_000i64..60 * 3_600_000],
               select(vec![0i32, 330, 345, -180, 60]))
             .prop_map(|(f, l, o)| RangeSpec::Instants(f, l, o)),
@@ -636,7 +638,13 @@ pub fn events(case: &Case, opts: Materialize) -> Vec<Event> {
                         Payload::MessageCreated {
                             message_id: id.clone(),
                             conversation_id: match conversation {
-                                Some(c) if !opts.open_first => format!("c{c}"),
+                                Some(c)
+                                    if !opts.open_first
+                                        && !(opts.no_agent_before_handover
+                                            && *sender == Sender::Agent) =>
+                                {
+                                    format!("c{c}")
+                                }
                                 _ => format!("bc{oi}"),
                             },
                             direction: Direction::Outbound,

@@ -639,9 +639,9 @@ pub fn events(case: &Case, opts: Materialize) -> Vec<Event> {
                             message_id: id.clone(),
                             conversation_id: match conversation {
                                 Some(c)
-                                    if !opts.open_first
-                                        && !(opts.no_agent_before_handover
-                                            && *sender == Sender::Agent) =>
+                                    if !(opts.open_first
+                                        || (opts.no_agent_before_handover
+                                            && *sender == Sender::Agent)) =>
                                 {
                                     format!("c{c}")
                                 }

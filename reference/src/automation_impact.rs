@@ -183,7 +183,8 @@ impl<'a> Conv<'a> {
     /// The start of the human wait, as for FRT: the open, or — when the bot was
     /// assigned before any human reply (before position `before`) — the bot's
     /// hand-over: the first escalation or assignment to an agent after the bot took
-    /// it. `Err(())` when the bot was assigned before `before` and no hand-over exists.
+    /// it, before `before`. `Err(())` when the bot was assigned before `before` and
+    /// handed over only after it (or never).
     fn wait_start(&self, before: usize) -> Result<i64, ()> {
         let bot = self.events[..before].iter().position(|e| {
             matches!(
@@ -197,7 +198,7 @@ impl<'a> Conv<'a> {
         let Some(bot) = bot else {
             return Ok(self.opened_at);
         };
-        self.events[bot + 1..]
+        self.events[bot + 1..before]
             .iter()
             .find(|e| {
                 matches!(

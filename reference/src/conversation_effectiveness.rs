@@ -7,23 +7,14 @@ use serde_json::{Value, json};
 
 use crate::{
     Conversation, Input, Range, Slot, Wait, account_events, admits_agent, conversations,
-    div_half_up, frt_stats, header, ratio, rfc3339, slot_start, slots,
+    default_slot, div_half_up, frt_stats, header, ratio, rfc3339, slot_start, slots,
 };
 
-/// The trend's slot: `granularity`, or hours for ranges up to two days, days up to 62
-/// days, weeks beyond.
+/// The trend's slot: `granularity`, or the default by local dates.
 pub fn granularity(input: &Input<'_>, range: Range) -> Slot {
-    if let Some(g) = input.query.granularity.as_deref().and_then(Slot::parse) {
-        return g;
-    }
-    let day = 24 * 3600 * 1000;
-    let len = range.to - range.from;
-    if len <= 2 * day {
-        Slot::Hour
-    } else if len <= 62 * day {
-        Slot::Day
-    } else {
-        Slot::Week
+    match input.query.granularity.as_deref().and_then(Slot::parse) {
+        Some(g) => g,
+        None => default_slot(range, input.settings.timezone),
     }
 }
 
@@ -124,8 +115,8 @@ fn sla(input: &Input<'_>, convs: &[Conversation<'_>], r: Range) -> Value {
             if !r.contains(deadline) || deadline > input.progress_ms {
                 continue;
             }
-            if !c.state_at(deadline).active {
-                continue; // closed unanswered before its deadline
+            if c.standing_close().is_some_and(|at| at <= deadline) {
+                continue; // closed unanswered before its deadline, and not reopened
             }
             if q.team_id.is_some() && q.team_id.as_deref() != c.team_at(i64::MAX) {
                 continue;

@@ -12,12 +12,11 @@ use crate::{
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-/// `opened`'s slot: `granularity`, or local hours up to two days, local days beyond.
+/// `opened`'s slot: `granularity`, or the default by local dates.
 fn granularity(input: &Input<'_>, range: Range) -> Slot {
     match input.query.granularity.as_deref().and_then(Slot::parse) {
         Some(g) => g,
-        None if range.to - range.from <= 2 * DAY_MS => Slot::Hour,
-        None => Slot::Day,
+        None => crate::default_slot(range, input.settings.timezone),
     }
 }
 

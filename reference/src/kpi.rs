@@ -110,19 +110,28 @@ pub fn body(input: &Input<'_>, range: Range) -> Value {
     let n = |p: &str| open.get(p).copied().unwrap_or(0);
 
     // Messages since local midnight today (on the clock), and yesterday from midnight
-    // to the end of the same local 15-minute slot.
+    // to the same local time of day as the end of the 15-minute slot holding the last
+    // complete instant (progress - 1); nothing yesterday while the progress has not
+    // reached today; a wall time the clocks skipped yesterday moves to the next
+    // quarter-hour that exists.
     let tz = input.settings.timezone;
     let today = local(input.now_ms, tz).date_naive();
     let since = midnight(today, tz);
     let yesterday = today - Duration::days(1);
-    let slot_end = floor_quarter(input.progress_ms) + 15 * 60 * 1000;
+    let slot_end = floor_quarter(input.progress_ms - 1) + 15 * 60 * 1000;
     let slot_end_wall: NaiveDateTime = local(slot_end, tz).naive_local();
-    let prev_end = {
-        let wall = yesterday.and_time(slot_end_wall.time())
-            + Duration::days(i64::from(slot_end_wall.date() > today));
-        tz.from_local_datetime(&wall)
-            .earliest()
-            .map_or_else(|| slot_end - 24 * 3600 * 1000, |t| t.timestamp_millis())
+    let prev_end = if slot_end <= since {
+        midnight(yesterday, tz)
+    } else if slot_end_wall.date() > today {
+        since
+    } else {
+        let mut wall = yesterday.and_time(slot_end_wall.time());
+        loop {
+            if let Some(t) = tz.from_local_datetime(&wall).earliest() {
+                break t.timestamp_millis();
+            }
+            wall += Duration::minutes(15);
+        }
     };
     let messages = |r: Range| {
         let (mut inbound, mut outbound) = (0i64, 0i64);

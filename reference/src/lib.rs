@@ -162,9 +162,32 @@ pub fn grouped<'a, K: Ord>(
         }
     }
     for g in groups.values_mut() {
-        g.sort_by_key(|e| e.occurred_at_ms);
+        g.sort_by_key(|e| (e.occurred_at_ms, same_instant_rank(e)));
     }
     groups
+}
+
+/// `docs/metrics.md`, edge cases: a conversation's events at the same instant apply in
+/// the order a CRM emits them — opened, assigned to the bot, escalated, assigned to an
+/// agent, messages, resolved, reopened, intent, CSAT. Other events keep rank 0 (the sort
+/// is stable, so their arrival order stands).
+fn same_instant_rank(e: &Event) -> u8 {
+    use schemas::event::{Assignee, Payload as P};
+    match &e.payload {
+        P::ConversationOpened { .. } => 0,
+        P::ConversationAssigned {
+            assignee: Assignee::Bot,
+            ..
+        } => 1,
+        P::ConversationEscalated { .. } => 2,
+        P::ConversationAssigned { .. } => 3,
+        P::MessageCreated { .. } => 4,
+        P::ConversationResolved { .. } => 5,
+        P::ConversationReopened { .. } => 6,
+        P::IntentDetected { .. } => 7,
+        P::CsatSubmitted { .. } => 8,
+        _ => 0,
+    }
 }
 
 /// Floor to the 15-minute grid.
@@ -508,6 +531,21 @@ impl Conversation<'_> {
         team
     }
 
+    /// The closing that stands: when the conversation was last resolved, if nothing
+    /// reopened it since (`None` while it is open).
+    pub fn standing_close(&self) -> Option<i64> {
+        use schemas::event::Payload as P;
+        let mut closed = None;
+        for e in &self.events {
+            match &e.payload {
+                P::ConversationOpened { .. } | P::ConversationReopened { .. } => closed = None,
+                P::ConversationResolved { .. } => closed = Some(e.occurred_at_ms),
+                _ => {}
+            }
+        }
+        closed
+    }
+
     /// The state after every event at or before `t` (`i64::MAX`: now).
     pub fn state_at(&self, t: i64) -> State {
         use schemas::event::{Assignee, Payload as P};
@@ -631,6 +669,25 @@ pub fn header(input: &Input<'_>, range: Range, section: &str) -> serde_json::Map
     m.insert("previous_range".into(), range_json(range.previous()));
     m.insert("progress".into(), input.progress_ms.into());
     m
+}
+
+/// The default slot of a range (`docs/metrics.md`): count the local calendar dates
+/// from `from` to the last millisecond before `to`; hours up to two, days up to 62,
+/// weeks beyond.
+pub fn default_slot(range: Range, tz: Tz) -> Slot {
+    let first = local(range.from, tz).date_naive();
+    let last = local((range.to - 1).max(range.from), tz).date_naive();
+    let mut dates = 1;
+    let mut d = first;
+    while d < last {
+        d = d.succ_opt().expect("in range");
+        dates += 1;
+    }
+    match dates {
+        0..=2 => Slot::Hour,
+        3..=62 => Slot::Day,
+        _ => Slot::Week,
+    }
 }
 
 /// Trend slots: local clock hours, local days, or local weeks (Monday first).

@@ -456,3 +456,88 @@ fn the_forecast_averages_the_weeks_with_history() {
     assert_eq!(empty["forecast"]["points"][0]["expected"], Value::Null);
     assert_eq!(empty["forecast"]["points"][0]["weeks"], 0);
 }
+
+/// docs/metrics.md, SLA compliance: closed, reopened and unanswered is waiting again.
+#[test]
+fn a_reopened_unanswered_conversation_breaches_at_its_deadline() {
+    let mut d = Day::new();
+    d.open("2026-11-20T10:00:00Z", "c", "u")
+        .resolve("2026-11-20T10:02:00Z", "c", ResolvedBy::System, None)
+        .push(
+            "2026-11-20T10:04:00Z",
+            Payload::ConversationReopened {
+                conversation_id: "c".into(),
+            },
+        );
+    let settings = Settings {
+        sla_first_response_s: 300,
+        ..Settings::default()
+    };
+    let q = day_query("2026-11-20");
+    let body = d.body(
+        "conversation-effectiveness",
+        &settings,
+        &q,
+        "2026-11-20T10:06:00Z",
+    );
+    assert_eq!(body["sla"]["current"]["breached_unanswered"], 1);
+    assert_eq!(body["sla"]["waiting_now"]["past_target"], 1);
+    d.resolve("2026-11-20T10:20:00Z", "c", ResolvedBy::System, None);
+    let body = d.body(
+        "conversation-effectiveness",
+        &settings,
+        &q,
+        "2026-11-20T10:30:00Z",
+    );
+    assert_eq!(body["sla"]["current"]["breached_unanswered"], 1);
+    assert_eq!(body["sla"]["waiting_now"]["past_target"], 0);
+    // Without the reopen it was closed before its deadline: not counted at all.
+    let mut d = Day::new();
+    d.open("2026-11-20T10:00:00Z", "c", "u").resolve(
+        "2026-11-20T10:02:00Z",
+        "c",
+        ResolvedBy::System,
+        None,
+    );
+    let body = d.body(
+        "conversation-effectiveness",
+        &settings,
+        &q,
+        "2026-11-20T10:30:00Z",
+    );
+    assert_eq!(body["sla"]["current"]["breached_unanswered"], 0);
+}
+
+/// docs/metrics.md, messages today: the worked example in Kolkata.
+#[test]
+fn messages_today_compares_with_yesterday_up_to_the_same_slot() {
+    let mut d = Day::new();
+    for (i, t) in [
+        "2026-11-19T14:10:00+05:30", // yesterday, inside the slot: counted
+        "2026-11-19T14:20:00+05:30", // yesterday, after the slot: not
+        "2026-11-20T09:00:00+05:30", // today
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        d.reply(t, &format!("m{i}"), "c", "a1");
+    }
+    let settings = Settings {
+        timezone: chrono_tz::Asia::Kolkata,
+        ..Settings::default()
+    };
+    let q = day_query("2026-11-20");
+    let input = |progress: &str| Input {
+        events: &d.events,
+        settings: &settings,
+        query: &q,
+        progress_ms: at(progress),
+        now_ms: at("2026-11-20T14:40:00+05:30"),
+    };
+    let body = section("kpi", &input("2026-11-20T14:05:30+05:30")).unwrap();
+    assert_eq!(body["messages_today"]["current"]["total"], 1);
+    assert_eq!(body["messages_today"]["previous"]["total"], 1);
+    let body = section("kpi", &input("2026-11-19T23:58:00+05:30")).unwrap();
+    assert_eq!(body["messages_today"]["current"]["total"], 0);
+    assert_eq!(body["messages_today"]["previous"]["total"], 0);
+}

@@ -146,7 +146,8 @@ pub enum Fact {
         bucket: i64,
         /// Open, or the bot's hand-over: when the wait started.
         start_ms: i64,
-        /// First resolution after the start, if the conversation was closed unanswered.
+        /// The closing that stands: the last resolution of a conversation closed
+        /// unanswered and not reopened since; `None` while it is open.
         resolved_at_ms: Option<i64>,
         /// Conversation channel.
         channel: Channel,

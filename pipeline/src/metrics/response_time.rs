@@ -181,7 +181,13 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a ConvEvent>) -> Option<Conve
         (None, true, Some(handover)) => Some(handover),
     }
     .map(|start| {
-        let closed = resolutions.iter().map(|r| r.0).find(|at| *at >= start);
+        // The closing that stands: the last resolution, unless reopened since
+        // (docs/metrics.md, SLA compliance).
+        let closed = if open {
+            None
+        } else {
+            resolutions.last().map(|r| r.0)
+        };
         (start, closed)
     });
     Some(ConversationSummary {
@@ -468,7 +474,7 @@ mod tests {
             ev(0, opened()),
             ev(1, assigned(Assignee::Bot)),
             ev(60, ConvKind::Escalated),
-            ev(900, resolved),
+            ev(900, resolved.clone()),
         ])
         .unwrap();
         assert_eq!(s.awaiting, Some((60_000, Some(900_000))));
@@ -476,6 +482,23 @@ mod tests {
             s.resolutions,
             vec![(900_000, ResolvedBy::System, None, None)]
         );
+        // Closed, reopened and still unanswered: it is waiting again, nothing closes it.
+        let s = run(vec![
+            ev(0, opened()),
+            ev(100, resolved.clone()),
+            ev(200, ConvKind::Reopened),
+        ])
+        .unwrap();
+        assert_eq!(s.awaiting, Some((0, None)));
+        // Closed twice: the closing that stands is the last one.
+        let s = run(vec![
+            ev(0, opened()),
+            ev(100, resolved.clone()),
+            ev(200, ConvKind::Reopened),
+            ev(700, resolved),
+        ])
+        .unwrap();
+        assert_eq!(s.awaiting, Some((0, Some(700_000))));
         let s = run(vec![
             ev(0, opened()),
             ev(30, assigned(Assignee::Agent)),

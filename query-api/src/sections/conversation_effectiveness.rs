@@ -46,12 +46,22 @@ impl Granularity {
         }
     }
 
-    /// Hours for ranges up to two days, days up to 62 days, weeks beyond.
-    pub fn default_for(range: Range) -> Self {
-        let days = (range.to - range.from) / 86_400_000;
-        if days <= 2 {
+    /// The default for `range`, by the local calendar dates it touches (from `from`
+    /// to the last millisecond before `to`, in `tz`): hours up to two dates, days up
+    /// to 62, weeks beyond. Counting dates rather than hours keeps "yesterday and
+    /// today" hourly on a day the clocks change (47 or 49 hours long).
+    pub fn default_for(range: Range, tz: Tz) -> Self {
+        let date = |t: i64| {
+            DateTime::<Utc>::from_timestamp_millis(t)
+                .unwrap_or_default()
+                .with_timezone(&tz)
+                .date_naive()
+        };
+        let last = range.to.saturating_sub(1).max(range.from);
+        let dates = (date(last) - date(range.from)).num_days() + 1;
+        if dates <= 2 {
             Granularity::Hour
-        } else if days <= 62 {
+        } else if dates <= 62 {
             Granularity::Day
         } else {
             Granularity::Week
@@ -574,7 +584,7 @@ pub fn compute(
             &replies,
             range,
             settings.timezone,
-            granularity.unwrap_or_else(|| Granularity::default_for(range)),
+            granularity.unwrap_or_else(|| Granularity::default_for(range, settings.timezone)),
         ),
         resolution: Resolution {
             opened_in_range: opened_in_range(facts, range, p),
@@ -593,6 +603,48 @@ mod tests {
     fn hourly_slots(day: &str, tz: Tz) -> usize {
         let range = resolve(Some(day), None, tz, 0).unwrap();
         trend(&[], range, tz, Granularity::Hour).points.len()
+    }
+
+    #[test]
+    fn the_default_granularity_counts_local_dates() {
+        let berlin = chrono_tz::Europe::Berlin;
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis()
+        };
+        let range = |from: &str, to: &str| Range {
+            from: at(from),
+            to: at(to),
+        };
+        // Yesterday and today on the day the clocks go back: 49 hours, two dates.
+        let two_dates = range("2026-10-24T00:00:00+02:00", "2026-10-26T00:00:00+01:00");
+        assert_eq!(two_dates.to - two_dates.from, 49 * 3_600_000);
+        assert_eq!(
+            Granularity::default_for(two_dates, berlin),
+            Granularity::Hour
+        );
+        // 10:00 on one day to 01:00 two days later: 39 hours, three dates.
+        let three = range("2026-11-02T10:00:00+01:00", "2026-11-04T01:00:00+01:00");
+        assert_eq!(Granularity::default_for(three, berlin), Granularity::Day);
+        // `to` is exclusive: up to midnight touches the dates before it only.
+        let july_august = range("2026-07-01T00:00:00+02:00", "2026-09-01T00:00:00+02:00");
+        assert_eq!(
+            Granularity::default_for(july_august, berlin),
+            Granularity::Day
+        );
+        let one_more = range("2026-07-01T00:00:00+02:00", "2026-09-01T00:15:00+02:00");
+        assert_eq!(
+            Granularity::default_for(one_more, berlin),
+            Granularity::Week
+        );
+        // The same instants are other dates elsewhere.
+        let utc_two = range("2026-11-02T22:30:00Z", "2026-11-03T23:30:00Z");
+        assert_eq!(
+            Granularity::default_for(utc_two, chrono_tz::UTC),
+            Granularity::Hour
+        );
+        assert_eq!(Granularity::default_for(utc_two, berlin), Granularity::Day);
     }
 
     #[test]

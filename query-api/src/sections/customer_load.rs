@@ -209,7 +209,7 @@ pub fn compute(
     let tz = settings.timezone;
     let facts = snap.accounts.get(&p.account_id);
     let previous = range.previous();
-    let g = granularity.unwrap_or_else(|| Granularity::default_for(range));
+    let g = granularity.unwrap_or_else(|| Granularity::default_for(range, tz));
 
     let local = super::LocalBuckets::new(range, tz, g);
     let mut slots: BTreeMap<i64, i64> = BTreeMap::new();

@@ -238,6 +238,43 @@ fn messages(facts: Option<&AccountFacts>, r: Range, p: &Params) -> MessageCounts
     m
 }
 
+/// The end of `messages_today.previous` (docs/metrics.md, messages today): yesterday at
+/// the local time of day that ends the 15-minute slot of the pipeline's progress (the
+/// last complete instant), the first instant after a skipped hour. Before the progress
+/// reaches today's midnight nothing of today is counted yet, so the comparison is
+/// empty too (yesterday's midnight); a slot ending at the next midnight compares with
+/// the whole of yesterday.
+fn same_time_yesterday(
+    progress: u64,
+    today: chrono::NaiveDate,
+    yesterday: chrono::NaiveDate,
+    tz: chrono_tz::Tz,
+) -> i64 {
+    use chrono::TimeZone as _;
+    let last = i64::try_from(progress)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(1);
+    let slot_end = floor_to_bucket(last) + BUCKET_MS;
+    let end = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(slot_end)
+        .unwrap_or_default()
+        .with_timezone(&tz)
+        .naive_local();
+    if end.date() < today || slot_end <= local_midnight(today, tz) {
+        return local_midnight(yesterday, tz);
+    }
+    if end.date() > today {
+        return local_midnight(today, tz);
+    }
+    let mut wall = yesterday.and_time(end.time());
+    for _ in 0..8 {
+        if let Some(t) = tz.from_local_datetime(&wall).earliest() {
+            return t.timestamp_millis();
+        }
+        wall += chrono::Duration::minutes(15);
+    }
+    local_midnight(today, tz)
+}
+
 /// Computes the KPI strip.
 pub fn compute(
     snap: &Snapshot,
@@ -301,8 +338,9 @@ pub fn compute(
     let tz = settings.timezone;
     let today = local_date(now_ms, tz);
     let midnight = local_midnight(today, tz);
-    let yesterday = local_midnight(today.pred_opt().unwrap_or(today), tz);
-    let elapsed = floor_to_bucket(now_ms) + BUCKET_MS - midnight;
+    let yesterday_date = today.pred_opt().unwrap_or(today);
+    let yesterday = local_midnight(yesterday_date, tz);
+    let previous_end = same_time_yesterday(snap.progress, today, yesterday_date, tz);
 
     Kpi {
         section: "kpi",
@@ -339,10 +377,64 @@ pub fn compute(
                 facts,
                 Range {
                     from: yesterday,
-                    to: yesterday + elapsed,
+                    to: previous_end.max(yesterday),
                 },
                 p,
             ),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    fn end(progress: &str, today: &str, tz: chrono_tz::Tz) -> i64 {
+        let today: chrono::NaiveDate = today.parse().unwrap();
+        let progress = u64::try_from(at(progress)).unwrap();
+        same_time_yesterday(progress, today, today.pred_opt().unwrap(), tz)
+    }
+
+    /// docs/metrics.md, messages today: the worked example and its edges.
+    #[test]
+    fn yesterday_ends_at_the_time_of_day_of_the_progress_slot() {
+        let kolkata = chrono_tz::Asia::Kolkata;
+        assert_eq!(
+            end("2026-11-20T14:05:30+05:30", "2026-11-20", kolkata),
+            at("2026-11-19T14:15:00+05:30")
+        );
+        // The progress still yesterday: nothing of today is counted, nor of yesterday.
+        assert_eq!(
+            end("2026-11-19T23:58:00+05:30", "2026-11-20", kolkata),
+            at("2026-11-19T00:00:00+05:30")
+        );
+        // The last slot of the day ends at the next midnight: the whole of yesterday.
+        assert_eq!(
+            end("2026-11-20T23:50:00+05:30", "2026-11-20", kolkata),
+            at("2026-11-20T00:00:00+05:30")
+        );
+        // Exactly on a slot boundary: the last complete instant is in the slot before.
+        assert_eq!(
+            end("2026-11-20T14:15:00+05:30", "2026-11-20", kolkata),
+            at("2026-11-19T14:15:00+05:30")
+        );
+        // Yesterday's clocks skipped 02:00–03:00 (Berlin, 29 March 2026): 02:15 does not
+        // exist, the next quarter-hour that does is 03:00.
+        let berlin = chrono_tz::Europe::Berlin;
+        assert_eq!(
+            end("2026-03-30T02:05:00+02:00", "2026-03-30", berlin),
+            at("2026-03-29T03:00:00+02:00")
+        );
+        // After a 25-hour day the same wall time, not 24 hours before.
+        assert_eq!(
+            end("2026-10-26T12:00:00+01:00", "2026-10-26", berlin),
+            at("2026-10-25T12:15:00+01:00")
+        );
     }
 }

@@ -1,6 +1,9 @@
 //! Batch recomputation of the fact multiset from a list of events: deduplicate by
 //! `event_id`, group by entity, sort by event time, fold. The incremental dataflow
 //! must always agree with this, for any arrival order and any duplicates.
+//!
+//! This reuses the pipeline's folds, so it checks incrementality, not definitions:
+//! the independent recomputation from `docs/metrics.md` is the `reference` crate.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -431,10 +431,11 @@ mod tests {
             end("2026-03-30T02:05:00+02:00", "2026-03-30", berlin),
             at("2026-03-29T03:00:00+02:00")
         );
-        // After a 25-hour day the same wall time, not 24 hours before.
+        // After a 25-hour day the same wall time (01:45 summer time), not 24 hours
+        // before (02:45 summer time).
         assert_eq!(
-            end("2026-10-26T12:00:00+01:00", "2026-10-26", berlin),
-            at("2026-10-25T12:15:00+01:00")
+            end("2026-10-26T01:35:00+01:00", "2026-10-26", berlin),
+            at("2026-10-25T01:45:00+02:00")
         );
     }
 }

@@ -4,6 +4,7 @@
 mod app;
 mod auth;
 mod bench;
+mod bench_memory;
 mod config;
 mod kafka;
 mod kafka_bench;

@@ -295,11 +295,11 @@ async fn scenario(
         ))
         .await?;
         let n = PER_CONNECTION.min(args.subscriptions - held);
-        for k in 0..n {
+        for (k, view) in shared.iter().take(n).enumerate() {
             let (section, query) = if distinct {
                 long_view(c * PER_CONNECTION + k, today)
             } else {
-                shared[k].clone()
+                view.clone()
             };
             ws.send(Message::text(
                 json!({"op": "subscribe", "id": format!("s{k}"), "section": section, "params": params(&query)})

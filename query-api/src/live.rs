@@ -153,22 +153,28 @@ struct SnapshotFrame<'a> {
     data: &'a Value,
 }
 
-/// The first coalescing tick of a new connection: the next multiple of `period` since
-/// a process-wide origin, so that every connection ticks at the same moments.
-fn first_tick(period: Duration) -> Instant {
+/// The first coalescing tick at or after `not_before`: a multiple of `period` since a
+/// process-wide origin, so that every connection ticks at the same moments.
+fn grid_tick(period: Duration, not_before: Instant) -> Instant {
     static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
     let origin = Instant::from_std(*ORIGIN.get_or_init(std::time::Instant::now));
-    let now = Instant::now();
     let period_ns = period.as_nanos().max(1);
-    if now >= origin {
-        let into = (now - origin).as_nanos() % period_ns;
-        now + Duration::from_nanos(u64::try_from(period_ns - into).unwrap_or(u64::MAX))
+    let wait = if not_before >= origin {
+        let into = (not_before - origin).as_nanos() % period_ns;
+        (period_ns - into) % period_ns
     } else {
         // A runtime whose clock is behind the origin (a paused test clock): the grid
         // extends backwards.
-        let ahead = (origin - now).as_nanos() % period_ns;
-        now + Duration::from_nanos(u64::try_from(ahead.max(1)).unwrap_or(u64::MAX))
-    }
+        (origin - not_before).as_nanos() % period_ns
+    };
+    not_before + Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX))
+}
+
+/// The tick after one handled now: the next grid point at least 9/10 of `period`
+/// away. A tick handled late (a busy loop, a slow send) thus returns to the grid
+/// instead of drifting off it, and two ticks are never much closer than `period`.
+fn next_tick(period: Duration) -> Instant {
+    grid_tick(period, Instant::now() + period.mul_f64(0.9))
 }
 
 /// `GET /api/live`: upgrades with small socket buffers (a few KiB instead of the
@@ -265,7 +271,8 @@ where
     let config = app.live;
     let mut subs: HashMap<String, Subscription> = HashMap::new();
     let mut progress = app.store.subscribe();
-    let mut tick = tokio::time::interval_at(first_tick(config.coalesce), config.coalesce);
+    let mut tick =
+        tokio::time::interval_at(grid_tick(config.coalesce, Instant::now()), config.coalesce);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut dirty = false;
     let mut last_sent = Instant::now();
@@ -301,6 +308,7 @@ where
                 dirty = true;
             }
             _ = tick.tick() => {
+                tick.reset_at(next_tick(config.coalesce));
                 if app.auth.is_some() {
                     match &session.principal {
                         None if opened.elapsed() >= AUTH_DEADLINE => {
@@ -541,15 +549,26 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn connections_opened_at_different_moments_tick_together() {
         let period = Duration::from_millis(1000);
-        let first = first_tick(period);
         let now = Instant::now();
-        assert!(first > now && first <= now + period);
+        let first = grid_tick(period, now);
+        assert!(first >= now && first < now + period);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let second = first_tick(period);
+        let second = grid_tick(period, Instant::now());
         // The same grid: the same tick, or the one after it.
         assert!(
             second == first || second == first + period,
             "{first:?} {second:?}"
+        );
+        // A grid point is its own tick; a tick handled on time is followed by the next
+        // point, one handled late returns to the grid.
+        assert_eq!(grid_tick(period, first), first);
+        assert_eq!(
+            grid_tick(period, first + period.mul_f64(0.9)),
+            first + period
+        );
+        assert_eq!(
+            grid_tick(period, first + period.mul_f64(1.4)),
+            first + 2 * period
         );
     }
 }

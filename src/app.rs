@@ -349,11 +349,6 @@ pub async fn serve_on(
         Arc::clone(&embedded.log),
         Arc::clone(&credentials.ingest),
     ));
-    let addr = listener.local_addr()?;
-    println!("crmpulse listening on http://{addr}");
-    tracing::info!(%addr, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+    let tls = config.tls.server_config()?;
+    crate::tls::serve(listener, app, tls, shutdown).await
 }

@@ -72,6 +72,19 @@ pub struct BenchArgs {
     /// Live WebSocket clients to hold for the memory-per-client figure (0 skips it).
     #[arg(long, default_value_t = 1_000)]
     clients: usize,
+    /// Skip the memory run (a `crmpulse run` child process: resident memory idle, after
+    /// distinct long-range queries, after live subscriptions).
+    #[arg(long)]
+    skip_memory: bool,
+    /// Days of simulated history behind the memory run.
+    #[arg(long, default_value_t = 30)]
+    memory_days: i64,
+    /// Distinct 400-day queries of the memory run.
+    #[arg(long, default_value_t = 300)]
+    memory_queries: usize,
+    /// Live subscriptions of the memory run (16 per connection).
+    #[arg(long, default_value_t = 1_000)]
+    memory_subscriptions: usize,
 }
 
 /// Runs the selected benchmarks and prints their figures.
@@ -107,6 +120,17 @@ pub fn run(args: &BenchArgs, config: &Config, clock: Clock) -> anyhow::Result<()
     }
     if args.clients > 0 {
         tokio::runtime::Runtime::new()?.block_on(clients(args.clients, config, clock))?;
+    }
+    if !args.skip_memory {
+        tokio::runtime::Runtime::new()?.block_on(crate::bench_memory::run(
+            &crate::bench_memory::MemoryArgs {
+                days: args.memory_days,
+                queries: args.memory_queries,
+                subscriptions: args.memory_subscriptions,
+            },
+            config,
+            clock,
+        ))?;
     }
     Ok(())
 }

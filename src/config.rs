@@ -30,6 +30,9 @@ pub struct Config {
     pub kafka: Option<ingest::kafka::KafkaConfig>,
     /// Who may read the dashboard and write events; see docs/security.md.
     pub auth: AuthSection,
+    /// HTTPS served directly (certificate and key files); absent: plain HTTP, for a
+    /// TLS-terminating proxy. See docs/security.md.
+    pub tls: crate::tls::TlsSection,
 }
 
 /// A secret from the configuration (`[auth] hs256_secret`, ingest keys, the

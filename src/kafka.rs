@@ -171,22 +171,23 @@ pub fn run(
         crate::app::secure(&mut state, &credentials, config)?;
         let app = query_api::router(state)
             .merge(gateway::router(gateway, Arc::clone(&credentials.ingest)));
-        serve_http(listener, app).await
+        serve_http(listener, app, config).await
     });
     pipeline.shutdown();
     result
 }
 
-async fn serve_http(listener: tokio::net::TcpListener, app: axum::Router) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
-    println!("crmpulse listening on http://{addr}");
-    tracing::info!(%addr, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    Ok(())
+/// Serves `app` until Ctrl-C, over TLS when `[tls]` names a certificate.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let tls = config.tls.server_config()?;
+    crate::tls::serve(listener, app, tls, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
 }
 
 /// Feeds `store` from the metrics topic: reads everything the topic holds before
@@ -264,7 +265,7 @@ pub fn serve(
         state.bodies = config.api.body_cache();
         state.prometheus = Some(query_api::install_metrics());
         crate::app::secure(&mut state, &credentials, config)?;
-        serve_http(listener, query_api::router(state)).await
+        serve_http(listener, query_api::router(state), config).await
     })
 }
 
@@ -298,7 +299,7 @@ pub fn ingest(listen: SocketAddr, config: &Config, clock: Clock) -> anyhow::Resu
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        serve_http(listener, app).await
+        serve_http(listener, app, config).await
     })
 }
 

@@ -4,12 +4,14 @@
 mod app;
 mod auth;
 mod bench;
+mod bench_memory;
 mod config;
 mod kafka;
 mod kafka_bench;
 mod keyring;
 #[cfg(test)]
 mod secrets_tests;
+mod tls;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -246,6 +248,13 @@ fn main() -> anyhow::Result<()> {
             now = %schemas::event::format_rfc3339_ms(clock.now_ms()),
             "the clock was started at a fixed instant (--now / CRMPULSE_NOW), not the system clock"
         );
+    }
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Demo(_) | Command::Serve(_) | Command::Ingest(_)
+    ) {
+        // A bad `[tls]` section stops a server before it starts anything.
+        config.tls.server_config()?;
     }
     match cli.command {
         Command::Run(args) if config.kafka.is_some() => {

@@ -800,6 +800,25 @@ impl Principal {
         }
         redact(body, &|agent| self.sees_agent(agent, team_of));
     }
+
+    /// What [`Principal::redact`] depends on besides the body and the agents' teams:
+    /// empty for the roles that see every row, so their bodies are the shared whole
+    /// body; else the role with the agent or the teams it keeps. Principals of one
+    /// scope get the same redacted body, which is then shared too
+    /// ([`crate::bodies::Key::scope`]).
+    pub fn redaction_scope(&self) -> String {
+        let c = &self.0;
+        match c.role {
+            Role::Admin | Role::Analyst => String::new(),
+            Role::Agent => format!("agent:{:?}", c.agent_id),
+            Role::Supervisor => {
+                let mut teams: Vec<&str> = c.team_ids.iter().map(String::as_str).collect();
+                teams.sort_unstable();
+                teams.dedup();
+                format!("supervisor:{teams:?}")
+            }
+        }
+    }
 }
 
 fn hidden(v: &Value, visible: &dyn Fn(&str) -> bool) -> bool {

@@ -15,9 +15,19 @@
 //! weighed by an estimate of the memory its JSON tree holds ([`weigh`]). Eviction is
 //! least recently used: only bodies of the newest store version are ever read again,
 //! so older versions go first.
+//!
+//! Live subscribers hold the body they last sent (to diff the next one against). They
+//! hold the cache's [`Arc`], never a copy: every subscriber of one view at one state
+//! shares one body, whatever the number of connections. So that sharing survives an
+//! eviction (a burst of distinct requests can push a body out while subscribers still
+//! hold it), the cache also keeps a [`Weak`] to every body it handed out: a body still
+//! held by someone is found again instead of computed a second time. Dead weak entries
+//! are dropped once they are half of that table, so it stays proportional to the bodies
+//! alive.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
@@ -43,6 +53,10 @@ pub struct Key {
     pub version: u64,
     /// The account's settings, serialized.
     pub settings: String,
+    /// Whose view of the body this is ([`crate::auth::Principal::redaction_scope`]):
+    /// empty for the whole body, else the role and the agents or teams a redacted
+    /// body keeps, so holders of the same scope share one redacted body.
+    pub scope: String,
 }
 
 impl Key {
@@ -53,6 +67,7 @@ impl Key {
         size_of::<Self>()
             + self.section.capacity()
             + self.settings.capacity()
+            + self.scope.capacity()
             + opt(&p.from)
             + opt(&p.to)
             + opt(&p.inbox_id)
@@ -65,6 +80,9 @@ impl Key {
 pub struct BodyCache {
     bodies: Cache<Key, Arc<Value>>,
     max_bytes: u64,
+    /// Every body handed out, weakly: found again while someone (a live subscriber)
+    /// still holds it, even after the cache evicted it.
+    held: Mutex<Held>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -99,14 +117,24 @@ impl BodyCache {
         Self {
             bodies,
             max_bytes,
+            held: Mutex::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
 
-    /// The body computed for `key`, if any.
+    /// The body computed for `key`, if any: in the cache, or evicted but still held.
+    /// Lookups of whole bodies are counted ([`BodyCache::stats`]); those of redacted
+    /// copies (a [`Key::scope`]) are not, since missing one costs a copy, not a
+    /// computation.
     pub fn get(&self, key: &Key) -> Option<Arc<Value>> {
-        let found = self.bodies.get(key);
+        let found = self.bodies.get(key).or_else(|| {
+            let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            held.bodies.get(key).and_then(Weak::upgrade)
+        });
+        if !key.scope.is_empty() {
+            return found;
+        }
         let (outcome, count) = if found.is_some() {
             ("hit", &self.hits)
         } else {
@@ -119,6 +147,10 @@ impl BodyCache {
 
     /// Keeps `body` for `key`, evicting the least recently used bodies beyond the bound.
     pub fn put(&self, key: Key, body: Arc<Value>) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone(), &body);
         self.bodies.insert(key, body);
         // Evict now rather than at the cache's next maintenance: a burst of distinct
         // requests must not overshoot the bound (a put follows a computation, which
@@ -127,7 +159,7 @@ impl BodyCache {
         metrics::gauge!("crmpulse_api_shared_body_bytes").set(self.bodies.weighted_size() as f64);
     }
 
-    /// Lookups answered from a shared body, and lookups that computed one.
+    /// Lookups of whole bodies answered from a shared body, and those that computed one.
     pub fn stats(&self) -> (u64, u64) {
         (
             self.hits.load(Ordering::Relaxed),
@@ -155,6 +187,37 @@ impl BodyCache {
     /// Whether no body is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Distinct bodies alive (in the cache or held by a subscriber), and their weight
+    /// as [`weigh`] counts it: what the bodies cost, however many hold them.
+    pub fn alive(&self) -> (usize, u64) {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.bodies
+            .values()
+            .filter_map(Weak::upgrade)
+            .fold((0, 0), |(n, bytes), body| {
+                (n + 1, bytes + weigh(&body) as u64)
+            })
+    }
+}
+
+/// Weak references to the bodies handed out, by key.
+#[derive(Default)]
+struct Held {
+    bodies: HashMap<Key, Weak<Value>>,
+    /// Size of `bodies` at which the dead entries are dropped next.
+    prune_at: usize,
+}
+
+impl Held {
+    fn insert(&mut self, key: Key, body: &Arc<Value>) {
+        if self.bodies.len() >= self.prune_at {
+            // Amortized O(1) per insert: the table at most doubles between prunes.
+            self.bodies.retain(|_, body| body.strong_count() > 0);
+            self.prune_at = (self.bodies.len() * 2).max(64);
+        }
+        self.bodies.insert(key, Arc::downgrade(body));
     }
 }
 
@@ -196,6 +259,7 @@ mod tests {
             now_bucket: 0,
             version,
             settings: String::new(),
+            scope: String::new(),
         }
     }
 
@@ -229,6 +293,29 @@ mod tests {
         assert!(cache.get(&key(1, "kpi")).is_none());
         assert!(cache.get(&key(3, "kpi")).is_some());
         assert_eq!(cache.stats().0, 2);
+    }
+
+    #[test]
+    fn a_body_still_held_is_found_after_its_eviction_and_forgotten_when_dropped() {
+        let cache = BodyCache::new(256 * 1024);
+        let held = body(100);
+        cache.put(key(1, "live"), Arc::clone(&held));
+        // Distinct bodies push it out of the cache...
+        for i in 0..10 {
+            cache.put(key(1, &format!("other-{i}")), body(100));
+        }
+        assert!(cache.bodies.get(&key(1, "live")).is_none());
+        // ...but a subscriber still holds it: the same body, not a second one.
+        let found = cache.get(&key(1, "live")).expect("still held");
+        assert!(Arc::ptr_eq(&found, &held));
+        drop((found, held));
+        assert!(cache.get(&key(1, "live")).is_none());
+        // Dead entries do not pile up.
+        for i in 0..1000 {
+            cache.put(key(2, &format!("churn-{i}")), body(100));
+        }
+        let held = cache.held.lock().unwrap();
+        assert!(held.bodies.len() <= 128, "{}", held.bodies.len());
     }
 
     #[test]

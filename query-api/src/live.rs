@@ -3,15 +3,27 @@
 //!
 //! Each connection keeps, per subscription, the last body it sent. On every coalescing
 //! tick after the store's progress moved, it recomputes the body at the store's
-//! current complete timestamp and sends the RFC 6902 difference. Nothing is ever
+//! current complete timestamp and sends the RFC 6902 difference.
+//!
+//! Memory no client can inflate: the body a subscription keeps is the shared body
+//! ([`sections::compute_shared`]), so subscribers of one view at one state hold one
+//! body between them, not a copy each. Coalescing ticks fall on one process-wide grid
+//! (multiples of the coalescing interval), so every connection recomputes at the same
+//! moment, sees the same state and moves to the same body; a body whose only change is
+//! `progress` is adopted too (the client's copy then differs in `progress` only, which
+//! the next delta sets). What one connection can ask for is capped: at most
+//! [`LiveConfig::max_subscriptions`] subscriptions, ids of at most [`MAX_ID_BYTES`],
+//! parameter values of at most [`MAX_PARAM_BYTES`], and bodies of at most
+//! [`sections::MAX_POINTS`] points per series, each refused with an error frame
+//! naming the limit. Nothing is ever
 //! queued per client: a slow client just gets fewer, larger deltas, each computed from
 //! the newest state; a client whose socket takes longer than the send timeout is
 //! disconnected. The loop is generic over `Sink`/`Stream` of text frames, so tests
 //! drive it with channels.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -19,7 +31,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -44,6 +56,11 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// How long a connection may stay open without authenticating.
 pub const AUTH_DEADLINE: Duration = Duration::from_secs(10);
+/// Longest subscription `id`: ids are kept for the subscription's life and repeated
+/// in every frame.
+pub const MAX_ID_BYTES: usize = 128;
+/// Longest value of one subscription parameter (ids and dates are far shorter).
+pub const MAX_PARAM_BYTES: usize = 256;
 
 /// Why the server ended a connection, sent as the close frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +115,77 @@ enum ClientMessage {
 struct Subscription {
     section: String,
     params: Params,
-    last: Value,
+    /// The shared body the client's copy equals, but for its top-level `progress`
+    /// (which is `sent_progress`): never a private copy.
+    last: Arc<Value>,
+    /// The top-level `progress` of the client's copy.
+    sent_progress: Option<Value>,
+}
+
+impl Subscription {
+    /// The delta frame that turns the client's copy into `body`, if anything but
+    /// `progress` changed; the subscription then holds `body` either way.
+    fn advance(&mut self, id: &str, at: u64, body: Arc<Value>) -> Option<String> {
+        if Arc::ptr_eq(&self.last, &body) {
+            return None;
+        }
+        // A body whose only change is `progress` is not news: the heartbeat carries
+        // progress, so an idle client receives nothing else (docs/websocket.md). It is
+        // still adopted, so that this connection holds the body everyone else holds.
+        if only_progress_moved(&self.last, &body) {
+            self.last = body;
+            return None;
+        }
+        let mut patch = json_patch::diff(&self.last, &body);
+        let progress = body.get("progress");
+        if self.last.get("progress") == progress && self.sent_progress.as_ref() != progress {
+            // The diff does not touch `progress` (`last` already had the new one, by
+            // adoption), but the client's copy has an older one.
+            if let Some(value) = progress
+                && let Ok(op) = serde_json::from_value(
+                    json!({"op": "replace", "path": "/progress", "value": value}),
+                )
+            {
+                patch.0.push(op);
+            }
+        }
+        self.sent_progress = progress.cloned();
+        self.last = body;
+        Some(json!({"type": "delta", "id": id, "progress": at, "patch": patch}).to_string())
+    }
+}
+
+/// A snapshot frame, serialized straight from the shared body (no copy of it).
+#[derive(Serialize)]
+struct SnapshotFrame<'a> {
+    r#type: &'static str,
+    id: &'a str,
+    progress: u64,
+    data: &'a Value,
+}
+
+/// The first coalescing tick at or after `not_before`: a multiple of `period` since a
+/// process-wide origin, so that every connection ticks at the same moments.
+fn grid_tick(period: Duration, not_before: Instant) -> Instant {
+    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+    let origin = Instant::from_std(*ORIGIN.get_or_init(std::time::Instant::now));
+    let period_ns = period.as_nanos().max(1);
+    let wait = if not_before >= origin {
+        let into = (not_before - origin).as_nanos() % period_ns;
+        (period_ns - into) % period_ns
+    } else {
+        // A runtime whose clock is behind the origin (a paused test clock): the grid
+        // extends backwards.
+        (origin - not_before).as_nanos() % period_ns
+    };
+    not_before + Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX))
+}
+
+/// The tick after one handled now: the next grid point at least 9/10 of `period`
+/// away. A tick handled late (a busy loop, a slow send) thus returns to the grid
+/// instead of drifting off it, and two ticks are never much closer than `period`.
+fn next_tick(period: Duration) -> Instant {
+    grid_tick(period, Instant::now() + period.mul_f64(0.9))
 }
 
 /// `GET /api/live`: upgrades with small socket buffers (a few KiB instead of the
@@ -240,7 +327,8 @@ where
     let config = app.live;
     let mut subs: HashMap<String, Subscription> = HashMap::new();
     let mut progress = app.store.subscribe();
-    let mut tick = tokio::time::interval(config.coalesce);
+    let mut tick =
+        tokio::time::interval_at(grid_tick(config.coalesce, Instant::now()), config.coalesce);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut dirty = false;
     let mut last_sent = Instant::now();
@@ -279,6 +367,7 @@ where
                 dirty = true;
             }
             _ = tick.tick() => {
+                tick.reset_at(next_tick(config.coalesce));
                 if let Some(auth) = &app.auth {
                     match &session.principal {
                         None if opened.elapsed() >= AUTH_DEADLINE => {
@@ -303,21 +392,8 @@ where
                     dirty = false;
                     let at = app.store.progress();
                     for (id, sub) in &mut subs {
-                        match sections::compute_for(&app, &sub.section, &sub.params, app.clock.now_ms(), session.principal.as_ref()) {
-                            Ok(body) => {
-                                // A body whose only change is `progress` is not news: the
-                                // heartbeat carries progress, so an idle client receives
-                                // nothing else (docs/websocket.md).
-                                let patch = if only_progress_moved(&sub.last, &body) {
-                                    json_patch::Patch(Vec::new())
-                                } else {
-                                    json_patch::diff(&sub.last, &body)
-                                };
-                                if !patch.0.is_empty() {
-                                    out.push(json!({"type": "delta", "id": id, "progress": at, "patch": patch}).to_string());
-                                    sub.last = body;
-                                }
-                            }
+                        match sections::compute_shared(&app, &sub.section, &sub.params, app.clock.now_ms(), session.principal.as_ref()) {
+                            Ok(body) => out.extend(sub.advance(id, at, body)),
                             Err(e) => out.push(json!({"type": "error", "id": id, "code": e.code(), "message": e.to_string()}).to_string()),
                         }
                     }
@@ -424,6 +500,44 @@ fn authenticate(
     None
 }
 
+/// The error frame refusing a subscription past one of the connection's limits
+/// (their count, the length of the id or of a parameter), naming the limit.
+fn subscribe_limits(
+    config: &LiveConfig,
+    subs: &HashMap<String, Subscription>,
+    id: &str,
+    params: &HashMap<String, String>,
+) -> Option<String> {
+    let (code, message) = if id.len() > MAX_ID_BYTES {
+        (
+            "bad_request",
+            format!("id: at most {MAX_ID_BYTES} bytes, got {}", id.len()),
+        )
+    } else if let Some((name, value)) = params.iter().find(|(_, v)| v.len() > MAX_PARAM_BYTES) {
+        (
+            "bad_request",
+            format!(
+                "{}: at most {MAX_PARAM_BYTES} bytes, got {}",
+                name.chars().take(32).collect::<String>(),
+                value.len()
+            ),
+        )
+    } else if !subs.contains_key(id) && subs.len() >= config.max_subscriptions {
+        (
+            "too_many_subscriptions",
+            format!(
+                "subscribe: at most {} subscriptions per connection; unsubscribe one first",
+                config.max_subscriptions
+            ),
+        )
+    } else {
+        return None;
+    };
+    // An id past its limit is not echoed back.
+    let id = (id.len() <= MAX_ID_BYTES).then_some(id);
+    Some(json!({"type": "error", "id": id, "code": code, "message": message}).to_string())
+}
+
 fn handle_client(
     app: &AppState,
     config: &LiveConfig,
@@ -481,29 +595,30 @@ fn handle_client(
             section,
             params,
         } => {
-            if !subs.contains_key(&id) && subs.len() >= config.max_subscriptions {
-                out.push(
-                    json!({"type": "error", "id": id, "code": "too_many_subscriptions", "message": format!("subscribe: at most {} subscriptions per connection", config.max_subscriptions)})
-                        .to_string(),
-                );
+            if let Some(refusal) = subscribe_limits(config, subs, &id, &params) {
+                out.push(refusal);
                 return None;
             }
             let principal = session.principal.as_ref();
             let result = Params::parse_for(&params, principal).and_then(|p| {
-                sections::compute_for(app, &section, &p, app.clock.now_ms(), principal)
+                sections::compute_shared(app, &section, &p, app.clock.now_ms(), principal)
                     .map(|body| (p, body))
             });
             match result {
                 Ok((params, body)) => {
-                    out.push(
-                        json!({"type": "snapshot", "id": id, "progress": app.store.progress(), "data": body})
-                            .to_string(),
-                    );
+                    let frame = SnapshotFrame {
+                        r#type: "snapshot",
+                        id: &id,
+                        progress: app.store.progress(),
+                        data: &body,
+                    };
+                    out.push(serde_json::to_string(&frame).unwrap_or_default());
                     subs.insert(
                         id,
                         Subscription {
                             section,
                             params,
+                            sent_progress: body.get("progress").cloned(),
                             last: body,
                         },
                     );
@@ -521,4 +636,35 @@ fn handle_client(
         ClientMessage::Auth { .. } => {}
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn connections_opened_at_different_moments_tick_together() {
+        let period = Duration::from_millis(1000);
+        let now = Instant::now();
+        let first = grid_tick(period, now);
+        assert!(first >= now && first < now + period);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let second = grid_tick(period, Instant::now());
+        // The same grid: the same tick, or the one after it.
+        assert!(
+            second == first || second == first + period,
+            "{first:?} {second:?}"
+        );
+        // A grid point is its own tick; a tick handled on time is followed by the next
+        // point, one handled late returns to the grid.
+        assert_eq!(grid_tick(period, first), first);
+        assert_eq!(
+            grid_tick(period, first + period.mul_f64(0.9)),
+            first + period
+        );
+        assert_eq!(
+            grid_tick(period, first + period.mul_f64(1.4)),
+            first + 2 * period
+        );
+    }
 }

@@ -276,3 +276,100 @@ proptest! {
         prop_assert_eq!(err.field, field);
     }
 }
+
+/// Names a decoder error may carry: `event` for the record as a whole, or a field of
+/// the canonical form.
+fn names_a_field(err: &EventError) -> bool {
+    !err.field.is_empty()
+        && !err.problem.is_empty()
+        && err
+            .field
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.'))
+}
+
+// Fuzzing (issue 14): arbitrary and mutated inputs never panic a decoder, and whatever
+// is refused is refused with an error naming what is wrong. A short run is part of
+// `cargo test`; a long one is `PROPTEST_CASES=1000000 cargo test -p crmpulse-schemas
+// --release --test roundtrip` (docs/operations.md, "Fuzzing").
+proptest! {
+    /// Bytes that are not JSON are refused as `event: not valid JSON`; JSON that is not
+    /// an event names its field.
+    #[test]
+    fn arbitrary_json_text_is_refused_naming_what_is_wrong(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+    ) {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Err(err) = Event::from_json(&text) {
+            prop_assert!(names_a_field(&err), "{err:?}");
+            if serde_json::from_str::<serde_json::Value>(&text).is_err() {
+                prop_assert_eq!(err.field.as_str(), "event");
+                prop_assert!(err.problem.starts_with("not valid JSON"), "{err}");
+            }
+        }
+    }
+
+    /// Arbitrary protobuf bytes (as a Kafka message's payload) are decoded or refused
+    /// with a named field; what decodes is a valid event that round-trips.
+    #[test]
+    fn arbitrary_protobuf_is_refused_naming_what_is_wrong(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+    ) {
+        match Event::from_proto_bytes(&bytes) {
+            Ok(e) => prop_assert_eq!(Event::from_proto_bytes(&e.to_proto_bytes()).unwrap(), e),
+            Err(err) => prop_assert!(names_a_field(&err), "{err:?}"),
+        }
+    }
+
+    /// A valid protobuf event cut short, or with bytes flipped, is refused with a named
+    /// field, or decodes to an event that round-trips.
+    #[test]
+    fn mutated_protobuf_events_are_refused_naming_what_is_wrong(
+        e in event(),
+        cut in any::<prop::sample::Index>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..), 0..8),
+    ) {
+        let mut proto = e.to_proto_bytes();
+        proto.truncate(cut.index(proto.len() + 1));
+        for (at, mask) in &flips {
+            let k = at.index(proto.len().max(1));
+            if let Some(b) = proto.get_mut(k) { *b ^= mask; }
+        }
+        match Event::from_proto_bytes(&proto) {
+            Ok(d) => prop_assert_eq!(Event::from_proto_bytes(&d.to_proto_bytes()).unwrap(), d),
+            Err(err) => prop_assert!(names_a_field(&err), "{err:?}"),
+        }
+    }
+
+    /// One field of a valid event replaced by any JSON value: accepted, or refused
+    /// naming that field (a changed `type` may name a field the new type needs).
+    #[test]
+    fn a_bad_value_is_refused_naming_its_field(
+        e in event(),
+        pick in any::<prop::sample::Index>(),
+        replacement in prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            ".{0,12}".prop_map(serde_json::Value::from),
+            "\\PC{0,300}".prop_map(serde_json::Value::from),
+            Just(serde_json::json!([1, {"a": []}])),
+            Just(serde_json::json!({"nested": {"deep": [null]}})),
+            Just(serde_json::json!(u64::MAX)),
+            Just(serde_json::json!(-1)),
+            Just(serde_json::json!(1e300)),
+        ],
+    ) {
+        let mut v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        let keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        let field = pick.get(&keys).clone();
+        v.as_object_mut().unwrap().insert(field.clone(), replacement);
+        if let Err(err) = Event::from_json_value(&v) {
+            prop_assert!(names_a_field(&err), "{err:?}");
+            if field != "type" {
+                prop_assert_eq!(&err.field, &field, "{}", err);
+            }
+        }
+    }
+}

@@ -12,6 +12,7 @@ pub mod kpi;
 pub mod whatsapp_performance;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use conversation_effectiveness::Granularity;
 use schemas::event::Channel;
@@ -402,7 +403,7 @@ fn check_points(
     }
     let g = params
         .granularity
-        .unwrap_or_else(|| Granularity::default_for(r));
+        .unwrap_or_else(|| Granularity::default_for(r, tz));
     let (name, slot_ms, coarser) = match g {
         Granularity::Hour => ("hour", 3_600_000, "; use granularity=day"),
         Granularity::Day => ("day", 86_400_000, "; use granularity=week"),
@@ -453,6 +454,23 @@ pub fn compute_for(
     now_ms: i64,
     principal: Option<&Principal>,
 ) -> Result<serde_json::Value, ApiError> {
+    compute_shared(app, section, params, now_ms, principal).map(Arc::unwrap_or_clone)
+}
+
+/// [`compute_for`] as the shared body itself: everyone asking for the same view of
+/// the same state (and, for a redacted body, with the same
+/// [`Principal::redaction_scope`]) gets the same [`Arc`] while it is cached or held
+/// (see [`crate::bodies`]). Live subscriptions keep this, never a copy.
+///
+/// # Errors
+/// As [`compute`].
+pub fn compute_shared(
+    app: &AppState,
+    section: &str,
+    params: &Params,
+    now_ms: i64,
+    principal: Option<&Principal>,
+) -> Result<Arc<serde_json::Value>, ApiError> {
     let settings = app.settings.account(params.account_id);
     let range: Range = range::resolve(
         params.from.as_deref(),
@@ -461,36 +479,55 @@ pub fn compute_for(
         now_ms,
     )?;
     check_points(section, params, range, settings.timezone)?;
+    let scope = principal
+        .map(Principal::redaction_scope)
+        .unwrap_or_default();
     app.store.read(|snap| {
+        // The agents' teams, the `agent_id` check and the redaction all read this
+        // one snapshot.
         let teams = principal.map(|_| auth::agent_teams(snap, params.account_id));
         if let (Some(principal), Some(teams)) = (principal, &teams) {
             principal.scope_agent(params, teams)?;
         }
-        let shared = app.bodies.as_ref().map(|cache| {
-            let key = crate::bodies::Key {
-                section: section.to_owned(),
-                params: params.clone(),
-                range: (range.from, range.to),
-                now_bucket: schemas::time::floor_to_bucket(now_ms),
-                version: snap.version,
-                settings: serde_json::to_string(&settings).unwrap_or_default(),
-            };
-            (cache, key)
-        });
-        let mut body = match shared {
-            Some((cache, key)) => match cache.get(&key) {
-                Some(body) => (*body).clone(),
-                None => {
-                    let body = section_body(snap, section, params, &settings, range, now_ms)?;
-                    cache.put(key, std::sync::Arc::new(body.clone()));
-                    body
-                }
-            },
-            None => section_body(snap, section, params, &settings, range, now_ms)?,
+        let compute = || section_body(snap, section, params, &settings, range, now_ms);
+        let redact = |body: &mut serde_json::Value| {
+            if let (Some(principal), Some(teams)) = (principal, &teams) {
+                principal.redact(body, teams);
+            }
         };
-        if let (Some(principal), Some(teams)) = (principal, &teams) {
-            principal.redact(&mut body, teams);
+        let Some(cache) = &app.bodies else {
+            let mut body = compute()?;
+            redact(&mut body);
+            return Ok(Arc::new(body));
+        };
+        let whole_key = crate::bodies::Key {
+            section: section.to_owned(),
+            params: params.clone(),
+            range: (range.from, range.to),
+            now_bucket: schemas::time::floor_to_bucket(now_ms),
+            version: snap.version,
+            settings: serde_json::to_string(&settings).unwrap_or_default(),
+            scope: String::new(),
+        };
+        let whole = match cache.get(&whole_key) {
+            Some(body) => body,
+            None => {
+                let body = Arc::new(compute()?);
+                cache.put(whole_key.clone(), Arc::clone(&body));
+                body
+            }
+        };
+        if scope.is_empty() {
+            return Ok(whole);
         }
+        let key = crate::bodies::Key { scope, ..whole_key };
+        if let Some(body) = cache.get(&key) {
+            return Ok(body);
+        }
+        let mut body = (*whole).clone();
+        redact(&mut body);
+        let body = Arc::new(body);
+        cache.put(key, Arc::clone(&body));
         Ok(body)
     })
 }

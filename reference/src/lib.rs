@@ -123,6 +123,19 @@ impl Range {
 /// The range does not resolve (`docs/metrics.md#ranges`).
 pub fn section(name: &str, input: &Input<'_>) -> Result<Value, String> {
     let range = resolve_range(input)?;
+    // docs/metrics.md: a series of more than 1,000 slots is refused.
+    if matches!(name, "conversation-effectiveness" | "customer-load") {
+        let slot = input
+            .query
+            .granularity
+            .as_deref()
+            .and_then(Slot::parse)
+            .unwrap_or_else(|| default_slot(range, input.settings.timezone));
+        let points = slot_starts(range, slot, input.settings.timezone).len();
+        if points > 1000 {
+            return Err(format!("granularity: {} slots, more than 1,000", points));
+        }
+    }
     Ok(match name {
         "kpi" => kpi::body(input, range),
         "conversation-effectiveness" => conversation_effectiveness::body(input, range),

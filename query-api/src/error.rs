@@ -148,12 +148,16 @@ pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Ne
         s if s.is_server_error() => "internal error".to_owned(),
         StatusCode::NOT_FOUND => format!("{what}: no such route"),
         StatusCode::METHOD_NOT_ALLOWED => {
-            let allow = parts
+            // axum may set `Allow` only after this layer: name the methods when known.
+            match parts
                 .headers
                 .get(header::ALLOW)
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            format!("{what}: method not allowed (allowed: {allow})")
+                .filter(|a| !a.is_empty())
+            {
+                Some(allow) => format!("{what}: method not allowed (allowed: {allow})"),
+                None => format!("{what}: method not allowed (the Allow header lists the methods)"),
+            }
         }
         StatusCode::PAYLOAD_TOO_LARGE => {
             format!("{what}: the request body is larger than this route accepts")

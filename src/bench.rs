@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::app::Embedded;
 use crate::config::Config;
+use crate::stack::{Source, Stack};
 
 /// Arguments of `crmpulse bench`.
 #[derive(Debug, Args)]
@@ -227,7 +227,7 @@ async fn clients(n: usize, config: &Config, clock: Clock) -> anyhow::Result<()> 
 struct BenchServer {
     addr: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<Embedded>>,
+    task: tokio::task::JoinHandle<anyhow::Result<Stack>>,
 }
 
 impl BenchServer {
@@ -237,25 +237,19 @@ impl BenchServer {
         credentials: crate::auth::Credentials,
         clock: Clock,
     ) -> anyhow::Result<Self> {
-        let embedded = Embedded::start(dir, config, clock)?;
+        let embedded = Stack::build(config, Source::EventLog(dir.to_owned()), clock)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let config = config.clone();
         let task = tokio::spawn(async move {
             let settings = query_api::Settings::new(config.accounts.clone());
-            crate::app::serve_on(
-                &embedded,
-                &config,
-                &credentials,
-                settings,
-                listener,
-                async {
+            embedded
+                .serve_on(&config, &credentials, settings, listener, async {
                     let _ = stopped.await;
-                },
-            )
-            .await
-            .map(|()| embedded)
+                })
+                .await
+                .map(|()| embedded)
         });
         Ok(Self { addr, stop, task })
     }
@@ -327,7 +321,7 @@ fn throughput(n: u64, config: &Config, clock: Clock) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut it = events.into_iter();
     loop {
-        let batch: Vec<_> = it.by_ref().take(crate::app::READ_BATCH).collect();
+        let batch: Vec<_> = it.by_ref().take(crate::stack::READ_BATCH).collect();
         if batch.is_empty() {
             break;
         }
@@ -408,7 +402,7 @@ fn clickhouse(url: &str, n: u64, config: &Config, clock: Clock) -> anyhow::Resul
     let start = Instant::now();
     let mut it = events.into_iter();
     loop {
-        let batch: Vec<_> = it.by_ref().take(crate::app::READ_BATCH).collect();
+        let batch: Vec<_> = it.by_ref().take(crate::stack::READ_BATCH).collect();
         if batch.is_empty() {
             break;
         }

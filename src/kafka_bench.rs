@@ -18,15 +18,15 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use ingest::kafka::KafkaConfig;
 use ingest::simulator::{Simulator, SimulatorConfig};
-use query_api::{AppState, ViewStore};
+use query_api::AppState;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::Clock;
 use serde_json::json;
-use tokio::sync::watch;
 
 use crate::bench::KpiProbe;
 use crate::config::Config;
-use crate::kafka::{KafkaPipeline, follow_metrics, section};
+use crate::kafka::section;
+use crate::stack::{Source, Stack};
 
 /// Arguments of `crmpulse bench-kafka`.
 #[derive(Debug, Args)]
@@ -139,10 +139,9 @@ fn throughput(
     let produced = started.elapsed();
     drop(events);
 
-    let store = Arc::new(ViewStore::default());
-    let (pushed, _) = watch::channel(0);
     let started = Instant::now();
-    let pipeline = KafkaPipeline::start(kafka, config, Arc::clone(&store), pushed, clock)?;
+    let pipeline = Stack::build(&with_topics(config, kafka), Source::EventsTopic, clock)?;
+    let store = Arc::clone(&pipeline.store);
     let mut progress = store.subscribe();
     runtime.block_on(async {
         while store.read(|s| s.events_consumed) < n {
@@ -170,12 +169,11 @@ fn latency(
     runtime: &tokio::runtime::Runtime,
     clock: Clock,
 ) -> anyhow::Result<()> {
-    let (pushed, _) = watch::channel(0);
-    let pipeline =
-        KafkaPipeline::start(kafka, config, Arc::new(ViewStore::default()), pushed, clock)?;
+    let config = with_topics(config, kafka);
+    let pipeline = Stack::build(&config, Source::EventsTopic, clock)?;
     // What `crmpulse serve` runs: a view store fed only from the metrics topic.
-    let served = Arc::new(ViewStore::default());
-    follow_metrics(kafka, Arc::clone(&served))?;
+    let serve = Stack::build(&config, Source::MetricsTopic, clock)?;
+    let served = Arc::clone(&serve.store);
     let mut live_config = config.clone();
     live_config.live.coalesce_ms = args.coalesce_ms;
     let result = runtime.block_on(async {
@@ -247,6 +245,14 @@ fn latency(
         );
         anyhow::Ok(())
     });
+    serve.shutdown();
     pipeline.shutdown();
     result
+}
+
+/// `config` with `kafka` (the benchmark's fresh topics) as its `[kafka]` section.
+fn with_topics(config: &Config, kafka: &KafkaConfig) -> Config {
+    let mut config = config.clone();
+    config.kafka = Some(kafka.clone());
+    config
 }

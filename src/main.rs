@@ -1,17 +1,6 @@
 //! `crmpulse`: the command-line entry point. Parses arguments and configuration, then
-//! hands over to the libraries (see `app` for how the parts are composed).
-
-mod app;
-mod auth;
-mod bench;
-mod bench_memory;
-mod config;
-mod kafka;
-mod kafka_bench;
-mod keyring;
-#[cfg(test)]
-mod secrets_tests;
-mod tls;
+//! hands over to the library: `crmpulse::stack` builds `demo`, `run` and `serve` from
+//! configuration (docs/architecture.md, "One stack").
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -19,6 +8,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use crmpulse::stack::{Source, Stack};
+use crmpulse::{auth, bench, config, kafka, kafka_bench, keyring};
 use ingest::EventLog;
 use ingest::simulator::{Simulator, SimulatorConfig};
 use schemas::Clock;
@@ -257,11 +248,8 @@ fn main() -> anyhow::Result<()> {
         config.tls.server_config()?;
     }
     match cli.command {
-        Command::Run(args) if config.kafka.is_some() => {
-            kafka::run(args.listen, &config, cli.config, &args.data_dir, clock)
-        }
-        Command::Run(args) => serve(args, &config, cli.config, None, clock),
-        Command::Demo(args) => serve(
+        Command::Run(args) => run(args, &config, cli.config, None, clock),
+        Command::Demo(args) => run(
             args.serve,
             &config,
             cli.config,
@@ -272,7 +260,7 @@ fn main() -> anyhow::Result<()> {
         Command::Replay(args) => replay(&args),
         Command::Bench(args) => bench::run(&args, &config, clock),
         Command::Migrate => migrate(&config),
-        Command::Serve(args) => kafka::serve(args.listen, &config, cli.config, clock),
+        Command::Serve(args) => serve(args.listen, &config, cli.config, clock),
         Command::Ingest(args) => kafka::ingest(args.listen, &config, clock),
         Command::TailMetrics(args) => kafka::tail_metrics(&config, args.batches, args.until_end),
         Command::KafkaTopics => kafka::create_topics(&config),
@@ -386,7 +374,9 @@ fn migrate(config: &config::Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(
+/// `demo` and `run`: the stack over the embedded log (`demo` adds the simulator), or
+/// over the events topic when `run` finds a `[kafka]` section; serves until Ctrl-C.
+fn run(
     args: ServeArgs,
     config: &config::Config,
     config_path: Option<PathBuf>,
@@ -395,22 +385,36 @@ fn serve(
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let credentials = auth::Credentials::load(&config.auth, Some(&args.data_dir), clock)?;
-    let mut embedded = app::Embedded::start(&args.data_dir, config, clock)?;
+    // The demo writes into the embedded log, whatever else is configured.
+    let source = match demo {
+        Some(_) => Source::EventLog(args.data_dir.clone()),
+        None => Source::for_run(config, &args.data_dir),
+    };
+    let mut stack = Stack::build(config, source, clock)?;
     if let Some((days, seed)) = demo {
         let tz = query_api::Settings::new(config.accounts.clone())
             .account(1)
             .timezone;
-        embedded.start_simulator(days, seed, tz)?;
+        stack.start_simulator(days, seed, tz)?;
         print_demo_users(&credentials, args.listen)?;
     }
-    let result = runtime.block_on(app::serve(
-        &embedded,
-        config,
-        &credentials,
-        args.listen,
-        config_path,
-    ));
-    embedded.shutdown();
+    let result = runtime.block_on(stack.serve(config, &credentials, args.listen, config_path));
+    stack.shutdown();
+    result
+}
+
+/// `serve`: the API over a view store fed only from the metrics topic.
+fn serve(
+    listen: SocketAddr,
+    config: &config::Config,
+    config_path: Option<PathBuf>,
+    clock: Clock,
+) -> anyhow::Result<()> {
+    let credentials = auth::Credentials::load(&config.auth, None, clock)?;
+    let stack = Stack::build(config, Source::MetricsTopic, clock)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(stack.serve(config, &credentials, listen, config_path));
+    stack.shutdown();
     result
 }
 

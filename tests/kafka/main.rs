@@ -8,6 +8,7 @@
 //! is always `pipeline::reference::facts`: a batch recomputation of all valid events.
 
 mod faults;
+mod modes;
 mod topics;
 
 use std::collections::HashMap;

@@ -1,0 +1,638 @@
+//! The one composition of crmpulse: a source, the pipeline and the sinks, built from
+//! configuration. `demo`, `run` (embedded or Kafka) and `serve` are configurations of
+//! it (docs/architecture.md, "One stack"):
+//!
+//! | [`Source`] | pipeline | sinks |
+//! |---|---|---|
+//! | [`Source::EventLog`] (`demo`, `run`) | yes | view store; ClickHouse with `[clickhouse] url` (rollups and raw events) |
+//! | [`Source::EventsTopic`] (`run` with `[kafka]`) | yes | view store; `crm.metrics.v1` deltas; ClickHouse with `[clickhouse] url` (rollups only) |
+//! | [`Source::MetricsTopic`] (`serve`) | no | view store, fed from `crm.metrics.v1` |
+//!
+//! The API (REST, `/metrics`, and the WebSocket fan-out over the view store) is served
+//! by [`Stack::serve_on`] in every mode. Invariants kept here, once for every mode:
+//! the ClickHouse sink sees every released batch before the view store does, and its
+//! full buffer pauses the source (backpressure); every event handed to the pipeline
+//! is counted in `crmpulse_pipeline_events_total`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono_tz::Tz;
+use ingest::EventLog;
+use ingest::kafka::{EventSource, KafkaConfig, gateway};
+use ingest::simulator::{Simulator, SimulatorConfig};
+use pipeline::sink::clickhouse::{ClickHouseSink, EventReader};
+use pipeline::sink::kafka::{Assembler, CatchUp, MetricsReader, MetricsSink};
+use pipeline::{Pipeline, PipelineConfig};
+use query_api::{AppState, ViewStore};
+use schemas::{Clock, Event};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::auth::Credentials;
+use crate::config::Config;
+
+/// Events read from the log per pipeline batch. Only a backlog (a rebuild, a replay)
+/// fills it: live traffic arrives in smaller batches. Each batch is one timestamp of
+/// the dataflow, so bigger batches amortise the per-timestamp work (5M events:
+/// 459k events/s at 20,000, 549–600k at 50,000; docs/benchmarks.md).
+pub const READ_BATCH: usize = 50_000;
+/// Events taken from Kafka per pipeline batch. Kept at 20,000, as the Kafka path's
+/// crash tests have run it (docs/benchmarks.md).
+const KAFKA_READ_BATCH: usize = 20_000;
+/// How long one Kafka poll waits for a first message.
+const KAFKA_POLL: Duration = Duration::from_millis(50);
+/// Pipeline clock tick while idle.
+const TICK: Duration = Duration::from_millis(250);
+/// How long a stopping ClickHouse sink may still try to write what it holds (the rest
+/// is rewritten from the source on the next start).
+const CLICKHOUSE_DRAIN: Duration = Duration::from_secs(5);
+
+/// Where the stack's data comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The durable embedded event log in this directory (`demo`, `run`).
+    EventLog(PathBuf),
+    /// `crm.events.v1` of the `[kafka]` section (`run` with `[kafka]`); the pipeline's
+    /// deltas go to `crm.metrics.v1`.
+    EventsTopic,
+    /// Only `crm.metrics.v1` of the `[kafka]` section, with no pipeline (`serve`).
+    MetricsTopic,
+}
+
+impl Source {
+    /// What `crmpulse run` reads: the events topic when `[kafka]` is configured, else
+    /// the event log in `data_dir`.
+    pub fn for_run(config: &Config, data_dir: &Path) -> Self {
+        if config.kafka.is_some() {
+            Source::EventsTopic
+        } else {
+            Source::EventLog(data_dir.to_owned())
+        }
+    }
+}
+
+/// What the demo simulator persists so that a restart continues the same world.
+#[derive(Debug, Serialize, Deserialize)]
+struct DemoState {
+    seed: u64,
+    account_id: u64,
+    start_ms: i64,
+}
+
+/// Where `POST /api/v1/events` writes.
+enum Ingest {
+    /// Into the embedded log.
+    Log,
+    /// To the events topic, through the gateway.
+    Topic(KafkaConfig),
+    /// Nowhere: `serve` takes no events.
+    None,
+}
+
+/// The running stack, without the HTTP server ([`Stack::serve_on`] adds it).
+pub struct Stack {
+    /// The view store every API read and live subscription is answered from.
+    pub store: Arc<ViewStore>,
+    /// The durable log, in embedded mode.
+    pub log: Option<Arc<EventLog>>,
+    /// The ClickHouse sink, when `[clickhouse] url` is set and a pipeline runs.
+    pub clickhouse: Option<Arc<ClickHouseSink>>,
+    /// The process's one clock: pipeline time, the API's "now", the simulator's.
+    pub clock: Clock,
+    /// The number `/healthz` compares `events_consumed` with: the log's length
+    /// (embedded) or the events handed to the pipeline (Kafka).
+    source_len: Option<watch::Receiver<u64>>,
+    ingest: Ingest,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("embedded", &self.log.is_some())
+            .field("clickhouse", &self.clickhouse.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `[kafka]` section, or an error saying it is needed.
+fn kafka_section(config: &Config) -> anyhow::Result<&KafkaConfig> {
+    crate::kafka::section(config)
+}
+
+impl Stack {
+    /// Builds and starts the stack reading `source`, with input times from `clock`.
+    /// With [`Source::MetricsTopic`], returns once the view store holds everything the
+    /// metrics topic held (the bootstrap).
+    ///
+    /// # Errors
+    /// When the log cannot be opened, `[kafka]` is missing for a Kafka source, a topic
+    /// is missing, or the pipeline cannot start.
+    pub fn build(config: &Config, source: Source, clock: Clock) -> anyhow::Result<Self> {
+        // The recorder first: counters incremented before it exists are lost.
+        let _ = query_api::install_metrics();
+        let store = Arc::new(ViewStore::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut stack = Self {
+            store,
+            log: None,
+            clickhouse: None,
+            clock,
+            source_len: None,
+            ingest: Ingest::None,
+            stop,
+            threads: Vec::new(),
+        };
+        match source {
+            Source::EventLog(dir) => {
+                let log = Arc::new(EventLog::open(&dir).context("opening the event log")?);
+                let reader_log = Arc::clone(&log);
+                let reader: EventReader = Box::new(move |from, max| {
+                    reader_log.read(from, max).map_err(|e| e.to_string())
+                });
+                stack.clickhouse = clickhouse_sink(config, Some(reader))?;
+                stack.source_len = Some(log.subscribe());
+                stack.ingest = Ingest::Log;
+                stack.log = Some(Arc::clone(&log));
+                stack.start_pipeline(
+                    config,
+                    Input::Log {
+                        log,
+                        next: 0,
+                        at_end: false,
+                    },
+                    None,
+                )?;
+            }
+            Source::EventsTopic => {
+                let kafka = kafka_section(config)?.clone();
+                // Raw events are copied from the embedded log only; from Kafka the
+                // sink writes the rollups (docs/clickhouse.md, "Kafka mode").
+                stack.clickhouse = clickhouse_sink(config, None)?;
+                let (sink, catch_up) = MetricsSink::open(crate::kafka::sink_config(&kafka))
+                    .context("reading back the metrics topic")?;
+                let events = EventSource::open(&kafka).context("opening the events topic")?;
+                let (pushed_tx, pushed_rx) = watch::channel(0u64);
+                stack.source_len = Some(pushed_rx);
+                stack.ingest = Ingest::Topic(kafka);
+                stack.start_pipeline(
+                    config,
+                    Input::Topic {
+                        events: Box::new(events),
+                        pushed_tx,
+                    },
+                    Some((sink, catch_up)),
+                )?;
+            }
+            Source::MetricsTopic => {
+                let kafka = kafka_section(config)?;
+                let follower = follow_metrics(kafka, Arc::clone(&stack.store), &stack.stop)?;
+                stack.threads.push(follower);
+            }
+        }
+        Ok(stack)
+    }
+
+    /// Starts the pipeline fed by `input`, releasing every batch to the ClickHouse
+    /// sink, the metrics topic (`metrics`) and the view store, in that order.
+    fn start_pipeline(
+        &mut self,
+        config: &Config,
+        input: Input,
+        metrics: Option<(MetricsSink, CatchUp)>,
+    ) -> anyhow::Result<()> {
+        let (mut metrics_sink, catch_up) = match metrics {
+            Some((sink, catch_up)) => (Some(sink), Some(catch_up)),
+            None => (None, None),
+        };
+        let store = Arc::clone(&self.store);
+        let ch_sink = self.clickhouse.clone();
+        let mut pipeline = Pipeline::start(
+            &PipelineConfig {
+                workers: config.pipeline.workers,
+                clock: self.clock,
+                ..PipelineConfig::default()
+            },
+            move |batch| {
+                // Rows are folded in before the view store takes the batch; the sink
+                // never blocks here (backpressure is applied to the source).
+                if let Some(ch) = &ch_sink {
+                    ch.accept(&batch);
+                }
+                if let Some(sink) = &mut metrics_sink
+                    && let Err(e) = sink.publish(&batch)
+                {
+                    // The next start publishes the difference: nothing is lost or doubled.
+                    tracing::error!(error = %e, "metrics sink failed; exiting for a restart");
+                    std::process::exit(2);
+                }
+                store.apply(batch);
+            },
+        )?;
+        let stop = Arc::clone(&self.stop);
+        let clickhouse = self.clickhouse.clone();
+        let name = match input {
+            Input::Log { .. } => "crmpulse-log-reader",
+            Input::Topic { .. } => "crmpulse-kafka-source",
+        };
+        let driver = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let mut input = input;
+                if let Err(e) = drive(
+                    &mut input,
+                    &mut pipeline,
+                    &stop,
+                    clickhouse.as_deref(),
+                    catch_up.as_ref(),
+                ) {
+                    tracing::error!(error = %e, "pipeline driver stopped");
+                }
+                pipeline.finish();
+            })?;
+        self.threads.push(driver);
+        Ok(())
+    }
+
+    /// Starts the demo simulator: backfills `days` of history on an empty log, then
+    /// produces live traffic. On a log it already wrote, it continues the same seeded
+    /// world; events it had stored are recognised by id and skipped.
+    ///
+    /// # Errors
+    /// Without an embedded log (the demo writes into it), or when its state is unreadable.
+    pub fn start_simulator(&mut self, days: u32, seed: u64, timezone: Tz) -> anyhow::Result<()> {
+        let log = Arc::clone(
+            self.log
+                .as_ref()
+                .context("the simulator writes into the embedded event log")?,
+        );
+        let state = match log.meta("demo")? {
+            Some(bytes) => {
+                serde_json::from_slice::<DemoState>(&bytes).context("reading demo state")?
+            }
+            None => {
+                let state = DemoState {
+                    seed,
+                    account_id: 1,
+                    start_ms: self.clock.now_ms() - i64::from(days) * 86_400_000,
+                };
+                log.set_meta("demo", &serde_json::to_vec(&state)?)?;
+                state
+            }
+        };
+        let stop = Arc::clone(&self.stop);
+        let clock = self.clock;
+        let handle = std::thread::Builder::new()
+            .name("crmpulse-simulator".into())
+            .spawn(move || {
+                let mut sim = Simulator::new(
+                    SimulatorConfig {
+                        seed: state.seed,
+                        account_id: state.account_id,
+                        timezone,
+                        ..SimulatorConfig::default()
+                    },
+                    state.start_ms,
+                );
+                while !stop.load(Ordering::Relaxed) {
+                    let now = clock.now_ms();
+                    // Catch up an hour of simulated time per append, then follow the clock.
+                    let until = (sim.now_ms() + 3_600_000).min(now);
+                    let events = sim.advance_to(until);
+                    if !events.is_empty()
+                        && let Err(e) = log.append(&events)
+                    {
+                        tracing::error!(error = %e, "simulator append failed");
+                    }
+                    if until >= now {
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                }
+            })?;
+        self.threads.push(handle);
+        Ok(())
+    }
+
+    /// Stops the source, simulator and follower threads (the pipeline drains), then
+    /// gives the ClickHouse sink [`CLICKHOUSE_DRAIN`] to write what it holds.
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        if let Some(ch) = &self.clickhouse {
+            ch.shutdown(CLICKHOUSE_DRAIN);
+            // What is not written yet is still in the source: the next start writes it.
+            let s = ch.stats();
+            tracing::info!(
+                written_through = s.written_through(),
+                buffered_rows = s.buffered_rows,
+                "ClickHouse sink stopped"
+            );
+        }
+    }
+
+    /// Binds `listen` and serves the API over the stack until Ctrl-C. With a
+    /// configuration file, account settings are reloaded when it changes.
+    ///
+    /// # Errors
+    /// When `listen` cannot be bound or the server fails.
+    pub async fn serve(
+        &self,
+        config: &Config,
+        credentials: &Credentials,
+        listen: SocketAddr,
+        config_path: Option<PathBuf>,
+    ) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        let settings = query_api::Settings::new(config.accounts.clone());
+        if let Some(path) = config_path {
+            tokio::spawn(watch_config(path, settings.clone()));
+        }
+        self.serve_on(config, credentials, settings, listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    }
+
+    /// Serves the API (REST, `/metrics`, `/api/live`, and `POST /api/v1/events` where
+    /// the source takes events) on `listener` until `shutdown` resolves, over TLS when
+    /// `[tls]` names a certificate.
+    ///
+    /// # Errors
+    /// An invalid `[auth]`, `[tls]` or `[kafka]` section, or a failing server.
+    pub async fn serve_on(
+        &self,
+        config: &Config,
+        credentials: &Credentials,
+        settings: query_api::Settings,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let mut state = AppState::new(Arc::clone(&self.store));
+        state.clock = self.clock;
+        state.settings = settings;
+        state.live = config.live.to_live_config();
+        state.bodies = config.api.body_cache();
+        state.log_len = self.source_len.clone();
+        state.clickhouse = self.clickhouse.clone().map(|ch| {
+            Arc::new(move || {
+                let s = ch.stats();
+                query_api::ClickHouseHealth {
+                    connected: ch.connected(),
+                    written_through: s.written_through(),
+                    rollups_written_through: s.rollups_written_through,
+                    raw_events_written_through: s.raw_events_written_through,
+                    buffered_rows: s.buffered_rows,
+                }
+            }) as Arc<dyn Fn() -> query_api::ClickHouseHealth + Send + Sync>
+        });
+        state.prometheus = Some(query_api::install_metrics());
+        secure(&mut state, credentials, config)?;
+        let api = query_api::router(state);
+        let ingest_auth = Arc::clone(&credentials.ingest);
+        let app = match (&self.ingest, &self.log) {
+            (Ingest::Log, Some(log)) => {
+                api.merge(ingest::http::router(Arc::clone(log), ingest_auth))
+            }
+            (Ingest::Topic(kafka), _) => {
+                api.merge(gateway::router(gateway::Gateway::new(kafka)?, ingest_auth))
+            }
+            _ => api,
+        };
+        let tls = config.tls.server_config()?;
+        crate::tls::serve(listener, app, tls, shutdown).await
+    }
+}
+
+/// The ClickHouse sink when `[clickhouse] url` is set; `events` re-reads raw events
+/// by source position (embedded log only).
+fn clickhouse_sink(
+    config: &Config,
+    events: Option<EventReader>,
+) -> anyhow::Result<Option<Arc<ClickHouseSink>>> {
+    if !config.clickhouse.enabled() {
+        return Ok(None);
+    }
+    let sink = ClickHouseSink::start(config.clickhouse.clone(), events)
+        .context("starting the ClickHouse sink")?;
+    Ok(Some(Arc::new(sink)))
+}
+
+/// The pipeline's source, as the driver reads it.
+enum Input {
+    /// The embedded log from position `next`; `at_end` once a read found nothing new.
+    Log {
+        log: Arc<EventLog>,
+        next: u64,
+        at_end: bool,
+    },
+    /// The events topic; `pushed_tx` follows the events handed to the pipeline.
+    Topic {
+        events: Box<EventSource>,
+        pushed_tx: watch::Sender<u64>,
+    },
+}
+
+impl Input {
+    /// The next events, at most a batch; empty when nothing new arrived (a Kafka poll
+    /// has then waited [`KAFKA_POLL`]).
+    fn next_batch(&mut self) -> anyhow::Result<Vec<Event>> {
+        match self {
+            Input::Log { log, next, at_end } => {
+                let (events, after) = log.read(*next, READ_BATCH)?;
+                if after == *next {
+                    *at_end = true;
+                    // Nothing new: do not spin on the log.
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                *next = after;
+                Ok(events)
+            }
+            Input::Topic { events, .. } => Ok(events.poll_batch(KAFKA_READ_BATCH, KAFKA_POLL)?),
+        }
+    }
+
+    /// Whether everything the source held when the stack started has been read.
+    fn caught_up(&self) -> bool {
+        match self {
+            Input::Log { at_end, .. } => *at_end,
+            Input::Topic { events, .. } => events.caught_up(),
+        }
+    }
+
+    /// Called after the pipeline took a batch.
+    fn pushed(&self, pushed: u64) {
+        if let Input::Topic { pushed_tx, .. } = self {
+            pushed_tx.send_replace(pushed);
+        }
+    }
+}
+
+/// Feeds the pipeline from `input`, in order, until `stop`; ticks the clock while idle.
+/// With a ClickHouse sink, waits while the sink's buffer is full (backpressure, in
+/// every mode). Once the source's start contents are in the pipeline, tells the
+/// ClickHouse sink (it may clear rows an earlier run left behind) and the metrics
+/// sink's catch-up.
+fn drive(
+    input: &mut Input,
+    pipeline: &mut Pipeline,
+    stop: &AtomicBool,
+    clickhouse: Option<&ClickHouseSink>,
+    catch_up: Option<&CatchUp>,
+) -> anyhow::Result<()> {
+    let mut last_tick = Instant::now();
+    let mut announced = false;
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(ch) = clickhouse
+            && !ch.wait_for_room(Duration::from_millis(100))
+        {
+            // Keep the clock ticking so the dashboard's time-based numbers advance.
+            if last_tick.elapsed() >= TICK {
+                pipeline.tick()?;
+                last_tick = Instant::now();
+            }
+            continue;
+        }
+        let events = input.next_batch()?;
+        if events.is_empty() {
+            if last_tick.elapsed() >= TICK {
+                pipeline.tick()?;
+                last_tick = Instant::now();
+            }
+        } else {
+            metrics::counter!("crmpulse_pipeline_events_total").increment(events.len() as u64);
+            pipeline.push(events)?;
+            input.pushed(pipeline.pushed());
+            last_tick = Instant::now();
+        }
+        if !announced && input.caught_up() {
+            announced = true;
+            tracing::info!(
+                events = pipeline.pushed(),
+                "source read up to what it held at start"
+            );
+            if let Some(ch) = clickhouse {
+                ch.reconcile_after(pipeline.pushed());
+            }
+            if let Some(c) = catch_up {
+                c.set_target(pipeline.pushed());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Feeds `store` from the metrics topic: reads everything the topic holds before
+/// returning (the bootstrap), then keeps following it on a thread until `stop`.
+///
+/// # Errors
+/// When the metrics topic is missing.
+fn follow_metrics(
+    kafka: &KafkaConfig,
+    store: Arc<ViewStore>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let group = format!("serve-{}", std::process::id());
+    let mut reader = MetricsReader::open(&kafka.reader_config(&group), &kafka.topics.metrics)
+        .context("opening the metrics topic")?;
+    let mut assembler = Assembler::new(reader.partitions().len());
+    let started = Instant::now();
+    let step = move |reader: &mut MetricsReader, assembler: &mut Assembler| {
+        let Some(read) = reader.poll(Duration::from_millis(200)) else {
+            return;
+        };
+        match read.record {
+            Ok(record) => {
+                if let Some(batch) = assembler.push(read.partition, record) {
+                    store.apply(batch);
+                }
+            }
+            Err(e) => {
+                metrics::counter!("crmpulse_serve_bad_metric_records_total").increment(1);
+                tracing::error!(partition = read.partition, offset = read.offset, error = %e, "skipping a metric record that does not decode");
+            }
+        }
+    };
+    while !reader.caught_up() {
+        step(&mut reader, &mut assembler);
+    }
+    tracing::info!(
+        progress = assembler.released(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "view store bootstrapped from the metrics topic"
+    );
+    let stop = Arc::clone(stop);
+    Ok(std::thread::Builder::new()
+        .name("crmpulse-metrics-follower".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                step(&mut reader, &mut assembler);
+            }
+        })?)
+}
+
+/// Puts the dashboard's authentication and CORS origins into `state`, and starts the
+/// task that keeps the rate limiter's memory bounded (inside a Tokio runtime).
+///
+/// # Errors
+/// An invalid CORS origin.
+pub fn secure(
+    state: &mut AppState,
+    credentials: &Credentials,
+    config: &Config,
+) -> anyhow::Result<()> {
+    state.auth = credentials.dashboard.clone();
+    state.cors_origins = config.auth.cors_origins()?;
+    if let Some(watch) = credentials.key_watch() {
+        tokio::spawn(watch.run());
+    }
+    if let Some(auth) = state.auth.clone() {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                auth.forget_idle();
+            }
+        });
+    }
+    Ok(())
+}
+
+/// How often the configuration file is checked for changes.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// Reloads account settings whenever the configuration file changes. Settings are
+/// applied at query time (the facts are zone- and target-free), so the next response
+/// reflects them with nothing recomputed. A file that fails to load is reported and
+/// the settings in force are kept.
+pub async fn watch_config(path: PathBuf, settings: query_api::Settings) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    loop {
+        tokio::time::sleep(CONFIG_POLL).await;
+        let now = modified(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match crate::config::load(Some(&path)) {
+            Ok(config) => {
+                settings.replace(config.accounts);
+                tracing::info!(path = %path.display(), "account settings reloaded");
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "configuration not reloaded, keeping the settings in force");
+            }
+        }
+    }
+}

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Days, NaiveDate};
 use chrono_tz::Tz;
-use common::{free_port, get_json, post_events, start_with, wait_caught_up};
+use common::{
+    clickhouse_url, free_port, get_json, post_events, start_with, unique_database, wait_caught_up,
+};
 use ingest::simulator::{Simulator, SimulatorConfig};
 use schemas::event::{Event, Payload};
 use serde_json::Value;
@@ -41,18 +43,6 @@ fn now_ms() -> i64 {
         .timestamp_millis()
 }
 const DOC: &str = include_str!("../docs/clickhouse.md");
-
-fn clickhouse_url() -> String {
-    std::env::var("CRMPULSE_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
-}
-
-fn unique_database(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
 
 /// Runs `sql` and returns its rows as column → value (blocking; fine inside the
 /// multi-thread test runtime).

@@ -11,7 +11,10 @@ mod common;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{client, creds, ev, free_port, get_json, opened, post_events, start_with};
+use common::{
+    clickhouse_number, clickhouse_url, client, creds, ev, free_port, get_json, opened, post_events,
+    start_with, unique_database,
+};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -26,28 +29,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn clickhouse_url() -> String {
-    std::env::var("CRMPULSE_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
-}
-
-async fn clickhouse_number(url: &str, database: &str, sql: &str) -> i64 {
-    let res = reqwest::Client::new()
-        .post(format!("{url}/"))
-        .query(&[("database", database)])
-        .body(format!("{sql}\nFORMAT TabSeparated"))
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!("ClickHouse at {url} unreachable ({e}); run scripts/test or set CRMPULSE_CLICKHOUSE_URL")
-        });
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    assert!(status.is_success(), "{sql}\n→ {text}");
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{sql} → {text:?}"))
 }
 
 /// Waits for the next frame of type `kind` (skipping the others).
@@ -73,14 +54,7 @@ where
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_run_feeds_the_api_clickhouse_and_the_live_feed() {
     let url = clickhouse_url();
-    let database = format!(
-        "crmpulse_embedded_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
+    let database = unique_database("crmpulse_embedded");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("crmpulse.toml");
     std::fs::write(

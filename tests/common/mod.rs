@@ -198,3 +198,34 @@ pub fn agent_message(message: &str, conversation: &str, agent: &str) -> Value {
     json!({"type": "message_created", "message_id": message, "conversation_id": conversation,
         "direction": "outbound", "sender": "agent", "agent_id": agent, "channel": "whatsapp"})
 }
+
+/// The ClickHouse server of the tests: the private one `scripts/test` starts
+/// (`CRMPULSE_CLICKHOUSE_URL`), or a local default.
+pub fn clickhouse_url() -> String {
+    std::env::var("CRMPULSE_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+/// A database name no other test or run uses: the process id and a random suffix
+/// (never the clock, which tests pin or fake).
+pub fn unique_database(prefix: &str) -> String {
+    format!("{prefix}_{}_{}", std::process::id(), rand::random::<u32>())
+}
+
+/// One number from ClickHouse: `sql` in `database`, which must succeed.
+pub async fn clickhouse_number(url: &str, database: &str, sql: &str) -> i64 {
+    let res = reqwest::Client::new()
+        .post(format!("{url}/"))
+        .query(&[("database", database)])
+        .body(format!("{sql}\nFORMAT TabSeparated"))
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("ClickHouse at {url} unreachable ({e}); run scripts/test or set CRMPULSE_CLICKHOUSE_URL")
+        });
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    assert!(status.is_success(), "{sql}\n→ {text}");
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{sql} → {text:?}"))
+}

@@ -7,6 +7,8 @@
 //! Every test uses its own topic names, so tests share one broker safely. The oracle
 //! is always `pipeline::reference::facts`: a batch recomputation of all valid events.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod faults;
 mod modes;
 mod topics;
@@ -98,14 +100,8 @@ pub fn ingest_key() -> String {
 
 pub fn setup(brokers: &str, partitions: i32) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let suffix = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    // Unique per run without reading the clock (tests pin or fake it).
+    let suffix = format!("{}-{}", std::process::id(), rand::random::<u64>());
     let mut kafka = KafkaConfig {
         brokers: brokers.to_owned(),
         group_id: format!("crmpulse-test-{suffix}"),

@@ -8,32 +8,12 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::common::{clickhouse_url, unique_database};
 use crate::{Broker, Guard, admin_token, block_on, free_port, get_json, now_ms, setup};
-
-fn clickhouse_url() -> String {
-    std::env::var("CRMPULSE_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
-}
 
 /// One number from ClickHouse.
 fn clickhouse_number(url: &str, database: &str, sql: &str) -> i64 {
-    let text = block_on(async {
-        let res = reqwest::Client::new()
-            .post(format!("{url}/"))
-            .query(&[("database", database)])
-            .body(format!("{sql}\nFORMAT TabSeparated"))
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!("ClickHouse at {url} unreachable ({e}); run scripts/test or set CRMPULSE_CLICKHOUSE_URL")
-            });
-        let status = res.status();
-        let text = res.text().await.unwrap();
-        assert!(status.is_success(), "{sql}\n→ {text}");
-        text
-    });
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{sql} → {text:?}"))
+    block_on(crate::common::clickhouse_number(url, database, sql))
 }
 
 /// `/metrics` of the server on `port`, as an admin.
@@ -65,14 +45,7 @@ fn kafka_run_feeds_clickhouse_the_metrics_topic_and_the_api_and_serve_agrees() {
     let broker = Broker::from_env();
     let s = setup(&broker.bootstrap(), 2);
     let url = clickhouse_url();
-    let database = format!(
-        "crmpulse_kafka_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
+    let database = unique_database("crmpulse_kafka");
     let mut toml = std::fs::read_to_string(&s.config_path).unwrap();
     toml.push_str(&format!(
         "\n[clickhouse]\nurl = {url:?}\ndatabase = {database:?}\nflush_interval_ms = 200\nretry_initial_ms = 100\nretry_max_ms = 1000\n"

@@ -413,6 +413,18 @@ mod tests {
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
+    /// The ingest router over a fresh log in a temporary directory (kept alive by the
+    /// returned guard), accepting the keys derived from [`SECRET`].
+    fn test_app() -> (tempfile::TempDir, Arc<EventLog>, axum::Router) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EventLog::open(dir.path()).unwrap());
+        let app = router(
+            Arc::clone(&log),
+            Arc::new(IngestAuth::new(Some(SECRET.to_vec()), vec![], 1000)),
+        );
+        (dir, log, app)
+    }
+
     fn post(
         path: &str,
         auth: (&str, String),
@@ -428,12 +440,7 @@ mod tests {
     #[tokio::test]
     async fn the_router_stores_valid_events_and_refuses_oversized_bodies() {
         use tower::ServiceExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let log = Arc::new(EventLog::open(dir.path()).unwrap());
-        let app = router(
-            Arc::clone(&log),
-            Arc::new(IngestAuth::new(Some(SECRET.to_vec()), vec![], 1000)),
-        );
+        let (_dir, log, app) = test_app();
         let key = (
             "authorization",
             format!("Bearer {}", IngestAuth::derived_key(SECRET, 1)),
@@ -460,12 +467,7 @@ mod tests {
     #[tokio::test]
     async fn credentials_write_their_own_account_only() {
         use tower::ServiceExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let log = Arc::new(EventLog::open(dir.path()).unwrap());
-        let app = router(
-            Arc::clone(&log),
-            Arc::new(IngestAuth::new(Some(SECRET.to_vec()), vec![], 1000)),
-        );
+        let (_dir, log, app) = test_app();
         let other = GOOD
             .replace("\"e1\"", "\"e3\"")
             .replace("\"account_id\":1", "\"account_id\":2");
@@ -535,12 +537,7 @@ mod tests {
     #[tokio::test]
     async fn media_types_are_case_insensitive_and_parsed_with_their_parameters() {
         use tower::ServiceExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let log = Arc::new(EventLog::open(dir.path()).unwrap());
-        let app = router(
-            Arc::clone(&log),
-            Arc::new(IngestAuth::new(Some(SECRET.to_vec()), vec![], 1000)),
-        );
+        let (_dir, log, app) = test_app();
         let key = format!("Bearer {}", IngestAuth::derived_key(SECRET, 1));
         let cases = [
             ("APPLICATION/JSON", StatusCode::OK),
@@ -587,12 +584,7 @@ mod tests {
     #[tokio::test]
     async fn every_error_of_the_ingest_routes_is_the_json_error_body() {
         use tower::ServiceExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let log = Arc::new(EventLog::open(dir.path()).unwrap());
-        let app = router(
-            Arc::clone(&log),
-            Arc::new(IngestAuth::new(Some(SECRET.to_vec()), vec![], 1000)),
-        );
+        let (_dir, log, app) = test_app();
         let key = format!("Bearer {}", IngestAuth::derived_key(SECRET, 1));
         let too_big = |path: &str| {
             axum::http::Request::post(path)

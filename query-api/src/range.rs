@@ -35,15 +35,22 @@ const MAX_RANGE_MS: i64 = 400 * 24 * 3600 * 1000;
 
 /// Local midnight of `date` in `tz` (first valid instant if midnight is skipped).
 pub fn local_midnight(date: NaiveDate, tz: Tz) -> i64 {
-    let mut local = date.and_time(NaiveTime::MIN);
+    let midnight = date.and_time(NaiveTime::MIN);
+    first_instant_from(midnight, tz)
+        .unwrap_or_else(|| Utc.from_utc_datetime(&midnight).timestamp_millis())
+}
+
+/// The first instant at or after the local wall time `local` in `tz`, on the
+/// 15-minute grid: `local` itself unless the clocks skipped it (the earlier of two
+/// when they repeat it); `None` if no quarter-hour of the following day exists.
+pub fn first_instant_from(mut local: chrono::NaiveDateTime, tz: Tz) -> Option<i64> {
     for _ in 0..(4 * 24) {
         if let Some(t) = tz.from_local_datetime(&local).earliest() {
-            return t.timestamp_millis();
+            return Some(t.timestamp_millis());
         }
         local += chrono::Duration::minutes(15);
     }
-    Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN))
-        .timestamp_millis()
+    None
 }
 
 /// The local date at `t_ms` in `tz`.

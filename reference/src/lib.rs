@@ -690,13 +690,7 @@ pub fn header(input: &Input<'_>, range: Range, section: &str) -> serde_json::Map
 pub fn default_slot(range: Range, tz: Tz) -> Slot {
     let first = local(range.from, tz).date_naive();
     let last = local((range.to - 1).max(range.from), tz).date_naive();
-    let mut dates = 1;
-    let mut d = first;
-    while d < last {
-        d = d.succ_opt().expect("in range");
-        dates += 1;
-    }
-    match dates {
+    match (last - first).num_days() + 1 {
         0..=2 => Slot::Hour,
         3..=62 => Slot::Day,
         _ => Slot::Week,

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::Params;
 use super::kpi::{FrtStats, RangeBody};
-use crate::range::{Range, local_midnight};
+use crate::range::{Range, local_date, local_midnight};
 use crate::settings::AccountSettings;
 use crate::store::{AccountFacts, NO_ID, Snapshot};
 
@@ -51,14 +51,8 @@ impl Granularity {
     /// to 62, weeks beyond. Counting dates rather than hours keeps "yesterday and
     /// today" hourly on a day the clocks change (47 or 49 hours long).
     pub fn default_for(range: Range, tz: Tz) -> Self {
-        let date = |t: i64| {
-            DateTime::<Utc>::from_timestamp_millis(t)
-                .unwrap_or_default()
-                .with_timezone(&tz)
-                .date_naive()
-        };
         let last = range.to.saturating_sub(1).max(range.from);
-        let dates = (date(last) - date(range.from)).num_days() + 1;
+        let dates = (local_date(last, tz) - local_date(range.from, tz)).num_days() + 1;
         if dates <= 2 {
             Granularity::Hour
         } else if dates <= 62 {

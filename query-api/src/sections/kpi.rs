@@ -10,7 +10,7 @@ use schemas::time::{BUCKET_MS, floor_to_bucket};
 use serde::Serialize;
 
 use super::Params;
-use crate::range::{Range, local_date, local_midnight};
+use crate::range::{Range, first_instant_from, local_date, local_midnight};
 use crate::settings::AccountSettings;
 use crate::store::{AccountFacts, Snapshot};
 
@@ -250,7 +250,6 @@ fn same_time_yesterday(
     yesterday: chrono::NaiveDate,
     tz: chrono_tz::Tz,
 ) -> i64 {
-    use chrono::TimeZone as _;
     let last = i64::try_from(progress)
         .unwrap_or(i64::MAX)
         .saturating_sub(1);
@@ -265,14 +264,8 @@ fn same_time_yesterday(
     if end.date() > today {
         return local_midnight(today, tz);
     }
-    let mut wall = yesterday.and_time(end.time());
-    for _ in 0..8 {
-        if let Some(t) = tz.from_local_datetime(&wall).earliest() {
-            return t.timestamp_millis();
-        }
-        wall += chrono::Duration::minutes(15);
-    }
-    local_midnight(today, tz)
+    first_instant_from(yesterday.and_time(end.time()), tz)
+        .unwrap_or_else(|| local_midnight(today, tz))
 }
 
 /// Computes the KPI strip.

@@ -78,7 +78,8 @@ impl Key {
 
 /// Shared bodies by key, at most [`BodyCache::max_bytes`] of them.
 pub struct BodyCache {
-    bodies: Cache<Key, Arc<Value>>,
+    /// Each body with its weight, weighed once when it is put.
+    bodies: Cache<Key, (u32, Arc<Value>)>,
     max_bytes: u64,
     /// Every body handed out, weakly: found again while someone (a live subscriber)
     /// still holds it, even after the cache evicted it.
@@ -109,9 +110,7 @@ impl BodyCache {
     pub fn new(max_bytes: u64) -> Self {
         let bodies = Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|key: &Key, body: &Arc<Value>| {
-                u32::try_from(key.weight() + weigh(body)).unwrap_or(u32::MAX)
-            })
+            .weigher(|_: &Key, (weight, _): &(u32, Arc<Value>)| *weight)
             .eviction_policy(EvictionPolicy::lru())
             .build();
         Self {
@@ -128,7 +127,7 @@ impl BodyCache {
     /// copies (a [`Key::scope`]) are not, since missing one costs a copy, not a
     /// computation.
     pub fn get(&self, key: &Key) -> Option<Arc<Value>> {
-        let found = self.bodies.get(key).or_else(|| {
+        let found = self.bodies.get(key).map(|(_, body)| body).or_else(|| {
             let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
             held.bodies.get(key).and_then(Weak::upgrade)
         });
@@ -151,7 +150,12 @@ impl BodyCache {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.clone(), &body);
-        self.bodies.insert(key, body);
+        let weight = u32::try_from(key.weight() + weigh(&body)).unwrap_or(u32::MAX);
+        if u64::from(weight) > self.max_bytes {
+            // Too heavy to keep at all: found again only while its holders hold it.
+            return;
+        }
+        self.bodies.insert(key, (weight, body));
         // Evict now rather than at the cache's next maintenance: a burst of distinct
         // requests must not overshoot the bound (a put follows a computation, which
         // costs far more than this).

@@ -17,15 +17,19 @@
 //! so older versions go first.
 //!
 //! Live subscribers hold the body they last sent (to diff the next one against). They
-//! hold the cache's [`Arc`], never a copy: every subscriber of one view at one state
+//! hold a shared [`Body`], never a copy: every subscriber of one view at one state
 //! shares one body, whatever the number of connections. So that sharing survives an
 //! eviction (a burst of distinct requests can push a body out while subscribers still
-//! hold it), the cache also keeps a [`Weak`] to every body it handed out: a body still
-//! held by someone is found again instead of computed a second time. Dead weak entries
-//! are dropped once they are half of that table, so it stays proportional to the bodies
-//! alive.
+//! hold it), the cache keeps a [`Weak`] to every [`Body`] it handed out: a body still
+//! held by someone is found again instead of computed a second time, and one nobody
+//! holds is forgotten the moment its last holder drops it. The weak table tracks the
+//! holders' handles, not the cache's own reference to the JSON tree: the cache
+//! frees what it evicts later, on its own schedule (moka reclaims entries by epoch),
+//! and that must not make a dropped body look held. Dead weak entries are dropped once
+//! they are half of that table, so it stays proportional to the bodies alive.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -34,6 +38,40 @@ use moka::sync::Cache;
 use serde_json::Value;
 
 use crate::sections::Params;
+
+/// A section body handed out by the cache: what live subscribers hold and requests
+/// answer from. Everyone who asks for one key while anyone holds its body gets the
+/// same `Arc<Body>` ([`Body::same`]).
+#[derive(Debug)]
+pub struct Body(Arc<Value>);
+
+impl Body {
+    /// A body nobody shares (no cache configured).
+    pub fn new(value: Value) -> Arc<Self> {
+        Arc::new(Self(Arc::new(value)))
+    }
+
+    /// Whether `a` and `b` are the same body (one JSON tree), not merely equal.
+    pub fn same(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// The JSON tree, moved out if nobody else holds it, else copied.
+    pub fn into_value(body: Arc<Self>) -> Value {
+        match Arc::try_unwrap(body) {
+            Ok(Body(value)) => Arc::unwrap_or_clone(value),
+            Err(shared) => Value::clone(&shared.0),
+        }
+    }
+}
+
+impl Deref for Body {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.0
+    }
+}
 
 /// Default bound of the bodies held, in bytes (`[api] body_cache_mib = 64`).
 pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
@@ -122,15 +160,22 @@ impl BodyCache {
         }
     }
 
-    /// The body computed for `key`, if any: in the cache, or evicted but still held.
-    /// Lookups of whole bodies are counted ([`BodyCache::stats`]); those of redacted
-    /// copies (a [`Key::scope`]) are not, since missing one costs a copy, not a
-    /// computation.
-    pub fn get(&self, key: &Key) -> Option<Arc<Value>> {
-        let found = self.bodies.get(key).map(|(_, body)| body).or_else(|| {
-            let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-            held.bodies.get(key).and_then(Weak::upgrade)
-        });
+    /// The body computed for `key`, if any: held by someone, or in the cache. Lookups
+    /// of whole bodies are counted ([`BodyCache::stats`]); those of redacted copies (a
+    /// [`Key::scope`]) are not, since missing one costs a copy, not a computation.
+    pub fn get(&self, key: &Key) -> Option<Arc<Body>> {
+        let found = {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            match held.bodies.get(key).and_then(Weak::upgrade) {
+                Some(body) => Some(body),
+                // Nobody holds it: hand out the cached tree under a new handle.
+                None => self.bodies.get(key).map(|(_, value)| {
+                    let body = Arc::new(Body(value));
+                    held.insert(key.clone(), &body);
+                    body
+                }),
+            }
+        };
         if !key.scope.is_empty() {
             return found;
         }
@@ -144,8 +189,10 @@ impl BodyCache {
         found
     }
 
-    /// Keeps `body` for `key`, evicting the least recently used bodies beyond the bound.
-    pub fn put(&self, key: Key, body: Arc<Value>) {
+    /// Keeps `value` as the body for `key`, evicting the least recently used bodies
+    /// beyond the bound, and hands it out.
+    pub fn put(&self, key: Key, value: Value) -> Arc<Body> {
+        let body = Body::new(value);
         self.held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -153,14 +200,15 @@ impl BodyCache {
         let weight = u32::try_from(key.weight() + weigh(&body)).unwrap_or(u32::MAX);
         if u64::from(weight) > self.max_bytes {
             // Too heavy to keep at all: found again only while its holders hold it.
-            return;
+            return body;
         }
-        self.bodies.insert(key, (weight, body));
+        self.bodies.insert(key, (weight, Arc::clone(&body.0)));
         // Evict now rather than at the cache's next maintenance: a burst of distinct
         // requests must not overshoot the bound (a put follows a computation, which
         // costs far more than this).
         self.bodies.run_pending_tasks();
         metrics::gauge!("crmpulse_api_shared_body_bytes").set(self.bodies.weighted_size() as f64);
+        body
     }
 
     /// Lookups of whole bodies answered from a shared body, and those that computed one.
@@ -196,26 +244,31 @@ impl BodyCache {
     /// Distinct bodies alive (in the cache or held by a subscriber), and their weight
     /// as [`weigh`] counts it: what the bodies cost, however many hold them.
     pub fn alive(&self) -> (usize, u64) {
+        let mut trees: HashMap<*const Value, Arc<Value>> = self
+            .bodies
+            .iter()
+            .map(|(_, (_, value))| (Arc::as_ptr(&value), value))
+            .collect();
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.bodies
-            .values()
-            .filter_map(Weak::upgrade)
-            .fold((0, 0), |(n, bytes), body| {
-                (n + 1, bytes + weigh(&body) as u64)
-            })
+        for body in held.bodies.values().filter_map(Weak::upgrade) {
+            trees.insert(Arc::as_ptr(&body.0), Arc::clone(&body.0));
+        }
+        trees.values().fold((0, 0), |(n, bytes), value| {
+            (n + 1, bytes + weigh(value) as u64)
+        })
     }
 }
 
 /// Weak references to the bodies handed out, by key.
 #[derive(Default)]
 struct Held {
-    bodies: HashMap<Key, Weak<Value>>,
+    bodies: HashMap<Key, Weak<Body>>,
     /// Size of `bodies` at which the dead entries are dropped next.
     prune_at: usize,
 }
 
 impl Held {
-    fn insert(&mut self, key: Key, body: &Arc<Value>) {
+    fn insert(&mut self, key: Key, body: &Arc<Body>) {
         if self.bodies.len() >= self.prune_at {
             // Amortized O(1) per insert: the table at most doubles between prunes.
             self.bodies.retain(|_, body| body.strong_count() > 0);
@@ -268,8 +321,8 @@ mod tests {
     }
 
     /// A body of about `kib` KiB.
-    fn body(kib: usize) -> Arc<Value> {
-        Arc::new(Value::String("x".repeat(kib * 1024)))
+    fn body(kib: usize) -> Value {
+        Value::String("x".repeat(kib * 1024))
     }
 
     #[test]
@@ -288,11 +341,12 @@ mod tests {
     #[test]
     fn a_body_is_shared_until_evicted_and_older_versions_go_first() {
         let cache = BodyCache::new(256 * 1024);
-        cache.put(key(1, "kpi"), body(100));
-        cache.put(key(2, "kpi"), body(100));
+        // Nobody holds these handles: only the cache keeps the bodies.
+        drop(cache.put(key(1, "kpi"), body(100)));
+        drop(cache.put(key(2, "kpi"), body(100)));
         assert!(cache.get(&key(2, "kpi")).is_some());
         // Room for two: the newest version, just read, stays; the old one goes.
-        cache.put(key(3, "kpi"), body(100));
+        drop(cache.put(key(3, "kpi"), body(100)));
         assert!(cache.bytes() <= 256 * 1024);
         assert!(cache.get(&key(1, "kpi")).is_none());
         assert!(cache.get(&key(3, "kpi")).is_some());
@@ -302,8 +356,7 @@ mod tests {
     #[test]
     fn a_body_still_held_is_found_after_its_eviction_and_forgotten_when_dropped() {
         let cache = BodyCache::new(256 * 1024);
-        let held = body(100);
-        cache.put(key(1, "live"), Arc::clone(&held));
+        let held = cache.put(key(1, "live"), body(100));
         // Distinct bodies push it out of the cache...
         for i in 0..10 {
             cache.put(key(1, &format!("other-{i}")), body(100));
@@ -311,7 +364,7 @@ mod tests {
         assert!(cache.bodies.get(&key(1, "live")).is_none());
         // ...but a subscriber still holds it: the same body, not a second one.
         let found = cache.get(&key(1, "live")).expect("still held");
-        assert!(Arc::ptr_eq(&found, &held));
+        assert!(Arc::ptr_eq(&found, &held) && Body::same(&found, &held));
         drop((found, held));
         assert!(cache.get(&key(1, "live")).is_none());
         // Dead entries do not pile up.

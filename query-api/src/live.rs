@@ -37,6 +37,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::AppState;
 use crate::auth::{LiveSlot, Principal};
+use crate::bodies::Body;
 use crate::sections::{self, Params};
 
 /// Close code for a connection without valid credentials (missing, invalid or
@@ -117,7 +118,7 @@ struct Subscription {
     params: Params,
     /// The shared body the client's copy equals, but for its top-level `progress`
     /// (which is `sent_progress`): never a private copy.
-    last: Arc<Value>,
+    last: Arc<Body>,
     /// The top-level `progress` of the client's copy.
     sent_progress: Option<Value>,
 }
@@ -125,8 +126,8 @@ struct Subscription {
 impl Subscription {
     /// The delta frame that turns the client's copy into `body`, if anything but
     /// `progress` changed; the subscription then holds `body` either way.
-    fn advance(&mut self, id: &str, at: u64, body: Arc<Value>) -> Option<String> {
-        if Arc::ptr_eq(&self.last, &body) {
+    fn advance(&mut self, id: &str, at: u64, body: Arc<Body>) -> Option<String> {
+        if Body::same(&self.last, &body) {
             return None;
         }
         // A body whose only change is `progress` is not news: the heartbeat carries

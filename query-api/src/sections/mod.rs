@@ -454,7 +454,7 @@ pub fn compute_for(
     now_ms: i64,
     principal: Option<&Principal>,
 ) -> Result<serde_json::Value, ApiError> {
-    compute_shared(app, section, params, now_ms, principal).map(Arc::unwrap_or_clone)
+    compute_shared(app, section, params, now_ms, principal).map(crate::bodies::Body::into_value)
 }
 
 /// [`compute_for`] as the shared body itself: everyone asking for the same view of
@@ -470,7 +470,7 @@ pub fn compute_shared(
     params: &Params,
     now_ms: i64,
     principal: Option<&Principal>,
-) -> Result<Arc<serde_json::Value>, ApiError> {
+) -> Result<Arc<crate::bodies::Body>, ApiError> {
     let settings = app.settings.account(params.account_id);
     let range: Range = range::resolve(
         params.from.as_deref(),
@@ -498,7 +498,7 @@ pub fn compute_shared(
         let Some(cache) = &app.bodies else {
             let mut body = compute()?;
             redact(&mut body);
-            return Ok(Arc::new(body));
+            return Ok(crate::bodies::Body::new(body));
         };
         let whole_key = crate::bodies::Key {
             section: section.to_owned(),
@@ -511,11 +511,7 @@ pub fn compute_shared(
         };
         let whole = match cache.get(&whole_key) {
             Some(body) => body,
-            None => {
-                let body = Arc::new(compute()?);
-                cache.put(whole_key.clone(), Arc::clone(&body));
-                body
-            }
+            None => cache.put(whole_key.clone(), compute()?),
         };
         if scope.is_empty() {
             return Ok(whole);
@@ -526,9 +522,7 @@ pub fn compute_shared(
         }
         let mut body = (*whole).clone();
         redact(&mut body);
-        let body = Arc::new(body);
-        cache.put(key, Arc::clone(&body));
-        Ok(body)
+        Ok(cache.put(key, body))
     })
 }
 

@@ -24,9 +24,14 @@
 //! - Acknowledged means durable: a caller gets `Ok` only after the transaction holding
 //!   its batch has committed (fsynced). A failed group commit stores nothing of any
 //!   batch in it, and every caller in it gets the error.
+//! - Events are stored in compressed blocks of consecutive sequence numbers
+//!   ([`blocks`]); the last block is rewritten by each commit until it is full, in the
+//!   same transaction as everything else, so a block is never half written.
 //! - A batch and its dead letters are stored together or not at all
 //!   ([`EventLog::write`]): rejected input never enters the event table; it goes to the
 //!   dead-letter table with its original bytes and the reason.
+
+mod blocks;
 
 use std::path::Path;
 use std::sync::{Arc, mpsc};
@@ -36,8 +41,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use schemas::Event;
 use tokio::sync::watch;
 
-/// Sequence number → protobuf-encoded [`Event`].
-const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events_v1");
+/// First sequence number of a block → a compressed block of protobuf-encoded
+/// [`Event`]s ([`blocks`]).
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("event_blocks_v2");
+/// The format before blocks (until 2026-12): sequence number → one protobuf-encoded
+/// [`Event`]. Moved into [`EVENTS`] when an older data dir is opened.
+const EVENTS_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("events_v1");
+/// Records moved from [`EVENTS_V1`] per transaction by the migration.
+const MIGRATION_CHUNK: usize = 64 * blocks::BLOCK_EVENTS;
 /// `account_id:event_id` → sequence number, for idempotent appends.
 const EVENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("event_ids_v1");
 /// Dead letters: sequence → JSON `{"reason": .., "source": .., "raw": ..}`.
@@ -182,14 +193,15 @@ impl EventLog {
             Err(e) => return Err(redb::Error::from(e).into()),
         };
         let txn = db.begin_write()?;
-        let len = {
-            let events = txn.open_table(EVENTS)?;
+        {
+            txn.open_table(EVENTS)?;
             txn.open_table(EVENT_IDS)?;
             txn.open_table(DEAD_LETTERS)?;
             txn.open_table(META)?;
-            next_key(&events)?
-        };
+        }
         txn.commit()?;
+        migrate_v1(&db)?;
+        let len = next_seq(&db.begin_read()?.open_table(EVENTS)?)?;
         let db = Arc::new(db);
         let len = Arc::new(watch::Sender::new(len));
         let (writes, queue) = mpsc::sync_channel(QUEUED_WRITES);
@@ -280,18 +292,54 @@ impl EventLog {
         let table = txn.open_table(EVENTS)?;
         let mut out = Vec::with_capacity(max.min(65_536));
         let mut next = from;
-        for entry in table.range(from..)?.take(max) {
-            let (seq, bytes) = entry?;
-            next = seq.value() + 1;
-            match Event::from_proto_bytes(bytes.value()) {
-                Ok(event) => out.push(event),
+        // The block holding `from` starts at or before it.
+        let start = table
+            .range(..=from)?
+            .next_back()
+            .transpose()?
+            .map_or(from, |(first, _)| first.value());
+        let mut taken = 0;
+        for entry in table.range(start..)? {
+            if taken == max {
+                break;
+            }
+            let (first, block) = entry?;
+            let first = first.value();
+            let records = match blocks::decode(block.value()) {
+                Ok(records) => records,
                 Err(e) => {
+                    // Every record of the block is lost; the next block starts where
+                    // its header says this one ends (or, without a header, at its key).
+                    let count = blocks::count(block.value()).unwrap_or(0) as u64;
                     let err = LogError::Corrupt {
-                        seq: seq.value(),
-                        reason: e.to_string(),
+                        seq: first,
+                        reason: format!("block of {count} records: {e}"),
                     };
-                    tracing::error!(error = %err, "skipping an unreadable log record");
-                    metrics::counter!("crmpulse_log_corrupt_records_total").increment(1);
+                    tracing::error!(error = %err, "skipping an unreadable log block");
+                    metrics::counter!("crmpulse_log_corrupt_records_total").increment(count);
+                    next = next.max(first + count);
+                    continue;
+                }
+            };
+            for (seq, bytes) in (first..).zip(records) {
+                if seq < from {
+                    continue;
+                }
+                if taken == max {
+                    break;
+                }
+                taken += 1;
+                next = seq + 1;
+                match Event::from_proto_bytes(&bytes) {
+                    Ok(event) => out.push(event),
+                    Err(e) => {
+                        let err = LogError::Corrupt {
+                            seq,
+                            reason: e.to_string(),
+                        };
+                        tracing::error!(error = %err, "skipping an unreadable log record");
+                        metrics::counter!("crmpulse_log_corrupt_records_total").increment(1);
+                    }
                 }
             }
         }
@@ -362,6 +410,104 @@ fn next_key<T: ReadableTable<u64, &'static [u8]>>(table: &T) -> Result<u64, LogE
     Ok(table.last()?.map_or(0, |(seq, _)| seq.value() + 1))
 }
 
+/// The next free sequence number of the event table: its last block's first sequence
+/// number + the records it holds.
+fn next_seq<T: ReadableTable<u64, &'static [u8]>>(table: &T) -> Result<u64, LogError> {
+    let Some((first, block)) = table.last()? else {
+        return Ok(0);
+    };
+    let count = blocks::count(block.value()).map_err(|e| LogError::Corrupt {
+        seq: first.value(),
+        reason: format!("the last block: {e}"),
+    })?;
+    Ok(first.value() + count as u64)
+}
+
+/// Appends `records` to the event table after its current last record: first into the
+/// last block while it has room (it is decoded and rewritten), then in new blocks of
+/// [`blocks::BLOCK_EVENTS`]. Returns the table's new length.
+fn append_blocks<R: AsRef<[u8]>>(
+    table: &mut redb::Table<'_, u64, &'static [u8]>,
+    records: &[R],
+) -> Result<u64, LogError> {
+    let mut next = next_seq(table)?;
+    let mut rest = records;
+    let tail = table
+        .last()?
+        .map(|(first, block)| (first.value(), blocks::decode(block.value())));
+    // A damaged last block is left as it is (its records are skipped by readers);
+    // new records go to a block of their own.
+    if let Some((first, Ok(mut held))) = tail
+        && held.len() < blocks::BLOCK_EVENTS
+        && !rest.is_empty()
+    {
+        let room = (blocks::BLOCK_EVENTS - held.len()).min(rest.len());
+        held.extend(rest[..room].iter().map(|r| r.as_ref().to_vec()));
+        table.insert(first, blocks::encode(&held).as_slice())?;
+        next += room as u64;
+        rest = &rest[room..];
+    }
+    for chunk in rest.chunks(blocks::BLOCK_EVENTS) {
+        table.insert(next, blocks::encode(chunk).as_slice())?;
+        next += chunk.len() as u64;
+    }
+    Ok(next)
+}
+
+/// Moves the records of a data dir written before blocks ([`EVENTS_V1`]) into
+/// [`EVENTS`], in chunks of [`MIGRATION_CHUNK`], each in one transaction: a crash
+/// during the move loses nothing (a chunk is moved whole or not at all), and the next
+/// open continues where it stopped. Sequence numbers are kept.
+fn migrate_v1(db: &Database) -> Result<(), LogError> {
+    let mut moved = 0u64;
+    loop {
+        let txn = db.begin_write()?;
+        let done = {
+            // Opening creates it when absent (a new data dir): it is deleted below.
+            let mut old = txn.open_table(EVENTS_V1)?;
+            let mut new = txn.open_table(EVENTS)?;
+            let mut chunk = Vec::with_capacity(MIGRATION_CHUNK);
+            let expected = next_seq(&new)?;
+            while chunk.len() < MIGRATION_CHUNK {
+                let Some((seq, bytes)) = old.pop_first()? else {
+                    break;
+                };
+                let seq = seq.value();
+                if seq != expected + chunk.len() as u64 {
+                    return Err(LogError::Corrupt {
+                        seq,
+                        reason: format!(
+                            "migrating events_v1: expected sequence {}",
+                            expected + chunk.len() as u64
+                        ),
+                    });
+                }
+                chunk.push(bytes.value().to_vec());
+            }
+            append_blocks(&mut new, &chunk)?;
+            moved += chunk.len() as u64;
+            chunk.len() < MIGRATION_CHUNK
+        };
+        if done {
+            txn.delete_table(EVENTS_V1)?;
+        }
+        txn.commit()?;
+        if done {
+            break;
+        }
+        if moved.is_multiple_of(16 * MIGRATION_CHUNK as u64) {
+            tracing::info!(moved, "moving the event log into compressed blocks");
+        }
+    }
+    if moved > 0 {
+        tracing::info!(
+            moved,
+            "moved the event log into compressed blocks (events_v1 → event_blocks_v2)"
+        );
+    }
+    Ok(())
+}
+
 /// The committer: takes every waiting batch into one group, commits the group in one
 /// transaction and answers each batch's caller. Ends when every sender is gone.
 fn commit_loop(db: &Database, len: &watch::Sender<u64>, queue: &mpsc::Receiver<Write>) {
@@ -409,8 +555,10 @@ fn commit_group(db: &Database, group: &[Write]) -> Result<(Vec<AppendOutcome>, u
         let mut ids = txn.open_table(EVENT_IDS)?;
         let mut dead = txn.open_table(DEAD_LETTERS)?;
         // Allocated here, inside the transaction, from the tables themselves.
-        let mut next = next_key(&table)?;
+        let first = next_seq(&table)?;
+        let mut next = first;
         let mut next_dead = next_key(&dead)?;
+        let mut fresh: Vec<&[u8]> = Vec::new();
         for write in group {
             let mut outcome = AppendOutcome::default();
             for record in &write.dead_letters {
@@ -426,13 +574,15 @@ fn commit_group(db: &Database, group: &[Write]) -> Result<(Vec<AppendOutcome>, u
                     outcome.duplicates += 1;
                     continue;
                 }
-                table.insert(next, bytes.as_slice())?;
+                fresh.push(bytes.as_slice());
                 next += 1;
                 outcome.accepted += 1;
             }
             outcomes.push(outcome);
         }
-        next
+        let stored = append_blocks(&mut table, &fresh)?;
+        debug_assert_eq!(stored, next);
+        stored
     };
     txn.commit()?;
     Ok((outcomes, next))
@@ -498,16 +648,100 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open(dir.path()).unwrap();
         log.append(&[event("a", 1)]).unwrap();
+        // A record that does not decode, in a block of its own at sequence 1.
         let txn = log.db.begin_write().unwrap();
         txn.open_table(EVENTS)
             .unwrap()
-            .insert(1, &[0xff_u8, 0xff][..])
+            .insert(1, blocks::encode(&[[0xff_u8, 0xff]]).as_slice())
             .unwrap();
         txn.commit().unwrap();
         log.append(&[event("c", 3)]).unwrap();
         let (events, next) = log.read(0, 10).unwrap();
         let ids: Vec<_> = events.iter().map(|e| e.event_id.as_str()).collect();
         assert_eq!((ids, next), (vec!["a", "c"], 3));
+        // A block that does not decompress at all: its records are skipped, the
+        // records after it are read, and appends go on after it.
+        let txn = log.db.begin_write().unwrap();
+        let mut garbage = blocks::encode(&[b"x".to_vec(), b"y".to_vec()]);
+        let last = garbage.len() - 1;
+        garbage[8..last].fill(0xee);
+        txn.open_table(EVENTS)
+            .unwrap()
+            .insert(3, garbage.as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        log.append(&[event("f", 6)]).unwrap();
+        let (events, next) = log.read(0, 10).unwrap();
+        let ids: Vec<_> = events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!((ids, next), (vec!["a", "c", "f"], 6));
+        assert_eq!(log.read(4, 10).unwrap().0[0].event_id, "f");
+    }
+
+    #[test]
+    fn reads_from_any_position_across_blocks_return_the_appended_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        let mut n = 0;
+        // Batches of 1 to 700 events: some fill the tail block, some span several.
+        for size in [1, 3, 700, 1, 511, 2, 1025, 9] {
+            let batch: Vec<Event> = (n..n + size).map(|i| event(&format!("e{i}"), i)).collect();
+            log.append(&batch).unwrap();
+            n += size;
+        }
+        assert_eq!(log.len(), n as u64);
+        for (from, max) in [
+            (0, 5000),
+            (0, 1),
+            (511, 3),
+            (512, 1),
+            (700, 800),
+            (2251, 10),
+            (2252, 1),
+        ] {
+            let (events, next) = log.read(from, max).unwrap();
+            let want: Vec<i64> = (from as i64..(from as i64 + max as i64).min(n)).collect();
+            let got: Vec<i64> = events.iter().map(|e| e.occurred_at_ms).collect();
+            assert_eq!(got, want, "from {from} max {max}");
+            assert_eq!(next, from + want.len() as u64);
+        }
+        drop(log);
+        // Reopened: the length and the tail block carry on.
+        let log = EventLog::open(dir.path()).unwrap();
+        log.append(&[event("last", n)]).unwrap();
+        assert_eq!(log.read(n as u64, 10).unwrap().0[0].event_id, "last");
+        assert_eq!(log.read(0, 10_000).unwrap().0.len(), n as usize + 1);
+    }
+
+    #[test]
+    fn a_data_dir_written_before_blocks_is_moved_into_them_keeping_its_sequences() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = MIGRATION_CHUNK as i64 + 77;
+        {
+            let db = Database::create(dir.path().join("events.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut old = txn.open_table(EVENTS_V1).unwrap();
+                let mut ids = txn.open_table(EVENT_IDS).unwrap();
+                for i in 0..count {
+                    let e = event(&format!("old{i}"), i);
+                    old.insert(i as u64, e.to_proto_bytes().as_slice()).unwrap();
+                    ids.insert(id_key(&e).as_str(), i as u64).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let log = EventLog::open(dir.path()).unwrap();
+        assert_eq!(log.len(), count as u64);
+        let out = log
+            .append(&[event("old5", 0), event("new", count)])
+            .unwrap();
+        assert_eq!((out.accepted, out.duplicates), (1, 1));
+        let (events, next) = log.read(0, usize::MAX).unwrap();
+        assert_eq!(next, count as u64 + 1);
+        let times: Vec<i64> = events.iter().map(|e| e.occurred_at_ms).collect();
+        assert_eq!(times, (0..=count).collect::<Vec<_>>());
+        let txn = log.db.begin_read().unwrap();
+        assert!(txn.open_table(EVENTS_V1).is_err(), "the old table is gone");
     }
 
     #[test]

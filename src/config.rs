@@ -155,11 +155,30 @@ impl AuthSection {
 pub struct PipelineSection {
     /// Timely worker threads (one per core is a good start).
     pub workers: usize,
+    /// The lateness horizon, hours: an event whose time is more than this before its
+    /// account's latest event time is refused to the dead letters (`too_late`), and
+    /// ids of events older than that are forgotten. `0` admits events of any age
+    /// (and remembers every id). Embedded log only, for now (docs/operations.md).
+    pub lateness_horizon_hours: u64,
 }
 
 impl Default for PipelineSection {
     fn default() -> Self {
-        Self { workers: 2 }
+        Self {
+            workers: 2,
+            lateness_horizon_hours: 168,
+        }
+    }
+}
+
+impl PipelineSection {
+    /// The embedded log's admission rules for this configuration, on `clock`.
+    pub fn log_options(&self, clock: schemas::Clock) -> ingest::log::LogOptions {
+        let hours = i64::try_from(self.lateness_horizon_hours).unwrap_or(i64::MAX);
+        ingest::log::LogOptions {
+            lateness_horizon_ms: (hours > 0).then(|| hours.saturating_mul(3_600_000)),
+            clock,
+        }
     }
 }
 

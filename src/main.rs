@@ -257,7 +257,7 @@ fn main() -> anyhow::Result<()> {
             clock,
         ),
         Command::Simulate(args) => simulate(&args, &config, clock),
-        Command::Replay(args) => replay(&args),
+        Command::Replay(args) => replay(&args, &config, clock),
         Command::Bench(args) => bench::run(&args, &config, clock),
         Command::Migrate => migrate(&config),
         Command::Serve(args) => serve(args.listen, &config, cli.config, clock),
@@ -491,9 +491,9 @@ fn simulate(args: &SimulateArgs, config: &config::Config, clock: Clock) -> anyho
     Ok(())
 }
 
-fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
-    let log =
-        EventLog::open(&args.data_dir).context("opening the event log (stop the server first)")?;
+fn replay(args: &ReplayArgs, config: &config::Config, clock: schemas::Clock) -> anyhow::Result<()> {
+    let log = EventLog::open_with(&args.data_dir, config.pipeline.log_options(clock))
+        .context("opening the event log (stop the server first)")?;
     let size = std::fs::metadata(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?
         .len();
@@ -510,12 +510,13 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     })?;
     bar.finish();
     println!(
-        "replayed {}: {} lines, {} accepted, {} duplicates, {} rejected (dead-lettered)",
+        "replayed {}: {} lines, {} accepted, {} duplicates, {} rejected and {} too late (dead-lettered)",
         args.file.display(),
         stats.lines,
         stats.accepted,
         stats.duplicates,
-        stats.rejected
+        stats.rejected,
+        stats.too_late
     );
     Ok(())
 }

@@ -152,7 +152,10 @@ impl Stack {
         };
         match source {
             Source::EventLog(dir) => {
-                let log = Arc::new(EventLog::open(&dir).context("opening the event log")?);
+                let log = Arc::new(
+                    EventLog::open_with(&dir, config.pipeline.log_options(stack.clock))
+                        .context("opening the event log")?,
+                );
                 let reader_log = Arc::clone(&log);
                 let reader: EventReader = Box::new(move |from, max| {
                     reader_log.read(from, max).map_err(|e| e.to_string())

@@ -345,8 +345,36 @@ async fn ingest(
                 reason: &r.error,
             })
             .collect();
-        let outcome = log.write(&events, &dead)?;
-        response.rejected = rejected.into_iter().map(|(r, _)| r).collect();
+        let outcome = log.write("http", &events, &dead)?;
+        let mut rejected: Vec<Rejected> = rejected.into_iter().map(|(r, _)| r).collect();
+        if !outcome.too_late.is_empty() {
+            // The valid events are the request's items but the rejected ones, in order
+            // (split again: this path is rare, and the items' numbering is split_body's).
+            let refused: std::collections::HashSet<usize> =
+                rejected.iter().map(|r| r.index).collect();
+            let positions: Vec<usize> = split_body(&text)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(i, _)| i)
+                .filter(|i| !refused.contains(i))
+                .collect();
+            for &p in &outcome.too_late {
+                let event = &events[p];
+                metrics::counter!("crmpulse_ingest_rejected_events_total", "reason" => crate::log::TOO_LATE)
+                    .increment(1);
+                rejected.push(Rejected {
+                    index: positions.get(p).copied().unwrap_or(p),
+                    event_id: Some(event.event_id.clone()),
+                    error: format!(
+                        "occurred_at: more than the lateness horizon before the account's latest event time; stored as a dead letter ({})",
+                        crate::log::TOO_LATE
+                    ),
+                    kind: crate::log::TOO_LATE,
+                });
+            }
+            rejected.sort_by_key(|r| r.index);
+        }
+        response.rejected = rejected;
         response.accepted = outcome.accepted;
         response.duplicates = outcome.duplicates;
         Ok::<_, crate::log::LogError>(Ok(response))

@@ -47,10 +47,49 @@ const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("event_blocks_v
 /// The format before blocks (until 2026-12): sequence number → one protobuf-encoded
 /// [`Event`]. Moved into [`EVENTS`] when an older data dir is opened.
 const EVENTS_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("events_v1");
+/// How far ahead of the log's clock an event may move its account's watermark: an
+/// event stamped in the future by a wrong client clock is stored, but cannot make the
+/// account's real events look late.
+pub const FUTURE_SLACK_MS: i64 = 3_600_000;
+/// The default lateness horizon: 7 days.
+pub const DEFAULT_HORIZON_MS: i64 = 7 * 86_400_000;
+const DAY_MS: i64 = 86_400_000;
+/// The dead-letter reason of an event older than its account's watermark − horizon.
+pub const TOO_LATE: &str = "too_late";
+
+/// How the log admits events.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// The lateness horizon, ms: an event older than its account's watermark (the
+    /// latest event time stored for it) minus this is refused to the dead-letter table
+    /// with reason [`TOO_LATE`]; `None` admits events of any age. Ids of events older
+    /// than the horizon are forgotten, so the id table holds the horizon, not the
+    /// history.
+    pub lateness_horizon_ms: Option<i64>,
+    /// Where the commit's "now" comes from (it caps the watermark, [`FUTURE_SLACK_MS`]).
+    pub clock: schemas::Clock,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        Self {
+            lateness_horizon_ms: Some(DEFAULT_HORIZON_MS),
+            clock: schemas::Clock::system(),
+        }
+    }
+}
+
 /// Records moved from [`EVENTS_V1`] per transaction by the migration.
 const MIGRATION_CHUNK: usize = 64 * blocks::BLOCK_EVENTS;
-/// `account_id:event_id` → sequence number, for idempotent appends.
+/// `account_id:event_id` → sequence number, for idempotent appends: the ids stored
+/// before the lateness horizon (until 2026-12). Read, never written or pruned.
 const EVENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("event_ids_v1");
+/// `account_id:event_id` → the event's time (ms), for idempotent appends. Ids of events
+/// older than the account's watermark − horizon are forgotten ([`LogOptions`]).
+const EVENT_IDS_V2: TableDefinition<&str, i64> = TableDefinition::new("event_ids_v2");
+/// Account → its watermark: the latest event time accepted, at most the commit's "now"
+/// + [`FUTURE_SLACK_MS`] (ms).
+const WATERMARKS: TableDefinition<u64, i64> = TableDefinition::new("watermarks_v1");
 /// Dead letters: sequence → JSON `{"reason": .., "source": .., "raw": ..}`.
 const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters_v1");
 /// Small named values (simulator state and the like).
@@ -106,12 +145,15 @@ from_redb!(
 );
 
 /// What one [`EventLog::append`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
     /// Newly stored events.
     pub accepted: u64,
     /// Events whose `event_id` was already stored (in the log or earlier in the batch).
     pub duplicates: u64,
+    /// Positions (in the batch) of the events refused as older than their account's
+    /// watermark − horizon; each is in the dead-letter table with reason [`TOO_LATE`].
+    pub too_late: Vec<usize>,
 }
 
 /// A rejected input, stored with the batch it came in ([`EventLog::write`]).
@@ -137,10 +179,22 @@ impl DeadLetter<'_> {
     }
 }
 
+/// One event of a [`Write`], encoded on the caller's thread.
+struct Record {
+    /// `account_id:event_id`.
+    key: String,
+    account_id: u64,
+    occurred_at_ms: i64,
+    /// Protobuf.
+    bytes: Vec<u8>,
+}
+
 /// One caller's batch, encoded on the caller's thread so the committer only writes.
 struct Write {
-    /// `(account_id:event_id, protobuf bytes)` in the caller's order.
-    events: Vec<(String, Vec<u8>)>,
+    /// The events, in the caller's order.
+    events: Vec<Record>,
+    /// Where it came from, for the dead letters of events refused as too late.
+    source: String,
     /// Encoded dead-letter records.
     dead_letters: Vec<Vec<u8>>,
     reply: mpsc::SyncSender<Result<AppendOutcome, LogError>>,
@@ -155,6 +209,12 @@ pub struct EventLog {
     /// The committer's queue; `None` once shutting down.
     writes: Option<mpsc::SyncSender<Write>>,
     committer: Option<JoinHandle<()>>,
+}
+
+/// What the committer needs besides the database.
+struct Admission {
+    horizon_ms: Option<i64>,
+    clock: schemas::Clock,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -177,11 +237,20 @@ impl Drop for EventLog {
 }
 
 impl EventLog {
-    /// Opens (creating if needed) the log in `dir/events.redb`.
+    /// Opens (creating if needed) the log in `dir/events.redb`, with the default
+    /// [`LogOptions`] (7-day horizon, system clock).
     ///
     /// # Errors
     /// [`LogError::InUse`] when another process has it open; storage errors otherwise.
     pub fn open(dir: &Path) -> Result<Self, LogError> {
+        Self::open_with(dir, LogOptions::default())
+    }
+
+    /// Opens (creating if needed) the log in `dir/events.redb`.
+    ///
+    /// # Errors
+    /// [`LogError::InUse`] when another process has it open; storage errors otherwise.
+    pub fn open_with(dir: &Path, options: LogOptions) -> Result<Self, LogError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| LogError::from(redb::Error::from(redb::StorageError::Io(e))))?;
         let path = dir.join("events.redb");
@@ -196,6 +265,8 @@ impl EventLog {
         {
             txn.open_table(EVENTS)?;
             txn.open_table(EVENT_IDS)?;
+            txn.open_table(EVENT_IDS_V2)?;
+            txn.open_table(WATERMARKS)?;
             txn.open_table(DEAD_LETTERS)?;
             txn.open_table(META)?;
         }
@@ -208,9 +279,13 @@ impl EventLog {
         let committer = {
             let db = Arc::clone(&db);
             let len = Arc::clone(&len);
+            let admission = Admission {
+                horizon_ms: options.lateness_horizon_ms,
+                clock: options.clock,
+            };
             std::thread::Builder::new()
                 .name("crmpulse-log-commit".into())
-                .spawn(move || commit_loop(&db, &len, &queue))
+                .spawn(move || commit_loop(&db, &admission, &len, &queue))
                 .map_err(|e| LogError::from(redb::Error::from(redb::StorageError::Io(e))))?
         };
         Ok(Self {
@@ -243,17 +318,20 @@ impl EventLog {
     /// # Errors
     /// Storage errors; on error nothing of the batch is stored.
     pub fn append(&self, events: &[Event]) -> Result<AppendOutcome, LogError> {
-        self.write(events, &[])
+        self.write("append", events, &[])
     }
 
     /// Stores a batch and the dead letters rejected from the same input in one atomic
     /// write: both are stored, or (on error) neither. Returns when they are durable.
-    /// Blocking, like [`Self::append`].
+    /// Blocking, like [`Self::append`]. Events older than their account's watermark −
+    /// the horizon are stored as dead letters from `source` instead
+    /// ([`AppendOutcome::too_late`]).
     ///
     /// # Errors
     /// Storage errors; [`LogError::Closed`] when the log is shutting down.
     pub fn write(
         &self,
+        source: &str,
         events: &[Event],
         dead_letters: &[DeadLetter<'_>],
     ) -> Result<AppendOutcome, LogError> {
@@ -262,7 +340,12 @@ impl EventLog {
         }
         let events = events
             .iter()
-            .map(|e| (id_key(e), e.to_proto_bytes()))
+            .map(|e| Record {
+                key: id_key(e),
+                account_id: e.account_id,
+                occurred_at_ms: e.occurred_at_ms,
+                bytes: e.to_proto_bytes(),
+            })
             .collect();
         let dead_letters = dead_letters.iter().map(DeadLetter::encode).collect();
         let (reply, answer) = mpsc::sync_channel(1);
@@ -271,6 +354,7 @@ impl EventLog {
             .ok_or(LogError::Closed)?
             .send(Write {
                 events,
+                source: source.to_owned(),
                 dead_letters,
                 reply,
             })
@@ -353,6 +437,7 @@ impl EventLog {
     /// Storage errors.
     pub fn dead_letter(&self, source: &str, raw: &[u8], reason: &str) -> Result<(), LogError> {
         self.write(
+            source,
             &[],
             &[DeadLetter {
                 source,
@@ -510,7 +595,12 @@ fn migrate_v1(db: &Database) -> Result<(), LogError> {
 
 /// The committer: takes every waiting batch into one group, commits the group in one
 /// transaction and answers each batch's caller. Ends when every sender is gone.
-fn commit_loop(db: &Database, len: &watch::Sender<u64>, queue: &mpsc::Receiver<Write>) {
+fn commit_loop(
+    db: &Database,
+    admission: &Admission,
+    len: &watch::Sender<u64>,
+    queue: &mpsc::Receiver<Write>,
+) {
     while let Ok(first) = queue.recv() {
         let mut size = first.events.len();
         let mut group = vec![first];
@@ -521,14 +611,20 @@ fn commit_loop(db: &Database, len: &watch::Sender<u64>, queue: &mpsc::Receiver<W
             group.push(next);
         }
         metrics::histogram!("crmpulse_log_group_commit_batches").record(group.len() as f64);
-        match commit_group(db, &group) {
+        match commit_group(db, admission, &group) {
             Ok((outcomes, next_seq)) => {
                 len.send_replace(next_seq);
-                let (accepted, duplicates) = outcomes
-                    .iter()
-                    .fold((0, 0), |(a, d), o| (a + o.accepted, d + o.duplicates));
+                let (accepted, duplicates, late) =
+                    outcomes.iter().fold((0, 0, 0), |(a, d, l), o| {
+                        (
+                            a + o.accepted,
+                            d + o.duplicates,
+                            l + o.too_late.len() as u64,
+                        )
+                    });
                 metrics::counter!("crmpulse_log_appended_events_total").increment(accepted);
                 metrics::counter!("crmpulse_log_duplicate_events_total").increment(duplicates);
+                metrics::counter!("crmpulse_log_too_late_events_total").increment(late);
                 for (write, outcome) in group.into_iter().zip(outcomes) {
                     let _ = write.reply.send(Ok(outcome));
                 }
@@ -545,36 +641,63 @@ fn commit_loop(db: &Database, len: &watch::Sender<u64>, queue: &mpsc::Receiver<W
 }
 
 /// Writes a group of batches in one transaction, in order: duplicates are detected
-/// against the log and against earlier batches of the same group. Returns each batch's
-/// outcome and the log's new length.
-fn commit_group(db: &Database, group: &[Write]) -> Result<(Vec<AppendOutcome>, u64), LogError> {
+/// against the log and against earlier batches of the same group, and events older
+/// than their account's watermark − horizon go to the dead letters. Returns each
+/// batch's outcome and the log's new length.
+fn commit_group(
+    db: &Database,
+    admission: &Admission,
+    group: &[Write],
+) -> Result<(Vec<AppendOutcome>, u64), LogError> {
     let txn = db.begin_write()?;
     let mut outcomes = Vec::with_capacity(group.len());
+    // The watermark may not run further ahead of the log's clock than this.
+    let cap = admission.clock.now_ms().saturating_add(FUTURE_SLACK_MS);
     let next = {
         let mut table = txn.open_table(EVENTS)?;
-        let mut ids = txn.open_table(EVENT_IDS)?;
+        let legacy_ids = txn.open_table(EVENT_IDS)?;
+        let mut ids = txn.open_table(EVENT_IDS_V2)?;
+        let mut marks = txn.open_table(WATERMARKS)?;
         let mut dead = txn.open_table(DEAD_LETTERS)?;
         // Allocated here, inside the transaction, from the tables themselves.
         let first = next_seq(&table)?;
         let mut next = first;
         let mut next_dead = next_key(&dead)?;
         let mut fresh: Vec<&[u8]> = Vec::new();
+        // Each account's watermark as stored, and as this group moves it.
+        let mut watermarks: foldhash::HashMap<u64, (Option<i64>, i64)> = Default::default();
         for write in group {
             let mut outcome = AppendOutcome::default();
             for record in &write.dead_letters {
                 dead.insert(next_dead, record.as_slice())?;
                 next_dead += 1;
             }
-            for (key, bytes) in &write.events {
-                // One tree walk per event: insert, and put the first delivery's
-                // sequence back in the rare case the id was already there.
-                let earlier = ids.insert(key.as_str(), next)?.map(|seq| seq.value());
-                if let Some(earlier) = earlier {
-                    ids.insert(key.as_str(), earlier)?;
+            for (position, record) in write.events.iter().enumerate() {
+                let mark = match watermarks.entry(record.account_id) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let stored = marks.get(record.account_id)?.map(|m| m.value());
+                        e.insert((stored, stored.unwrap_or(i64::MIN)))
+                    }
+                };
+                let key = record.key.as_str();
+                let seen = ids.get(key)?.is_some() || legacy_ids.get(key)?.is_some();
+                if seen {
                     outcome.duplicates += 1;
                     continue;
                 }
-                fresh.push(bytes.as_slice());
+                if let Some(horizon) = admission.horizon_ms
+                    && record.occurred_at_ms < mark.1.saturating_sub(horizon)
+                {
+                    let letter = too_late_letter(&write.source, record, mark.1, horizon);
+                    dead.insert(next_dead, letter.as_slice())?;
+                    next_dead += 1;
+                    outcome.too_late.push(position);
+                    continue;
+                }
+                mark.1 = mark.1.max(record.occurred_at_ms.min(cap));
+                ids.insert(key, record.occurred_at_ms)?;
+                fresh.push(record.bytes.as_slice());
                 next += 1;
                 outcome.accepted += 1;
             }
@@ -582,10 +705,62 @@ fn commit_group(db: &Database, group: &[Write]) -> Result<(Vec<AppendOutcome>, u
         }
         let stored = append_blocks(&mut table, &fresh)?;
         debug_assert_eq!(stored, next);
+        for (account, (stored, mark)) in watermarks {
+            if stored == Some(mark) || mark == i64::MIN {
+                continue;
+            }
+            marks.insert(account, mark)?;
+            // Forget the ids the horizon has passed, once per UTC day of watermark
+            // (a redelivery that old is refused as too late, so it need not be known).
+            if let Some(horizon) = admission.horizon_ms
+                && stored.is_none_or(|s| s.div_euclid(DAY_MS) != mark.div_euclid(DAY_MS))
+            {
+                forget_ids(&mut ids, account, mark.saturating_sub(horizon))?;
+            }
+        }
         stored
     };
     txn.commit()?;
     Ok((outcomes, next))
+}
+
+/// Removes the account's ids of events before `before` (ms).
+fn forget_ids(
+    ids: &mut redb::Table<'_, &'static str, i64>,
+    account: u64,
+    before: i64,
+) -> Result<(), LogError> {
+    // Keys are `account:event_id`; `;` is the character after `:`.
+    let (from, to) = (format!("{account}:"), format!("{account};"));
+    ids.retain_in(from.as_str()..to.as_str(), |_, at| at >= before)?;
+    Ok(())
+}
+
+/// The dead letter of an event refused as too late: the event's JSON, and why.
+fn too_late_letter(source: &str, record: &Record, watermark: i64, horizon: i64) -> Vec<u8> {
+    let raw = Event::from_proto_bytes(&record.bytes)
+        .ok()
+        .and_then(|e| serde_json::to_string(&e).ok())
+        .unwrap_or_default();
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+            || ms.to_string(),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+    };
+    let reason = format!(
+        "{TOO_LATE}: occurred_at {} is more than the lateness horizon ({} h) before account {}'s latest event time {}",
+        at(record.occurred_at_ms),
+        horizon / 3_600_000,
+        record.account_id,
+        at(watermark),
+    );
+    DeadLetter {
+        source,
+        raw: raw.as_bytes(),
+        reason: &reason,
+    }
+    .encode()
 }
 
 #[cfg(test)]
@@ -616,7 +791,8 @@ mod tests {
                 out,
                 AppendOutcome {
                     accepted: 2,
-                    duplicates: 1
+                    duplicates: 1,
+                    too_late: vec![]
                 }
             );
             let out = log.append(&[event("b", 9), event("c", 4)]).unwrap();
@@ -624,7 +800,8 @@ mod tests {
                 out,
                 AppendOutcome {
                     accepted: 1,
-                    duplicates: 1
+                    duplicates: 1,
+                    too_late: vec![]
                 }
             );
             assert!(matches!(
@@ -742,6 +919,133 @@ mod tests {
         assert_eq!(times, (0..=count).collect::<Vec<_>>());
         let txn = log.db.begin_read().unwrap();
         assert!(txn.open_table(EVENTS_V1).is_err(), "the old table is gone");
+    }
+
+    const H: i64 = 3_600_000;
+
+    fn pinned(at_ms: i64) -> schemas::Clock {
+        schemas::Clock::starting_at(at_ms)
+    }
+
+    fn log_with(dir: &Path, horizon: Option<i64>, now_ms: i64) -> EventLog {
+        EventLog::open_with(
+            dir,
+            LogOptions {
+                lateness_horizon_ms: horizon,
+                clock: pinned(now_ms),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_event_older_than_the_watermark_minus_the_horizon_is_a_dead_letter() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 1_000 * DAY_MS;
+        let log = log_with(dir.path(), Some(10 * H), now);
+        let out = log
+            .write(
+                "http",
+                &[event("a", now - 2 * H), event("b", now - 13 * H)],
+                &[],
+            )
+            .unwrap();
+        // `b` is 11 h before `a`, in the same batch: refused.
+        assert_eq!((out.accepted, out.too_late.clone()), (1, vec![1]));
+        // 10 h before the watermark is still in: the horizon is inclusive.
+        let out = log
+            .write(
+                "http",
+                &[event("c", now - 12 * H), event("b", now - 13 * H)],
+                &[],
+            )
+            .unwrap();
+        assert_eq!((out.accepted, out.too_late), (1, vec![1]));
+        let dl = log.dead_letters().unwrap();
+        assert_eq!(dl.len(), 2);
+        assert_eq!(dl[0]["source"], "http");
+        assert!(
+            dl[0]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("too_late: occurred_at"),
+            "{}",
+            dl[0]
+        );
+        let raw: serde_json::Value = serde_json::from_str(dl[0]["raw"].as_str().unwrap()).unwrap();
+        assert_eq!(raw["event_id"], "b");
+        // Another account has its own watermark.
+        let mut other = event("b", now - 13 * H);
+        other.account_id = 2;
+        assert_eq!(log.append(&[other]).unwrap().accepted, 1);
+        // The watermark is stored: a reopened log refuses the same.
+        drop(log);
+        let log = log_with(dir.path(), Some(10 * H), now);
+        assert_eq!(
+            log.append(&[event("d", now - 13 * H)]).unwrap().too_late,
+            vec![0]
+        );
+        assert_eq!(log.len(), 3);
+    }
+
+    #[test]
+    fn an_event_from_the_future_cannot_make_the_present_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 1_000 * DAY_MS;
+        let log = log_with(dir.path(), Some(10 * H), now);
+        // A client clock a year ahead: stored, but the watermark stops at now + slack.
+        let out = log.append(&[event("future", now + 365 * DAY_MS)]).unwrap();
+        assert_eq!(out.accepted, 1);
+        // (The clock runs on from `now`: a minute of margin for the test's own time.)
+        let out = log
+            .append(&[event("present", now - 9 * H + 60_000)])
+            .unwrap();
+        assert_eq!((out.accepted, out.too_late), (1, vec![]));
+        let out = log.append(&[event("past", now - 12 * H)]).unwrap();
+        assert_eq!(out.too_late, vec![0], "more than 10 h before now + 1 h");
+    }
+
+    #[test]
+    fn ids_past_the_horizon_are_forgotten_and_their_redelivery_is_too_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let day0 = 1_000 * DAY_MS;
+        let log = log_with(dir.path(), Some(DAY_MS), day0 + 10 * DAY_MS);
+        let first: Vec<Event> = (0..50)
+            .map(|i| event(&format!("old{i}"), day0 + i))
+            .collect();
+        assert_eq!(log.append(&first).unwrap().accepted, 50);
+        // Redelivered within the horizon: duplicates.
+        assert_eq!(log.append(&first[..5]).unwrap().duplicates, 5);
+        // Three days on, the watermark has passed them by more than the horizon.
+        log.append(&[event("later", day0 + 3 * DAY_MS)]).unwrap();
+        use redb::ReadableTableMetadata as _;
+        let ids = log
+            .db
+            .begin_read()
+            .unwrap()
+            .open_table(EVENT_IDS_V2)
+            .unwrap();
+        assert_eq!(
+            ids.len().unwrap(),
+            1,
+            "only the id within the horizon is kept"
+        );
+        drop(ids);
+        let out = log.append(&first[..5]).unwrap();
+        assert_eq!(
+            (out.accepted, out.duplicates, out.too_late.len()),
+            (0, 0, 5)
+        );
+        assert_eq!(log.len(), 51);
+    }
+
+    #[test]
+    fn without_a_horizon_every_age_is_admitted_and_every_id_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(dir.path(), None, 1_000 * DAY_MS);
+        log.append(&[event("new", 999 * DAY_MS)]).unwrap();
+        let out = log.append(&[event("ancient", 0), event("new", 5)]).unwrap();
+        assert_eq!((out.accepted, out.duplicates, out.too_late), (1, 1, vec![]));
     }
 
     #[test]

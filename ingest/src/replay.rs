@@ -39,6 +39,9 @@ pub struct ReplayStats {
     pub duplicates: u64,
     /// Lines rejected (dead-lettered).
     pub rejected: u64,
+    /// Events refused as older than the lateness horizon (dead-lettered with reason
+    /// `too_late`; see docs/operations.md).
+    pub too_late: u64,
 }
 
 /// Events appended per log transaction.
@@ -93,19 +96,25 @@ pub fn replay_file(
             }
         }
         if batch.len() >= REPLAY_BATCH {
-            flush(log, &mut batch, &mut stats)?;
+            flush(log, &source, &mut batch, &mut stats)?;
             progress(bytes, &stats);
         }
     }
-    flush(log, &mut batch, &mut stats)?;
+    flush(log, &source, &mut batch, &mut stats)?;
     progress(bytes, &stats);
     Ok(stats)
 }
 
-fn flush(log: &EventLog, batch: &mut Vec<Event>, stats: &mut ReplayStats) -> Result<(), LogError> {
-    let out = log.append(batch)?;
+fn flush(
+    log: &EventLog,
+    source: &str,
+    batch: &mut Vec<Event>,
+    stats: &mut ReplayStats,
+) -> Result<(), LogError> {
+    let out = log.write(source, batch, &[])?;
     stats.accepted += out.accepted;
     stats.duplicates += out.duplicates;
+    stats.too_late += out.too_late.len() as u64;
     batch.clear();
     Ok(())
 }
@@ -142,7 +151,8 @@ mod tests {
                 lines: 4,
                 accepted: 2,
                 duplicates: 1,
-                rejected: 1
+                rejected: 1,
+                too_late: 0
             }
         );
         let dl = log.dead_letters().unwrap();

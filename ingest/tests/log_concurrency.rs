@@ -65,6 +65,7 @@ fn concurrent_writers_and_redeliveries_store_every_acknowledged_event_once() {
                     if n % 10 == 0 {
                         let raw = format!("bad-{w}-{n}");
                         log.write(
+                            "test",
                             &batch(w, n),
                             &[DeadLetter {
                                 source: "test",

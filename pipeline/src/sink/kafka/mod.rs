@@ -72,6 +72,15 @@ pub enum SinkError {
     },
 }
 
+impl From<connectors::kafka::ConnectorError> for SinkError {
+    fn from(e: connectors::kafka::ConnectorError) -> Self {
+        match e {
+            connectors::kafka::ConnectorError::Client(e) => Self::Kafka(e),
+            connectors::kafka::ConnectorError::MissingTopic(topic) => Self::MissingTopic(topic),
+        }
+    }
+}
+
 /// How the sink connects and writes.
 #[derive(Debug, Clone)]
 pub struct MetricsSinkConfig {

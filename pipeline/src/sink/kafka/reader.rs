@@ -7,38 +7,31 @@
 //! buffered deltas with progress `<= t` are applied together. The state is then
 //! exactly the pipeline's state at `t`: never half of a batch.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use connectors::kafka::{ReadToEnd, assign_from_start};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::{ClientConfig, Message as _};
 use schemas::metric_records::{MetricRecord, RecordError};
 use schemas::metrics::{Fact, MetricBatch};
 
 use super::SinkError;
 
-/// How long a metadata or watermark request may take before it is retried.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A reader of every partition of the metrics topic, from the start.
 pub struct MetricsReader {
     consumer: BaseConsumer,
     topic: String,
-    partitions: Vec<i32>,
-    /// High watermark per partition when the reader opened.
-    start_marks: HashMap<i32, i64>,
-    /// Partitions not yet read up to their start mark.
-    behind: HashSet<i32>,
-    /// A poll found nothing more after every start mark was reached.
-    drained: bool,
+    /// How far the read is from the end of the topic as it was at open.
+    progress: ReadToEnd,
 }
 
 impl std::fmt::Debug for MetricsReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetricsReader")
             .field("topic", &self.topic)
-            .field("partitions", &self.partitions)
-            .field("behind", &self.behind)
+            .field("partitions", &self.progress.partitions())
+            .field("behind", self.progress.behind())
             .finish()
     }
 }
@@ -68,66 +61,41 @@ impl MetricsReader {
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "earliest");
         let consumer: BaseConsumer = consumer_config.create()?;
-        let start_marks = high_watermarks(&consumer, topic)?;
-        let mut partitions: Vec<i32> = start_marks.keys().copied().collect();
-        partitions.sort_unstable();
-        let mut tpl = TopicPartitionList::new();
-        for &p in &partitions {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
-        }
-        consumer.assign(&tpl)?;
-        let behind: HashSet<i32> = start_marks
-            .iter()
-            .filter(|(_, high)| **high > 0)
-            .map(|(p, _)| *p)
-            .collect();
+        let progress = assign_from_start(&consumer, topic)?;
         Ok(Self {
             consumer,
             topic: topic.to_owned(),
-            partitions,
-            start_marks,
-            // Every partition empty (a high watermark of 0 is exact even on tansu):
-            // nothing to drain.
-            drained: behind.is_empty(),
-            behind,
+            progress,
         })
     }
 
-    /// The topic's partitions.
+    /// The topic's partitions, sorted.
     pub fn partitions(&self) -> &[i32] {
-        &self.partitions
+        self.progress.partitions()
     }
 
     /// True once everything that was in the topic at [`Self::open`] has been read:
     /// every partition up to its high watermark at open, and then one poll that found
     /// nothing more.
     ///
-    /// The second condition is for brokers whose high watermark lags: tansu 0.6
-    /// answers a `ListOffsets` for the latest offset with the base offset of the
-    /// partition's last record batch plus one, so the last batch's other records lie
-    /// beyond the mark. Fetches do return them; the sink's read-back must see them, or
-    /// it would publish their deltas a second time.
+    /// The second condition is for brokers whose high watermark lags (tansu 0.6; the
+    /// rule is [`ReadToEnd`]'s): the sink's read-back must see the last batch's
+    /// records beyond the mark, or it would publish their deltas a second time.
     pub fn caught_up(&self) -> bool {
-        self.behind.is_empty() && self.drained
+        self.progress.caught_up()
     }
 
     /// The next record, waiting up to `timeout`. Broker errors are logged and
     /// waited out.
     pub fn poll(&mut self, timeout: Duration) -> Option<ReadRecord> {
         let Some(result) = self.consumer.poll(timeout) else {
-            self.drained = self.behind.is_empty();
+            self.progress.nothing_more();
             return None;
         };
         match result {
             Ok(m) => {
                 let (partition, offset) = (m.partition(), m.offset());
-                if self
-                    .start_marks
-                    .get(&partition)
-                    .is_some_and(|h| offset + 1 >= *h)
-                {
-                    self.behind.remove(&partition);
-                }
+                self.progress.message(partition, offset);
                 Some(ReadRecord {
                     partition,
                     offset,
@@ -140,41 +108,6 @@ impl MetricsReader {
             }
         }
     }
-}
-
-/// The partitions of `topic` and their high watermarks; waits out broker errors.
-pub(super) fn high_watermarks(
-    consumer: &BaseConsumer,
-    topic: &str,
-) -> Result<HashMap<i32, i64>, SinkError> {
-    let partitions = loop {
-        match consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
-            Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
-                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-                    break t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>();
-                }
-                _ => return Err(SinkError::MissingTopic(topic.to_owned())),
-            },
-            Err(e) => {
-                tracing::warn!(topic, error = %e, "metadata unavailable, retrying");
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        }
-    };
-    let mut marks = HashMap::new();
-    for p in partitions {
-        let high = loop {
-            match consumer.fetch_watermarks(topic, p, METADATA_TIMEOUT) {
-                Ok((_, high)) => break high,
-                Err(e) => {
-                    tracing::warn!(topic, partition = p, error = %e, "watermarks unavailable, retrying");
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
-        };
-        marks.insert(p, high);
-    }
-    Ok(marks)
 }
 
 /// Rebuilds complete [`MetricBatch`]es from the records of every partition.

@@ -37,7 +37,7 @@ use rdkafka::util::Timeout;
 use schemas::metric_records::{MetricRecord, RecordError};
 use schemas::metrics::{Fact, MetricBatch};
 
-pub use reader::{Assembler, MetricsReader, ReadRecord};
+pub use reader::{MetricsReader, ReadRecord};
 
 /// Errors of the metrics sink.
 #[derive(Debug, thiserror::Error)]

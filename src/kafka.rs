@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ingest::kafka::{KafkaConfig, gateway};
-use pipeline::sink::kafka::{Assembler, MetricsReader, MetricsSinkConfig};
+use pipeline::sink::kafka::{MetricsReader, MetricsSinkConfig};
 use schemas::Clock;
-use schemas::metric_records::MetricRecord;
+use schemas::metric_records::{Assembler, MetricRecord};
 
 use crate::auth::Credentials;
 use crate::config::Config;

@@ -1,14 +1,12 @@
 //! crmpulse as a library: everything the `crmpulse` binary runs, so that tests and
-//! benchmarks drive the same code. [`stack`] composes a source, the pipeline and the
-//! sinks from configuration (`demo`, `run`, `serve`); the other modules are the
-//! commands' parts (configuration, credentials, TLS, Kafka tools, benchmarks).
+//! the benchmarks (the `crmpulse-bench` binary of `benches/`) drive the same code.
+//! [`stack`] composes a source, the pipeline and the sinks from configuration (`demo`,
+//! `run`, `serve`); the other modules are the commands' parts (configuration,
+//! credentials, TLS, Kafka tools).
 
 pub mod auth;
-pub mod bench;
-pub mod bench_memory;
 pub mod config;
 pub mod kafka;
-pub mod kafka_bench;
 pub mod keyring;
 #[cfg(test)]
 mod secrets_tests;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use crmpulse::stack::{Source, Stack};
-use crmpulse::{auth, bench, config, kafka, kafka_bench, keyring};
+use crmpulse::{auth, config, kafka, keyring};
 use ingest::EventLog;
 use ingest::simulator::{Simulator, SimulatorConfig};
 use schemas::Clock;
@@ -48,8 +48,6 @@ enum Command {
     Simulate(SimulateArgs),
     /// Load an NDJSON file of events into the event log.
     Replay(ReplayArgs),
-    /// Measure pipeline throughput and event-to-WebSocket latency.
-    Bench(bench::BenchArgs),
     /// Apply the ClickHouse schema migrations (`[clickhouse]` in the configuration).
     Migrate,
     /// API and dashboard over a view store fed only from `crm.metrics.v1` (needs `[kafka]`).
@@ -60,8 +58,6 @@ enum Command {
     TailMetrics(TailMetricsArgs),
     /// Create the Kafka topics named in `[kafka]` (existing ones are kept).
     KafkaTopics,
-    /// Measure events/s from Kafka and producer → WebSocket latency (needs `[kafka]`).
-    BenchKafka(kafka_bench::KafkaBenchArgs),
     /// Mint a dashboard token (JWT) with the configured key, or the data dir's.
     Token(TokenArgs),
     /// Print an account's ingest key (or webhook secret), derived from the server secret.
@@ -258,13 +254,11 @@ fn main() -> anyhow::Result<()> {
         ),
         Command::Simulate(args) => simulate(&args, &config, clock),
         Command::Replay(args) => replay(&args, &config, clock),
-        Command::Bench(args) => bench::run(&args, &config, clock),
         Command::Migrate => migrate(&config),
         Command::Serve(args) => serve(args.listen, &config, cli.config, clock),
         Command::Ingest(args) => kafka::ingest(args.listen, &config, clock),
         Command::TailMetrics(args) => kafka::tail_metrics(&config, args.batches, args.until_end),
         Command::KafkaTopics => kafka::create_topics(&config),
-        Command::BenchKafka(args) => kafka_bench::run(&args, &config, clock),
         Command::Token(args) => token(&args, &config, clock),
         Command::IngestKey(args) => ingest_key(&args, &config),
         Command::SigningKeys(args) => signing_keys(&args, &config, clock),

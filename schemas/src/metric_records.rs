@@ -6,6 +6,13 @@
 //! out). A new `Fact` variant therefore needs no proto change, and a consumer in any
 //! language rebuilds views from `kind` + `dims` alone. The invariant this module keeps:
 //! `decode(encode(fact)) == fact` for every fact (property-tested in `tests/`).
+//!
+//! [`Assembler`] turns the records read from every partition back into complete
+//! [`MetricBatch`](crate::metrics::MetricBatch)es.
+
+pub mod assembler;
+
+pub use assembler::Assembler;
 
 use prost::Message as _;
 use serde_json::{Map, Number, Value};

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use ingest::kafka::KafkaConfig;
 use ingest::simulator::{Simulator, SimulatorConfig};
-use pipeline::sink::kafka::{Assembler, MetricsReader};
+use pipeline::sink::kafka::MetricsReader;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use schemas::Event;
-use schemas::metric_records::MetricRecord;
+use schemas::metric_records::{Assembler, MetricRecord};
 use schemas::metrics::{Fact, MetricBatch};
 
 /// The broker a test runs against.

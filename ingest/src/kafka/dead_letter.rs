@@ -10,15 +10,15 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use connectors::kafka::assign_from_start;
 use futures_util::FutureExt as _;
 use rdkafka::Message as _;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
-use rdkafka::{Offset, TopicPartitionList};
 
-use super::{KafkaConfig, KafkaError, high_watermarks};
+use super::{KafkaConfig, KafkaError};
 
 /// Where a dead letter came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,25 +221,13 @@ pub fn already_dead_lettered(
 ) -> Result<HashSet<(i32, i64)>, KafkaError> {
     let consumer: BaseConsumer = config.reader_config("dlq-readback").create()?;
     let topic = &config.topics.dead_letters;
-    let marks = high_watermarks(&consumer, topic)?;
-    let mut tpl = TopicPartitionList::new();
-    let mut remaining: HashSet<i32> = HashSet::new();
-    for (&p, &high) in &marks {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
-        if high > 0 {
-            remaining.insert(p);
-        }
-    }
-    consumer.assign(&tpl)?;
+    let mut progress = assign_from_start(&consumer, topic)?;
     let mut seen = HashSet::new();
-    // Past the marks, read on until a poll finds nothing: some brokers' high watermark
-    // lags the end of the partition's last record batch (see
-    // `pipeline::sink::kafka::MetricsReader::caught_up`). A topic whose partitions are
-    // all at 0 is empty, even there.
-    let mut drained = remaining.is_empty();
-    while !drained {
+    // Read on until the topic's end as it was now (tansu's lagging mark included:
+    // see `connectors::kafka::ReadToEnd`).
+    while !progress.caught_up() {
         let Some(result) = consumer.poll(Duration::from_millis(500)) else {
-            drained = remaining.is_empty();
+            progress.nothing_more();
             continue;
         };
         let m = match result {
@@ -249,9 +237,7 @@ pub fn already_dead_lettered(
                 continue;
             }
         };
-        if m.offset() + 1 >= marks[&m.partition()] {
-            remaining.remove(&m.partition());
-        }
+        progress.message(m.partition(), m.offset());
         let Some(headers) = m.headers() else { continue };
         let header = |name: &str| {
             headers

@@ -7,6 +7,9 @@
 //! - [`topics`]: explicit topic creation.
 //! - [`source`]: reads `crm.events.v1` from the start; malformed messages go to
 //!   [`dead_letter`].
+//!
+//! Reading a topic to its end (partitions, high watermarks, tansu's lagging mark) is
+//! `connectors::kafka`'s, shared with the metrics sink's read-back.
 //! - [`gateway`]: `POST /api/v1/events` producing to `crm.events.v1`.
 
 pub mod config;
@@ -15,10 +18,6 @@ pub mod gateway;
 pub mod source;
 pub mod topics;
 
-use std::collections::HashMap;
-use std::time::Duration;
-
-use rdkafka::consumer::Consumer;
 use rdkafka::types::RDKafkaErrorCode;
 
 pub use config::{KafkaConfig, TopicsConfig};
@@ -52,47 +51,11 @@ pub enum KafkaError {
     },
 }
 
-/// How long a metadata or watermark request may take before it is retried.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The partitions of `topic` and each one's high watermark (the offset the next
-/// message will get). Waits while the brokers are unreachable.
-///
-/// # Errors
-/// [`KafkaError::MissingTopic`] when the topic does not exist.
-pub fn high_watermarks<C: Consumer>(
-    consumer: &C,
-    topic: &str,
-) -> Result<HashMap<i32, i64>, KafkaError> {
-    let partitions = loop {
-        match consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
-            Ok(md) => {
-                let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
-                    return Err(KafkaError::MissingTopic(topic.into()));
-                };
-                if t.error().is_some() || t.partitions().is_empty() {
-                    return Err(KafkaError::MissingTopic(topic.into()));
-                }
-                break t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>();
-            }
-            Err(e) => {
-                tracing::warn!(topic, error = %e, "metadata unavailable, retrying");
-                std::thread::sleep(Duration::from_millis(500));
-            }
+impl From<connectors::kafka::ConnectorError> for KafkaError {
+    fn from(e: connectors::kafka::ConnectorError) -> Self {
+        match e {
+            connectors::kafka::ConnectorError::Client(e) => Self::Client(e),
+            connectors::kafka::ConnectorError::MissingTopic(topic) => Self::MissingTopic(topic),
         }
-    };
-    let mut marks = HashMap::new();
-    for p in partitions {
-        let high = loop {
-            match consumer.fetch_watermarks(topic, p, METADATA_TIMEOUT) {
-                Ok((_, high)) => break high,
-                Err(e) => {
-                    tracing::warn!(topic, partition = p, error = %e, "watermarks unavailable, retrying");
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
-        };
-        marks.insert(p, high);
     }
-    Ok(marks)
 }

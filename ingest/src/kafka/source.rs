@@ -12,16 +12,17 @@
 //! from an earlier run are recognised by their source offset) and never stop the
 //! source; the valid messages around them are all delivered.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use connectors::kafka::{ReadToEnd, assign_from_start};
+use rdkafka::Message as _;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::FutureProducer;
-use rdkafka::{Message as _, Offset, TopicPartitionList};
 use schemas::Event;
 
 use super::dead_letter::{DeadLetter, Origin, already_dead_lettered};
-use super::{DeadLetters, KafkaConfig, KafkaError, high_watermarks};
+use super::{DeadLetters, KafkaConfig, KafkaError};
 
 /// A message that did not decode, kept until it is dead-lettered.
 struct Malformed {
@@ -38,13 +39,8 @@ pub struct EventSource {
     consumer: BaseConsumer,
     dead_letters: DeadLetters,
     topic: String,
-    /// High watermark of each partition when the source started.
-    start_marks: HashMap<i32, i64>,
-    /// Partitions not yet read up to their start mark.
-    behind: HashSet<i32>,
-    /// Whether a poll found nothing since `behind` became empty (tansu's lagging mark,
-    /// see [`Self::caught_up`]).
-    drained: bool,
+    /// How far the read is from the end of the topic as it was at open.
+    progress: ReadToEnd,
     /// Source offsets already in the dead-letter topic.
     dead_lettered: HashSet<(i32, i64)>,
     /// Messages read so far.
@@ -55,7 +51,7 @@ impl std::fmt::Debug for EventSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventSource")
             .field("topic", &self.topic)
-            .field("behind", &self.behind)
+            .field("behind", self.progress.behind())
             .field("read", &self.read)
             .finish()
     }
@@ -73,23 +69,13 @@ impl EventSource {
         // Named by the configured group id; partitions are assigned, nothing is committed.
         consumer_config.set("group.id", &config.group_id);
         let consumer: BaseConsumer = consumer_config.create()?;
-        let start_marks = high_watermarks(&consumer, &topic)?;
-        let mut tpl = TopicPartitionList::new();
-        for &p in start_marks.keys() {
-            tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
-        }
-        consumer.assign(&tpl)?;
-        let behind: HashSet<i32> = start_marks
-            .iter()
-            .filter(|(_, high)| **high > 0)
-            .map(|(p, _)| *p)
-            .collect();
+        let progress = assign_from_start(&consumer, &topic)?;
         let dead_lettered = already_dead_lettered(config, &topic)?;
         let producer: FutureProducer = config.producer_config(0).create()?;
         tracing::info!(
             topic,
-            partitions = start_marks.len(),
-            messages = start_marks.values().sum::<i64>(),
+            partitions = progress.partitions().len(),
+            messages = progress.messages_at_open(),
             dead_lettered = dead_lettered.len(),
             "event source opened"
         );
@@ -97,11 +83,7 @@ impl EventSource {
             consumer,
             dead_letters: DeadLetters::new(producer, config),
             topic,
-            start_marks,
-            // Every partition empty (a high watermark of 0 is exact even on tansu):
-            // nothing to drain.
-            drained: behind.is_empty(),
-            behind,
+            progress,
             dead_lettered,
             read: 0,
         })
@@ -111,12 +93,10 @@ impl EventSource {
     /// returned by [`Self::poll_batch`]: every partition up to its high watermark at
     /// open, and then one call that found nothing more.
     ///
-    /// The second condition is for brokers whose high watermark lags: tansu 0.6
-    /// answers a `ListOffsets` for the latest offset with the base offset of the
-    /// partition's last record batch plus one, so the last batch's other records lie
-    /// beyond the mark (the same rule as `pipeline::sink::kafka::MetricsReader`).
+    /// The second condition is for brokers whose high watermark lags (tansu 0.6);
+    /// the rule is [`ReadToEnd`]'s, shared with `pipeline::sink::kafka::MetricsReader`.
     pub fn caught_up(&self) -> bool {
-        self.behind.is_empty() && self.drained
+        self.progress.caught_up()
     }
 
     /// Messages read so far (valid or not).
@@ -140,7 +120,7 @@ impl EventSource {
                 if wait == timeout {
                     // A whole `timeout` without a message: the partitions read past
                     // their start marks hold nothing more (for now).
-                    self.drained = self.behind.is_empty();
+                    self.progress.nothing_more();
                 }
                 break;
             };
@@ -155,13 +135,7 @@ impl EventSource {
             };
             self.read += 1;
             let (partition, offset) = (m.partition(), m.offset());
-            if self
-                .start_marks
-                .get(&partition)
-                .is_some_and(|h| offset + 1 >= *h)
-            {
-                self.behind.remove(&partition);
-            }
+            self.progress.message(partition, offset);
             let payload = m.payload().unwrap_or_default();
             match Event::from_proto_bytes(payload) {
                 Ok(e) => events.push(e),

@@ -37,7 +37,7 @@ use rdkafka::util::Timeout;
 use schemas::metric_records::{MetricRecord, RecordError};
 use schemas::metrics::{Fact, MetricBatch};
 
-pub use reader::{Assembler, MetricsReader, ReadRecord};
+pub use reader::{MetricsReader, ReadRecord};
 
 /// Errors of the metrics sink.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,15 @@ pub enum SinkError {
         #[source]
         source: RecordError,
     },
+}
+
+impl From<connectors::kafka::ConnectorError> for SinkError {
+    fn from(e: connectors::kafka::ConnectorError) -> Self {
+        match e {
+            connectors::kafka::ConnectorError::Client(e) => Self::Kafka(e),
+            connectors::kafka::ConnectorError::MissingTopic(topic) => Self::MissingTopic(topic),
+        }
+    }
 }
 
 /// How the sink connects and writes.

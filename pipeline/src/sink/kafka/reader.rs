@@ -1,44 +1,31 @@
-//! Reading `crm.metrics.v1`: every partition from its first record, and the
-//! [`Assembler`] that turns the records back into [`MetricBatch`]es that are each
-//! complete at a progress record.
-//!
-//! The rule a consumer follows (docs/kafka.md): deltas are buffered by the progress
-//! they belong to; once every partition has delivered a progress record `>= t`, all
-//! buffered deltas with progress `<= t` are applied together. The state is then
-//! exactly the pipeline's state at `t`: never half of a batch.
+//! Reading `crm.metrics.v1`: every partition from its first record, up to the end of
+//! the topic as it was at open ([`MetricsReader::caught_up`]). Turning the records
+//! back into complete batches is `schemas::metric_records::Assembler`'s (pure logic,
+//! shared with every consumer).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use connectors::kafka::{ReadToEnd, assign_from_start};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::{ClientConfig, Message as _};
 use schemas::metric_records::{MetricRecord, RecordError};
-use schemas::metrics::{Fact, MetricBatch};
 
 use super::SinkError;
-
-/// How long a metadata or watermark request may take before it is retried.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A reader of every partition of the metrics topic, from the start.
 pub struct MetricsReader {
     consumer: BaseConsumer,
     topic: String,
-    partitions: Vec<i32>,
-    /// High watermark per partition when the reader opened.
-    start_marks: HashMap<i32, i64>,
-    /// Partitions not yet read up to their start mark.
-    behind: HashSet<i32>,
-    /// A poll found nothing more after every start mark was reached.
-    drained: bool,
+    /// How far the read is from the end of the topic as it was at open.
+    progress: ReadToEnd,
 }
 
 impl std::fmt::Debug for MetricsReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetricsReader")
             .field("topic", &self.topic)
-            .field("partitions", &self.partitions)
-            .field("behind", &self.behind)
+            .field("partitions", &self.progress.partitions())
+            .field("behind", self.progress.behind())
             .finish()
     }
 }
@@ -68,66 +55,41 @@ impl MetricsReader {
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "earliest");
         let consumer: BaseConsumer = consumer_config.create()?;
-        let start_marks = high_watermarks(&consumer, topic)?;
-        let mut partitions: Vec<i32> = start_marks.keys().copied().collect();
-        partitions.sort_unstable();
-        let mut tpl = TopicPartitionList::new();
-        for &p in &partitions {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
-        }
-        consumer.assign(&tpl)?;
-        let behind: HashSet<i32> = start_marks
-            .iter()
-            .filter(|(_, high)| **high > 0)
-            .map(|(p, _)| *p)
-            .collect();
+        let progress = assign_from_start(&consumer, topic)?;
         Ok(Self {
             consumer,
             topic: topic.to_owned(),
-            partitions,
-            start_marks,
-            // Every partition empty (a high watermark of 0 is exact even on tansu):
-            // nothing to drain.
-            drained: behind.is_empty(),
-            behind,
+            progress,
         })
     }
 
-    /// The topic's partitions.
+    /// The topic's partitions, sorted.
     pub fn partitions(&self) -> &[i32] {
-        &self.partitions
+        self.progress.partitions()
     }
 
     /// True once everything that was in the topic at [`Self::open`] has been read:
     /// every partition up to its high watermark at open, and then one poll that found
     /// nothing more.
     ///
-    /// The second condition is for brokers whose high watermark lags: tansu 0.6
-    /// answers a `ListOffsets` for the latest offset with the base offset of the
-    /// partition's last record batch plus one, so the last batch's other records lie
-    /// beyond the mark. Fetches do return them; the sink's read-back must see them, or
-    /// it would publish their deltas a second time.
+    /// The second condition is for brokers whose high watermark lags (tansu 0.6; the
+    /// rule is [`ReadToEnd`]'s): the sink's read-back must see the last batch's
+    /// records beyond the mark, or it would publish their deltas a second time.
     pub fn caught_up(&self) -> bool {
-        self.behind.is_empty() && self.drained
+        self.progress.caught_up()
     }
 
     /// The next record, waiting up to `timeout`. Broker errors are logged and
     /// waited out.
     pub fn poll(&mut self, timeout: Duration) -> Option<ReadRecord> {
         let Some(result) = self.consumer.poll(timeout) else {
-            self.drained = self.behind.is_empty();
+            self.progress.nothing_more();
             return None;
         };
         match result {
             Ok(m) => {
                 let (partition, offset) = (m.partition(), m.offset());
-                if self
-                    .start_marks
-                    .get(&partition)
-                    .is_some_and(|h| offset + 1 >= *h)
-                {
-                    self.behind.remove(&partition);
-                }
+                self.progress.message(partition, offset);
                 Some(ReadRecord {
                     partition,
                     offset,
@@ -139,200 +101,5 @@ impl MetricsReader {
                 None
             }
         }
-    }
-}
-
-/// The partitions of `topic` and their high watermarks; waits out broker errors.
-pub(super) fn high_watermarks(
-    consumer: &BaseConsumer,
-    topic: &str,
-) -> Result<HashMap<i32, i64>, SinkError> {
-    let partitions = loop {
-        match consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
-            Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
-                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-                    break t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>();
-                }
-                _ => return Err(SinkError::MissingTopic(topic.to_owned())),
-            },
-            Err(e) => {
-                tracing::warn!(topic, error = %e, "metadata unavailable, retrying");
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        }
-    };
-    let mut marks = HashMap::new();
-    for p in partitions {
-        let high = loop {
-            match consumer.fetch_watermarks(topic, p, METADATA_TIMEOUT) {
-                Ok((_, high)) => break high,
-                Err(e) => {
-                    tracing::warn!(topic, partition = p, error = %e, "watermarks unavailable, retrying");
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
-        };
-        marks.insert(p, high);
-    }
-    Ok(marks)
-}
-
-/// Rebuilds complete [`MetricBatch`]es from the records of every partition.
-#[derive(Debug)]
-pub struct Assembler {
-    /// Latest progress record per partition (absent: none yet).
-    progress: HashMap<i32, u64>,
-    partitions: usize,
-    /// Deltas not yet released, by the progress of the batch they belong to.
-    pending: BTreeMap<u64, HashMap<Fact, i64>>,
-    /// Progress of the latest released batch.
-    released: u64,
-    /// `events_consumed` of the progress records not yet released, by progress.
-    consumed_at: BTreeMap<u64, u64>,
-    /// `events_consumed` of the latest released batch.
-    events_consumed: u64,
-}
-
-impl Assembler {
-    /// An assembler for a topic of `partitions` partitions.
-    pub fn new(partitions: usize) -> Self {
-        Self {
-            progress: HashMap::new(),
-            partitions: partitions.max(1),
-            pending: BTreeMap::new(),
-            released: 0,
-            consumed_at: BTreeMap::new(),
-            events_consumed: 0,
-        }
-    }
-
-    /// Progress of the latest released batch (0 before the first).
-    pub fn released(&self) -> u64 {
-        self.released
-    }
-
-    /// Takes one record of `partition`; returns a batch when the progress complete
-    /// on every partition moved past the last released one.
-    pub fn push(&mut self, partition: i32, record: MetricRecord) -> Option<MetricBatch> {
-        match record {
-            MetricRecord::Deltas { progress, updates } => {
-                let pending = self.pending.entry(progress).or_default();
-                for (fact, diff) in updates {
-                    *pending.entry(fact).or_default() += diff;
-                }
-                None
-            }
-            MetricRecord::Progress {
-                progress,
-                events_consumed,
-            } => {
-                let seen = self.progress.entry(partition).or_default();
-                *seen = (*seen).max(progress);
-                // Kept by progress: a later batch's record on one partition says
-                // nothing about the batch released now.
-                let at = self.consumed_at.entry(progress).or_default();
-                *at = (*at).max(events_consumed);
-                if self.progress.len() < self.partitions {
-                    return None;
-                }
-                let complete = self.progress.values().copied().min().unwrap_or(0);
-                if complete <= self.released {
-                    return None;
-                }
-                self.released = complete;
-                self.events_consumed = take_through(&mut self.consumed_at, complete)
-                    .into_values()
-                    .fold(self.events_consumed, u64::max);
-                let ready = take_through(&mut self.pending, complete);
-                let mut merged: HashMap<Fact, i64> = HashMap::new();
-                for (_, updates) in ready {
-                    for (fact, diff) in updates {
-                        *merged.entry(fact).or_default() += diff;
-                    }
-                }
-                Some(MetricBatch {
-                    progress: complete,
-                    updates: merged.into_iter().filter(|(_, d)| *d != 0).collect(),
-                    events_consumed: self.events_consumed,
-                })
-            }
-        }
-    }
-}
-
-/// Removes and returns the entries of `map` with progress `<= t`.
-fn take_through<V>(map: &mut BTreeMap<u64, V>, t: u64) -> BTreeMap<u64, V> {
-    let later = map.split_off(&(t + 1));
-    std::mem::replace(map, later)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use schemas::event::Priority;
-
-    fn ticket(p: Priority) -> Fact {
-        Fact::OpenTicket {
-            account_id: 1,
-            priority: p,
-        }
-    }
-
-    #[test]
-    fn a_batch_is_released_only_when_every_partition_has_passed_its_progress() {
-        let mut a = Assembler::new(2);
-        let deltas = |progress, fact, diff| MetricRecord::Deltas {
-            progress,
-            updates: vec![(fact, diff)],
-        };
-        let progress = |progress| MetricRecord::Progress {
-            progress,
-            events_consumed: progress,
-        };
-        assert!(a.push(0, deltas(10, ticket(Priority::Low), 1)).is_none());
-        assert!(a.push(1, deltas(10, ticket(Priority::High), 2)).is_none());
-        assert!(
-            a.push(0, progress(10)).is_none(),
-            "partition 1 is not there yet"
-        );
-        assert!(a.push(0, deltas(20, ticket(Priority::Low), -1)).is_none());
-        assert!(a.push(0, progress(20)).is_none());
-        let batch = a.push(1, progress(10)).expect("both partitions passed 10");
-        assert_eq!(batch.progress, 10);
-        let mut updates = batch.updates;
-        updates.sort();
-        assert_eq!(
-            updates,
-            vec![(ticket(Priority::Low), 1), (ticket(Priority::High), 2)]
-        );
-        let batch = a.push(1, progress(25)).expect("both passed 20");
-        assert_eq!(batch.progress, 20);
-        assert_eq!(batch.updates, vec![(ticket(Priority::Low), -1)]);
-        assert!(a.push(1, progress(25)).is_none(), "nothing new");
-    }
-
-    #[test]
-    fn a_released_batch_counts_the_events_of_its_own_progress_not_of_a_later_one() {
-        // The 2026-12-01 kill -9 flake: partition 0 had already delivered the next
-        // batch's progress record (more events) while partition 1 had not; the batch
-        // released then must not claim the later batch's event count.
-        let mut a = Assembler::new(2);
-        let progress = |progress, events_consumed| MetricRecord::Progress {
-            progress,
-            events_consumed,
-        };
-        assert!(a.push(0, progress(10, 100)).is_none());
-        assert!(a.push(0, progress(20, 250)).is_none());
-        let batch = a
-            .push(1, progress(10, 100))
-            .expect("both partitions passed 10");
-        assert_eq!((batch.progress, batch.events_consumed), (10, 100));
-        let batch = a.push(1, progress(20, 250)).expect("both passed 20");
-        assert_eq!((batch.progress, batch.events_consumed), (20, 250));
-        // A partition ahead of the others: released at the common progress, with
-        // the largest count among the records at or below it.
-        assert!(a.push(0, progress(40, 400)).is_none());
-        let batch = a.push(1, progress(35, 350)).expect("both passed 35");
-        assert_eq!((batch.progress, batch.events_consumed), (35, 350));
     }
 }

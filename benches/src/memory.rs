@@ -1,4 +1,4 @@
-//! `crmpulse bench`'s memory run (issue 14): how much a server grows under what clients
+//! The memory run (issue 14; part of `crmpulse-bench embedded`): how much a server grows under what clients
 //! can ask for, measured on a real `crmpulse run` child process (its resident memory
 //! alone, read from `/proc/PID/status`; the clients live in the benchmark process).
 //!
@@ -14,6 +14,7 @@
 //!
 //! The figures are printed, never asserted (docs/benchmarks.md).
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,11 +27,13 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::config::Config;
+use crmpulse::config::Config;
 
 /// Parameters of the memory run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct MemoryArgs {
+    /// The `crmpulse` binary the measured server runs ([`crmpulse_binary`]).
+    pub binary: PathBuf,
     /// Days of simulated history the server folds.
     pub days: i64,
     /// Distinct 400-day queries.
@@ -58,6 +61,27 @@ pub async fn run(args: &MemoryArgs, config: &Config, clock: Clock) -> anyhow::Re
         scenario(args, config, clock, &data, events, distinct).await?;
     }
     Ok(())
+}
+
+/// The `crmpulse` binary to measure: `explicit` when given, else the one next to this
+/// benchmark's executable (`target/release/crmpulse` beside
+/// `target/release/crmpulse-bench` after `cargo build --release --workspace`).
+///
+/// # Errors
+/// When no binary is given and none was built next to this one.
+pub fn crmpulse_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    let exe = std::env::current_exe().context("locating the benchmark's executable")?;
+    let sibling = exe.with_file_name("crmpulse");
+    anyhow::ensure!(
+        sibling.is_file(),
+        "the memory run measures a `crmpulse run` process, and {} does not exist: build it \
+         (`cargo build --release --workspace`) or pass --crmpulse-bin",
+        sibling.display()
+    );
+    Ok(sibling)
 }
 
 /// Simulated history of `days` up to now, written to the event log in `data`.
@@ -94,10 +118,15 @@ struct Server {
 }
 
 impl Server {
-    fn start(data: &std::path::Path, config: &Config, clock: Clock) -> anyhow::Result<Self> {
+    fn start(
+        binary: &Path,
+        data: &std::path::Path,
+        config: &Config,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let now = schemas::event::format_rfc3339_ms(clock.now_ms());
-        let child = Command::new(std::env::current_exe()?)
+        let child = Command::new(binary)
             .args([
                 "--now",
                 &now,
@@ -118,7 +147,7 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting the crmpulse run child")?;
+            .with_context(|| format!("starting the crmpulse run child {}", binary.display()))?;
         Ok(Self {
             child,
             base: format!("http://{addr}"),
@@ -216,13 +245,16 @@ async fn scenario(
     events: u64,
     distinct: bool,
 ) -> anyhow::Result<()> {
-    let credentials =
-        crate::auth::Credentials::load(&crate::config::AuthSection::default(), Some(data), clock)?;
+    let credentials = crmpulse::auth::Credentials::load(
+        &crmpulse::config::AuthSection::default(),
+        Some(data),
+        clock,
+    )?;
     let connections = args.subscriptions.div_ceil(PER_CONNECTION);
     let tokens = (0..=connections)
         .map(|i| credentials.mint(&format!("mem-{i}"), 1, Role::Admin, vec![], None, None))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let server = Server::start(data, config, clock)?;
+    let server = Server::start(&args.binary, data, config, clock)?;
     let folded = server.wait_caught_up(events).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle = server.rss_mib();

@@ -1,4 +1,4 @@
-//! `crmpulse bench-kafka`: the Kafka figures, measured against the broker in
+//! `crmpulse-bench kafka`: the Kafka figures, measured against the broker in
 //! `[kafka]` with fresh topics (named `<topic>.bench-<timestamp>`).
 //!
 //! - Throughput: N simulated events are produced first (not timed in the figure);
@@ -23,12 +23,13 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::Clock;
 use serde_json::json;
 
-use crate::bench::KpiProbe;
-use crate::config::Config;
-use crate::kafka::section;
-use crate::stack::{Source, Stack};
+use crmpulse::config::Config;
+use crmpulse::kafka::section;
+use crmpulse::stack::{Source, Stack};
 
-/// Arguments of `crmpulse bench-kafka`.
+use crate::harness::KpiProbe;
+
+/// Arguments of `crmpulse-bench kafka`.
 #[derive(Debug, Args)]
 pub struct KafkaBenchArgs {
     /// Events for the throughput figure.
@@ -95,7 +96,7 @@ pub fn run(args: &KafkaBenchArgs, config: &Config, clock: Clock) -> anyhow::Resu
     };
     let runtime = tokio::runtime::Runtime::new()?;
     println!(
-        "crmpulse bench-kafka against {}{} ({} partitions, {} pipeline workers)",
+        "crmpulse-bench kafka against {}{} ({} partitions, {} pipeline workers)",
         kafka.brokers,
         if mock.is_some() {
             " (librdkafka mock broker)"

@@ -1,0 +1,70 @@
+//! `crmpulse-bench`: the figures of docs/benchmarks.md, measured on this machine
+//! against the `crmpulse` library, so they measure exactly the code that ships
+//! without the shipped binary carrying the benchmarks.
+//!
+//! - `crmpulse-bench embedded`: the embedded stack ([`embedded`] runs the benchmarks
+//!   below in order; each is one module).
+//! - `crmpulse-bench kafka`: the Kafka production path ([`kafka`]).
+//!
+//! Figures are printed, never asserted.
+
+mod api;
+mod clickhouse;
+mod clients;
+mod embedded;
+mod harness;
+mod ingest;
+mod kafka;
+mod latency;
+mod memory;
+mod throughput;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use schemas::Clock;
+
+/// The same allocator as the `crmpulse` binary, so the in-process figures (throughput,
+/// resident memory) are those of what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// crmpulse's benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "crmpulse-bench", version, about)]
+struct Cli {
+    /// Configuration file (TOML), as `crmpulse --config`; see docs/operations.md.
+    #[arg(long, global = true, env = "CRMPULSE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Start the clock at this instant (RFC 3339) instead of reading the system clock,
+    /// as `crmpulse --now`.
+    #[arg(long, global = true, env = "CRMPULSE_NOW", value_name = "RFC3339")]
+    now: Option<Clock>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ingest, throughput, API and event-to-WebSocket latency, live clients and memory
+    /// of the embedded stack (and the ClickHouse sink with `--clickhouse-url`).
+    Embedded(embedded::BenchArgs),
+    /// Events/s from Kafka and producer → WebSocket latency (needs `[kafka]`).
+    Kafka(kafka::KafkaBenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = crmpulse::config::load(cli.config.as_deref())?;
+    let clock = cli.now.unwrap_or_default();
+    match cli.command {
+        Command::Embedded(args) => embedded::run(&args, &config, clock),
+        Command::Kafka(args) => kafka::run(&args, &config, clock),
+    }
+}

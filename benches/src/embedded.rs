@@ -70,6 +70,10 @@ pub struct BenchArgs {
     pub memory_subscriptions: usize,
     /// The `crmpulse` binary the memory run starts (default: the one built next to
     /// this benchmark, `target/<profile>/crmpulse`).
+    /// Measure events/s after loading each of these history lengths, in days (e.g.
+    /// `30,90,365`); off when empty.
+    #[arg(long, value_delimiter = ',')]
+    pub history_days: Vec<i64>,
     #[arg(long, env = "CRMPULSE_BIN")]
     pub crmpulse_bin: Option<std::path::PathBuf>,
 }
@@ -103,6 +107,9 @@ pub fn run(args: &BenchArgs, config: &Config, clock: Clock) -> anyhow::Result<()
     }
     if !args.skip_throughput {
         crate::throughput::throughput(args.events, config, clock)?;
+    }
+    if !args.history_days.is_empty() {
+        crate::history::history(&args.history_days, config, clock)?;
     }
     if !args.skip_latency {
         let runtime = tokio::runtime::Runtime::new()?;

@@ -13,6 +13,7 @@ mod clickhouse;
 mod clients;
 mod embedded;
 mod harness;
+mod history;
 mod ingest;
 mod kafka;
 mod latency;

@@ -5,11 +5,11 @@
 //!  conversations ─ reduce(fold response_time + automation) ─┐
 //!  messages      ─ reduce(fold messages)                    ─┤
 //!  tickets       ─ reduce(fold tickets)                     ─┤
-//!  customers     ─ reduce(fold customers)                   ─┼─ facts ─ probe ─ capture
-//!  agents        ─ reduce(fold agents)                      ─┤
+//!  customers     ─ per conversation, first by levels, join  ─┼─ facts ─ probe ─ capture
+//!  agents        ─ day → 8 days → 64 days → agent (levels)  ─┤
 //!  leads         ─ reduce(fold leads)                       ─┤
 //!  broadcasts    ─ reduce(fold broadcasts)                  ─┤
-//!  channels      ─ reduce(fold channel_health)              ─┘
+//!  channels      ─ day → 8 days → 64 days → channel         ─┘
 //! ```
 //!
 //! No trace handle is kept outside the graph, so every arrangement compacts as the
@@ -18,6 +18,7 @@
 use std::sync::mpsc;
 
 use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::{ExchangeData, VecCollection};
 use schemas::metrics::Fact;
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::capture::{Capture, Event as CaptureEvent};
@@ -107,6 +108,57 @@ impl Inputs {
     }
 }
 
+/// The block sizes, in days, of the levels above the day: an entity's days fold into
+/// blocks of 8, those into blocks of 64, and those into the entity's summary. An event
+/// re-folds at most 8 summaries per level and one per 64 days of history at the top.
+pub const LEVEL_DAYS: [i64; 2] = [8, 64];
+
+/// One level's summaries: `((entity, block index), summary)`.
+type Level<'s, V> = VecCollection<'s, Time, ((EntityKey, i64), V), isize>;
+
+/// Each entity's summary: `(entity, summary)`.
+type Entities<'s, V> = VecCollection<'s, Time, (EntityKey, V), isize>;
+
+/// Folds per-day summaries `((entity, day), V)` up through [`LEVEL_DAYS`] with
+/// `combine`, which receives a block's child summaries in time order. Returns each
+/// level above the day and the entity's summary.
+fn levels<'s, V, F>(
+    name: &str,
+    days: Level<'s, V>,
+    combine: F,
+) -> (Vec<Level<'s, V>>, Entities<'s, V>)
+where
+    V: ExchangeData,
+    F: Fn(&mut dyn Iterator<Item = &V>) -> Option<V> + Copy + 'static,
+{
+    let fold = move |input: &[(&(i64, V), isize)], output: &mut Vec<(V, isize)>| {
+        if let Some(v) = combine(&mut input.iter().map(|((_, v), _)| v)) {
+            output.push((v, 1));
+        }
+    };
+    let mut blocks = Vec::new();
+    let mut below = days;
+    let mut below_days = 1;
+    for (i, span) in LEVEL_DAYS.into_iter().enumerate() {
+        let ratio = span / below_days;
+        let level = below
+            .map(move |((key, index), v)| ((key, index.div_euclid(ratio)), (index, v)))
+            .reduce_named(
+                &format!("{name}Level{}", i + 1),
+                move |_key, input, output| fold(input, output),
+            );
+        blocks.push(level.clone());
+        below = level;
+        below_days = span;
+    }
+    let top = below
+        .map(|((key, index), v)| (key, (index, v)))
+        .reduce_named(&format!("{name}Entity"), move |_key, input, output| {
+            fold(input, output)
+        });
+    (blocks, top)
+}
+
 /// Builds the dataflow on `worker`; fact updates and progress go to `sink`.
 pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, ProbeHandle<Time>) {
     worker.dataflow::<Time, _, _>(move |scope| {
@@ -170,31 +222,73 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
             })
             .map(|(_, fact)| fact);
 
-        let customer_facts = cust
-            .reduce_named("CustomerFold", |key: &EntityKey, input, output| {
-                let mut facts = Vec::new();
-                customers::facts(
-                    key.0,
-                    &key.1,
-                    &customers::fold(input.iter().map(|(v, _)| *v)),
-                    &mut facts,
-                );
-                output.extend(facts.into_iter().map(|f| (f, 1isize)));
-            })
-            .map(|(_, fact)| fact);
+        // A customer opens conversations for as long as the account lives. Each
+        // conversation's earliest open is kept apart; the customer's first
+        // conversation is the minimum over them, found in levels of days, and joined
+        // back: a new conversation costs a few summaries, and only a change of first
+        // (a late older conversation) re-labels the customer's conversations.
+        let customer_convs = cust
+            .map(|(key, ev)| ((key, ev.conversation_id.clone()), ev))
+            .reduce_named("CustomerConversation", |_key, input, output| {
+                // Sorted by time (then channel, inbox): the first is the earliest open.
+                output.push((input[0].0.clone(), 1isize));
+            });
+        let customer_days = customer_convs
+            .clone()
+            .map(|((key, conversation), ev)| ((key, agents::day_of(ev.at)), (ev.at, conversation)))
+            .reduce_named("CustomerFirstDay", |_key, input, output| {
+                output.push((input[0].0.clone(), 1isize));
+            });
+        // Children come in time order: the first child's minimum is the block's.
+        let (_, customer_first) = levels("CustomerFirst", customer_days, |firsts| {
+            firsts.next().cloned()
+        });
+        let customer_facts = customer_convs
+            .map(|((key, conversation), ev)| (key, (conversation, ev)))
+            .join(customer_first)
+            .map(|((account, customer), ((conversation, ev), (_, first)))| {
+                customers::conversation_fact(
+                    account,
+                    &customer,
+                    (ev.at, ev.channel, &ev.inbox_id),
+                    conversation == first,
+                )
+            });
 
-        let agent_facts = agent
-            .reduce_named("AgentPresenceFold", |key: &EntityKey, input, output| {
-                let mut facts = Vec::new();
-                agents::facts(
-                    key.0,
-                    &key.1,
-                    &agents::fold(input.iter().map(|(v, _)| *v)),
-                    &mut facts,
-                );
-                output.extend(facts.into_iter().map(|f| (f, 1isize)));
+        // Agent presence and channel health are keyed by entity, which lives as long as
+        // the account: folding an entity's whole history per event would make every
+        // event cost more as history grows. They fold in levels instead (a day, then
+        // blocks of LEVEL_DAYS), so an event re-folds its day and a few block summaries.
+        let agent_days = agent
+            .map(|(key, ev)| ((key, agents::day_of(ev.at)), ev))
+            .reduce_named("AgentPresenceDay", |_key, input, output| {
+                if let Some(block) = agents::fold_day(input.iter().map(|(v, _)| *v)) {
+                    output.push((block, 1isize));
+                }
+            });
+        let (agent_blocks, agent_top) = levels("AgentPresence", agent_days.clone(), |blocks| {
+            agents::fold_blocks(blocks)
+        });
+        let agent_teams = agent_top.clone().map(|(key, block)| (key, block.team_id));
+        // Every level's stretches: a day's own, and those bridging blocks above it.
+        let agent_pieces = agent_blocks
+            .into_iter()
+            .fold(agent_days, |all, level| all.concat(level))
+            .concat(agent_top.clone().map(|(key, block)| ((key, 0), block)))
+            .flat_map(|((key, _), block)| {
+                block.stretches.into_iter().map(move |s| (key.clone(), s))
             })
-            .map(|(_, fact)| fact);
+            .join(agent_teams)
+            .flat_map(|((account, agent), (stretch, team))| {
+                let mut facts = Vec::new();
+                agents::piece_facts(account, &agent, team.as_deref(), stretch, &mut facts);
+                facts
+            });
+        let agent_facts = agent_top
+            .map(|((account, agent), block)| {
+                agents::current_fact(account, &agent, block.team_id.as_deref(), block.last)
+            })
+            .concat(agent_pieces);
 
         let lead_facts = lead
             .reduce_named("LeadFold", |key: &EntityKey, input, output| {
@@ -221,18 +315,21 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
             })
             .map(|(_, fact)| fact);
 
-        let channel_facts = chan
-            .reduce_named("ChannelHealthFold", |key: &EntityKey, input, output| {
-                let mut facts = Vec::new();
-                channel_health::facts(
-                    key.0,
-                    &key.1,
-                    channel_health::fold(input.iter().map(|(v, _)| *v)),
-                    &mut facts,
-                );
-                output.extend(facts.into_iter().map(|f| (f, 1isize)));
-            })
-            .map(|(_, fact)| fact);
+        let channel_days = chan
+            .map(|(key, ev)| ((key, agents::day_of(ev.at)), ev))
+            .reduce_named("ChannelHealthDay", |_key, input, output| {
+                if let Some(latest) = channel_health::fold(input.iter().map(|(v, _)| *v)) {
+                    output.push((latest.clone(), 1isize));
+                }
+            });
+        let (_, channel_top) = levels("ChannelHealth", channel_days, |reports| {
+            channel_health::fold(reports).cloned()
+        });
+        let channel_facts = channel_top.flat_map(|((account, channel), latest)| {
+            let mut facts = Vec::new();
+            channel_health::facts(account, &channel, Some(&latest), &mut facts);
+            facts
+        });
 
         let (probe, facts) = conv_facts
             .concat(msg_facts)

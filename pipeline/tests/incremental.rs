@@ -120,35 +120,115 @@ proptest! {
 
     #[test]
     fn incremental_equals_batch((events, cuts) in scenario()) {
-        let batches: Arc<Mutex<Vec<MetricBatch>>> = Arc::default();
-        let sink = Arc::clone(&batches);
-        let mut pipeline = Pipeline::start(&PipelineConfig { workers: 2, max_in_flight: 2, ..PipelineConfig::default() }, move |b| {
-            sink.lock().unwrap().push(b);
-        }).unwrap();
-        let mut pos = 0;
-        let mut t = 1_000;
-        for cut in cuts.iter().cycle() {
-            if pos >= events.len() { break; }
-            let end = (pos + cut).min(events.len());
-            pipeline.push_at(t, events[pos..end].to_vec()).unwrap();
-            t += 10;
-            pos = end;
-        }
-        pipeline.finish();
+        check_against_batch(&events, &cuts)?;
+    }
+}
 
-        let batches = batches.lock().unwrap();
-        let mut state = HashMap::new();
-        let mut last_progress = 0;
-        for b in batches.iter() {
-            prop_assert!(b.progress > last_progress, "progress must increase");
-            last_progress = b.progress;
-            apply(&mut state, b);
-            // Released state is exactly that of a whole prefix of pushed batches.
-            let prefix = &events[..b.events_consumed as usize];
-            prop_assert_eq!(&state, &reference::facts(prefix), "at progress {}", b.progress);
+/// Agent status changes, channel reports and customers' conversations spread over a
+/// year, several on some days and at the same instant, so every level of the presence,
+/// health and first-conversation folds (day, 8 days, 64 days, entity) is crossed,
+/// joined and split by late events.
+fn history_scenario() -> impl Strategy<Value = (Vec<Event>, Vec<usize>)> {
+    const DAY: i64 = 86_400_000;
+    let at = prop_oneof![
+        3 => (0i64..365, 0i64..DAY).prop_map(|(d, t)| d * DAY + t),
+        1 => (0i64..365).prop_map(|d| d * DAY),
+        1 => (0i64..4).prop_map(|k| 130 * DAY + k * 1_000),
+    ];
+    let payload = prop_oneof![
+        2 => (select(vec!["c0", "c1", "c2", "c3", "c4", "c5", "c6"]), select(vec!["u1", "u2"]), select(vec![Channel::Whatsapp, Channel::Sms]), select(vec!["i1", "i2"])).prop_map(
+            |(conversation_id, customer, channel, inbox)| Payload::ConversationOpened {
+                conversation_id: conversation_id.into(), customer_id: customer.into(), channel, inbox_id: inbox.into(),
+                origin: Origin::Inbound, campaign_id: None,
+            }
+        ),
+        3 => (select(vec!["a1", "a2"]), select(AgentStatus::ALL), proptest::option::of(select(vec!["t1", "t2"]))).prop_map(
+            |(agent, status, team)| Payload::AgentStatusChanged { agent_id: agent.into(), team_id: team.map(String::from), status }
+        ),
+        1 => (select(vec!["wa-1", "wa-2"]), select(ChannelState::ALL), select(Quality::ALL), 0u64..500).prop_map(
+            |(channel_id, state, quality, queue_depth)| Payload::ChannelHealth {
+                channel_id: channel_id.into(), state, quality, queue_depth, sent_per_minute: 1.5,
+            }
+        ),
+    ];
+    proptest::collection::vec((at, payload), 1..80)
+        .prop_map(|items| {
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, (t, payload))| Event {
+                    event_id: format!("h{i}"),
+                    account_id: 1,
+                    occurred_at_ms: 1_700_000_000_000 + t,
+                    payload,
+                })
+                .collect::<Vec<_>>()
+        })
+        .prop_shuffle()
+        .prop_flat_map(|events| {
+            let n = events.len();
+            (Just(events), proptest::collection::vec(1..=n.max(1), 1..8))
+        })
+}
+
+/// Pushes `events` in batches of the `cuts` sizes and checks every released state
+/// against the batch recomputation of the prefix it covers.
+fn check_against_batch(events: &[Event], cuts: &[usize]) -> Result<(), TestCaseError> {
+    let batches: Arc<Mutex<Vec<MetricBatch>>> = Arc::default();
+    let sink = Arc::clone(&batches);
+    let mut pipeline = Pipeline::start(
+        &PipelineConfig {
+            workers: 2,
+            max_in_flight: 2,
+            ..PipelineConfig::default()
+        },
+        move |b| {
+            sink.lock().unwrap().push(b);
+        },
+    )
+    .unwrap();
+    let mut pos = 0;
+    let mut t = 1_000;
+    for cut in cuts.iter().cycle() {
+        if pos >= events.len() {
+            break;
         }
-        prop_assert_eq!(batches.last().map(|b| b.events_consumed), Some(events.len() as u64));
-        prop_assert_eq!(state, reference::facts(&events));
+        let end = (pos + cut).min(events.len());
+        pipeline.push_at(t, events[pos..end].to_vec()).unwrap();
+        t += 10;
+        pos = end;
+    }
+    pipeline.finish();
+    let batches = batches.lock().unwrap();
+    let mut state = HashMap::new();
+    let mut last_progress = 0;
+    for b in batches.iter() {
+        prop_assert!(b.progress > last_progress, "progress must increase");
+        last_progress = b.progress;
+        apply(&mut state, b);
+        // Released state is exactly that of a whole prefix of pushed batches.
+        let prefix = &events[..b.events_consumed as usize];
+        prop_assert_eq!(
+            &state,
+            &reference::facts(prefix),
+            "at progress {}",
+            b.progress
+        );
+    }
+    prop_assert_eq!(
+        batches.last().map(|b| b.events_consumed),
+        Some(events.len() as u64)
+    );
+    prop_assert_eq!(state, reference::facts(events));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn presence_health_and_customers_over_a_year_equal_the_whole_history_folds((events, cuts) in history_scenario()) {
+        check_against_batch(&events, &cuts)?;
     }
 }
 

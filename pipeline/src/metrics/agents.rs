@@ -6,12 +6,21 @@
 //! [`Fact::AgentStatusPiece`]s, cut at UTC midnights; the last, open-ended stretch is the
 //! agent's current status ([`Fact::AgentCurrentStatus`]), measured up to "now" at query
 //! time. A late status event splits the stretch it falls in, exactly.
+//!
+//! [`fold`] is the definition over an agent's whole history (the batch recomputation
+//! uses it). The dataflow computes the same stretches in levels, so an event's cost does
+//! not grow with the agent's history: [`fold_day`] folds one UTC day's events into a
+//! [`Block`] (its stretches and its ends), and [`fold_blocks`] joins consecutive blocks,
+//! adding only the stretches that bridge them. A new event re-folds its day, then at
+//! most a handful of block summaries per level.
 
 use schemas::event::AgentStatus;
 use schemas::metrics::Fact;
 use schemas::time::bucket_of;
 
-use crate::records::{AgentEvent, owned};
+use serde::{Deserialize, Serialize};
+
+use crate::records::{AgentEvent, Id, owned};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -44,34 +53,129 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a AgentEvent>) -> Presence {
     p
 }
 
-/// The facts an agent contributes.
-pub fn facts(account_id: u64, agent_id: &str, p: &Presence, out: &mut Vec<Fact>) {
-    for &(start, end, status) in &p.closed {
-        let mut from = start;
-        while from < end {
-            let midnight = (from.div_euclid(DAY_MS) + 1) * DAY_MS;
-            let to = end.min(midnight);
-            out.push(Fact::AgentStatusPiece {
-                account_id,
-                bucket: bucket_of(from),
-                agent_id: agent_id.to_owned(),
-                team_id: p.team_id.clone(),
-                status,
-                start_ms: from,
-                end_ms: to,
-            });
-            from = to;
+/// A status stretch `(start, end, status)`: the status held from `start` to `end`.
+pub type Stretch = (i64, i64, AgentStatus);
+
+/// A run of an agent's events (a day, or consecutive days): the stretches closed inside
+/// it that no smaller block holds, and its ends, which are all a larger block needs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Block {
+    /// The first event's time.
+    pub first_at: i64,
+    /// The last event's time and status: the stretch still open at the block's end.
+    pub last: (i64, AgentStatus),
+    /// The team named by the block's latest event that named one.
+    pub team_id: Option<Id>,
+    /// Stretches closed inside the block and not held by a smaller block, in time order.
+    pub stretches: Vec<Stretch>,
+}
+
+/// Folds one day's events (sorted by time) into a block; `None` for no events.
+pub fn fold_day<'a>(events: impl IntoIterator<Item = &'a AgentEvent>) -> Option<Block> {
+    let mut events = events.into_iter();
+    let first = events.next()?;
+    let mut block = Block {
+        first_at: first.at,
+        last: (first.at, first.status),
+        team_id: first.team_id.clone(),
+        stretches: Vec::new(),
+    };
+    for ev in events {
+        let (start, status) = block.last;
+        if ev.at > start {
+            block.stretches.push((start, ev.at, status));
+        }
+        block.last = (ev.at, ev.status);
+        if ev.team_id.is_some() {
+            block.team_id.clone_from(&ev.team_id);
         }
     }
-    if let Some((since_ms, status)) = p.current {
-        out.push(Fact::AgentCurrentStatus {
-            account_id,
-            agent_id: agent_id.to_owned(),
-            team_id: p.team_id.clone(),
-            status,
-            since_ms,
-        });
+    Some(block)
+}
+
+/// Joins consecutive blocks (in time order) into one whose stretches are only those
+/// bridging a block's last status to the next block's first event.
+pub fn fold_blocks<'a>(blocks: impl IntoIterator<Item = &'a Block>) -> Option<Block> {
+    let mut blocks = blocks.into_iter();
+    let first = blocks.next()?;
+    let mut joined = Block {
+        first_at: first.first_at,
+        last: first.last,
+        team_id: first.team_id.clone(),
+        stretches: Vec::new(),
+    };
+    for b in blocks {
+        let (start, status) = joined.last;
+        if b.first_at > start {
+            joined.stretches.push((start, b.first_at, status));
+        }
+        joined.last = b.last;
+        if b.team_id.is_some() {
+            joined.team_id.clone_from(&b.team_id);
+        }
     }
+    Some(joined)
+}
+
+/// The facts an agent contributes.
+pub fn facts(account_id: u64, agent_id: &str, p: &Presence, out: &mut Vec<Fact>) {
+    for &stretch in &p.closed {
+        piece_facts(account_id, agent_id, p.team_id.as_deref(), stretch, out);
+    }
+    if let Some(current) = p.current {
+        out.push(current_fact(
+            account_id,
+            agent_id,
+            p.team_id.as_deref(),
+            current,
+        ));
+    }
+}
+
+/// A closed stretch's facts: one piece per UTC day it touches.
+pub fn piece_facts(
+    account_id: u64,
+    agent_id: &str,
+    team_id: Option<&str>,
+    (start, end, status): Stretch,
+    out: &mut Vec<Fact>,
+) {
+    let mut from = start;
+    while from < end {
+        let midnight = (from.div_euclid(DAY_MS) + 1) * DAY_MS;
+        let to = end.min(midnight);
+        out.push(Fact::AgentStatusPiece {
+            account_id,
+            bucket: bucket_of(from),
+            agent_id: agent_id.to_owned(),
+            team_id: team_id.map(str::to_owned),
+            status,
+            start_ms: from,
+            end_ms: to,
+        });
+        from = to;
+    }
+}
+
+/// The agent's current status: the open stretch `(since, status)`.
+pub fn current_fact(
+    account_id: u64,
+    agent_id: &str,
+    team_id: Option<&str>,
+    (since_ms, status): (i64, AgentStatus),
+) -> Fact {
+    Fact::AgentCurrentStatus {
+        account_id,
+        agent_id: agent_id.to_owned(),
+        team_id: team_id.map(str::to_owned),
+        status,
+        since_ms,
+    }
+}
+
+/// The day an event time falls in (UTC), the leaf of the dataflow's levels.
+pub fn day_of(at: i64) -> i64 {
+    at.div_euclid(DAY_MS)
 }
 
 #[cfg(test)]

@@ -5,6 +5,11 @@
 //! A conversation counts once, at its earliest `conversation_opened`; the customer's
 //! first conversation is the earliest of those in event time (ties broken by
 //! conversation id), so a late-arriving older conversation takes over "first".
+//!
+//! [`fold`] is the definition over a customer's whole history (the batch recomputation
+//! uses it). The dataflow keeps each conversation's earliest open apart, and finds the
+//! customer's first in levels of days, so a loyal customer's next conversation does not
+//! re-walk the hundreds before it (see `crate::dataflow`).
 
 use std::collections::BTreeMap;
 
@@ -37,15 +42,31 @@ pub fn facts(account_id: u64, customer_id: &str, convs: &Conversations, out: &mu
         .iter()
         .min_by_key(|(id, (at, _, _))| (*at, id.as_str()))
         .map(|(id, _)| id.clone());
-    for (id, (at, channel, inbox_id)) in convs {
-        out.push(Fact::CustomerConversation {
+    for (id, &(at, channel, ref inbox_id)) in convs {
+        out.push(conversation_fact(
             account_id,
-            bucket: bucket_of(*at),
-            customer_id: customer_id.to_owned(),
-            first: first.as_deref() == Some(id.as_str()),
-            channel: *channel,
-            inbox_id: inbox_id.clone(),
-        });
+            customer_id,
+            (at, channel, inbox_id),
+            first.as_deref() == Some(id.as_str()),
+        ));
+    }
+}
+
+/// One conversation of the customer, opened at `at` in `channel` and `inbox_id`;
+/// `first` when it is the customer's first.
+pub fn conversation_fact(
+    account_id: u64,
+    customer_id: &str,
+    (at, channel, inbox_id): (i64, Channel, &str),
+    first: bool,
+) -> Fact {
+    Fact::CustomerConversation {
+        account_id,
+        bucket: bucket_of(at),
+        customer_id: customer_id.to_owned(),
+        first,
+        channel,
+        inbox_id: inbox_id.to_owned(),
     }
 }
 

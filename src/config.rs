@@ -33,6 +33,9 @@ pub struct Config {
     /// HTTPS served directly (certificate and key files); absent: plain HTTP, for a
     /// TLS-terminating proxy. See docs/security.md.
     pub tls: crate::tls::TlsSection,
+    /// Provider webhooks (WhatsApp Cloud API, Chatwoot) per account; see
+    /// docs/sources.md.
+    pub sources: ingest::sources::SourcesConfig,
 }
 
 /// A secret from the configuration (`[auth] hs256_secret`, ingest keys, the
@@ -260,7 +263,9 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         figment = figment.merge(Toml::file(path));
     }
     figment = figment.merge(Env::prefixed("CRMPULSE__").split("__"));
-    Ok(figment.extract()?)
+    let config: Config = figment.extract()?;
+    config.sources.validate().map_err(anyhow::Error::msg)?;
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -404,12 +404,24 @@ impl Stack {
         secure(&mut state, credentials, config)?;
         let api = query_api::router(state);
         let ingest_auth = Arc::clone(&credentials.ingest);
+        let sources = Arc::new(config.sources.clone());
+        // Native events and provider webhooks write through the same store: the
+        // embedded log, or the Kafka events topic.
         let app = match (&self.ingest, &self.log) {
-            (Ingest::Log, Some(log)) => {
-                api.merge(ingest::http::router(Arc::clone(log), ingest_auth))
-            }
+            (Ingest::Log, Some(log)) => api
+                .merge(ingest::http::router(
+                    Arc::clone(log),
+                    Arc::clone(&ingest_auth),
+                ))
+                .merge(ingest::sources::router(
+                    Arc::clone(log),
+                    sources,
+                    ingest_auth,
+                )),
             (Ingest::Topic(kafka), _) => {
-                api.merge(gateway::router(gateway::Gateway::new(kafka)?, ingest_auth))
+                let gateway = gateway::Gateway::new(kafka)?;
+                api.merge(gateway::router(gateway.clone(), Arc::clone(&ingest_auth)))
+                    .merge(ingest::sources::router(gateway, sources, ingest_auth))
             }
             _ => api,
         };

@@ -165,6 +165,18 @@ impl IngestAuth {
         Ok(Some(account))
     }
 
+    /// Takes one request of `account_id` against its rate limit (always admitted when
+    /// authentication is off): for sources that authenticate by their own rules.
+    ///
+    /// # Errors
+    /// [`IngestAuthError::RateLimited`] past the account's rate.
+    pub fn admit(&self, account_id: u64) -> Result<(), IngestAuthError> {
+        match &self.inner {
+            None => Ok(()),
+            Some(inner) => inner.admit(account_id),
+        }
+    }
+
     /// Checks the HMAC-SHA256 signature of a webhook body for `account_id`; returns the
     /// account (`None` when authentication is off).
     ///

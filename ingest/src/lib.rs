@@ -4,6 +4,7 @@
 //! - [`http`]: `POST /api/v1/events` (JSON array or NDJSON), per-event validation.
 //! - [`auth`]: per-account ingest keys and webhook signatures.
 //! - [`kafka`]: Kafka as the production event log: source, dead letters, gateway.
+//! - [`sources`]: provider webhooks (WhatsApp Cloud API, Chatwoot) mapped to events.
 //! - [`replay`]: bulk load of NDJSON files.
 //! - [`simulator`]: a seeded, realistic CRM workload for demos, tests and benchmarks.
 
@@ -13,5 +14,6 @@ pub mod kafka;
 pub mod log;
 pub mod replay;
 pub mod simulator;
+pub mod sources;
 
 pub use log::{AppendOutcome, DeadLetter, EventLog, LogError};

@@ -32,6 +32,11 @@ pub enum Origin {
         /// Offset.
         offset: i64,
     },
+    /// An item of a provider's webhook (`whatsapp`, `chatwoot`).
+    Source {
+        /// The source's name.
+        source: &'static str,
+    },
     /// Item `index` of an HTTP ingest request.
     Http {
         /// 0-based position in the body.
@@ -111,6 +116,12 @@ impl DeadLetters {
                         key: "source.offset",
                         value: Some(&offset.to_string()),
                     });
+            }
+            Origin::Source { source } => {
+                headers = headers.insert(Header {
+                    key: "source",
+                    value: Some(*source),
+                });
             }
             Origin::Http { index } => {
                 headers = headers

@@ -175,3 +175,36 @@ async fn produce(
     };
     (status, Json(response)).into_response()
 }
+
+/// The events topic as a webhook source's store: the mapped events are produced and
+/// the unmapped items dead-lettered, both acknowledged before the provider is answered.
+/// Duplicates are the pipeline's to skip (the derived ids repeat), so none are counted
+/// here.
+impl crate::sources::Store for Gateway {
+    async fn store(
+        &self,
+        source: &'static str,
+        events: Vec<Event>,
+        unmapped: Vec<crate::sources::Unmapped>,
+    ) -> Result<crate::sources::Stored, String> {
+        let letters: Vec<DeadLetter<'_>> = unmapped
+            .iter()
+            .map(|u| DeadLetter {
+                payload: u.raw.as_bytes(),
+                key: None,
+                reason: &u.reason,
+                reason_kind: u.kind,
+                origin: Origin::Source { source },
+            })
+            .collect();
+        let (produced, dead_lettered) =
+            futures_util::future::join(self.produce(&events), self.dead_letters.send(&letters))
+                .await;
+        produced.and(dead_lettered).map_err(|e| e.to_string())?;
+        Ok(crate::sources::Stored {
+            accepted: events.len() as u64,
+            duplicates: 0,
+            dead_lettered: unmapped.len() as u64,
+        })
+    }
+}

@@ -1,0 +1,301 @@
+//! The webhook routes of the sources, the same for the embedded log and Kafka:
+//!
+//! - `GET  /api/v1/sources/whatsapp/{account_id}`: Meta's verification request;
+//! - `POST /api/v1/sources/whatsapp/{account_id}`: notifications, `X-Hub-Signature-256`;
+//! - `POST /api/v1/sources/chatwoot/{account_id}?token=...`: Chatwoot's webhooks.
+//!
+//! A request that does not authenticate is refused (`401` without credentials, `403`
+//! with wrong ones), counted in `crmpulse_ingest_auth_failures_total{reason}` and never
+//! stored. An authenticated one is always stored: its mapped events and its dead letters
+//! are written, durably, before the `200`; nothing in an authenticated body makes the
+//! provider retry except the store being down (`503`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::{Mapped, SourcesConfig, Store, Stored, Unmapped, chatwoot, whatsapp};
+use crate::auth::{IngestAuth, IngestAuthError};
+use crate::http::{MAX_BODY_BYTES, error_body, json_errors, refuse};
+use crate::log::{DeadLetter, EventLog};
+
+#[derive(Clone)]
+struct SourceState<S> {
+    store: S,
+    sources: Arc<SourcesConfig>,
+    auth: Arc<IngestAuth>,
+}
+
+/// The sources' routes over `store`; `auth` supplies the per-account rate limit.
+pub fn router<S: Store>(store: S, sources: Arc<SourcesConfig>, auth: Arc<IngestAuth>) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/sources/whatsapp/{account_id}",
+            get(whatsapp_verify::<S>).post(whatsapp_notify::<S>),
+        )
+        .route(
+            "/api/v1/sources/chatwoot/{account_id}",
+            post(chatwoot_notify::<S>),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(json_errors))
+        .with_state(SourceState {
+            store,
+            sources,
+            auth,
+        })
+}
+
+fn account_of(raw: &str) -> Result<u64, Response> {
+    raw.parse().map_err(|_| {
+        error_body(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("account_id: expected a non-negative integer, got {raw:?}"),
+        )
+    })
+}
+
+fn not_configured(source: &str, account: u64) -> Response {
+    error_body(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no {source} source is configured for account {account} ([[sources.{source}]])"),
+    )
+}
+
+fn auth_failure(status: StatusCode, reason: &'static str, message: String) -> Response {
+    metrics::counter!("crmpulse_ingest_auth_failures_total", "reason" => reason).increment(1);
+    let code = if status == StatusCode::UNAUTHORIZED {
+        "unauthorized"
+    } else {
+        "forbidden"
+    };
+    error_body(status, code, message)
+}
+
+/// Checks `sha256=<hex>` in `header` against the HMAC-SHA256 of `body` under
+/// `secret`, in constant time.
+fn check_signature(
+    headers: &HeaderMap,
+    header: &str,
+    secret: &str,
+    body: &[u8],
+) -> Result<(), Response> {
+    let Some(value) = headers.get(header).and_then(|v| v.to_str().ok()) else {
+        return Err(auth_failure(
+            StatusCode::UNAUTHORIZED,
+            "missing_signature",
+            format!("missing signature: send `{header}: sha256=<hex HMAC-SHA256 of the body>`"),
+        ));
+    };
+    let value = value.trim();
+    let digest = hex::decode(value.strip_prefix("sha256=").unwrap_or(value)).ok();
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    match digest {
+        Some(d) if mac.verify_slice(&d).is_ok() => Ok(()),
+        _ => Err(auth_failure(
+            StatusCode::FORBIDDEN,
+            "bad_signature",
+            format!("{header}: signature does not match the body"),
+        )),
+    }
+}
+
+fn admit(auth: &IngestAuth, account: u64) -> Result<(), Response> {
+    auth.admit(account).map_err(|e: IngestAuthError| refuse(&e))
+}
+
+async fn whatsapp_verify<S: Store>(
+    State(state): State<SourceState<S>>,
+    Path(account): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let account = match account_of(&account) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(source) = state.sources.whatsapp(account) else {
+        return not_configured(whatsapp::SOURCE, account);
+    };
+    let param = |k: &str| params.get(k).map(String::as_str);
+    match whatsapp::verify(
+        source,
+        param("hub.mode"),
+        param("hub.verify_token"),
+        param("hub.challenge"),
+    ) {
+        Ok(challenge) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "text/plain")],
+            challenge.to_owned(),
+        )
+            .into_response(),
+        Err(e @ whatsapp::VerifyError::Token) => {
+            auth_failure(StatusCode::FORBIDDEN, "bad_verify_token", e.to_string())
+        }
+        Err(e) => error_body(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
+    }
+}
+
+async fn whatsapp_notify<S: Store>(
+    State(state): State<SourceState<S>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let account = match account_of(&account) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(source) = state.sources.whatsapp(account) else {
+        return not_configured(whatsapp::SOURCE, account);
+    };
+    if let Err(r) = check_signature(
+        &headers,
+        "x-hub-signature-256",
+        source.app_secret.expose(),
+        &body,
+    ) {
+        return r;
+    }
+    if let Err(r) = admit(&state.auth, account) {
+        return r;
+    }
+    let numbers = source.phone_number_ids.clone();
+    let mapped = whatsapp::map(account, &numbers, &body);
+    finish(&state.store, whatsapp::SOURCE, mapped).await
+}
+
+async fn chatwoot_notify<S: Store>(
+    State(state): State<SourceState<S>>,
+    Path(account): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let account = match account_of(&account) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(source) = state.sources.chatwoot(account) else {
+        return not_configured(chatwoot::SOURCE, account);
+    };
+    let Some(token) = params.get("token") else {
+        return auth_failure(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "missing token: the webhook URL is /api/v1/sources/chatwoot/{account_id}?token=<token>"
+                .into(),
+        );
+    };
+    if !bool::from(token.as_bytes().ct_eq(source.token.expose().as_bytes())) {
+        return auth_failure(
+            StatusCode::FORBIDDEN,
+            "bad_token",
+            "token: not the account's Chatwoot webhook token".into(),
+        );
+    }
+    if let Some(secret) = &source.webhook_secret
+        && let Err(r) = chatwoot::check_signature(&headers, secret.expose(), &body)
+            .map_err(|(status, reason, message)| auth_failure(status, reason, message))
+    {
+        return r;
+    }
+    if let Err(r) = admit(&state.auth, account) {
+        return r;
+    }
+    let mapped = chatwoot::map(account, &body);
+    finish(&state.store, chatwoot::SOURCE, mapped).await
+}
+
+/// Counts what was mapped, stores it, and answers.
+async fn finish<S: Store>(store: &S, source: &'static str, mapped: Mapped) -> Response {
+    metrics::counter!("crmpulse_source_payloads_total", "source" => source).increment(1);
+    for kind in &mapped.items {
+        metrics::counter!("crmpulse_source_items_total", "source" => source, "kind" => *kind)
+            .increment(1);
+    }
+    for kind in &mapped.ignored {
+        metrics::counter!("crmpulse_source_ignored_total", "source" => source, "kind" => *kind)
+            .increment(1);
+    }
+    for u in &mapped.unmapped {
+        tracing::warn!(source, reason = %u.reason, "webhook item dead-lettered");
+        metrics::counter!("crmpulse_ingest_rejected_events_total", "reason" => u.kind).increment(1);
+    }
+    let ignored = mapped.ignored.len() as u64;
+    let reasons: Vec<String> = mapped.unmapped.iter().map(|u| u.reason.clone()).collect();
+    match store.store(source, mapped.events, mapped.unmapped).await {
+        Ok(stored) => {
+            metrics::counter!("crmpulse_ingest_accepted_events_total").increment(stored.accepted);
+            (
+                StatusCode::OK,
+                Json(serde_json::json!({
+                    "accepted": stored.accepted,
+                    "duplicates": stored.duplicates,
+                    "dead_lettered": stored.dead_lettered,
+                    "ignored": ignored,
+                    "reasons": reasons,
+                })),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(source, error = %e, "webhook: the event store is unavailable");
+            metrics::counter!("crmpulse_ingest_unavailable_total").increment(1);
+            error_body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the event log is unavailable, retry the request".into(),
+            )
+        }
+    }
+}
+
+/// The embedded log as a source's store: one atomic write per payload.
+impl Store for Arc<EventLog> {
+    async fn store(
+        &self,
+        source: &'static str,
+        events: Vec<schemas::Event>,
+        unmapped: Vec<Unmapped>,
+    ) -> Result<Stored, String> {
+        let log = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let dead: Vec<DeadLetter<'_>> = unmapped
+                .iter()
+                .map(|u| DeadLetter {
+                    source,
+                    raw: u.raw.as_bytes(),
+                    reason: &u.reason,
+                })
+                .collect();
+            let outcome = log
+                .write(source, &events, &dead)
+                .map_err(|e| e.to_string())?;
+            for _ in &outcome.too_late {
+                metrics::counter!("crmpulse_ingest_rejected_events_total", "reason" => crate::log::TOO_LATE)
+                    .increment(1);
+            }
+            Ok(Stored {
+                accepted: outcome.accepted,
+                duplicates: outcome.duplicates,
+                dead_lettered: (unmapped.len() + outcome.too_late.len()) as u64,
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}

@@ -7,18 +7,23 @@
 //! `conversation`. The mapping (`docs/sources.md`):
 //!
 //! - `conversation_created` → `conversation_opened`, and `conversation_assigned` to the
-//!   bot when it starts `pending` (Chatwoot's "a bot handles it"), to the agent when it
-//!   starts with an assignee;
-//! - `conversation_status_changed` → `conversation_resolved` (by the bot when it was
-//!   `pending`, else by the assignee, else the system), `conversation_escalated`
-//!   (`pending` → `open`: the bot hands over), `conversation_reopened` (`resolved` →
-//!   `open`), `conversation_assigned` to the bot (→ `pending`);
-//! - `conversation_updated` with a new assignee or team → `conversation_assigned`;
+//!   bot when it starts `pending` (Chatwoot's "a bot handles it") or assigned to a bot,
+//!   to the agent when it starts with an agent assigned;
+//! - `conversation_updated` (its `changed_attributes`): a status transition →
+//!   `conversation_resolved` (by the bot when it was `pending`, else by the assignee,
+//!   else the system), `conversation_escalated` (`pending` → `open`: the bot hands
+//!   over), `conversation_reopened` (`resolved` → `open` or `pending`),
+//!   `conversation_assigned` to the bot (→ `pending`); a new assignee or team →
+//!   `conversation_assigned`;
+//! - `conversation_status_changed` is counted, not mapped: Chatwoot sends it without
+//!   the previous status, and the same change comes with it in `conversation_updated`;
 //! - `message_created` → `message_created`: `incoming` from the customer; `outgoing`
-//!   from the agent (`sender.type` `user`), the bot (`agent_bot`) or the system;
-//!   `template` (greetings, out-of-office) as an automatic reply. Private notes and
-//!   `activity` messages are not messages to the customer and are not mapped;
-//! - `message_updated` with a delivery `status` → `message_status`;
+//!   from the agent (`sender.type` `user`), the bot (`agent_bot`,
+//!   `captain_assistant`) or the system; `template` (greetings, out-of-office) as an
+//!   automatic reply. Private notes and `activity` messages are not messages to the
+//!   customer and are not mapped;
+//! - `message_updated` of an outgoing message with `content_attributes.external_error`
+//!   (or a `status` key) → `message_status`;
 //! - `contact_created` and every other event are counted, not mapped.
 //!
 //! Ids are `cw-<conversation>`, `cw-msg-<message>`, `cw-contact-<id>`,
@@ -145,7 +150,8 @@ pub fn map(account_id: u64, body: &[u8]) -> Mapped {
     };
     match root["event"].as_str().unwrap_or_default() {
         "conversation_created" => cx.conversation_created(),
-        "conversation_status_changed" => cx.status_changed(),
+        // The new status only; the transition comes in `conversation_updated`.
+        "conversation_status_changed" => cx.out.ignored.push("conversation_status_changed"),
         "conversation_updated" => cx.conversation_updated(),
         "message_created" => cx.message_created(),
         "message_updated" => cx.message_updated(),
@@ -211,14 +217,21 @@ impl<'a> Cx<'a> {
         found
     }
 
-    fn assignee(conversation: &Value) -> (Option<String>, Option<String>) {
-        let agent = present(&conversation["meta"]["assignee"])
+    /// The conversation's assignee: `(agent, team, assigned to a bot)`. `meta.assignee`
+    /// is a user or, with `meta.assignee_type` `AgentBot`, a bot.
+    fn assignee(conversation: &Value) -> (Option<String>, Option<String>, bool) {
+        let meta = &conversation["meta"];
+        let assignee = present(&meta["assignee"]);
+        let bot = assignee.is_some_and(|a| a["type"].as_str() == Some("agent_bot"))
+            || meta["assignee_type"].as_str() == Some("AgentBot");
+        let agent = assignee
+            .filter(|_| !bot)
             .and_then(|a| id_of(&a["id"]))
             .map(|id| format!("cw-agent-{id}"));
-        let team = present(&conversation["meta"]["team"])
+        let team = present(&meta["team"])
             .and_then(|t| id_of(&t["id"]))
             .map(|id| format!("cw-team-{id}"));
-        (agent, team)
+        (agent, team, bot)
     }
 
     fn conversation_created(&mut self) {
@@ -254,7 +267,8 @@ impl<'a> Cx<'a> {
             "origin": if campaign.is_some() { "campaign" } else { "inbound" },
             "campaign_id": campaign,
         }));
-        if c["status"].as_str() == Some("pending") {
+        let (agent, team, bot) = Self::assignee(c);
+        if c["status"].as_str() == Some("pending") || bot {
             self.push(json!({
                 "event_id": format!("cw-bot-{id}-{at}"),
                 "occurred_at": occurred_at,
@@ -263,7 +277,6 @@ impl<'a> Cx<'a> {
                 "assignee": "bot",
             }));
         }
-        let (agent, team) = Self::assignee(c);
         if agent.is_some() {
             self.push(json!({
                 "event_id": format!("cw-assign-{id}-{at}"),
@@ -278,7 +291,7 @@ impl<'a> Cx<'a> {
     }
 
     /// `(previous, current)` of a changed attribute in `changed_attributes`
-    /// (`[{"status": {"previous_value": .., "current_value": ..}}]`).
+    /// (`[{"status": {"previous_value": .., "current_value": ..}}]`, or `null`).
     fn changed(&self, attribute: &str) -> Option<(&'a Value, &'a Value)> {
         self.root["changed_attributes"]
             .as_array()?
@@ -289,74 +302,87 @@ impl<'a> Cx<'a> {
             })
     }
 
-    fn status_changed(&mut self) {
-        let c = self.root;
-        let Some(id) = self.id(c, "/id") else { return };
-        let Some(at) = self.time(c, "/updated_at") else {
-            return;
-        };
-        let current = c["status"].as_str().unwrap_or_default();
-        let previous = self
-            .changed("status")
-            .and_then(|(p, _)| p.as_str())
-            .unwrap_or_default();
-        let occurred_at = schemas::event::format_rfc3339_ms(at);
-        let conversation = format!("cw-{id}");
-        let event_id = format!("cw-status-{id}-{current}-{at}");
-        let (agent, _) = Self::assignee(c);
-        let fields = match (previous, current) {
-            (_, "resolved") => {
-                let (by, agent) = match (previous, agent) {
-                    ("pending", _) => ("bot", None),
-                    (_, Some(agent)) => ("agent", Some(agent)),
-                    (_, None) => ("system", None),
-                };
-                json!({"type": "conversation_resolved", "resolved_by": by, "agent_id": agent})
-            }
-            ("pending", "open") => json!({"type": "conversation_escalated", "reason": "handoff"}),
-            ("resolved", "open") => json!({"type": "conversation_reopened"}),
-            (_, "pending") => json!({"type": "conversation_assigned", "assignee": "bot"}),
-            _ => {
-                self.out.ignored.push("status:other");
-                return;
-            }
-        };
-        self.out.items.push("conversation_status_changed");
-        let mut fields = fields;
-        fields["event_id"] = event_id.into();
-        fields["occurred_at"] = occurred_at.into();
-        fields["conversation_id"] = conversation.into();
-        self.push(fields);
+    /// When a `conversation_updated` change happened: the `updated_at` it wrote
+    /// (`changed_attributes`), else the conversation's `updated_at`. Chatwoot builds
+    /// the body when its job runs, so the top-level `updated_at` may be later.
+    fn change_time(&mut self) -> Option<i64> {
+        if let Some(at) = self.changed("updated_at").and_then(|(_, now)| time_ms(now)) {
+            return Some(at);
+        }
+        self.time(self.root, "/updated_at")
     }
 
+    /// `conversation_updated`: a status transition (`changed_attributes.status`) and
+    /// an assignment (`assignee_id` or `team_id`), either or both.
     fn conversation_updated(&mut self) {
         let c = self.root;
-        let assignee_changed = self.changed("assignee_id").is_some();
-        let team_changed = self.changed("team_id").is_some();
-        if !assignee_changed && !team_changed {
+        let status = self.changed("status").map(|(p, n)| {
+            (
+                p.as_str().unwrap_or_default(),
+                n.as_str().unwrap_or_default(),
+            )
+        });
+        let assignment = self.changed("assignee_id").is_some() || self.changed("team_id").is_some();
+        if status.is_none() && !assignment {
             self.out.ignored.push("conversation_updated:other");
             return;
         }
-        let (agent, team) = Self::assignee(c);
-        let Some(agent) = agent else {
-            // Unassigned, or a team without an agent: the catalog has no such event.
-            self.out.ignored.push("conversation_updated:unassigned");
-            return;
-        };
         let Some(id) = self.id(c, "/id") else { return };
-        let Some(at) = self.time(c, "/updated_at") else {
-            return;
-        };
-        self.out.items.push("conversation_updated");
-        self.push(json!({
-            "event_id": format!("cw-assign-{id}-{at}"),
-            "occurred_at": schemas::event::format_rfc3339_ms(at),
-            "type": "conversation_assigned",
-            "conversation_id": format!("cw-{id}"),
-            "assignee": "agent",
-            "agent_id": agent,
-            "team_id": team,
-        }));
+        let Some(at) = self.change_time() else { return };
+        let occurred_at = schemas::event::format_rfc3339_ms(at);
+        let conversation = format!("cw-{id}");
+        let (agent, team, bot) = Self::assignee(c);
+        if let Some((previous, current)) = status {
+            let fields = match (previous, current) {
+                (_, "resolved") => {
+                    let (by, agent) = match (previous, &agent) {
+                        ("pending", _) => ("bot", None),
+                        (_, Some(agent)) => ("agent", Some(agent.clone())),
+                        (_, None) => ("system", None),
+                    };
+                    Some(
+                        json!({"type": "conversation_resolved", "resolved_by": by, "agent_id": agent}),
+                    )
+                }
+                ("pending", "open") => {
+                    Some(json!({"type": "conversation_escalated", "reason": "handoff"}))
+                }
+                ("resolved", "open" | "pending") => Some(json!({"type": "conversation_reopened"})),
+                (_, "pending") => Some(json!({"type": "conversation_assigned", "assignee": "bot"})),
+                _ => None,
+            };
+            match fields {
+                Some(mut fields) => {
+                    self.out.items.push("conversation_updated:status");
+                    fields["event_id"] = format!("cw-status-{id}-{current}-{at}").into();
+                    fields["occurred_at"] = occurred_at.clone().into();
+                    fields["conversation_id"] = conversation.clone().into();
+                    self.push(fields);
+                }
+                // open ↔ snoozed: no event in the catalog.
+                None => self.out.ignored.push("conversation_updated:status_other"),
+            }
+        }
+        if assignment {
+            let fields = match (agent, bot) {
+                (Some(agent), _) => {
+                    json!({"assignee": "agent", "agent_id": agent, "team_id": team})
+                }
+                (None, true) => json!({"assignee": "bot"}),
+                // Unassigned, or a team without an agent: the catalog has no such event.
+                (None, false) => {
+                    self.out.ignored.push("conversation_updated:unassigned");
+                    return;
+                }
+            };
+            self.out.items.push("conversation_updated:assignment");
+            let mut fields = fields;
+            fields["event_id"] = format!("cw-assign-{id}-{at}").into();
+            fields["occurred_at"] = occurred_at.into();
+            fields["type"] = "conversation_assigned".into();
+            fields["conversation_id"] = conversation.into();
+            self.push(fields);
+        }
     }
 
     fn message_created(&mut self) {
@@ -367,11 +393,12 @@ impl<'a> Cx<'a> {
         }
         let message_type = m["message_type"].as_str().unwrap_or_default();
         let (direction, sender, auto_reply) = match message_type {
+            // A contact sender has no `type` key.
             "incoming" => ("inbound", "customer", false),
             "outgoing" => {
                 let sender = match m["sender"]["type"].as_str() {
                     Some("user") => "agent",
-                    Some("agent_bot") => "bot",
+                    Some("agent_bot" | "captain_assistant") => "bot",
                     _ => "system",
                 };
                 ("outbound", sender, false)
@@ -425,36 +452,57 @@ impl<'a> Cx<'a> {
         }));
     }
 
+    /// `message_updated` of an outgoing message. `Message#webhook_data` has no
+    /// delivery status, so a failure is read from `content_attributes.external_error`
+    /// (Chatwoot stores WhatsApp's as `"<code>: <title>"`); a `status` key, which some
+    /// Chatwoot builds add, is used when present. The time is the body's
+    /// `updated_at` when present, else the message's `created_at`.
     fn message_updated(&mut self) {
         let m = self.root;
-        let status = m["status"].as_str().unwrap_or_default();
-        if !matches!(status, "sent" | "delivered" | "read" | "failed")
-            || m["message_type"].as_str() != Some("outgoing")
-        {
-            self.out.ignored.push("message_updated:other");
-            return;
-        }
-        let Some(id) = self.id(m, "/id") else { return };
-        let Some(at) = self.time(m, "/updated_at") else {
-            return;
-        };
-        self.out.items.push("message_updated");
         let error = present(&m["content_attributes"]["external_error"])
             .and_then(Value::as_str)
             .map(str::to_owned);
-        // Chatwoot keeps WhatsApp's failure as "<code>: <title>" text.
-        let code = error
-            .as_deref()
-            .and_then(|e| e.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|d| d.parse::<i64>().ok());
+        let status = match m["status"].as_str() {
+            Some(s @ ("sent" | "delivered" | "read" | "failed")) => s,
+            _ if error.is_some() => "failed",
+            _ => {
+                self.out.ignored.push("message_updated:no_status");
+                return;
+            }
+        };
+        if m["message_type"].as_str() != Some("outgoing") || m["private"].as_bool() == Some(true) {
+            self.out.ignored.push("message_updated:not_outgoing");
+            return;
+        }
+        let Some(id) = self.id(m, "/id") else { return };
+        let at = match m.get("updated_at").and_then(time_ms) {
+            Some(at) => at,
+            None => {
+                let Some(at) = self.time(m, "/created_at") else {
+                    return;
+                };
+                at
+            }
+        };
+        self.out.items.push("message_updated");
+        let (code, title) = match (status, error.as_deref()) {
+            ("failed", Some(e)) => match e.split_once(':') {
+                Some((code, title)) if code.trim().parse::<i64>().is_ok() => (
+                    code.trim().parse::<i64>().ok(),
+                    Some(title.trim().to_owned()),
+                ),
+                _ => (None, Some(e.trim().to_owned())),
+            },
+            _ => (None, None),
+        };
         self.push(json!({
-            "event_id": format!("cw-status-msg-{id}-{status}"),
+            "event_id": format!("cw-msg-{id}-{status}"),
             "occurred_at": schemas::event::format_rfc3339_ms(at),
             "type": "message_status",
             "message_id": format!("cw-msg-{id}"),
             "status": status,
-            "error_code": if status == "failed" { code } else { None },
-            "error_title": if status == "failed" { error } else { None },
+            "error_code": code,
+            "error_title": title,
         }));
     }
 }

@@ -62,20 +62,28 @@ pub fn ingest(listen: SocketAddr, config: &Config, clock: Clock) -> anyhow::Resu
         let prometheus = query_api::install_metrics();
         let admin = credentials.dashboard.clone();
         // Server metrics take an admin dashboard token, as on the API.
-        let app = gateway::router(gateway, Arc::clone(&credentials.ingest)).route(
-            "/metrics",
-            axum::routing::get(move |headers: axum::http::HeaderMap| {
-                let p = prometheus.clone();
-                let admin = admin.clone();
-                async move {
-                    use axum::response::IntoResponse as _;
-                    if let Some(Err(e)) = admin.map(|a| a.authorize_server_metrics(&headers)) {
-                        return e.into_response();
+        // Native events and provider webhooks, as `run` serves them in Kafka mode.
+        let sources = Arc::new(config.sources.clone());
+        let app = gateway::router(gateway.clone(), Arc::clone(&credentials.ingest))
+            .merge(ingest::sources::router(
+                gateway,
+                sources,
+                Arc::clone(&credentials.ingest),
+            ))
+            .route(
+                "/metrics",
+                axum::routing::get(move |headers: axum::http::HeaderMap| {
+                    let p = prometheus.clone();
+                    let admin = admin.clone();
+                    async move {
+                        use axum::response::IntoResponse as _;
+                        if let Some(Err(e)) = admin.map(|a| a.authorize_server_metrics(&headers)) {
+                            return e.into_response();
+                        }
+                        p.render().into_response()
                     }
-                    p.render().into_response()
-                }
-            }),
-        );
+                }),
+            );
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;

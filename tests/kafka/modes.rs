@@ -137,3 +137,145 @@ fn kafka_run_feeds_clickhouse_the_metrics_topic_and_the_api_and_serve_agrees() {
     assert_eq!(served["opened"]["total"], opened.len() as u64, "{served}");
     assert_eq!(served["opened"], load["opened"]);
 }
+
+/// A provider webhook's fixture body (`ingest/tests/fixtures/<source>/<name>`).
+fn source_fixture(source: &str, name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/ingest/tests/fixtures/{source}/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// POSTs a webhook body with `headers`; the status and JSON answer.
+fn post_webhook(url: &str, headers: &[(&str, String)], body: Vec<u8>) -> (u16, serde_json::Value) {
+    block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut req = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.clone());
+            for (k, v) in headers {
+                req = req.header(*k, v);
+            }
+            match req.send().await {
+                Ok(res) => {
+                    let status = res.status().as_u16();
+                    return (status, res.json().await.unwrap_or_default());
+                }
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "gateway did not come up: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
+}
+
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test starts tansu and runs it"]
+fn provider_webhooks_through_the_gateway_reach_the_events_topic_like_native_events() {
+    const PHONE: &str = "106540352242922";
+    const APP_SECRET: &str = "kafka-app-secret";
+    const CW_TOKEN: &str = "kafka-chatwoot-token-0123456789";
+    let broker = Broker::from_env();
+    let s = setup(&broker.bootstrap(), 2);
+    let mut toml = std::fs::read_to_string(&s.config_path).unwrap();
+    toml.push_str(&format!(
+        "\n[[sources.whatsapp]]\naccount_id = 1\napp_secret = {APP_SECRET:?}\nverify_token = \"kafka-verify\"\nphone_number_ids = [{PHONE:?}]\n\n[[sources.chatwoot]]\naccount_id = 1\ntoken = {CW_TOKEN:?}\n"
+    ));
+    std::fs::write(&s.config_path, toml).unwrap();
+    s.create_topics(&broker);
+
+    // The standalone gateway (`crmpulse ingest`) serves the provider routes too.
+    let port = free_port();
+    let _gateway = Guard(s.spawn(
+        "ingest",
+        &["ingest", "--listen", &format!("127.0.0.1:{port}")],
+    ));
+    let whatsapp = format!("http://127.0.0.1:{port}/api/v1/sources/whatsapp/1");
+    let signed = |body: &[u8]| vec![("x-hub-signature-256", ingest::auth::sign(APP_SECRET, body))];
+    let mut events = Vec::new();
+    let mut records = 0;
+    for name in [
+        "messages_text.json",
+        "statuses_lifecycle.json",
+        "statuses_failed.json",
+    ] {
+        let body = source_fixture("whatsapp", name);
+        let mapped = ingest::sources::whatsapp::map(1, &[PHONE.to_owned()], &body);
+        let (status, res) = post_webhook(&whatsapp, &signed(&body), body);
+        assert_eq!(status, 200, "{name}: {res}");
+        assert_eq!(res["accepted"], mapped.events.len() as u64, "{name}: {res}");
+        records += mapped.events.len() as u64;
+        events.extend(mapped.events);
+    }
+    // Meta's retry: produced again, counted once by the pipeline.
+    let retry = source_fixture("whatsapp", "statuses_failed.json");
+    let (status, _) = post_webhook(&whatsapp, &signed(&retry), retry.clone());
+    assert_eq!(status, 200);
+    records += ingest::sources::whatsapp::map(1, &[PHONE.to_owned()], &retry)
+        .events
+        .len() as u64;
+    // Unsigned: refused, nothing produced.
+    let (status, _) = post_webhook(
+        &whatsapp,
+        &[],
+        source_fixture("whatsapp", "messages_text.json"),
+    );
+    assert_eq!(status, 401);
+    // Another app's object: a dead letter naming the source.
+    let other = source_fixture("whatsapp", "not_whatsapp.json");
+    let (status, res) = post_webhook(&whatsapp, &signed(&other), other.clone());
+    assert_eq!(
+        (status, res["dead_lettered"].as_u64()),
+        (200, Some(1)),
+        "{res}"
+    );
+
+    let body = source_fixture("chatwoot", "conversation_created.json");
+    let mapped = ingest::sources::chatwoot::map(1, &body);
+    let (status, res) = post_webhook(
+        &format!("http://127.0.0.1:{port}/api/v1/sources/chatwoot/1?token={CW_TOKEN}"),
+        &[],
+        body,
+    );
+    assert_eq!(status, 200, "{res}");
+    records += mapped.events.len() as u64;
+    events.extend(mapped.events);
+
+    let run_port = free_port();
+    let _run = Guard(s.spawn(
+        "run",
+        &["run", "--listen", &format!("127.0.0.1:{run_port}")],
+    ));
+    let view = s.wait_for_events(records, Duration::from_secs(180));
+    assert_eq!(view.applied(), crate::reference(&events));
+
+    use rdkafka::Message as _;
+    use rdkafka::consumer::Consumer as _;
+    use rdkafka::message::Headers as _;
+    let consumer: rdkafka::consumer::BaseConsumer =
+        s.kafka.reader_config("test-dlq").create().unwrap();
+    consumer.subscribe(&[&s.kafka.topics.dead_letters]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let letter = loop {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            break m.detach();
+        }
+        assert!(Instant::now() < deadline, "no dead letter");
+    };
+    let header = |key: &str| {
+        letter.headers().and_then(|h| {
+            h.iter()
+                .find(|h| h.key == key)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        })
+    };
+    assert_eq!(header("source").as_deref(), Some("whatsapp"));
+    assert!(header("reason").is_some_and(|r| r.starts_with("object: expected")));
+    let raw = String::from_utf8_lossy(letter.payload().unwrap_or_default()).into_owned();
+    assert!(raw.contains("\"page\""), "{raw}");
+}

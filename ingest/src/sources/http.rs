@@ -55,13 +55,16 @@ pub fn router<S: Store>(store: S, sources: Arc<SourcesConfig>, auth: Arc<IngestA
         })
 }
 
-fn account_of(raw: &str) -> Result<u64, Response> {
+/// A refusal, boxed: a `Response` is too large to travel in every `Err`.
+type Refused = Box<Response>;
+
+fn account_of(raw: &str) -> Result<u64, Refused> {
     raw.parse().map_err(|_| {
-        error_body(
+        Box::new(error_body(
             StatusCode::BAD_REQUEST,
             "bad_request",
             format!("account_id: expected a non-negative integer, got {raw:?}"),
-        )
+        ))
     })
 }
 
@@ -90,13 +93,13 @@ fn check_signature(
     header: &str,
     secret: &str,
     body: &[u8],
-) -> Result<(), Response> {
+) -> Result<(), Refused> {
     let Some(value) = headers.get(header).and_then(|v| v.to_str().ok()) else {
-        return Err(auth_failure(
+        return Err(Box::new(auth_failure(
             StatusCode::UNAUTHORIZED,
             "missing_signature",
             format!("missing signature: send `{header}: sha256=<hex HMAC-SHA256 of the body>`"),
-        ));
+        )));
     };
     let value = value.trim();
     let digest = hex::decode(value.strip_prefix("sha256=").unwrap_or(value)).ok();
@@ -105,16 +108,17 @@ fn check_signature(
     mac.update(body);
     match digest {
         Some(d) if mac.verify_slice(&d).is_ok() => Ok(()),
-        _ => Err(auth_failure(
+        _ => Err(Box::new(auth_failure(
             StatusCode::FORBIDDEN,
             "bad_signature",
             format!("{header}: signature does not match the body"),
-        )),
+        ))),
     }
 }
 
-fn admit(auth: &IngestAuth, account: u64) -> Result<(), Response> {
-    auth.admit(account).map_err(|e: IngestAuthError| refuse(&e))
+fn admit(auth: &IngestAuth, account: u64) -> Result<(), Refused> {
+    auth.admit(account)
+        .map_err(|e: IngestAuthError| Box::new(refuse(&e)))
 }
 
 async fn whatsapp_verify<S: Store>(
@@ -124,7 +128,7 @@ async fn whatsapp_verify<S: Store>(
 ) -> Response {
     let account = match account_of(&account) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(source) = state.sources.whatsapp(account) else {
         return not_configured(whatsapp::SOURCE, account);
@@ -157,7 +161,7 @@ async fn whatsapp_notify<S: Store>(
 ) -> Response {
     let account = match account_of(&account) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(source) = state.sources.whatsapp(account) else {
         return not_configured(whatsapp::SOURCE, account);
@@ -168,10 +172,10 @@ async fn whatsapp_notify<S: Store>(
         source.app_secret.expose(),
         &body,
     ) {
-        return r;
+        return *r;
     }
     if let Err(r) = admit(&state.auth, account) {
-        return r;
+        return *r;
     }
     let numbers = source.phone_number_ids.clone();
     let mapped = whatsapp::map(account, &numbers, &body);
@@ -187,7 +191,7 @@ async fn chatwoot_notify<S: Store>(
 ) -> Response {
     let account = match account_of(&account) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(source) = state.sources.chatwoot(account) else {
         return not_configured(chatwoot::SOURCE, account);
@@ -214,7 +218,7 @@ async fn chatwoot_notify<S: Store>(
         return r;
     }
     if let Err(r) = admit(&state.auth, account) {
-        return r;
+        return *r;
     }
     let mapped = chatwoot::map(account, &body);
     finish(&state.store, chatwoot::SOURCE, mapped).await

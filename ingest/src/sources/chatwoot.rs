@@ -124,9 +124,9 @@ fn channel_of(channel_type: &str) -> Option<&'static str> {
 /// Maps one webhook body of `account_id`.
 pub fn map(account_id: u64, body: &[u8]) -> Mapped {
     let mut out = Mapped::default();
-    let root: Value = match serde_json::from_slice(body) {
-        Ok(v @ Value::Object(_)) => v,
-        Ok(_) => {
+    let root = match out.parse(body) {
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => {
             out.unmap(
                 &Value::String(String::from_utf8_lossy(body).into_owned()),
                 "body: expected a JSON object".into(),
@@ -134,14 +134,7 @@ pub fn map(account_id: u64, body: &[u8]) -> Mapped {
             );
             return out;
         }
-        Err(e) => {
-            out.unmapped.push(super::Unmapped {
-                raw: String::from_utf8_lossy(body).into_owned(),
-                reason: format!("body: not valid JSON: {e}"),
-                kind: "malformed",
-            });
-            return out;
-        }
+        None => return out,
     };
     let mut cx = Cx {
         account_id,

@@ -168,6 +168,19 @@ impl Mapped {
         }
     }
 
+    /// The body as JSON, or `None` with the whole body dead-lettered as malformed.
+    fn parse(&mut self, body: &[u8]) -> Option<Value> {
+        serde_json::from_slice(body)
+            .map_err(|e| {
+                self.unmapped.push(Unmapped {
+                    raw: String::from_utf8_lossy(body).into_owned(),
+                    reason: format!("body: not valid JSON: {e}"),
+                    kind: "malformed",
+                });
+            })
+            .ok()
+    }
+
     fn unmap(&mut self, raw: &Value, reason: String, kind: &'static str) {
         self.unmapped.push(Unmapped {
             raw: raw.to_string(),

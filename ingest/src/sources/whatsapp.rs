@@ -70,16 +70,8 @@ pub fn verify<'a>(
 /// are the only business numbers the account takes.
 pub fn map(account_id: u64, phone_number_ids: &[String], body: &[u8]) -> Mapped {
     let mut out = Mapped::default();
-    let root: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => {
-            out.unmapped.push(super::Unmapped {
-                raw: String::from_utf8_lossy(body).into_owned(),
-                reason: format!("body: not valid JSON: {e}"),
-                kind: "malformed",
-            });
-            return out;
-        }
+    let Some(root) = out.parse(body) else {
+        return out;
     };
     match root.get("object").and_then(Value::as_str) {
         Some("whatsapp_business_account") => {}

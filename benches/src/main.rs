@@ -5,6 +5,8 @@
 //! - `crmpulse-bench embedded`: the embedded stack ([`embedded`] runs the benchmarks
 //!   below in order; each is one module).
 //! - `crmpulse-bench kafka`: the Kafka production path ([`kafka`]).
+//! - `crmpulse-bench sources`: the provider webhook routes (WhatsApp Cloud API,
+//!   Chatwoot) into the embedded log ([`sources`]).
 //!
 //! Figures are printed, never asserted.
 
@@ -18,6 +20,7 @@ mod ingest;
 mod kafka;
 mod latency;
 mod memory;
+mod sources;
 mod throughput;
 
 use std::path::PathBuf;
@@ -52,6 +55,10 @@ enum Command {
     Embedded(embedded::BenchArgs),
     /// Events/s from Kafka and producer → WebSocket latency (needs `[kafka]`).
     Kafka(kafka::KafkaBenchArgs),
+    /// Payloads/s and events/s of the WhatsApp Cloud API and Chatwoot webhook routes:
+    /// mapping only, then signed deliveries into a fresh event log on disk, and their
+    /// redelivery.
+    Sources(sources::SourcesArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,5 +74,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Embedded(args) => embedded::run(&args, &config, clock),
         Command::Kafka(args) => kafka::run(&args, &config, clock),
+        Command::Sources(args) => sources::run(&args, &config, clock),
     }
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod live;
 pub mod openapi;
 pub mod range;
+pub mod reports;
 pub mod sections;
 pub mod settings;
 pub mod store;
@@ -146,6 +147,7 @@ pub fn router(state: AppState) -> Router {
     });
     let api = Router::new()
         .route("/api/dashboard/{section}", get(dashboard_get))
+        .route("/api/reports/summary", get(summary_get))
         .route("/api/me", get(me_get))
         .route("/api/live", get(live::live_connect))
         .route("/api/openapi.json", get(openapi_get))
@@ -197,6 +199,18 @@ async fn dashboard_get(
     let params = sections::Params::parse_for(&query, principal.as_ref())?;
     let now = app.clock.now_ms();
     sections::compute_for(&app, &section, &params, now, principal.as_ref()).map(Json)
+}
+
+/// `GET /api/reports/summary`: the executive summary of the same query (`reports`).
+async fn summary_get(
+    State(app): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let principal = app.principal(&headers)?;
+    let params = sections::Params::parse_for(&query, principal.as_ref())?;
+    let now = app.clock.now_ms();
+    reports::summary(&app, &params, now, principal.as_ref()).map(Json)
 }
 
 /// `GET /api/me`: the claims of the caller's token (what the UI shows and which

@@ -162,6 +162,49 @@ async fn the_summary_reads_the_sections_and_says_what_changed() {
     assert_eq!(s["sla"], eff["sla"]);
     assert_eq!(s["whatsapp"]["delivery"], kpi["whatsapp_delivery"]);
 
+    // The PDF of the same query: its text, read back by pdftotext, holds the range,
+    // the account, every highlight and the error code.
+    let res = client
+        .get(format!("{base}/api/reports/summary.pdf?{day}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/pdf");
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("crmpulse-summary-2026-11-20.pdf")
+    );
+    let pdf = res.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    // `CRMPULSE_SUMMARY_PDF=FILE` keeps a copy (how docs/images/summary-pdf.png is made).
+    if let Some(copy) = std::env::var_os("CRMPULSE_SUMMARY_PDF") {
+        std::fs::write(copy, &pdf).unwrap();
+    }
+    let path = dir.path().join("summary.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout".as_ref(), path.as_os_str(), "-".as_ref()])
+        .output()
+        .expect("pdftotext (Debian poppler-utils; scripts/test installs it)");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for expected in texts.iter().copied().chain([
+        "Executive summary",
+        "Range 2026-11-20T00:00:00.000Z to 2026-11-21T00:00:00.000Z",
+        "Account 1, time zone UTC",
+        "Generated 2026-11-21T12:00:",
+        "Re-engagement message",
+        "Current: 2 met of 3 replied, 1 breached unanswered, compliance 50.0%",
+    ]) {
+        assert!(
+            text.contains(expected),
+            "{expected:?} not in the PDF:\n{text}"
+        );
+    }
+
     // An agent's summary holds only what the agent may see: no other agent's row.
     let agent = common::token(dir.path(), NOW, 1, &["agent", "--agent", "a1"]);
     let mine: Value = reqwest::Client::new()

@@ -148,6 +148,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/dashboard/{section}", get(dashboard_get))
         .route("/api/reports/summary", get(summary_get))
+        .route("/api/reports/summary.pdf", get(summary_pdf_get))
         .route("/api/me", get(me_get))
         .route("/api/live", get(live::live_connect))
         .route("/api/openapi.json", get(openapi_get))
@@ -211,6 +212,48 @@ async fn summary_get(
     let params = sections::Params::parse_for(&query, principal.as_ref())?;
     let now = app.clock.now_ms();
     reports::summary(&app, &params, now, principal.as_ref()).map(Json)
+}
+
+/// `GET /api/reports/summary.pdf`: the same summary as a PDF attachment.
+async fn summary_pdf_get(
+    State(app): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = app.principal(&headers)?;
+    let params = sections::Params::parse_for(&query, principal.as_ref())?;
+    let now = app.clock.now_ms();
+    let summary = reports::summary(&app, &params, now, principal.as_ref())?;
+    let filters: Vec<(String, String)> = [
+        ("channel", params.channel.map(|c| c.as_str().to_owned())),
+        ("inbox_id", params.inbox_id.clone()),
+        ("agent_id", params.agent_id.clone()),
+        ("team_id", params.team_id.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+    .collect();
+    let generated_at = schemas::event::format_rfc3339_ms(now);
+    let request = reports::pdf::Header {
+        filters: &filters,
+        generated_at: &generated_at,
+    };
+    let bytes = reports::pdf::render(&summary, &request);
+    let day = summary["range"]["from"]
+        .as_str()
+        .and_then(|f| f.get(..10))
+        .unwrap_or("summary")
+        .to_owned();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"crmpulse-summary-{day}.pdf\""),
+            ),
+        ],
+        bytes,
+    ))
 }
 
 /// `GET /api/me`: the claims of the caller's token (what the UI shows and which

@@ -8,6 +8,8 @@
 //! `section#/json/pointer`), so each one can be traced to a metric. The rules are in
 //! `docs/api.md`.
 
+pub mod pdf;
+
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -223,8 +225,18 @@ pub fn build(bodies: &serde_json::Map<String, Value>) -> Value {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let best: Vec<Value> = agents.iter().take(TOP).cloned().collect();
-    let worst: Vec<Value> = agents.iter().rev().take(TOP).cloned().collect();
+    // The top and the bottom of the ranking, never the same agent in both.
+    let best: Vec<Value> = agents
+        .iter()
+        .take(TOP.min(agents.len().div_ceil(2)))
+        .cloned()
+        .collect();
+    let worst: Vec<Value> = agents
+        .iter()
+        .rev()
+        .take(TOP.min(agents.len() / 2))
+        .cloned()
+        .collect();
     if let (Some(b), Some(w)) = (agents.first(), agents.last())
         && agents.len() > 1
     {

@@ -14,7 +14,7 @@
 // `/?<view>#token=<jwt>`) and `crmpulse ingest-key --data-dir DIR --account N` (the
 // bearer key for POST /api/v1/events). With CRMPULSE_URL, set CRMPULSE_DATA_DIR to the
 // running server's data dir (and CRMPULSE_CLI to the binary, default `crmpulse`).
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -444,6 +444,50 @@ async function main() {
       if (!body2.includes('# filters: agent_id=e2e-a2\r\n') || !body2.includes('e2e-a2,1,0')) throw new Error(`filtered CSV:\n${body2}`);
       noPageErrors();
       return `${name} (${body.length} bytes)`;
+    });
+
+    await test('summary PDF export: progress and cancel, a failure said plainly, then the file', async () => {
+      await open(`view=kpi&range=today&account_id=${SEED_ACCOUNT}`, await asAdmin(SEED_ACCOUNT));
+      const pdfRoute = '**/api/reports/summary.pdf*';
+      // Hold the server's answer so the progress note shows, then cancel: no file.
+      let release = () => {};
+      await page.route(pdfRoute, async (route) => {
+        await new Promise((r) => { release = r; });
+        await route.continue().catch(() => {});
+      });
+      let downloads = 0;
+      const count = () => { downloads += 1; };
+      page.on('download', count);
+      await page.getByTestId('export-summary').click();
+      await page.getByTestId('export-progress').waitFor({ timeout: STEP_MS });
+      await page.getByTestId('export-cancel').click();
+      await page.getByTestId('export-summary').waitFor({ timeout: STEP_MS });
+      release();
+      await page.unroute(pdfRoute);
+      // A failure names what the server said.
+      await page.route(pdfRoute, (route) =>
+        route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'the view store is warming up' } }) }),
+      );
+      await page.getByTestId('export-summary').click();
+      const error = page.getByTestId('export-error');
+      await error.waitFor({ timeout: STEP_MS });
+      const said = (await error.textContent()) ?? '';
+      if (!said.includes('the view store is warming up')) throw new Error(`export error says: ${said}`);
+      await page.unroute(pdfRoute);
+      page.off('download', count);
+      if (downloads !== 0) throw new Error(`${downloads} download(s) after a cancel and a failure`);
+      // The real export: a PDF of the range on screen, whose text pdftotext reads.
+      const [download] = await Promise.all([page.waitForEvent('download', { timeout: STEP_MS }), page.getByTestId('export-summary').click()]);
+      const name = download.suggestedFilename();
+      if (name !== `crmpulse-summary-${seed.today}.pdf`) throw new Error(`file name ${name}`);
+      const file = await download.path();
+      if (readFileSync(file).subarray(0, 5).toString() !== '%PDF-') throw new Error('not a PDF');
+      const text = execFileSync('pdftotext', ['-layout', file, '-'], { encoding: 'utf8' });
+      for (const want of ['Executive summary', `Account ${SEED_ACCOUNT}`, `Range ${seed.today}T`, 'Conversations opened', 'Highest agent score: e2e-a1']) {
+        if (!text.includes(want)) throw new Error(`${JSON.stringify(want)} not in the PDF:\n${text}`);
+      }
+      noPageErrors();
+      return `${name} (${readFileSync(file).length} bytes)`;
     });
 
     await test('previous-period comparison and a chart PNG named after range and filters', async () => {

@@ -7,6 +7,7 @@ import { KpiStrip } from './components/KpiStrip';
 import { RangeSelector } from './components/RangeSelector';
 import { Checking, SignedIn, SignIn } from './components/SignIn';
 import { CompareContext, RowScopeContext } from './components/Stat';
+import { SummaryExport } from './components/SummaryExport';
 import type { ExportContext } from './lib/csv';
 import { formatClock, formatDayRange } from './lib/format';
 import { collectIds } from './lib/known';
@@ -323,6 +324,7 @@ function Dashboard({ token, me, onSignOut, onUnauthorized }: DashboardProps) {
             {body?.timezone && <span className="meta__tz"> · {body.timezone}</span>}
             {filterText && <span className="meta__tz" data-testid="active-filters"> · {filterText}</span>}
           </p>
+          <SummaryExport token={token} params={requestParams(view)} />
           <p data-testid="kpi-updated">{progress != null ? `updated ${formatClock(progress)}` : 'waiting for data…'}</p>
         </div>
         {disconnected && (

@@ -78,7 +78,18 @@ pub(crate) fn api(args: &BenchArgs, config: &Config, clock: Clock) -> anyhow::Re
         .unwrap_or_default()
         .date_naive();
     let from_90 = today - chrono::Days::new(args.api_days as u64 - 1);
-    for section in query_api::sections::SECTIONS {
+    // Every section, then the executive summary built from five of them, as JSON and
+    // rendered as a PDF.
+    let paths: Vec<String> = query_api::sections::SECTIONS
+        .iter()
+        .map(|s| format!("/api/dashboard/{s}"))
+        .chain([
+            "/api/reports/summary".into(),
+            "/api/reports/summary.pdf".into(),
+        ])
+        .collect();
+    for path in &paths {
+        let name = path.rsplit('/').next().unwrap_or(path);
         for (label, query) in [
             ("today", String::new()),
             (
@@ -86,7 +97,7 @@ pub(crate) fn api(args: &BenchArgs, config: &Config, clock: Clock) -> anyhow::Re
                 format!("?from={from_90}&to={}", today + chrono::Days::new(1)),
             ),
         ] {
-            let uri = format!("/api/dashboard/{section}{query}");
+            let uri = format!("{path}{query}");
             let mut hist = Histogram::<u64>::new(3)?;
             let mut bytes = 0;
             for _ in 0..args.api_requests {
@@ -104,7 +115,7 @@ pub(crate) fn api(args: &BenchArgs, config: &Config, clock: Clock) -> anyhow::Re
                 bytes = body.len();
             }
             println!(
-                "api: {section:<27} {label:<8} p50 {:>6.2} ms  p99 {:>6.2} ms  ({bytes} bytes)",
+                "api: {name:<27} {label:<8} p50 {:>6.2} ms  p99 {:>6.2} ms  ({bytes} bytes)",
                 hist.value_at_quantile(0.5) as f64 / 1000.0,
                 hist.value_at_quantile(0.99) as f64 / 1000.0,
             );

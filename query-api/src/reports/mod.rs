@@ -2,8 +2,8 @@
 //! people who never open it.
 //!
 //! The summary computes nothing of its own. It reads the sections' bodies for the same
-//! query and the same principal, so it holds exactly the numbers the dashboard shows
-//! and only what the requester may see. Every highlight sentence is generated from
+//! query and the same principal, all from one snapshot of the view store, so it holds
+//! exactly the numbers the dashboard shows and only what the requester may see. Every highlight sentence is generated from
 //! those numbers by a fixed rule and names the fields it was made from (`sources`,
 //! `section#/json/pointer`), so each one can be traced to a metric. The rules are in
 //! `docs/api.md`.
@@ -128,13 +128,12 @@ pub fn summary(
     now_ms: i64,
     principal: Option<&Principal>,
 ) -> Result<Value, ApiError> {
-    let mut bodies = serde_json::Map::new();
-    for section in READS {
-        bodies.insert(
-            (*section).to_owned(),
-            sections::compute_for(app, section, params, now_ms, principal)?,
-        );
-    }
+    let computed = sections::compute_together(app, READS, params, now_ms, principal)?;
+    let bodies: serde_json::Map<String, Value> = READS
+        .iter()
+        .map(|s| (*s).to_owned())
+        .zip(computed)
+        .collect();
     Ok(build(&bodies))
 }
 

@@ -526,6 +526,47 @@ pub fn compute_shared(
     })
 }
 
+/// Several sections' bodies for one query, all computed from **one** snapshot, so they
+/// agree with each other to the event (the executive summary reads five). Scoped and
+/// redacted for `principal` as [`compute_for`] is; never cached.
+///
+/// # Errors
+/// As [`compute`].
+pub fn compute_together(
+    app: &AppState,
+    sections: &[&str],
+    params: &Params,
+    now_ms: i64,
+    principal: Option<&Principal>,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let settings = app.settings.account(params.account_id);
+    let range: Range = range::resolve(
+        params.from.as_deref(),
+        params.to.as_deref(),
+        settings.timezone,
+        now_ms,
+    )?;
+    for section in sections {
+        check_points(section, params, range, settings.timezone)?;
+    }
+    app.store.read(|snap| {
+        let teams = principal.map(|_| auth::agent_teams(snap, params.account_id));
+        if let (Some(principal), Some(teams)) = (principal, &teams) {
+            principal.scope_agent(params, teams)?;
+        }
+        sections
+            .iter()
+            .map(|section| {
+                let mut body = section_body(snap, section, params, &settings, range, now_ms)?;
+                if let (Some(principal), Some(teams)) = (principal, &teams) {
+                    principal.redact(&mut body, teams);
+                }
+                Ok(body)
+            })
+            .collect()
+    })
+}
+
 /// One section's body, computed from `snap`.
 fn section_body(
     snap: &crate::store::Snapshot,

@@ -350,3 +350,104 @@ fn round4(x: f64) -> f64 {
 fn percent(ratio: f64) -> String {
     format!("{:.1}%", ratio * 100.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Section bodies written by hand: only the fields the summary reads.
+    fn bodies(
+        agents: Value,
+        previous_p90: Value,
+        failures: Value,
+    ) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "kpi".into(),
+            json!({"account_id": 3, "timezone": "UTC", "progress": 10,
+                "range": {"from": "a", "to": "b"}, "previous_range": {"from": "c", "to": "a"},
+                "first_response": {"current": {"avg_s": 100.0, "p90_s": 105},
+                                   "previous": {"avg_s": 100.0, "p90_s": previous_p90}},
+                "whatsapp_delivery": {"current": {"rate": 0.95}, "previous": {"rate": 0.9},
+                                      "alert_below": 0.9, "alert": false}}),
+        );
+        m.insert(
+            "conversation-effectiveness".into(),
+            json!({"progress": 9,
+                "sla": {"target_s": 90, "current": {"met": 0, "replied": 0, "breached_unanswered": 0, "compliance": null},
+                        "previous": {"compliance": null}},
+                "resolution": {"resolve_events": {"total": 3}, "resolve_events_previous": {"total": 0}},
+                "agent_ranking": {"formula": "f", "agents": agents}}),
+        );
+        m.insert("whatsapp-performance".into(), json!({"failures": failures}));
+        m.insert(
+            "customer-load".into(),
+            json!({"opened": {"total": 5, "previous": 5}}),
+        );
+        m.insert(
+            "business-impact".into(),
+            json!({"leads": {"current": 1, "previous": 2}}),
+        );
+        m
+    }
+
+    fn texts(s: &Value) -> Vec<&str> {
+        s["highlights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["text"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_change_from_zero_or_nothing_has_no_percentage_and_small_ones_are_not_highlights() {
+        let s = build(&bodies(json!([]), Value::Null, json!([])));
+        let change = |m: &str| {
+            s["figures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["metric"] == m)
+                .unwrap()["change"]
+                .clone()
+        };
+        // Resolutions 0 → 3 and a p90 with no previous value: no change.
+        assert_eq!(change("resolutions"), Value::Null);
+        assert_eq!(change("first_response_p90_s"), Value::Null);
+        assert_eq!(change("sla_compliance"), Value::Null);
+        // Leads 2 → 1 is −50 %; delivery 0.9 → 0.95 is +5.56 %: listed, not a highlight.
+        assert_eq!(change("leads"), json!(-0.5));
+        assert_eq!(change("whatsapp_delivery_rate"), json!(0.0556));
+        assert_eq!(change("conversations_opened"), json!(0.0));
+        // Nothing was due (no SLA line), no alert, no failures, no agents.
+        assert_eq!(texts(&s), ["Leads fell from 2 to 1 (-50.0%), worse."]);
+        assert_eq!(s["progress"], 9, "the lowest progress read");
+        assert_eq!(s["agents"]["best"], json!([]));
+    }
+
+    #[test]
+    fn one_agent_is_best_and_not_worst_and_a_seconds_target_reads_in_seconds() {
+        let mut b = bodies(
+            json!([{"agent_id": "a1", "score": 80}]),
+            json!(100),
+            json!([{"error_code": 131_026, "error_title": "Message undeliverable", "count": 2}]),
+        );
+        b["conversation-effectiveness"]["sla"]["current"] =
+            json!({"met": 1, "replied": 1, "breached_unanswered": 0, "compliance": 1.0});
+        let s = build(&b);
+        assert_eq!(
+            s["agents"]["best"],
+            json!([{"agent_id": "a1", "score": 80}])
+        );
+        assert_eq!(s["agents"]["worst"], json!([]));
+        assert_eq!(
+            texts(&s),
+            [
+                "Leads fell from 2 to 1 (-50.0%), worse.",
+                "1 of 1 first response met the 90-second target.",
+                "The most frequent WhatsApp error was 131026 (Message undeliverable): 2 messages.",
+            ]
+        );
+    }
+}

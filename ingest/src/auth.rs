@@ -201,12 +201,9 @@ impl IngestAuth {
             .strip_prefix("sha256=")
             .and_then(|h| hex::decode(h).ok())
             .ok_or(IngestAuthError::BadSignature)?;
-        let matches = inner.webhook_secrets(account_id).any(|secret| {
-            let mut mac =
-                HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-            mac.update(body);
-            mac.verify_slice(&digest).is_ok()
-        });
+        let matches = inner
+            .webhook_secrets(account_id)
+            .any(|secret| hmac_matches(secret.as_bytes(), &[body], &digest));
         if !matches {
             metrics::counter!("crmpulse_ingest_auth_failures_total", "reason" => "bad_signature")
                 .increment(1);
@@ -265,15 +262,35 @@ impl Inner {
 
 /// `sha256=<hex>` of `body` under `secret`: what a webhook source sends.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    sign_parts(secret.as_bytes(), &[body])
+}
+
+/// `sha256=<hex>` of `parts`, concatenated, under `secret` (Chatwoot signs
+/// `timestamp`, `.`, body).
+pub fn sign_parts(secret: &[u8], parts: &[&[u8]]) -> String {
+    format!("sha256={}", hmac_hex_parts(secret, parts))
+}
+
+/// Whether `digest` is the HMAC-SHA256 of `parts`, concatenated, under `secret`,
+/// compared in constant time. Every webhook signature check goes through it.
+pub fn hmac_matches(secret: &[u8], parts: &[&[u8]], digest: &[u8]) -> bool {
+    mac_of(secret, parts).verify_slice(digest).is_ok()
+}
+
+fn mac_of(secret: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac
+}
+
+fn hmac_hex_parts(secret: &[u8], parts: &[&[u8]]) -> String {
+    hex::encode(mac_of(secret, parts).finalize().into_bytes())
 }
 
 fn hmac_hex(secret: &[u8], message: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(message);
-    hex::encode(mac.finalize().into_bytes())
+    hmac_hex_parts(secret, &[message])
 }
 
 #[cfg(test)]

@@ -19,8 +19,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::{Mapped, SourcesConfig, Store, Stored, Unmapped, chatwoot, whatsapp};
@@ -101,13 +99,8 @@ fn check_signature(
             format!("missing signature: send `{header}: sha256=<hex HMAC-SHA256 of the body>`"),
         )));
     };
-    let value = value.trim();
-    let digest = hex::decode(value.strip_prefix("sha256=").unwrap_or(value)).ok();
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(body);
-    match digest {
-        Some(d) if mac.verify_slice(&d).is_ok() => Ok(()),
+    match super::digest_of(value) {
+        Some(d) if crate::auth::hmac_matches(secret.as_bytes(), &[body], &d) => Ok(()),
         _ => Err(Box::new(auth_failure(
             StatusCode::FORBIDDEN,
             "bad_signature",

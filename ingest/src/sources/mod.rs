@@ -190,6 +190,13 @@ impl Mapped {
     }
 }
 
+/// The digest of a signature header value, `sha256=<hex>` or bare hex (both
+/// providers' forms), or `None` when it is not hex.
+fn digest_of(value: &str) -> Option<Vec<u8>> {
+    let value = value.trim();
+    hex::decode(value.strip_prefix("sha256=").unwrap_or(value)).ok()
+}
+
 /// What a [`Store`] did with a payload's events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Stored {

@@ -114,17 +114,25 @@ fn admit(auth: &IngestAuth, account: u64) -> Result<(), Refused> {
         .map_err(|e: IngestAuthError| Box::new(refuse(&e)))
 }
 
+/// The account of the path and its configured source, or the refusal.
+fn source_of<'a, T>(
+    kind: &str,
+    raw: &str,
+    find: impl FnOnce(u64) -> Option<&'a T>,
+) -> Result<(u64, &'a T), Refused> {
+    let account = account_of(raw)?;
+    let source = find(account).ok_or_else(|| Box::new(not_configured(kind, account)))?;
+    Ok((account, source))
+}
+
 async fn whatsapp_verify<S: Store>(
     State(state): State<SourceState<S>>,
     Path(account): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let account = match account_of(&account) {
-        Ok(a) => a,
+    let source = match source_of(whatsapp::SOURCE, &account, |a| state.sources.whatsapp(a)) {
+        Ok((_, source)) => source,
         Err(r) => return *r,
-    };
-    let Some(source) = state.sources.whatsapp(account) else {
-        return not_configured(whatsapp::SOURCE, account);
     };
     let param = |k: &str| params.get(k).map(String::as_str);
     match whatsapp::verify(
@@ -152,27 +160,32 @@ async fn whatsapp_notify<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let account = match account_of(&account) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
-    let Some(source) = state.sources.whatsapp(account) else {
-        return not_configured(whatsapp::SOURCE, account);
-    };
-    if let Err(r) = check_signature(
-        &headers,
+    match admit_whatsapp(&state, &account, &headers, &body) {
+        Ok((account, source)) => {
+            let mapped = whatsapp::map(account, &source.phone_number_ids, &body);
+            finish(&state.store, whatsapp::SOURCE, mapped).await
+        }
+        Err(r) => *r,
+    }
+}
+
+/// A WhatsApp post's account and source once its signature and rate are checked.
+fn admit_whatsapp<'a, S>(
+    state: &'a SourceState<S>,
+    raw_account: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(u64, &'a super::WhatsappSource), Refused> {
+    let (account, source) =
+        source_of(whatsapp::SOURCE, raw_account, |a| state.sources.whatsapp(a))?;
+    check_signature(
+        headers,
         "x-hub-signature-256",
         source.app_secret.expose(),
-        &body,
-    ) {
-        return *r;
-    }
-    if let Err(r) = admit(&state.auth, account) {
-        return *r;
-    }
-    let numbers = source.phone_number_ids.clone();
-    let mapped = whatsapp::map(account, &numbers, &body);
-    finish(&state.store, whatsapp::SOURCE, mapped).await
+        body,
+    )?;
+    admit(&state.auth, account)?;
+    Ok((account, source))
 }
 
 async fn chatwoot_notify<S: Store>(
@@ -182,39 +195,51 @@ async fn chatwoot_notify<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let account = match account_of(&account) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
-    let Some(source) = state.sources.chatwoot(account) else {
-        return not_configured(chatwoot::SOURCE, account);
-    };
-    let Some(token) = params.get("token") else {
-        return auth_failure(
+    match admit_chatwoot(&state, &account, params.get("token"), &headers, &body) {
+        Ok(account) => {
+            finish(
+                &state.store,
+                chatwoot::SOURCE,
+                chatwoot::map(account, &body),
+            )
+            .await
+        }
+        Err(r) => *r,
+    }
+}
+
+/// A Chatwoot post's account once its token, signature (when the webhook has a
+/// secret) and rate are checked.
+fn admit_chatwoot<S>(
+    state: &SourceState<S>,
+    raw_account: &str,
+    token: Option<&String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<u64, Refused> {
+    let (account, source) =
+        source_of(chatwoot::SOURCE, raw_account, |a| state.sources.chatwoot(a))?;
+    let Some(token) = token else {
+        return Err(Box::new(auth_failure(
             StatusCode::UNAUTHORIZED,
             "missing_token",
             "missing token: the webhook URL is /api/v1/sources/chatwoot/{account_id}?token=<token>"
                 .into(),
-        );
+        )));
     };
     if !bool::from(token.as_bytes().ct_eq(source.token.expose().as_bytes())) {
-        return auth_failure(
+        return Err(Box::new(auth_failure(
             StatusCode::FORBIDDEN,
             "bad_token",
             "token: not the account's Chatwoot webhook token".into(),
-        );
+        )));
     }
-    if let Some(secret) = &source.webhook_secret
-        && let Err(r) = chatwoot::check_signature(&headers, secret.expose(), &body)
-            .map_err(|(status, reason, message)| auth_failure(status, reason, message))
-    {
-        return r;
+    if let Some(secret) = &source.webhook_secret {
+        chatwoot::check_signature(headers, secret.expose(), body)
+            .map_err(|(status, reason, message)| Box::new(auth_failure(status, reason, message)))?;
     }
-    if let Err(r) = admit(&state.auth, account) {
-        return *r;
-    }
-    let mapped = chatwoot::map(account, &body);
-    finish(&state.store, chatwoot::SOURCE, mapped).await
+    admit(&state.auth, account)?;
+    Ok(account)
 }
 
 /// Counts what was mapped, stores it, and answers.

@@ -208,10 +208,21 @@ async fn summary_get(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let principal = app.principal(&headers)?;
-    let params = sections::Params::parse_for(&query, principal.as_ref())?;
+    summary_of(&app, &query, &headers).map(|(summary, _, _)| Json(summary))
+}
+
+/// The summary for a request, with the scoped parameters and the instant it was
+/// computed at.
+fn summary_of(
+    app: &AppState,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<(serde_json::Value, sections::Params, i64), ApiError> {
+    let principal = app.principal(headers)?;
+    let params = sections::Params::parse_for(query, principal.as_ref())?;
     let now = app.clock.now_ms();
-    reports::summary(&app, &params, now, principal.as_ref()).map(Json)
+    let summary = reports::summary(app, &params, now, principal.as_ref())?;
+    Ok((summary, params, now))
 }
 
 /// `GET /api/reports/summary.pdf`: the same summary as a PDF attachment.
@@ -220,10 +231,7 @@ async fn summary_pdf_get(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = app.principal(&headers)?;
-    let params = sections::Params::parse_for(&query, principal.as_ref())?;
-    let now = app.clock.now_ms();
-    let summary = reports::summary(&app, &params, now, principal.as_ref())?;
+    let (summary, params, now) = summary_of(&app, &query, &headers)?;
     let filters: Vec<(String, String)> = [
         ("channel", params.channel.map(|c| c.as_str().to_owned())),
         ("inbox_id", params.inbox_id.clone()),

@@ -471,24 +471,14 @@ pub fn compute_shared(
     now_ms: i64,
     principal: Option<&Principal>,
 ) -> Result<Arc<crate::bodies::Body>, ApiError> {
-    let settings = app.settings.account(params.account_id);
-    let range: Range = range::resolve(
-        params.from.as_deref(),
-        params.to.as_deref(),
-        settings.timezone,
-        now_ms,
-    )?;
-    check_points(section, params, range, settings.timezone)?;
+    let (settings, range) = resolve(app, &[section], params, now_ms)?;
     let scope = principal
         .map(Principal::redaction_scope)
         .unwrap_or_default();
     app.store.read(|snap| {
         // The agents' teams, the `agent_id` check and the redaction all read this
         // one snapshot.
-        let teams = principal.map(|_| auth::agent_teams(snap, params.account_id));
-        if let (Some(principal), Some(teams)) = (principal, &teams) {
-            principal.scope_agent(params, teams)?;
-        }
+        let teams = scoped_teams(snap, params, principal)?;
         let compute = || section_body(snap, section, params, &settings, range, now_ms);
         let redact = |body: &mut serde_json::Value| {
             if let (Some(principal), Some(teams)) = (principal, &teams) {
@@ -526,6 +516,42 @@ pub fn compute_shared(
     })
 }
 
+/// The account's settings and the range of `params`, once the range fits every one
+/// of `sections` (their series' point limits).
+fn resolve(
+    app: &AppState,
+    sections: &[&str],
+    params: &Params,
+    now_ms: i64,
+) -> Result<(crate::settings::AccountSettings, Range), ApiError> {
+    let settings = app.settings.account(params.account_id);
+    let range: Range = range::resolve(
+        params.from.as_deref(),
+        params.to.as_deref(),
+        settings.timezone,
+        now_ms,
+    )?;
+    for section in sections {
+        check_points(section, params, range, settings.timezone)?;
+    }
+    Ok((settings, range))
+}
+
+/// For a token holder: the agents' teams in `snap`, once the `agent_id` filter is
+/// checked against them (`None` without a principal).
+fn scoped_teams(
+    snap: &crate::store::Snapshot,
+    params: &Params,
+    principal: Option<&Principal>,
+) -> Result<Option<HashMap<String, String>>, ApiError> {
+    let Some(principal) = principal else {
+        return Ok(None);
+    };
+    let teams = auth::agent_teams(snap, params.account_id);
+    principal.scope_agent(params, &teams)?;
+    Ok(Some(teams))
+}
+
 /// Several sections' bodies for one query, all computed from **one** snapshot, so they
 /// agree with each other to the event (the executive summary reads five). Scoped and
 /// redacted for `principal` as [`compute_for`] is; never cached.
@@ -539,21 +565,9 @@ pub fn compute_together(
     now_ms: i64,
     principal: Option<&Principal>,
 ) -> Result<Vec<serde_json::Value>, ApiError> {
-    let settings = app.settings.account(params.account_id);
-    let range: Range = range::resolve(
-        params.from.as_deref(),
-        params.to.as_deref(),
-        settings.timezone,
-        now_ms,
-    )?;
-    for section in sections {
-        check_points(section, params, range, settings.timezone)?;
-    }
+    let (settings, range) = resolve(app, sections, params, now_ms)?;
     app.store.read(|snap| {
-        let teams = principal.map(|_| auth::agent_teams(snap, params.account_id));
-        if let (Some(principal), Some(teams)) = (principal, &teams) {
-            principal.scope_agent(params, teams)?;
-        }
+        let teams = scoped_teams(snap, params, principal)?;
         sections
             .iter()
             .map(|section| {

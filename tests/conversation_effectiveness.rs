@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{agent_message, ev, free_port, opened, post_events, start, wait_caught_up};
+use common::{agent_message, ev, free_port, opened, post_events, resolved, start, wait_caught_up};
 use serde_json::{Value, json};
 
 /// The servers' clock ("now"): the day after the test day 2026-11-20: every SLA deadline of
@@ -15,13 +15,6 @@ fn assigned(c: &str, agent: &str, team: &str) -> Value {
 }
 fn bot(c: &str) -> Value {
     json!({"type": "conversation_assigned", "conversation_id": c, "assignee": "bot"})
-}
-fn resolved(c: &str, by: &str, agent: Option<&str>) -> Value {
-    let mut v = json!({"type": "conversation_resolved", "conversation_id": c, "resolved_by": by});
-    if let Some(a) = agent {
-        v["agent_id"] = a.into();
-    }
-    v
 }
 
 fn scenario() -> Vec<Value> {

@@ -4,16 +4,13 @@
 
 mod common;
 
-use common::{agent_message, ev, free_port, get_json, opened, post_events, start, wait_caught_up};
+use common::{
+    agent_message, ev, free_port, get_json, opened, post_events, resolved, start, wait_caught_up,
+};
 use serde_json::{Value, json};
 
 /// The servers' clock: the day after the test day 2026-11-20 (UTC).
 const NOW: &str = "2026-11-21T12:00:00Z";
-
-fn resolved(conversation: &str, agent: &str) -> Value {
-    json!({"type": "conversation_resolved", "conversation_id": conversation,
-        "resolved_by": "agent", "agent_id": agent})
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_summary_reads_the_sections_and_says_what_changed() {
@@ -36,7 +33,7 @@ async fn the_summary_reads_the_sections_and_says_what_changed() {
         // The previous day: two answers in 60 s, one resolution.
         ev("p1", &y("10:00:00"), opened("c1")),
         ev("p2", &y("10:01:00"), agent_message("pm1", "c1", "a1")),
-        ev("p3", &y("10:30:00"), resolved("c1", "a1")),
+        ev("p3", &y("10:30:00"), resolved("c1", "agent", Some("a1"))),
         ev("p4", &y("11:00:00"), opened("c2")),
         ev("p5", &y("11:01:00"), agent_message("pm2", "c2", "a2")),
         // The test day: answers in 120, 600 and 180 s, one never answered, one
@@ -49,7 +46,7 @@ async fn the_summary_reads_the_sections_and_says_what_changed() {
         status("e6", d("11:10:05"), "m2", "failed"),
         ev("e7", &d("12:00:00"), opened("c5")),
         ev("e8", &d("12:03:00"), agent_message("m3", "c5", "a2")),
-        ev("e9", &d("12:30:00"), resolved("c5", "a2")),
+        ev("e9", &d("12:30:00"), resolved("c5", "agent", Some("a2"))),
         ev("e10", &d("13:00:00"), opened("c6")),
     ];
     let res = post_events(&client, &base, &Value::Array(events.clone())).await;

@@ -193,6 +193,16 @@ pub fn opened(conversation: &str) -> Value {
         "channel": "whatsapp", "inbox_id": "i1", "origin": "inbound"})
 }
 
+/// A `conversation_resolved` body, by `by` (`agent`, `bot`, `system`), with the agent
+/// when there is one.
+pub fn resolved(conversation: &str, by: &str, agent: Option<&str>) -> Value {
+    let mut v = json!({"type": "conversation_resolved", "conversation_id": conversation, "resolved_by": by});
+    if let Some(a) = agent {
+        v["agent_id"] = a.into();
+    }
+    v
+}
+
 /// An outbound agent message body.
 pub fn agent_message(message: &str, conversation: &str, agent: &str) -> Value {
     json!({"type": "message_created", "message_id": message, "conversation_id": conversation,

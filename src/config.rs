@@ -36,6 +36,9 @@ pub struct Config {
     /// Provider webhooks (WhatsApp Cloud API, Chatwoot) per account; see
     /// docs/sources.md.
     pub sources: ingest::sources::SourcesConfig,
+    /// Scheduled reports: the SMTP server, sender, retries, history; see
+    /// docs/reports.md.
+    pub reports: query_api::ReportsConfig,
 }
 
 /// A secret from the configuration (`[auth] hs256_secret`, ingest keys, the

@@ -29,6 +29,7 @@ use ingest::simulator::{Simulator, SimulatorConfig};
 use pipeline::sink::clickhouse::{ClickHouseSink, EventReader};
 use pipeline::sink::kafka::{CatchUp, MetricsReader, MetricsSink};
 use pipeline::{Pipeline, PipelineConfig};
+use query_api::reports::book::Journal;
 use query_api::{AppState, ViewStore};
 use schemas::metric_records::Assembler;
 use schemas::{Clock, Event};
@@ -110,6 +111,9 @@ pub struct Stack {
     /// (embedded) or the events handed to the pipeline (Kafka).
     source_len: Option<watch::Receiver<u64>>,
     ingest: Ingest,
+    /// Where report schedules, claims and runs are kept: `reports.redb` in the data
+    /// dir (embedded) or `crm.reports.v1` (Kafka).
+    reports: Arc<dyn Journal>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -141,6 +145,18 @@ impl Stack {
         let _ = query_api::install_metrics();
         let store = Arc::new(ViewStore::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let reports: Arc<dyn Journal> = match &source {
+            Source::EventLog(dir) => Arc::new(
+                query_api::reports::book::RedbJournal::open(dir)
+                    .map_err(anyhow::Error::msg)
+                    .context("opening the reports journal")?,
+            ),
+            Source::EventsTopic | Source::MetricsTopic => Arc::new(ReportsJournal(
+                ingest::kafka::journal::ReportsTopic::open(kafka_section(config)?).context(
+                    "opening the reports topic (create it with `crmpulse kafka-topics`)",
+                )?,
+            )),
+        };
         let mut stack = Self {
             store,
             log: None,
@@ -148,6 +164,7 @@ impl Stack {
             clock,
             source_len: None,
             ingest: Ingest::None,
+            reports,
             stop,
             threads: Vec::new(),
         };
@@ -402,6 +419,13 @@ impl Stack {
         });
         state.prometheus = Some(query_api::install_metrics());
         secure(&mut state, credentials, config)?;
+        let reports = Arc::new(
+            query_api::Reports::new(Arc::clone(&self.reports), config.reports.clone())
+                .map_err(anyhow::Error::msg)
+                .context("starting the report scheduler")?,
+        );
+        state.reports = Some(Arc::clone(&reports));
+        tokio::spawn(reports.schedule(state.clone()));
         let api = query_api::router(state);
         let ingest_auth = Arc::clone(&credentials.ingest);
         let sources = Arc::new(config.sources.clone());
@@ -427,6 +451,23 @@ impl Stack {
         };
         let tls = config.tls.server_config()?;
         crate::tls::serve(listener, app, tls, shutdown).await
+    }
+}
+
+/// `crm.reports.v1` as the reports' journal.
+struct ReportsJournal(ingest::kafka::journal::ReportsTopic);
+
+impl Journal for ReportsJournal {
+    fn append(&self, record: &[u8]) -> Result<u64, String> {
+        self.0.append(record)
+    }
+
+    fn read(&self, from: u64, max: usize, wait: Duration) -> Result<Vec<(u64, Vec<u8>)>, String> {
+        self.0.read(from, max, wait)
+    }
+
+    fn fetch(&self, position: u64) -> Result<Option<Vec<u8>>, String> {
+        self.0.fetch(position)
     }
 }
 

@@ -33,6 +33,9 @@ pub enum ApiError {
         /// Seconds until a request is admitted again.
         retry_after_s: u64,
     },
+    /// A feature this deployment has not configured; the message says what to set.
+    #[error("{0}")]
+    Unavailable(String),
     /// Something failed on our side; the cause is logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -51,6 +54,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -112,6 +116,7 @@ pub fn code_of(status: StatusCode) -> &'static str {
         StatusCode::UPGRADE_REQUIRED => "upgrade_required",
         StatusCode::TOO_MANY_REQUESTS => "rate_limited",
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         s if s.is_server_error() => "internal",
         _ => "bad_request",
     }

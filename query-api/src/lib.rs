@@ -31,13 +31,14 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
 pub use live::LiveConfig;
+pub use reports::{Reports, ReportsConfig};
 pub use settings::{AccountSettings, AccountsConfig, Settings};
 pub use store::ViewStore;
 
@@ -69,6 +70,9 @@ pub struct AppState {
     /// Section bodies shared by every request and live subscriber asking for the same
     /// view of the same state; `None` computes every body afresh.
     pub bodies: Option<Arc<bodies::BodyCache>>,
+    /// Report schedules, their history and the scheduler's mailer; `None` answers the
+    /// schedule routes with `503`.
+    pub reports: Option<Arc<reports::Reports>>,
 }
 
 impl AppState {
@@ -85,6 +89,7 @@ impl AppState {
             auth: None,
             cors_origins: Vec::new(),
             bodies: Some(Arc::default()),
+            reports: None,
         }
     }
 
@@ -142,13 +147,36 @@ pub fn router(state: AppState) -> Router {
     let cors = (!state.cors_origins.is_empty()).then(|| {
         tower_http::cors::CorsLayer::new()
             .allow_origin(state.cors_origins.clone())
-            .allow_methods([Method::GET, Method::POST])
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
     });
     let api = Router::new()
         .route("/api/dashboard/{section}", get(dashboard_get))
         .route("/api/reports/summary", get(summary_get))
         .route("/api/reports/summary.pdf", get(summary_pdf_get))
+        .route(
+            "/api/reports/dashboard.pdf",
+            get(reports::http::dashboard_pdf_get),
+        )
+        .route(
+            "/api/reports/schedules",
+            get(reports::http::schedules_get).post(reports::http::schedules_post),
+        )
+        .route(
+            "/api/reports/schedules/{id}",
+            get(reports::http::schedule_get)
+                .put(reports::http::schedule_put)
+                .delete(reports::http::schedule_delete),
+        )
+        .route(
+            "/api/reports/schedules/{id}/send",
+            post(reports::http::schedule_send),
+        )
+        .route("/api/reports/runs", get(reports::http::runs_get))
+        .route(
+            "/api/reports/runs/{id}/pdf",
+            get(reports::http::run_pdf_get),
+        )
         .route("/api/me", get(me_get))
         .route("/api/live", get(live::live_connect))
         .route("/api/openapi.json", get(openapi_get))
@@ -208,46 +236,31 @@ async fn summary_get(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    summary_of(&app, &query, &headers).map(|(summary, _, _)| Json(summary))
-}
-
-/// The summary for a request, with the scoped parameters and the instant it was
-/// computed at.
-fn summary_of(
-    app: &AppState,
-    query: &HashMap<String, String>,
-    headers: &HeaderMap,
-) -> Result<(serde_json::Value, sections::Params, i64), ApiError> {
-    let principal = app.principal(headers)?;
-    let params = sections::Params::parse_for(query, principal.as_ref())?;
+    let principal = app.principal(&headers)?;
+    let params = sections::Params::parse_for(&query, principal.as_ref())?;
     let now = app.clock.now_ms();
-    let summary = reports::summary(app, &params, now, principal.as_ref())?;
-    Ok((summary, params, now))
+    reports::summary(&app, &params, now, principal.as_ref()).map(Json)
 }
 
-/// `GET /api/reports/summary.pdf`: the same summary as a PDF attachment.
+/// `GET /api/reports/summary.pdf`: the same summary as a PDF attachment, made by the
+/// one report renderer (`reports::service::render`).
 async fn summary_pdf_get(
     State(app): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (summary, params, now) = summary_of(&app, &query, &headers)?;
-    let filters: Vec<(String, String)> = [
-        ("channel", params.channel.map(|c| c.as_str().to_owned())),
-        ("inbox_id", params.inbox_id.clone()),
-        ("agent_id", params.agent_id.clone()),
-        ("team_id", params.team_id.clone()),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| Some((k.to_owned(), v?)))
-    .collect();
-    let generated_at = schemas::event::format_rfc3339_ms(now);
-    let request = reports::pdf::Header {
-        filters: &filters,
-        generated_at: &generated_at,
-    };
-    let bytes = reports::pdf::render(&summary, &request);
-    let day = summary["range"]["from"]
+    let principal = app.principal(&headers)?;
+    let params = sections::Params::parse_for(&query, principal.as_ref())?;
+    let now = app.clock.now_ms();
+    let rendered = reports::service::render(
+        &app,
+        "Executive summary",
+        &[reports::schedule::SUMMARY.to_owned()],
+        &params,
+        now,
+        principal.as_ref(),
+    )?;
+    let day = rendered.summary["range"]["from"]
         .as_str()
         .and_then(|f| f.get(..10))
         .unwrap_or("summary")
@@ -260,7 +273,7 @@ async fn summary_pdf_get(
                 format!("attachment; filename=\"crmpulse-summary-{day}.pdf\""),
             ),
         ],
-        bytes,
+        rendered.pdf,
     ))
 }
 

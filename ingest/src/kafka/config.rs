@@ -92,6 +92,9 @@ pub struct TopicsConfig {
     pub dead_letters: String,
     /// Output: protobuf `crmpulse.v1.MetricRecord` (metric deltas and progress).
     pub metrics: String,
+    /// Report schedules, slot claims and runs (JSON records, one partition): the
+    /// journal every scheduler of the deployment shares (docs/reports.md).
+    pub reports: String,
 }
 
 impl Default for TopicsConfig {
@@ -100,6 +103,7 @@ impl Default for TopicsConfig {
             events: "crm.events.v1".into(),
             dead_letters: "crm.events.dlq.v1".into(),
             metrics: "crm.metrics.v1".into(),
+            reports: "crm.reports.v1".into(),
         }
     }
 }

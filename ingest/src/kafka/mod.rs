@@ -11,10 +11,12 @@
 //! Reading a topic to its end (partitions, high watermarks, tansu's lagging mark) is
 //! `connectors::kafka`'s, shared with the metrics sink's read-back.
 //! - [`gateway`]: `POST /api/v1/events` producing to `crm.events.v1`.
+//! - [`journal`]: `crm.reports.v1`, the report schedules' shared journal.
 
 pub mod config;
 pub mod dead_letter;
 pub mod gateway;
+pub mod journal;
 pub mod source;
 pub mod topics;
 

@@ -23,7 +23,7 @@ pub async fn create_topics(config: &KafkaConfig) -> Result<Vec<String>, KafkaErr
         &config.topics.dead_letters,
         &config.topics.metrics,
     ];
-    let topics: Vec<NewTopic<'_>> = names
+    let mut topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|name| {
             NewTopic::new(
@@ -34,6 +34,16 @@ pub async fn create_topics(config: &KafkaConfig) -> Result<Vec<String>, KafkaErr
             .set("retention.ms", "-1")
         })
         .collect();
+    // The reports journal has one partition: its order decides which claim of a slot
+    // wins. It is kept (schedules live in it); runs past the history are ignored.
+    topics.push(
+        NewTopic::new(
+            &config.topics.reports,
+            1,
+            TopicReplication::Fixed(config.replication_factor),
+        )
+        .set("retention.ms", "-1"),
+    );
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let mut created = Vec::new();
     for result in admin.create_topics(&topics, &options).await? {

@@ -8,7 +8,14 @@
 //! `section#/json/pointer`), so each one can be traced to a metric. The rules are in
 //! `docs/api.md`.
 
+pub mod book;
+pub mod http;
+pub mod mail;
 pub mod pdf;
+pub mod schedule;
+pub mod service;
+
+pub use service::{Reports, ReportsConfig};
 
 use serde_json::{Value, json};
 

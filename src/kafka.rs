@@ -103,6 +103,7 @@ pub fn create_topics(config: &Config) -> anyhow::Result<()> {
         &kafka.topics.events,
         &kafka.topics.dead_letters,
         &kafka.topics.metrics,
+        &kafka.topics.reports,
     ] {
         let what = if created.contains(name) {
             "created"

@@ -8,9 +8,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use common::smtp::Smtp;
 use common::{
     agent_message, ev, free_port, get_json, opened, post_events, resolved, wait_caught_up,
 };
@@ -20,77 +21,6 @@ use serde_json::{Value, json};
 /// The test day is 2026-11-20 (UTC); the servers start just before 09:00 the next
 /// morning, when the daily report of the 20th is due.
 const NOW: &str = "2026-11-21T08:59:40Z";
-
-/// An SMTP server on loopback writing every message it accepts into `dir/new`.
-struct Smtp {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-}
-
-impl Smtp {
-    fn start(dir: &Path) -> Self {
-        let port = free_port();
-        let maildir = dir.join("maildir");
-        let python = if Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3"
-        } else {
-            "python3"
-        };
-        let child = Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 with aiosmtpd (Debian python3-aiosmtpd; scripts/test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "aiosmtpd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            port,
-            maildir,
-        }
-    }
-
-    /// The messages delivered so far, oldest first.
-    fn messages(&self) -> Vec<Vec<u8>> {
-        let mut files: Vec<_> = std::fs::read_dir(self.maildir.join("new"))
-            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        files.iter().map(|p| std::fs::read(p).unwrap()).collect()
-    }
-
-    /// Waits until `n` messages have been delivered.
-    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + within;
-        loop {
-            let m = self.messages();
-            if m.len() >= n {
-                return m;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {n} messages delivered within {within:?}",
-                m.len()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn config(dir: &Path, smtp_port: u16) -> PathBuf {
     let path = dir.join("crmpulse.toml");

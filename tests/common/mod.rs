@@ -6,6 +6,8 @@
 //! `faketime` at several instants to show it).
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::process::{Child, Command, Stdio};

@@ -11,6 +11,7 @@
 mod common;
 mod faults;
 mod modes;
+mod reports;
 mod topics;
 
 use std::collections::HashMap;
@@ -111,15 +112,17 @@ pub fn setup(brokers: &str, partitions: i32) -> Setup {
     kafka.topics.events = format!("crm.events.v1.{suffix}");
     kafka.topics.dead_letters = format!("crm.events.dlq.v1.{suffix}");
     kafka.topics.metrics = format!("crm.metrics.v1.{suffix}");
+    kafka.topics.reports = format!("crm.reports.v1.{suffix}");
     let config_path = dir.path().join("crmpulse.toml");
     let toml = format!(
-        "[pipeline]\nworkers = 2\n\n[auth]\nhs256_secret = {SECRET:?}\n\n[kafka]\nbrokers = {:?}\ngroup_id = {:?}\npartitions = {}\n\n[kafka.topics]\nevents = {:?}\ndead_letters = {:?}\nmetrics = {:?}\n",
+        "[pipeline]\nworkers = 2\n\n[auth]\nhs256_secret = {SECRET:?}\n\n[kafka]\nbrokers = {:?}\ngroup_id = {:?}\npartitions = {}\n\n[kafka.topics]\nevents = {:?}\ndead_letters = {:?}\nmetrics = {:?}\nreports = {:?}\n",
         kafka.brokers,
         kafka.group_id,
         partitions,
         kafka.topics.events,
         kafka.topics.dead_letters,
-        kafka.topics.metrics
+        kafka.topics.metrics,
+        kafka.topics.reports
     );
     std::fs::write(&config_path, toml).unwrap();
     Setup {
@@ -133,11 +136,16 @@ impl Setup {
     /// Runs `crmpulse <args> --config FILE --now NOW`, logging to `name.log` in the
     /// temp dir.
     pub fn spawn(&self, name: &str, args: &[&str]) -> Child {
+        self.spawn_at(name, NOW, args)
+    }
+
+    /// [`Self::spawn`] with the process's clock started at `now` instead of [`NOW`].
+    pub fn spawn_at(&self, name: &str, now: &str, args: &[&str]) -> Child {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         Command::new(env!("CARGO_BIN_EXE_crmpulse"))
             .arg("--config")
             .arg(&self.config_path)
-            .args(["--now", NOW])
+            .args(["--now", now])
             .args(args)
             .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
             .stdout(Stdio::null())
@@ -162,6 +170,7 @@ impl Setup {
             ] {
                 mock.create_topic(topic, self.kafka.partitions, 1).unwrap();
             }
+            mock.create_topic(&self.kafka.topics.reports, 1, 1).unwrap();
             return;
         }
         let out = Command::new(env!("CARGO_BIN_EXE_crmpulse"))

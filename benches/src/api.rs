@@ -79,22 +79,26 @@ pub(crate) fn api(args: &BenchArgs, config: &Config, clock: Clock) -> anyhow::Re
         .date_naive();
     let from_90 = today - chrono::Days::new(args.api_days as u64 - 1);
     // Every section, then the executive summary built from five of them, as JSON and
-    // rendered as a PDF.
+    // rendered as a PDF, then the whole dashboard (every section and the summary) as
+    // one PDF by the same renderer the scheduled reports use.
     let paths: Vec<String> = query_api::sections::SECTIONS
         .iter()
         .map(|s| format!("/api/dashboard/{s}"))
         .chain([
             "/api/reports/summary".into(),
             "/api/reports/summary.pdf".into(),
+            "/api/reports/dashboard.pdf?sections=summary,kpi,conversation-effectiveness,whatsapp-performance,customer-load,agent-productivity,automation-impact,business-impact".into(),
         ])
         .collect();
     for path in &paths {
         let name = path.rsplit('/').next().unwrap_or(path);
+        let name = name.split('?').next().unwrap_or(name);
+        let sep = if path.contains('?') { '&' } else { '?' };
         for (label, query) in [
             ("today", String::new()),
             (
                 "90 days",
-                format!("?from={from_90}&to={}", today + chrono::Days::new(1)),
+                format!("{sep}from={from_90}&to={}", today + chrono::Days::new(1)),
             ),
         ] {
             let uri = format!("{path}{query}");

@@ -144,6 +144,169 @@ pub struct Me {
 #[allow(dead_code)]
 fn me_get() {}
 
+/// The query of a report: a section's, and for the dashboard PDF the parts.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct DashboardPdfQuery {
+    /// Comma-separated `summary` and section names, in print order; default: the seven
+    /// sections.
+    sections: Option<String>,
+}
+
+/// `GET /api/reports/schedules`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduleList {
+    /// `smtp` when `[reports] smtp_url` is set, `off` when nothing is sent.
+    pub delivery: String,
+    /// The account's IANA time zone, in which `local_time` is read.
+    pub timezone: String,
+    /// The account's schedules.
+    pub schedules: Vec<crate::reports::schedule::Schedule>,
+}
+
+/// `GET /api/reports/runs`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunList {
+    /// How long runs are kept.
+    pub history_days: u64,
+    /// Runs, newest first.
+    pub runs: Vec<crate::reports::book::Run>,
+}
+
+/// `POST /api/reports/schedules/{id}/send`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SendNow {
+    /// The run started; its outcome appears in the history.
+    pub run_id: String,
+}
+
+macro_rules! report_pdf_path {
+    ($fn:ident, $path:literal, $summary:literal, $($params:ident),*) => {
+        #[utoipa::path(
+            get,
+            path = $path,
+            summary = $summary,
+            params($($params),*),
+            responses(
+                (status = 200, description = "An A4 PDF attachment", content_type = "application/pdf", body = Vec<u8>),
+                (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
+                (status = 401, description = "No valid token", body = ErrorBody),
+                (status = 403, description = "Another account, or a filter outside the token's role", body = ErrorBody),
+            ),
+            security(("bearer" = [])),
+            tag = "reports"
+        )]
+        #[allow(dead_code)]
+        fn $fn() {}
+    };
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/reports/summary",
+    summary = "Executive summary",
+    description = "Figures against the previous period, the largest changes, SLA, WhatsApp delivery and top error codes, best and lowest agents, and highlight sentences, each naming the section fields it was made from (docs/api.md).",
+    params(SectionQuery),
+    responses(
+        (status = 200, description = "The summary, computed from the sections' bodies of one snapshot", body = Object),
+        (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Another account, or a filter outside the token's role", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = "reports"
+)]
+#[allow(dead_code)]
+fn summary_get() {}
+
+report_pdf_path!(
+    summary_pdf_get,
+    "/api/reports/summary.pdf",
+    "Executive summary as a PDF",
+    SectionQuery
+);
+report_pdf_path!(
+    dashboard_pdf_get,
+    "/api/reports/dashboard.pdf",
+    "The dashboard, or some sections, as a PDF",
+    SectionQuery,
+    DashboardPdfQuery
+);
+
+#[utoipa::path(get, path = "/api/reports/schedules", summary = "The account's report schedules",
+    responses((status = 200, description = "Schedules and whether mail is delivered", body = ScheduleList),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin of the account", body = ErrorBody)),
+    security(("bearer" = [])), tag = "reports")]
+#[allow(dead_code)]
+fn schedules_get() {}
+
+#[utoipa::path(post, path = "/api/reports/schedules", summary = "Create a report schedule",
+    request_body = crate::reports::schedule::ScheduleInput,
+    responses((status = 201, description = "The schedule", body = crate::reports::schedule::Schedule),
+        (status = 400, description = "A field is invalid; the message names it", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin of the account", body = ErrorBody)),
+    security(("bearer" = [])), tag = "reports")]
+#[allow(dead_code)]
+fn schedules_post() {}
+
+#[utoipa::path(get, path = "/api/reports/schedules/{id}", summary = "One report schedule",
+    params(("id" = String, Path, description = "The schedule's id")),
+    responses((status = 200, description = "The schedule", body = crate::reports::schedule::Schedule),
+        (status = 404, description = "No such schedule in the account", body = ErrorBody),
+        (status = 403, description = "Not an admin of the account", body = ErrorBody)),
+    security(("bearer" = [])), tag = "reports")]
+#[allow(dead_code)]
+fn schedule_get() {}
+
+#[utoipa::path(put, path = "/api/reports/schedules/{id}", summary = "Replace a report schedule (edit, pause, resume)",
+    params(("id" = String, Path, description = "The schedule's id")),
+    request_body = crate::reports::schedule::ScheduleInput,
+    responses((status = 200, description = "The schedule", body = crate::reports::schedule::Schedule),
+        (status = 400, description = "A field is invalid; the message names it", body = ErrorBody),
+        (status = 404, description = "No such schedule in the account", body = ErrorBody),
+        (status = 403, description = "Not an admin of the account", body = ErrorBody)),
+    security(("bearer" = [])), tag = "reports")]
+#[allow(dead_code)]
+fn schedule_put() {}
+
+#[utoipa::path(delete, path = "/api/reports/schedules/{id}", summary = "Delete a report schedule (its history stays)",
+    params(("id" = String, Path, description = "The schedule's id")),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "No such schedule in the account", body = ErrorBody),
+        (status = 403, description = "Not an admin of the account", body = ErrorBody)),
+    security(("bearer" = [])), tag = "reports")]
+#[allow(dead_code)]
+fn schedule_delete() {}
+
+#[utoipa::path(post, path = "/api/reports/schedules/{id}/send", summary = "Send a schedule's report now",
+    params(("id" = String, Path, description = "The schedule's id")),
+    responses((status = 202, description = "The run started", body = SendNow),
+        (status = 404, description = "No such schedule in the account", body = ErrorBody),
+        (status = 503, description = "Mail delivery is off (`[reports] smtp_url`)", body = ErrorBody)),
+    security(("bearer" = [])), tag = "reports")]
+#[allow(dead_code)]
+fn schedule_send() {}
+
+#[utoipa::path(get, path = "/api/reports/runs", summary = "The history of report runs",
+    params(("schedule_id" = Option<String>, Query, description = "Only this schedule's runs")),
+    responses((status = 200, description = "Runs, newest first", body = RunList),
+        (status = 403, description = "Not an admin of the account", body = ErrorBody)),
+    security(("bearer" = [])), tag = "reports")]
+#[allow(dead_code)]
+fn runs_get() {}
+
+#[utoipa::path(get, path = "/api/reports/runs/{id}/pdf", summary = "The PDF a run made, byte for byte",
+    params(("id" = String, Path, description = "The run's id")),
+    responses((status = 200, description = "The PDF", content_type = "application/pdf", body = Vec<u8>),
+        (status = 404, description = "No such run in the history, or no PDF", body = ErrorBody),
+        (status = 403, description = "Not an admin of the account", body = ErrorBody)),
+    security(("bearer" = [])), tag = "reports")]
+#[allow(dead_code)]
+fn run_pdf_get() {}
+
 /// Declares the bearer scheme every dashboard path names.
 struct BearerAuth;
 
@@ -181,9 +344,20 @@ impl utoipa::Modify for BearerAuth {
         agent_productivity_get,
         automation_impact_get,
         business_impact_get,
+        summary_get,
+        summary_pdf_get,
+        dashboard_pdf_get,
+        schedules_get,
+        schedules_post,
+        schedule_get,
+        schedule_put,
+        schedule_delete,
+        schedule_send,
+        runs_get,
+        run_pdf_get,
         me_get
     ),
-    components(schemas(ErrorBody, ErrorDetail, Me)),
+    components(schemas(ErrorBody, ErrorDetail, Me, ScheduleList, RunList, SendNow)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -229,6 +403,18 @@ mod tests {
                 doc["paths"].get(&path).is_some(),
                 "{path} is missing from the OpenAPI document"
             );
+        }
+        for path in [
+            "/api/reports/summary",
+            "/api/reports/summary.pdf",
+            "/api/reports/dashboard.pdf",
+            "/api/reports/schedules",
+            "/api/reports/schedules/{id}",
+            "/api/reports/schedules/{id}/send",
+            "/api/reports/runs",
+            "/api/reports/runs/{id}/pdf",
+        ] {
+            assert!(doc["paths"].get(path).is_some(), "{path} is missing");
         }
         let mut missing = Vec::new();
         for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {

@@ -46,6 +46,17 @@ pub trait Journal: Send + Sync {
     /// # Errors
     /// When the journal cannot be read.
     fn fetch(&self, position: u64) -> Result<Option<Vec<u8>>, String>;
+
+    /// Deletes the records at `positions` (runs past the history's retention), where
+    /// the journal can; a journal that cannot (a Kafka topic) keeps them and the book
+    /// forgets them after folding.
+    ///
+    /// # Errors
+    /// When the deletion fails.
+    fn forget(&self, positions: &[u64]) -> Result<(), String> {
+        let _ = positions;
+        Ok(())
+    }
 }
 
 /// One record of the journal.
@@ -99,7 +110,7 @@ pub struct Claim {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// The SMTP server accepted the message for every recipient.
@@ -113,7 +124,7 @@ pub enum Status {
 }
 
 /// One run of a schedule, as the history shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Run {
     /// Id (the claim's).
     pub run_id: String,
@@ -127,7 +138,8 @@ pub struct Run {
     pub slot: String,
     /// When the slot was due.
     pub due_at: i64,
-    /// The local dates the report covers, `[from, to)`.
+    /// The local dates the report covers, `[from, to)`, as `["YYYY-MM-DD", "YYYY-MM-DD"]`.
+    #[schema(value_type = Vec<String>)]
     pub period: (String, String),
     /// Who it went to.
     pub recipients: Vec<String>,
@@ -155,8 +167,9 @@ pub struct State {
     schedules: BTreeMap<String, Schedule>,
     /// The winning claim of each `(schedule, slot)`.
     winners: HashMap<(String, String), Claim>,
-    /// Runs by id, with the journal position of their outcome (for the PDF).
-    runs: HashMap<String, (Run, Option<u64>)>,
+    /// Runs by id, with the journal positions of their claim and of their outcome
+    /// (which holds the PDF).
+    runs: HashMap<String, (Run, u64, Option<u64>)>,
     /// Records that did not decode (counted and skipped, never fatal).
     pub undecodable: u64,
 }
@@ -203,14 +216,17 @@ impl State {
                         pdf_bytes: 0,
                         finished_at: claim.claimed_at,
                     };
-                    self.runs.insert(claim.run_id.clone(), (run, None));
+                    self.runs
+                        .insert(claim.run_id.clone(), (run, position, None));
                     v.insert(claim);
                 }
             }
-            Record::RunRecorded { run, pdf_base64 } => {
-                // Only the winner's run is recorded; a loser never gets this far.
-                let pdf = pdf_base64.is_some().then_some(position);
-                self.runs.insert(run.run_id.clone(), (run, pdf));
+            Record::RunRecorded { run, .. } => {
+                // Only the winner's run is recorded; a loser never gets this far. A
+                // run whose claim was forgotten (past the history) stays forgotten.
+                if let Some(entry) = self.runs.get_mut(&run.run_id) {
+                    *entry = (run, entry.1, Some(position));
+                }
             }
         }
     }
@@ -358,7 +374,7 @@ impl Book {
         let mut runs: Vec<Run> = self.read(|s| {
             s.runs
                 .values()
-                .map(|(r, _)| r)
+                .map(|(r, _, _)| r)
                 .filter(|r| r.account_id == account_id)
                 .filter(|r| schedule_id.is_none_or(|id| r.schedule_id == id))
                 .filter(|r| r.finished_at.max(r.due_at) >= since_ms)
@@ -382,8 +398,8 @@ impl Book {
         let position = self.read(|s| {
             s.runs
                 .get(run_id)
-                .filter(|(r, _)| r.account_id == account_id)
-                .and_then(|(_, p)| *p)
+                .filter(|(r, _, _)| r.account_id == account_id)
+                .and_then(|(_, _, p)| *p)
         });
         let Some(position) = position else {
             return Ok(None);
@@ -401,6 +417,34 @@ impl Book {
                 .map_err(|e| e.to_string()),
             _ => Ok(None),
         }
+    }
+
+    /// Forgets the runs that ended before `since_ms` (their claims, outcomes and PDFs),
+    /// deleting their records where the journal can. Returns how many.
+    ///
+    /// # Errors
+    /// When the journal fails to delete them.
+    pub fn prune(&self, since_ms: i64) -> Result<usize, String> {
+        let mut state = self.lock();
+        let old: Vec<String> = state
+            .runs
+            .iter()
+            .filter(|(_, (r, _, _))| {
+                r.finished_at.max(r.due_at) < since_ms && r.status != Status::Sending
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut positions = Vec::new();
+        for id in &old {
+            if let Some((_, claim, outcome)) = state.runs.remove(id) {
+                positions.push(claim);
+                positions.extend(outcome);
+            }
+        }
+        drop(state);
+        positions.sort_unstable();
+        self.journal.forget(&positions)?;
+        Ok(old.len())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -432,21 +476,6 @@ impl RedbJournal {
         txn.open_table(RECORDS).map_err(|e| e.to_string())?;
         txn.commit().map_err(|e| e.to_string())?;
         Ok(Self { db })
-    }
-
-    /// Removes the records before `position` (history past its retention).
-    ///
-    /// # Errors
-    /// When the transaction fails.
-    pub fn truncate_before(&self, position: u64) -> Result<(), String> {
-        let txn = self.db.begin_write().map_err(|e| e.to_string())?;
-        {
-            let mut table = txn.open_table(RECORDS).map_err(|e| e.to_string())?;
-            table
-                .retain_in(..position, |_, _| false)
-                .map_err(|e| e.to_string())?;
-        }
-        txn.commit().map_err(|e| e.to_string())
     }
 }
 
@@ -487,6 +516,20 @@ impl Journal for RedbJournal {
             .get(position)
             .map_err(|e| e.to_string())?
             .map(|v| v.value().to_vec()))
+    }
+
+    fn forget(&self, positions: &[u64]) -> Result<(), String> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| e.to_string())?;
+        {
+            let mut table = txn.open_table(RECORDS).map_err(|e| e.to_string())?;
+            for p in positions {
+                table.remove(p).map_err(|e| e.to_string())?;
+            }
+        }
+        txn.commit().map_err(|e| e.to_string())
     }
 }
 
@@ -598,6 +641,45 @@ mod tests {
         assert_eq!(book.runs(1, None, 0, late)[0].status, Status::Sent);
         assert_eq!(book.pdf(1, "r1").unwrap().unwrap(), b"%PDF-1.7 test");
         assert_eq!(book.pdf(2, "r1").unwrap(), None, "another account's run");
+    }
+
+    #[test]
+    fn runs_past_the_history_are_forgotten_and_their_records_deleted() {
+        let dir = tempfile_dir();
+        let journal: Arc<dyn Journal> = Arc::new(RedbJournal::open(&dir).unwrap());
+        let book = Book::open(Arc::clone(&journal)).unwrap();
+        for (run, due) in [("old", 1_000), ("new", 9_000)] {
+            let mut c = claim(run, "a");
+            c.slot = run.into();
+            c.due_at = due;
+            c.claimed_at = due;
+            assert!(book.claim(c).unwrap());
+            let mut r = book
+                .runs(1, None, 0, due)
+                .into_iter()
+                .find(|r| r.run_id == run)
+                .unwrap();
+            r.status = Status::Sent;
+            r.finished_at = due;
+            book.record(r, Some(b"%PDF")).unwrap();
+        }
+        assert_eq!(book.prune(5_000).unwrap(), 1);
+        let left: Vec<String> = book
+            .runs(1, None, 0, 10_000)
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        assert_eq!(left, ["new"]);
+        // Deleted from the journal: a restart does not bring it back.
+        let again = Book::open(journal).unwrap();
+        let left: Vec<String> = again
+            .runs(1, None, 0, 10_000)
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        assert_eq!(left, ["new"]);
+        assert_eq!(again.pdf(1, "new").unwrap().unwrap(), b"%PDF");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     fn tempfile_dir() -> std::path::PathBuf {

@@ -508,9 +508,14 @@ fn rows(w: &mut Writer, items: &[Value]) {
     let time_key = columns
         .iter()
         .find(|k| matches!(k.as_str(), "start" | "hour" | "date" | "at" | "slot"));
-    let value_key = columns
-        .iter()
-        .find(|k| Some(**k) != time_key.copied() && first[k.as_str()].is_number());
+    // The series drawn: the first column holding a number other than 0 in some row
+    // (a column that is all zeros or nulls draws nothing).
+    let value_key = columns.iter().find(|k| {
+        Some(**k) != time_key.copied()
+            && items
+                .iter()
+                .any(|i| i[k.as_str()].as_f64().is_some_and(|v| v != 0.0))
+    });
     if let (Some(_), Some(value_key)) = (time_key, value_key) {
         let values: Vec<f64> = items
             .iter()
@@ -569,15 +574,22 @@ const TEXT_W: f32 = PAGE_W - 2.0 * MARGIN;
 const CHAR_MM_PER_PT: f32 = 0.19;
 
 impl Writer {
-    /// Names and values, two to a line.
+    /// Names and values, two to a line; a value too long for its half of the line
+    /// gets a line of its own, wrapped.
     fn pairs(&mut self, pairs: &[(String, String)]) {
-        for chunk in pairs.chunks(2) {
+        let (short, long): (Vec<_>, Vec<_>) = pairs
+            .iter()
+            .partition(|(_, v)| fit(v, 10.0, 42.0).len() == v.len());
+        for chunk in short.chunks(2) {
             let cells: Vec<String> = chunk
                 .iter()
                 .flat_map(|(k, v)| [format!("{k}:"), v.clone()])
                 .collect();
-            let refs: Vec<&str> = cells.iter().map(|s| fit(s, 9.0, 42.0)).collect();
+            let refs: Vec<&str> = cells.iter().map(|s| fit(s, 10.0, 42.0)).collect();
             self.row(&refs, &[0.0, 45.0, 88.0, 133.0]);
+        }
+        for (k, v) in long {
+            self.wrapped(&format!("{k}: {v}"));
         }
     }
 

@@ -25,7 +25,7 @@ pub const SUMMARY: &str = "summary";
 pub const MAX_RECIPIENTS: usize = 50;
 
 /// How often a schedule is due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Cadence {
     /// Every day at `local_time`, covering the day before.
@@ -35,7 +35,7 @@ pub enum Cadence {
 }
 
 /// The filters of the report's sections, as the dashboard's query parameters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Filters {
     /// `channel`.
@@ -68,7 +68,7 @@ impl Filters {
 }
 
 /// What a delivery carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Formats {
     /// Attach the report as a PDF.
@@ -87,7 +87,7 @@ impl Default for Formats {
 }
 
 /// What an admin sends to create or replace a schedule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleInput {
     /// Shown in the UI and the mail's subject.
@@ -115,7 +115,7 @@ pub struct ScheduleInput {
 }
 
 /// A stored schedule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Schedule {
     /// Opaque id (32 hex digits).
     pub id: String,

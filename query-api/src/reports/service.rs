@@ -230,6 +230,10 @@ impl Reports {
     /// The slots due now that this process has won, claiming every unclaimed one.
     fn due(&self, app: &AppState) -> Result<Vec<(Schedule, Claim, NaiveDate)>, String> {
         self.book.sync()?;
+        let pruned = self.book.prune(self.history_since(app.clock.now_ms()))?;
+        if pruned > 0 {
+            tracing::info!(runs = pruned, "report runs past the history forgotten");
+        }
         if self.mailer.is_none() {
             return Ok(Vec::new());
         }

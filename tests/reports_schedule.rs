@@ -23,13 +23,18 @@ use serde_json::{Value, json};
 const NOW: &str = "2026-11-21T08:59:40Z";
 
 fn config(dir: &Path, smtp_port: u16) -> PathBuf {
+    config_with(dir, &format!("smtp://127.0.0.1:{smtp_port}"), "")
+}
+
+fn config_with(dir: &Path, smtp_url: &str, extra: &str) -> PathBuf {
     let path = dir.join("crmpulse.toml");
     std::fs::write(
         &path,
         format!(
             r#"
 [reports]
-smtp_url = "smtp://127.0.0.1:{smtp_port}"
+smtp_url = "{smtp_url}"
+{extra}
 from = "crmpulse reports <reports@crmpulse.test>"
 dashboard_url = "https://crmpulse.test/"
 tick_ms = 200
@@ -431,5 +436,97 @@ async fn the_dashboard_pdf_holds_the_sections_numbers_as_the_caller_may_see_them
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+    kill(child);
+}
+
+/// Sends `schedule` now through the server on `base` and waits for the run's outcome.
+async fn send_now(client: &reqwest::Client, base: &str, schedule: &Value) -> Value {
+    let created: Value = client
+        .post(format!("{base}/api/reports/schedules"))
+        .json(schedule)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"));
+    let res = client
+        .post(format!("{base}/api/reports/schedules/{id}/send"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let run_id = res.json::<Value>().await.unwrap()["run_id"].clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let runs = get_json(client, &format!("{base}/api/reports/runs")).await;
+        if let Some(run) = runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["run_id"] == run_id && r["status"] != "sending")
+        {
+            return run.clone();
+        }
+        assert!(Instant::now() < deadline, "the run did not end: {runs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_goes_over_starttls_to_a_relay_whose_certificate_is_from_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    // aiosmtpd with a certificate requires STARTTLS before MAIL FROM: a delivery
+    // proves the session was encrypted.
+    let (smtp, ca) = Smtp::start_tls(dir.path());
+    let schedule = json!({"name": "Over TLS", "cadence": "daily", "local_time": "07:00",
+        "recipients": ["lead@crmpulse.test"], "sections": ["summary"]});
+
+    // Trusting the relay's CA: delivered.
+    let trusted = dir.path().join("trusted");
+    std::fs::create_dir_all(&trusted).unwrap();
+    let config = config_with(
+        &trusted,
+        &format!("smtp://127.0.0.1:{}?tls=required", smtp.port),
+        &format!("smtp_ca_file = {:?}", ca.display().to_string()),
+    );
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = start(port, &trusted, NOW, &config);
+    let client = common::client(port);
+    post_events(&client, &base, &Value::Array(day())).await;
+    let run = send_now(&client, &base, &schedule).await;
+    assert_eq!(run["status"], "sent", "{run}");
+    let messages = smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert!(String::from_utf8_lossy(&messages[0]).contains("Subject: Over TLS - 2026-11-20"));
+    kill(child);
+
+    // Trusting only the public roots: the certificate is refused, nothing is sent.
+    let public = dir.path().join("public");
+    std::fs::create_dir_all(&public).unwrap();
+    let config = config_with(
+        &public,
+        &format!("smtp://127.0.0.1:{}?tls=required", smtp.port),
+        "",
+    );
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = start(port, &public, NOW, &config);
+    let client = common::client(port);
+    post_events(&client, &base, &Value::Array(day())).await;
+    let run = send_now(&client, &base, &schedule).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("certificate"),
+        "{run}"
+    );
+    assert_eq!(smtp.messages().len(), 1);
     kill(child);
 }

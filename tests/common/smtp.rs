@@ -20,6 +20,30 @@ pub struct Smtp {
 impl Smtp {
     /// Starts the server, its Maildir under `dir`.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts the server requiring STARTTLS with a certificate for 127.0.0.1 from a
+    /// private CA; returns it with the CA's PEM file.
+    pub fn start_tls(dir: &Path) -> (Self, PathBuf) {
+        let ca = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let cert = dir.join("smtp-cert.pem");
+        let key = dir.join("smtp-key.pem");
+        std::fs::write(&cert, ca.cert.pem()).unwrap();
+        std::fs::write(&key, ca.signing_key.serialize_pem()).unwrap();
+        let smtp = Self::start_with(
+            dir,
+            &[
+                "--tlscert".as_ref(),
+                cert.as_os_str(),
+                "--tlskey".as_ref(),
+                key.as_os_str(),
+            ],
+        );
+        (smtp, cert)
+    }
+
+    fn start_with(dir: &Path, extra: &[&std::ffi::OsStr]) -> Self {
         let port = free_port();
         let maildir = dir.join("maildir");
         let python = if Path::new("/usr/bin/python3").exists() {
@@ -30,6 +54,7 @@ impl Smtp {
         let child = Command::new(python)
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&maildir)
             .stdout(Stdio::null())

@@ -5,10 +5,12 @@
 //! `smtp://host:25` (no TLS), `smtp://user:pass@host:587?tls=required` (STARTTLS),
 //! `smtps://user:pass@host:465` (TLS from the first byte).
 
+use std::path::Path;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Value;
 
@@ -43,15 +45,34 @@ impl Mailer {
     ///
     /// # Errors
     /// When the URL or the sender address does not parse, naming which.
-    pub fn new(smtp_url: &str, from: &str, timeout: Duration) -> Result<Self, String> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
+    pub fn new(
+        smtp_url: &str,
+        from: &str,
+        timeout: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, String> {
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
             .map_err(|e| format!("[reports] smtp_url: {e}"))?
-            .timeout(Some(timeout))
-            .build();
+            .timeout(Some(timeout));
+        if let Some(ca) = ca_file {
+            builder = builder.tls(private_ca(smtp_url, ca)?);
+        }
+        let transport = builder.build();
         let from = from
             .parse::<Mailbox>()
             .map_err(|e| format!("[reports] from: {from:?} is not a mailbox ({e})"))?;
         Ok(Self { transport, from })
+    }
+
+    /// Checks that the server answers (and, with TLS, that its certificate is good).
+    ///
+    /// # Errors
+    /// What the connection or the server said.
+    pub async fn check(&self) -> Result<bool, String> {
+        self.transport
+            .test_connection()
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Sends `message` once.
@@ -72,6 +93,39 @@ impl Mailer {
     /// The sender.
     pub fn from(&self) -> &Mailbox {
         &self.from
+    }
+}
+
+/// The TLS of `smtp_url` trusting the certificates in the PEM file `ca` (a relay with
+/// a private CA) instead of the public roots: `smtps://` is TLS from the first byte,
+/// `?tls=required` (or `opportunistic`) is STARTTLS.
+fn private_ca(smtp_url: &str, ca: &Path) -> Result<Tls, String> {
+    let pem =
+        std::fs::read(ca).map_err(|e| format!("[reports] smtp_ca_file {}: {e}", ca.display()))?;
+    let cert = Certificate::from_pem(&pem)
+        .map_err(|e| format!("[reports] smtp_ca_file {}: {e}", ca.display()))?;
+    let url = url::Url::parse(smtp_url).map_err(|e| format!("[reports] smtp_url: {e}"))?;
+    let host = url
+        .host_str()
+        .ok_or("[reports] smtp_url: no host")?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let params = TlsParameters::builder(host)
+        .add_root_certificate(cert)
+        .build_rustls()
+        .map_err(|e| format!("[reports] smtp_ca_file: {e}"))?;
+    let tls = url
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    match (url.scheme(), tls.as_deref()) {
+        ("smtps", _) => Ok(Tls::Wrapper(params)),
+        (_, Some("required")) => Ok(Tls::Required(params)),
+        (_, Some("opportunistic")) => Ok(Tls::Opportunistic(params)),
+        _ => Err(
+            "[reports] smtp_ca_file is for TLS: use smtps:// or ?tls=required in smtp_url".into(),
+        ),
     }
 }
 

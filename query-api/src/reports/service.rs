@@ -36,6 +36,9 @@ pub struct ReportsConfig {
     /// The SMTP server, as a URL (see [`mail`]); without it, schedules can be managed
     /// but nothing is sent.
     pub smtp_url: Option<schemas::Secret>,
+    /// A PEM file of the CA that signed the SMTP server's certificate, for a relay
+    /// with a private CA (the public roots are trusted otherwise).
+    pub smtp_ca_file: Option<std::path::PathBuf>,
     /// The sender, `Name <address>`.
     pub from: String,
     /// A link to the dashboard printed in every mail.
@@ -58,6 +61,7 @@ impl Default for ReportsConfig {
     fn default() -> Self {
         Self {
             smtp_url: None,
+            smtp_ca_file: None,
             from: "crmpulse <reports@localhost>".to_owned(),
             dashboard_url: None,
             catch_up_hours: 24,
@@ -183,6 +187,7 @@ impl Reports {
                     url.expose(),
                     &config.from,
                     Duration::from_secs(config.smtp_timeout_s),
+                    config.smtp_ca_file.as_deref(),
                 )
             })
             .transpose()?;

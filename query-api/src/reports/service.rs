@@ -212,6 +212,15 @@ impl Reports {
     /// Runs the scheduler until the process ends.
     pub async fn schedule(self: Arc<Self>, app: AppState) {
         let tick = Duration::from_millis(self.config.tick_ms.max(50));
+        match &self.mailer {
+            None => tracing::info!("report delivery is off: set [reports] smtp_url to mail scheduled reports"),
+            Some(mailer) => match mailer.check().await {
+                Ok(true) => tracing::info!("the SMTP server for reports answers"),
+                Ok(false) | Err(_) => tracing::warn!(
+                    "the SMTP server for reports does not answer now; runs will retry and record their errors"
+                ),
+            },
+        }
         loop {
             let this = Arc::clone(&self);
             let state = app.clone();

@@ -164,7 +164,8 @@ pub struct PipelineSection {
     /// The lateness horizon, hours: an event whose time is more than this before its
     /// account's latest event time is refused to the dead letters (`too_late`), and
     /// ids of events older than that are forgotten. `0` admits events of any age
-    /// (and remembers every id). Embedded log only, for now (docs/operations.md).
+    /// (and remembers every id). In Kafka mode the watermark is per account and
+    /// partition of the events topic (docs/operations.md).
     pub lateness_horizon_hours: u64,
 }
 

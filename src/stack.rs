@@ -199,7 +199,11 @@ impl Stack {
                 stack.clickhouse = clickhouse_sink(config, None)?;
                 let (sink, catch_up) = MetricsSink::open(crate::kafka::sink_config(&kafka))
                     .context("reading back the metrics topic")?;
-                let events = EventSource::open(&kafka).context("opening the events topic")?;
+                let events = EventSource::open(&kafka)
+                    .context("opening the events topic")?
+                    .with_lateness_horizon(
+                        config.pipeline.log_options(stack.clock).lateness_horizon_ms,
+                    );
                 let (pushed_tx, pushed_rx) = watch::channel(0u64);
                 stack.source_len = Some(pushed_rx);
                 stack.ingest = Ingest::Topic(kafka);

@@ -15,10 +15,19 @@ use super::*;
 
 /// Every dead letter: payload and headers.
 fn dead_letters(s: &Setup, expected: usize) -> Vec<(Vec<u8>, HashMap<String, String>)> {
+    dead_letters_within(s, expected, Duration::from_secs(60))
+}
+
+/// Every dead letter read until `expected` are read or `within` has passed.
+fn dead_letters_within(
+    s: &Setup,
+    expected: usize,
+    within: Duration,
+) -> Vec<(Vec<u8>, HashMap<String, String>)> {
     let consumer: BaseConsumer = s.kafka.reader_config("test-dlq").create().unwrap();
     consumer.subscribe(&[&s.kafka.topics.dead_letters]).unwrap();
     let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + within;
     while out.len() < expected && Instant::now() < deadline {
         let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) else {
             continue;
@@ -332,4 +341,82 @@ fn the_event_source_reads_a_whole_last_batch_past_a_lagging_high_watermark() {
         assert!(std::time::Instant::now() < deadline, "{read} events read");
     }
     assert_eq!(read, events.len(), "caught up after {read} events");
+}
+
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test starts tansu and runs it"]
+fn an_event_later_than_the_horizon_is_dead_lettered_once_and_every_replay_refuses_the_same() {
+    // One partition, records stamped with their events' own times: an event 9 days
+    // before the account's watermark is refused with a 7-day horizon, the others
+    // reach the pipeline, on the first read and on a replay from the start.
+    let broker = Broker::from_env();
+    let s = setup(&broker.bootstrap(), 1);
+    s.create_topics(&broker);
+    const DAY: i64 = 86_400_000;
+    let t0 = now_ms() - 20 * DAY;
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let event = |id: &str, ms: i64| {
+        schemas::Event::from_json(&format!(
+            r#"{{"event_id":"{id}","account_id":1,"occurred_at":"{}","type":"conversation_opened","conversation_id":"{id}","customer_id":"u1","channel":"whatsapp","inbox_id":"i1","origin":"inbound"}}"#,
+            at(ms)
+        ))
+        .unwrap()
+    };
+    let sent = [
+        event("early", t0),
+        event("later", t0 + 10 * DAY),
+        event("too-late", t0 + DAY),
+        event("in-time", t0 + 4 * DAY),
+    ];
+    let producer: BaseProducer = s.kafka.producer_config(60_000).create().unwrap();
+    for e in &sent {
+        producer
+            .send(
+                BaseRecord::to(&s.kafka.topics.events)
+                    .partition(0)
+                    .key(e.partition_key().as_bytes())
+                    .payload(&e.to_proto_bytes())
+                    .timestamp(e.occurred_at_ms),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let read_all = || {
+        let mut source = ingest::kafka::EventSource::open(&s.kafka)
+            .unwrap()
+            .with_lateness_horizon(Some(7 * DAY));
+        let mut ids = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !source.caught_up() {
+            ids.extend(
+                source
+                    .poll_batch(10, Duration::from_millis(200))
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.event_id),
+            );
+            assert!(Instant::now() < deadline, "{ids:?}");
+        }
+        ids
+    };
+    assert_eq!(read_all(), ["early", "later", "in-time"]);
+    assert_eq!(read_all(), ["early", "later", "in-time"], "a replay");
+    // Waiting for a second letter, which must not come.
+    let letters = dead_letters_within(&s, 2, Duration::from_secs(10));
+    assert_eq!(letters.len(), 1, "dead-lettered once, not on the replay");
+    let (payload, headers) = &letters[0];
+    assert_eq!(headers["reason_kind"], "too_late");
+    assert!(
+        headers["reason"].starts_with("too_late: occurred_at"),
+        "{headers:?}"
+    );
+    assert_eq!(headers["source.offset"], "2");
+    assert_eq!(
+        schemas::Event::from_proto_bytes(payload).unwrap().event_id,
+        "too-late"
+    );
 }

@@ -11,8 +11,17 @@
 //! Malformed messages are dead-lettered (once: those already in the dead-letter topic
 //! from an earlier run are recognised by their source offset) and never stop the
 //! source; the valid messages around them are all delivered.
+//!
+//! **The lateness horizon** ([`EventSource::with_lateness_horizon`]): each partition
+//! keeps a watermark per account, the latest event time read from it, but at most the
+//! record's own timestamp (set by its producer) + 1 h, so one event stamped in the
+//! future by a wrong clock does not make the real ones late. An event more than the
+//! horizon before its account's watermark in its partition is dead-lettered with
+//! reason `too_late` instead of reaching the pipeline. The watermark is a function of
+//! the partition's records in their order, so every replay of the topic refuses the
+//! same events (and dead-letters them once, as it does malformed ones).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use connectors::kafka::{ReadToEnd, assign_from_start};
@@ -45,7 +54,14 @@ pub struct EventSource {
     dead_lettered: HashSet<(i32, i64)>,
     /// Messages read so far.
     read: u64,
+    /// The lateness horizon, ms (`None`: events of any age are delivered).
+    horizon_ms: Option<i64>,
+    /// The watermark of each `(account, partition)`.
+    watermarks: HashMap<(u64, i32), i64>,
 }
+
+/// How far past its record's timestamp an event may move its account's watermark.
+pub const FUTURE_SLACK_MS: i64 = 3_600_000;
 
 impl std::fmt::Debug for EventSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -86,6 +102,8 @@ impl EventSource {
             progress,
             dead_lettered,
             read: 0,
+            horizon_ms: None,
+            watermarks: HashMap::new(),
         })
     }
 
@@ -97,6 +115,14 @@ impl EventSource {
     /// the rule is [`ReadToEnd`]'s, shared with `pipeline::sink::kafka::MetricsReader`.
     pub fn caught_up(&self) -> bool {
         self.progress.caught_up()
+    }
+
+    /// Applies the lateness horizon `horizon_ms` (see the module; `None` turns it off,
+    /// the default).
+    #[must_use]
+    pub fn with_lateness_horizon(mut self, horizon_ms: Option<i64>) -> Self {
+        self.horizon_ms = horizon_ms;
+        self
     }
 
     /// Messages read so far (valid or not).
@@ -137,17 +163,34 @@ impl EventSource {
             let (partition, offset) = (m.partition(), m.offset());
             self.progress.message(partition, offset);
             let payload = m.payload().unwrap_or_default();
-            match Event::from_proto_bytes(payload) {
+            let decoded = Event::from_proto_bytes(payload).map_err(|e| (e.to_string(), e.kind()));
+            let decoded = match decoded {
+                Ok(e) => match too_late(
+                    self.horizon_ms,
+                    &mut self.watermarks,
+                    &e,
+                    partition,
+                    m.timestamp().to_millis(),
+                ) {
+                    None => Ok(e),
+                    Some(reason) => {
+                        metrics::counter!("crmpulse_kafka_too_late_events_total").increment(1);
+                        Err((reason, "too_late"))
+                    }
+                },
+                Err(e) => Err(e),
+            };
+            match decoded {
                 Ok(e) => events.push(e),
-                Err(err) => {
+                Err((reason, reason_kind)) => {
                     if self.dead_lettered.contains(&(partition, offset)) {
                         continue;
                     }
                     bad.push(Malformed {
                         payload: payload.to_vec(),
                         key: m.key().map(<[u8]>::to_vec),
-                        reason: err.to_string(),
-                        reason_kind: err.kind(),
+                        reason,
+                        reason_kind,
                         partition,
                         offset,
                     });
@@ -176,10 +219,108 @@ impl EventSource {
             tracing::warn!(
                 topic = self.topic,
                 count = bad.len(),
-                "malformed events dead-lettered"
+                "malformed or too late events dead-lettered"
             );
         }
         metrics::counter!("crmpulse_kafka_source_events_total").increment(events.len() as u64);
         Ok(events)
+    }
+}
+
+/// Whether `event`, read from `partition` in a record stamped `record_ms`, is later
+/// than the horizon; otherwise it moves its account's watermark. `Some(reason)`
+/// for a refused one.
+fn too_late(
+    horizon_ms: Option<i64>,
+    watermarks: &mut HashMap<(u64, i32), i64>,
+    event: &Event,
+    partition: i32,
+    record_ms: Option<i64>,
+) -> Option<String> {
+    let horizon = horizon_ms?;
+    let at = event.occurred_at_ms;
+    let mark = watermarks
+        .entry((event.account_id, partition))
+        .or_insert(i64::MIN);
+    if *mark != i64::MIN && at < mark.saturating_sub(horizon) {
+        let show = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+                || ms.to_string(),
+                |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )
+        };
+        return Some(format!(
+            "too_late: occurred_at {} is more than the lateness horizon ({} h) before account {}'s latest event time {} in partition {partition}",
+            show(at),
+            horizon / 3_600_000,
+            event.account_id,
+            show(*mark),
+        ));
+    }
+    let capped = record_ms.map_or(at, |r| at.min(r.saturating_add(FUTURE_SLACK_MS)));
+    *mark = (*mark).max(capped);
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn event(account: u64, at_ms: i64) -> Event {
+        let at = chrono::DateTime::from_timestamp_millis(at_ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Event::from_json(&format!(
+            r#"{{"event_id":"e{at_ms}","account_id":{account},"occurred_at":"{at}","type":"conversation_opened","conversation_id":"c1","customer_id":"u1","channel":"whatsapp","inbox_id":"i1","origin":"inbound"}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_event_older_than_the_horizon_before_its_partitions_watermark_is_refused() {
+        let horizon = Some(7 * DAY);
+        let t0 = 1_795_000_000_000;
+        let mut marks = HashMap::new();
+        let mut late = |account, partition, at: i64, record: Option<i64>| {
+            too_late(horizon, &mut marks, &event(account, at), partition, record)
+        };
+        assert_eq!(late(1, 0, t0, Some(t0)), None);
+        assert_eq!(late(1, 0, t0 + 10 * DAY, Some(t0 + 10 * DAY)), None);
+        let reason = late(1, 0, t0 + DAY, Some(t0 + 10 * DAY)).expect("9 days late");
+        assert!(reason.starts_with("too_late: occurred_at"), "{reason}");
+        assert!(
+            reason.contains("(168 h)") && reason.contains("account 1"),
+            "{reason}"
+        );
+        // Exactly at the horizon is still admitted; another account or partition has
+        // its own watermark.
+        assert_eq!(late(1, 0, t0 + 3 * DAY, None), None);
+        assert_eq!(late(2, 0, t0 + DAY, None), None);
+        assert_eq!(late(1, 1, t0 + DAY, None), None);
+    }
+
+    #[test]
+    fn an_event_stamped_in_the_future_moves_the_watermark_only_to_its_record_time_plus_an_hour() {
+        let horizon = Some(7 * DAY);
+        let t0 = 1_795_000_000_000;
+        let mut marks = HashMap::new();
+        // A wrong clock: a year ahead of the record's timestamp.
+        assert_eq!(
+            too_late(horizon, &mut marks, &event(1, t0 + 365 * DAY), 0, Some(t0)),
+            None
+        );
+        assert_eq!(marks[&(1, 0)], t0 + FUTURE_SLACK_MS);
+        assert_eq!(
+            too_late(horizon, &mut marks, &event(1, t0 - DAY), 0, Some(t0)),
+            None,
+            "a real event a day old is not late"
+        );
+        assert_eq!(
+            too_late(None, &mut HashMap::new(), &event(1, 0), 0, None),
+            None,
+            "no horizon, nothing refused"
+        );
     }
 }

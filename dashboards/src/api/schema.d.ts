@@ -140,6 +140,148 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/reports/dashboard.pdf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The dashboard, or some sections, as a PDF */
+        get: operations["dashboard_pdf_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reports/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The history of report runs */
+        get: operations["runs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reports/runs/{id}/pdf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The PDF a run made, byte for byte */
+        get: operations["run_pdf_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reports/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The account's report schedules */
+        get: operations["schedules_get"];
+        put?: never;
+        /** Create a report schedule */
+        post: operations["schedules_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reports/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One report schedule */
+        get: operations["schedule_get"];
+        /** Replace a report schedule (edit, pause, resume) */
+        put: operations["schedule_put"];
+        post?: never;
+        /** Delete a report schedule (its history stays) */
+        delete: operations["schedule_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reports/schedules/{id}/send": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a schedule's report now */
+        post: operations["schedule_send"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reports/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Executive summary
+         * @description Figures against the previous period, the largest changes, SLA, WhatsApp delivery and top error codes, best and lowest agents, and highlight sentences, each naming the section fields it was made from (docs/api.md).
+         */
+        get: operations["summary_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reports/summary.pdf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Executive summary as a PDF */
+        get: operations["summary_pdf_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -405,6 +547,11 @@ export interface components {
             /** @description The account's IANA timezone, used for local hours and days. */
             timezone: string;
         };
+        /**
+         * @description How often a schedule is due.
+         * @enum {string}
+         */
+        Cadence: "daily" | "weekly";
         /** @description One campaign. */
         Campaign: {
             /** @description The campaign. */
@@ -726,6 +873,29 @@ export interface components {
              */
             previous: number;
         };
+        /** @description The filters of the report's sections, as the dashboard's query parameters. */
+        Filters: {
+            /**
+             * @description `agent_id`.
+             * @default null
+             */
+            agent_id: string | null;
+            /**
+             * @description `channel`.
+             * @default null
+             */
+            channel: string | null;
+            /**
+             * @description `inbox_id`.
+             * @default null
+             */
+            inbox_id: string | null;
+            /**
+             * @description `team_id`.
+             * @default null
+             */
+            team_id: string | null;
+        };
         /** @description First response time, now and before, with SLA status. */
         FirstResponse: {
             /** @description In the range. */
@@ -763,6 +933,19 @@ export interface components {
              *     first conversation.
              */
             weeks: number;
+        };
+        /** @description What a delivery carries. */
+        Formats: {
+            /**
+             * @description An HTML body with the executive summary (a plain-text part is always sent).
+             * @default true
+             */
+            html: boolean;
+            /**
+             * @description Attach the report as a PDF.
+             * @default true
+             */
+            pdf: boolean;
         };
         /** @description First-response statistics over one range. */
         FrtStats: {
@@ -1197,6 +1380,122 @@ export interface components {
             /** @description The same figure for the previous period. */
             previous: components["schemas"]["Money"][];
         };
+        /** @description One run of a schedule, as the history shows it. */
+        Run: {
+            /**
+             * Format: int64
+             * @description Its account.
+             */
+            account_id: number;
+            /**
+             * Format: int32
+             * @description SMTP attempts made.
+             */
+            attempts: number;
+            /**
+             * Format: int64
+             * @description When the slot was due.
+             */
+            due_at: number;
+            /** @description Why it failed, for `failed`. */
+            error?: string | null;
+            /**
+             * Format: int64
+             * @description When it ended, ms since the epoch.
+             */
+            finished_at: number;
+            /**
+             * Format: int64
+             * @description Size of the mail message, bytes.
+             */
+            message_bytes: number;
+            /**
+             * Format: int64
+             * @description Size of the PDF, bytes (0 when none was made).
+             */
+            pdf_bytes: number;
+            /** @description The local dates the report covers, `[from, to)`, as `["YYYY-MM-DD", "YYYY-MM-DD"]`. */
+            period: string[];
+            /** @description Who it went to. */
+            recipients: string[];
+            /** @description Id (the claim's). */
+            run_id: string;
+            /** @description The schedule. */
+            schedule_id: string;
+            /** @description The schedule's name when it ran. */
+            schedule_name: string;
+            /** @description The slot (`YYYY-MM-DD`, or `manual-…`). */
+            slot: string;
+            /** @description The outcome. */
+            status: components["schemas"]["Status"];
+        };
+        /** @description `GET /api/reports/runs`. */
+        RunList: {
+            /**
+             * Format: int64
+             * @description How long runs are kept.
+             */
+            history_days: number;
+            /** @description Runs, newest first. */
+            runs: components["schemas"]["Run"][];
+        };
+        /** @description A stored schedule. */
+        Schedule: components["schemas"]["ScheduleInput"] & {
+            /**
+             * Format: int64
+             * @description The account it reports on.
+             */
+            account_id: number;
+            /**
+             * Format: int64
+             * @description When it was created, ms since the epoch; no slot before this is due.
+             */
+            created_at: number;
+            /** @description The token subject that created it. */
+            created_by: string;
+            /** @description Opaque id (32 hex digits). */
+            id: string;
+            /**
+             * Format: int64
+             * @description When it was last changed (or paused, resumed), ms since the epoch.
+             */
+            updated_at: number;
+        };
+        /** @description What an admin sends to create or replace a schedule. */
+        ScheduleInput: {
+            /** @description `daily` or `weekly`. */
+            cadence: components["schemas"]["Cadence"];
+            /** @description The sections' filters. */
+            filters?: components["schemas"]["Filters"];
+            /** @description PDF attachment and HTML body (both by default). */
+            formats?: components["schemas"]["Formats"];
+            /** @description Local wall time of the slot, `HH:MM` (24 h), in the account's time zone. */
+            local_time: string;
+            /** @description Shown in the UI and the mail's subject. */
+            name: string;
+            /** @description A paused schedule sends nothing; its slots while paused are not sent later. */
+            paused?: boolean;
+            /** @description Mail addresses (1 to [`MAX_RECIPIENTS`]). */
+            recipients: string[];
+            /** @description `summary` and any of the dashboard's sections, in the order they are printed. */
+            sections: string[];
+            /** @description The weekday of a weekly schedule: `mon` … `sun`. */
+            weekday?: string | null;
+        };
+        /** @description `GET /api/reports/schedules`. */
+        ScheduleList: {
+            /** @description `smtp` when `[reports] smtp_url` is set, `off` when nothing is sent. */
+            delivery: string;
+            /** @description The account's schedules. */
+            schedules: components["schemas"]["Schedule"][];
+            /** @description The account's IANA time zone, in which `local_time` is read. */
+            timezone: string;
+        };
+        /** @description `POST /api/reports/schedules/{id}/send`. */
+        SendNow: {
+            /** @description The run started; its outcome appears in the history. */
+            run_id: string;
+        };
         /** @description SLA compliance over one range. */
         Sla: {
             /**
@@ -1271,6 +1570,11 @@ export interface components {
             /** @description The same figure for the previous period. */
             previous: components["schemas"]["Split"];
         };
+        /**
+         * @description How a run ended.
+         * @enum {string}
+         */
+        Status: "sent" | "failed" | "interrupted" | "sending";
         /** @description An agent's status now. */
         StatusNow: {
             /**
@@ -2036,6 +2340,558 @@ export interface operations {
             };
             /** @description No valid token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    dashboard_pdf_get: {
+        parameters: {
+            query?: {
+                /** @description Account to read: must be the token's account, which is the default. */
+                account_id?: number;
+                /**
+                 * @description Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
+                 *     account's zone. Default: local midnight today.
+                 */
+                from?: string;
+                /**
+                 * @description Range end, exclusive: RFC 3339 instant or `YYYY-MM-DD`. Default: the next local
+                 *     midnight after a date `from`, or `from` + 24 h.
+                 */
+                to?: string;
+                /** @description Channel filter: whatsapp, webchat, email, instagram, messenger, sms. */
+                channel?: string;
+                /** @description Inbox filter. */
+                inbox_id?: string;
+                /** @description Agent filter. */
+                agent_id?: string;
+                /** @description Team filter. */
+                team_id?: string;
+                /** @description Trend slot size, `hour`, `day` or `week` (sections with a trend). */
+                granularity?: string;
+                /**
+                 * @description Comma-separated `summary` and section names, in print order; default: the seven
+                 *     sections.
+                 */
+                sections?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An A4 PDF attachment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": number[];
+                };
+            };
+            /** @description A parameter is invalid; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another account, or a filter outside the token's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    runs_get: {
+        parameters: {
+            query?: {
+                /** @description Only this schedule's runs */
+                schedule_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Runs, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunList"];
+                };
+            };
+            /** @description Not an admin of the account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    run_pdf_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The PDF */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": number[];
+                };
+            };
+            /** @description Not an admin of the account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run in the history, or no PDF */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    schedules_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Schedules and whether mail is delivered */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleList"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin of the account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    schedules_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleInput"];
+            };
+        };
+        responses: {
+            /** @description The schedule */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description A field is invalid; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin of the account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    schedule_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The schedule's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schedule */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Not an admin of the account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such schedule in the account */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    schedule_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The schedule's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleInput"];
+            };
+        };
+        responses: {
+            /** @description The schedule */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description A field is invalid; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin of the account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such schedule in the account */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    schedule_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The schedule's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not an admin of the account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such schedule in the account */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    schedule_send: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The schedule's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The run started */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SendNow"];
+                };
+            };
+            /** @description No such schedule in the account */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Mail delivery is off (`[reports] smtp_url`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    summary_get: {
+        parameters: {
+            query?: {
+                /** @description Account to read: must be the token's account, which is the default. */
+                account_id?: number;
+                /**
+                 * @description Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
+                 *     account's zone. Default: local midnight today.
+                 */
+                from?: string;
+                /**
+                 * @description Range end, exclusive: RFC 3339 instant or `YYYY-MM-DD`. Default: the next local
+                 *     midnight after a date `from`, or `from` + 24 h.
+                 */
+                to?: string;
+                /** @description Channel filter: whatsapp, webchat, email, instagram, messenger, sms. */
+                channel?: string;
+                /** @description Inbox filter. */
+                inbox_id?: string;
+                /** @description Agent filter. */
+                agent_id?: string;
+                /** @description Team filter. */
+                team_id?: string;
+                /** @description Trend slot size, `hour`, `day` or `week` (sections with a trend). */
+                granularity?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The summary, computed from the sections' bodies of one snapshot */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description A parameter is invalid; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another account, or a filter outside the token's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    summary_pdf_get: {
+        parameters: {
+            query?: {
+                /** @description Account to read: must be the token's account, which is the default. */
+                account_id?: number;
+                /**
+                 * @description Range start: RFC 3339 instant, or `YYYY-MM-DD` for local midnight in the
+                 *     account's zone. Default: local midnight today.
+                 */
+                from?: string;
+                /**
+                 * @description Range end, exclusive: RFC 3339 instant or `YYYY-MM-DD`. Default: the next local
+                 *     midnight after a date `from`, or `from` + 24 h.
+                 */
+                to?: string;
+                /** @description Channel filter: whatsapp, webchat, email, instagram, messenger, sms. */
+                channel?: string;
+                /** @description Inbox filter. */
+                inbox_id?: string;
+                /** @description Agent filter. */
+                agent_id?: string;
+                /** @description Team filter. */
+                team_id?: string;
+                /** @description Trend slot size, `hour`, `day` or `week` (sections with a trend). */
+                granularity?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An A4 PDF attachment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": number[];
+                };
+            };
+            /** @description A parameter is invalid; the message names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another account, or a filter outside the token's role */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -213,7 +213,9 @@ impl Reports {
     pub async fn schedule(self: Arc<Self>, app: AppState) {
         let tick = Duration::from_millis(self.config.tick_ms.max(50));
         match &self.mailer {
-            None => tracing::info!("report delivery is off: set [reports] smtp_url to mail scheduled reports"),
+            None => tracing::info!(
+                "report delivery is off: set [reports] smtp_url to mail scheduled reports"
+            ),
             Some(mailer) => match mailer.check().await {
                 Ok(true) => tracing::info!("the SMTP server for reports answers"),
                 Ok(false) | Err(_) => tracing::warn!(

@@ -33,8 +33,21 @@ struct Cli {
     /// For tests and reproductions (docs/operations.md).
     #[arg(long, global = true, env = "CRMPULSE_NOW", value_name = "RFC3339")]
     now: Option<Clock>,
+    /// Log format on stderr: `text` (colours only on a terminal) or `json` (one object
+    /// per line, for log shippers). `RUST_LOG` sets the levels (default `info`).
+    #[arg(long, global = true, env = "CRMPULSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines; ANSI colours only when stderr is a terminal.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`, `span`.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,13 +233,8 @@ struct ReplayArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     let config = config::load(cli.config.as_deref())?;
     // The process's one clock: every "now" below is read from it (schemas::clock).
     let clock = cli.now.unwrap_or_default();
@@ -513,4 +521,20 @@ fn replay(args: &ReplayArgs, config: &config::Config, clock: schemas::Clock) -> 
         stats.too_late
     );
     Ok(())
+}
+
+/// Logs to stderr in `format`, at the levels of `RUST_LOG` (default `info`). Text has
+/// ANSI colours only when stderr is a terminal, so a file, a pipe or journald gets
+/// plain lines.
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
 }

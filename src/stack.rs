@@ -143,6 +143,18 @@ impl Stack {
     pub fn build(config: &Config, source: Source, clock: Clock) -> anyhow::Result<Self> {
         // The recorder first: counters incremented before it exists are lost.
         let _ = query_api::install_metrics();
+        // Failure counters exist from the start at 0, so an alert's `increase()` sees
+        // the first failure (a series that appears at 1 has no increase).
+        for name in [
+            "crmpulse_log_failed_commits_total",
+            "crmpulse_api_live_stalled_total",
+            "crmpulse_reports_scheduler_errors_total",
+        ] {
+            metrics::counter!(name).increment(0);
+        }
+        if config.clickhouse.enabled() {
+            metrics::counter!("crmpulse_clickhouse_failures_total").increment(0);
+        }
         let store = Arc::new(ViewStore::default());
         let stop = Arc::new(AtomicBool::new(false));
         let reports: Arc<dyn Journal> = match &source {
@@ -430,6 +442,7 @@ impl Stack {
         );
         state.reports = Some(Arc::clone(&reports));
         tokio::spawn(reports.schedule(state.clone()));
+        tokio::spawn(process_gauges());
         let api = query_api::router(state);
         let ingest_auth = Arc::clone(&credentials.ingest);
         let sources = Arc::new(config.sources.clone());
@@ -455,6 +468,32 @@ impl Stack {
         };
         let tls = config.tls.server_config()?;
         crate::tls::serve(listener, app, tls, shutdown).await
+    }
+}
+
+/// Every 5 s: `crmpulse_process_resident_memory_bytes` (from `/proc/self/status`) and,
+/// when the process runs under a cgroup memory limit, `crmpulse_memory_limit_bytes`
+/// (cgroup v2 `memory.max`), so an alert can compare the two.
+async fn process_gauges() {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if let Some(rss) = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            })
+        {
+            metrics::gauge!("crmpulse_process_resident_memory_bytes").set(rss * 1024.0);
+        }
+        if let Some(limit) = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+        {
+            metrics::gauge!("crmpulse_memory_limit_bytes").set(limit);
+        }
     }
 }
 
@@ -531,6 +570,16 @@ impl Input {
         }
     }
 
+    /// How far the pipeline is behind its source: events stored in the log and not yet
+    /// handed to it (embedded), or messages in the events topic past the consumer's
+    /// position (Kafka, refreshed every few seconds).
+    fn lag(&mut self, pushed: u64) -> Option<u64> {
+        match self {
+            Input::Log { log, .. } => Some(log.len().saturating_sub(pushed)),
+            Input::Topic { events, .. } => events.lag(),
+        }
+    }
+
     /// Called after the pipeline took a batch.
     fn pushed(&self, pushed: u64) {
         if let Input::Topic { pushed_tx, .. } = self {
@@ -575,6 +624,9 @@ fn drive(
             pipeline.push(events)?;
             input.pushed(pipeline.pushed());
             last_tick = Instant::now();
+        }
+        if let Some(lag) = input.lag(pipeline.pushed()) {
+            metrics::gauge!("crmpulse_pipeline_lag_events").set(lag as f64);
         }
         if !announced && input.caught_up() {
             announced = true;

@@ -187,6 +187,7 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ));
     let router = api
+        .route_layer(axum::middleware::from_fn(time_requests))
         .fallback(ui::asset_get)
         // Every error of an API path is the JSON body, whoever answered it: a handler,
         // the fallback (an unknown path) or one of axum's rejections.
@@ -212,6 +213,28 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// Times every API request into `crmpulse_api_request_duration_seconds{route, status}`
+/// (`route` is the matched route, e.g. `/api/dashboard/{section}`, so the label set
+/// stays small). A WebSocket upgrade is timed up to the upgrade.
+async fn time_requests(
+    path: axum::extract::MatchedPath,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = path.as_str().to_owned();
+    let res = next.run(req).await;
+    let status = match res.status().as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::histogram!("crmpulse_api_request_duration_seconds", "route" => route, "status" => status)
+        .record(started.elapsed().as_secs_f64());
+    res
 }
 
 /// The dashboard loads only its own scripts; ECharts sets inline styles and draws

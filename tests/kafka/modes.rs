@@ -124,6 +124,13 @@ fn kafka_run_feeds_clickhouse_the_metrics_topic_and_the_api_and_serve_agrees() {
 
     // `/metrics`: the events the pipeline took in.
     let text = metrics_text(port);
+    // The Kafka-only metric of the alert rules (tests/alert_rules.rs checks the rest;
+    // `crmpulse_kafka_dead_letters_total` is checked where dead letters are made).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !metrics_text(port).contains("crmpulse_kafka_source_lag_messages ") {
+        assert!(Instant::now() < deadline, "no consumer lag gauge in {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let counted = metric(&text, "crmpulse_pipeline_events_total");
     assert_eq!(counted, events.len() as f64, "{text}");
 

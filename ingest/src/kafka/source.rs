@@ -58,6 +58,8 @@ pub struct EventSource {
     horizon_ms: Option<i64>,
     /// The watermark of each `(account, partition)`.
     watermarks: HashMap<(u64, i32), i64>,
+    /// The last lag measured, and when.
+    lag: Option<(u64, std::time::Instant)>,
 }
 
 /// How far past its record's timestamp an event may move its account's watermark.
@@ -104,6 +106,7 @@ impl EventSource {
             read: 0,
             horizon_ms: None,
             watermarks: HashMap::new(),
+            lag: None,
         })
     }
 
@@ -123,6 +126,37 @@ impl EventSource {
     pub fn with_lateness_horizon(mut self, horizon_ms: Option<i64>) -> Self {
         self.horizon_ms = horizon_ms;
         self
+    }
+
+    /// Messages in the topic past this source's position, summed over its partitions,
+    /// measured at most every 5 s (each measure asks the broker for the high
+    /// watermarks); `None` until first measured or when the broker does not answer.
+    pub fn lag(&mut self) -> Option<u64> {
+        use rdkafka::consumer::Consumer as _;
+        if self
+            .lag
+            .is_some_and(|(_, at)| at.elapsed() < Duration::from_secs(5))
+        {
+            return self.lag.map(|(l, _)| l);
+        }
+        let positions = self.consumer.position().ok()?;
+        let mut lag = 0u64;
+        for p in self.progress.partitions() {
+            let (_, high) = self
+                .consumer
+                .fetch_watermarks(&self.topic, *p, Duration::from_secs(1))
+                .ok()?;
+            let at = positions
+                .find_partition(&self.topic, *p)
+                .and_then(|e| match e.offset() {
+                    rdkafka::Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            lag += u64::try_from(high.saturating_sub(at)).unwrap_or(0);
+        }
+        self.lag = Some((lag, std::time::Instant::now()));
+        Some(lag)
     }
 
     /// Messages read so far (valid or not).

@@ -5,6 +5,7 @@
 //! credentials, TLS, Kafka tools).
 
 pub mod auth;
+pub mod check;
 pub mod config;
 pub mod kafka;
 pub mod keyring;

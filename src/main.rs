@@ -71,6 +71,9 @@ enum Command {
     TailMetrics(TailMetricsArgs),
     /// Create the Kafka topics named in `[kafka]` (existing ones are kept).
     KafkaTopics,
+    /// Smoke-test a running deployment: health, a token round trip, one section, one
+    /// WebSocket snapshot; exits 1 naming the step that failed.
+    Check(crmpulse::check::CheckArgs),
     /// Mint a dashboard token (JWT) with the configured key, or the data dir's.
     Token(TokenArgs),
     /// Print an account's ingest key (or webhook secret), derived from the server secret.
@@ -267,6 +270,13 @@ fn main() -> anyhow::Result<()> {
         Command::Ingest(args) => kafka::ingest(args.listen, &config, clock),
         Command::TailMetrics(args) => kafka::tail_metrics(&config, args.batches, args.until_end),
         Command::KafkaTopics => kafka::create_topics(&config),
+        Command::Check(args) => {
+            if let Err(e) = crmpulse::check::run(&args) {
+                eprintln!("{e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Token(args) => token(&args, &config, clock),
         Command::IngestKey(args) => ingest_key(&args, &config),
         Command::SigningKeys(args) => signing_keys(&args, &config, clock),

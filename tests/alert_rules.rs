@@ -1,7 +1,8 @@
-//! The alert rules in `infra/prometheus/crmpulse-rules.yml` read only metrics that a
-//! running `crmpulse` exports: every `crmpulse_*` name in them is on `/metrics` of an
-//! embedded `run` with ClickHouse after a little traffic (the two Kafka-only ones are
-//! checked by `tests/kafka/modes.rs`). `promtool check rules` and `promtool test rules`
+//! The alert rules in `infra/prometheus/crmpulse-rules.yml` and the Grafana dashboard
+//! `infra/grafana/dashboards/crmpulse.json` read only metrics that a running
+//! `crmpulse` exports: every `crmpulse_*` name in their expressions is on `/metrics` of
+//! an embedded `run` with ClickHouse after a little traffic (the Kafka-only ones are
+//! checked by `tests/kafka/modes.rs` and `tests/kafka/topics.rs`). `promtool check rules` and `promtool test rules`
 //! (scripts/test) check the rules themselves.
 
 mod common;
@@ -18,21 +19,32 @@ const NOW: &str = "2026-11-20T12:00:00Z";
 pub const KAFKA_ONLY: &[&str] = &[
     "crmpulse_kafka_dead_letters_total",
     "crmpulse_kafka_source_lag_messages",
+    "crmpulse_kafka_source_events_total",
 ];
 
-/// Every `crmpulse_*` metric name the rules read.
+/// Every `crmpulse_*` metric name the rules and the dashboard's queries read.
 fn rule_metrics() -> BTreeSet<String> {
-    let rules = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("infra/prometheus/crmpulse-rules.yml"),
-    )
-    .unwrap();
-    let mut names = BTreeSet::new();
-    for line in rules
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = std::fs::read_to_string(root.join("infra/prometheus/crmpulse-rules.yml")).unwrap();
+    let mut exprs: Vec<String> = rules
         .lines()
         .filter(|l| l.trim_start().starts_with("expr:"))
-    {
-        let mut rest = line;
+        .map(str::to_owned)
+        .collect();
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("infra/grafana/dashboards/crmpulse.json")).unwrap(),
+    )
+    .unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 8, "{} panels", panels.len());
+    for panel in panels {
+        for target in panel["targets"].as_array().unwrap() {
+            exprs.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    let mut names = BTreeSet::new();
+    for line in &exprs {
+        let mut rest = line.as_str();
         while let Some(i) = rest.find("crmpulse_") {
             let name: String = rest[i..]
                 .chars()
@@ -46,7 +58,7 @@ fn rule_metrics() -> BTreeSet<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn every_metric_the_alert_rules_read_is_exported() {
+async fn every_metric_the_alert_rules_and_the_grafana_dashboard_read_is_exported() {
     let wanted = rule_metrics();
     assert!(wanted.len() >= 10, "{wanted:?}");
     let dir = tempfile::tempdir().unwrap();
@@ -71,8 +83,8 @@ async fn every_metric_the_alert_rules_read_is_exported() {
     );
     let client = common::client(port);
 
-    // Traffic that makes the labelled series appear: an event accepted and one refused,
-    // dashboard reads, a live connection refused, a report that fails to send.
+    // Traffic that makes the labelled series appear: an event accepted, one refused,
+    // one redelivered, dashboard reads, a live connection, a report that fails to send.
     let res = post_events(
         &client,
         &base,
@@ -82,6 +94,12 @@ async fn every_metric_the_alert_rules_read_is_exported() {
     .await;
     assert!(res.status().is_client_error() || res.status().is_success());
     wait_caught_up(&client, &base, 1).await;
+    post_events(
+        &client,
+        &base,
+        &json!([ev("e1", "2026-11-20T10:00:00Z", opened("c1"))]),
+    )
+    .await;
     client
         .get(format!("{base}/api/dashboard/kpi"))
         .send()
@@ -147,6 +165,6 @@ async fn every_metric_the_alert_rules_read_is_exported() {
     let _ = child.wait();
     assert!(
         missing.is_empty(),
-        "the alert rules read metrics nobody exports: {missing:?}"
+        "the alert rules or the Grafana dashboard read metrics nobody exports: {missing:?}"
     );
 }

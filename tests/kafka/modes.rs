@@ -127,7 +127,13 @@ fn kafka_run_feeds_clickhouse_the_metrics_topic_and_the_api_and_serve_agrees() {
     // The Kafka-only metric of the alert rules (tests/alert_rules.rs checks the rest;
     // `crmpulse_kafka_dead_letters_total` is checked where dead letters are made).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !metrics_text(port).contains("crmpulse_kafka_source_lag_messages ") {
+    while ![
+        "crmpulse_kafka_source_lag_messages ",
+        "crmpulse_kafka_source_events_total ",
+    ]
+    .iter()
+    .all(|m| metrics_text(port).contains(m))
+    {
         assert!(Instant::now() < deadline, "no consumer lag gauge in {text}");
         std::thread::sleep(Duration::from_millis(200));
     }

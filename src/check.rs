@@ -8,6 +8,9 @@
 //! 3. `GET /api/dashboard/<section>` answers a body of that section;
 //! 4. `/api/live`: authenticated, subscribed to the same section, its first snapshot
 //!    arrives within the timeout.
+//!
+//! `--ready` checks only `GET /readyz` (no token): the probe of a container health
+//! check or a systemd watchdog, run beside the server.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,9 +27,18 @@ pub struct CheckArgs {
     /// The deployment's base URL, e.g. `https://crmpulse.example.com` (`http://` and
     /// `https://`; the WebSocket is `ws://` or `wss://` on the same host).
     pub url: String,
-    /// A dashboard token (`crmpulse token`).
-    #[arg(long, env = "CRMPULSE_TOKEN", hide_env_values = true)]
-    pub token: String,
+    /// A dashboard token (`crmpulse token`); not needed with `--ready`.
+    #[arg(
+        long,
+        env = "CRMPULSE_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "ready"
+    )]
+    pub token: Option<String>,
+    /// Check only `GET /readyz` (the source read to its start contents, the views
+    /// caught up): exits 0 when ready, 1 otherwise. Needs no token; for health checks.
+    #[arg(long)]
+    pub ready: bool,
     /// The section read over REST and the WebSocket.
     #[arg(long, default_value = "kpi")]
     pub section: String,
@@ -72,8 +84,8 @@ async fn check(args: &CheckArgs) -> anyhow::Result<()> {
 
     let get = |path: &str, token: bool| {
         let mut req = http.get(format!("{base}{path}"));
-        if token {
-            req = req.bearer_auth(&args.token);
+        if token && let Some(t) = &args.token {
+            req = req.bearer_auth(t);
         }
         async move {
             let res = req.send().await.map_err(|e| {
@@ -99,6 +111,28 @@ async fn check(args: &CheckArgs) -> anyhow::Result<()> {
             Ok::<_, anyhow::Error>(body)
         }
     };
+
+    if args.ready {
+        let url = format!("{base}/readyz");
+        let res = http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("FAIL  readyz   GET {url}"))?;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if !status.is_success() || body["ready"] != true {
+            bail!("FAIL  readyz   GET /readyz answered HTTP {status}: {body}");
+        }
+        ok(
+            "readyz",
+            &format!("ready, events_consumed {}", body["events_consumed"]),
+        );
+        return Ok(());
+    }
+    if args.token.is_none() {
+        bail!("--token (or CRMPULSE_TOKEN) is needed for the full check");
+    }
 
     let health = get("/healthz", false)
         .await

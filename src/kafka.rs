@@ -36,17 +36,14 @@ pub fn sink_config(kafka: &KafkaConfig) -> MetricsSinkConfig {
     )
 }
 
-/// Serves `app` until Ctrl-C, over TLS when `[tls]` names a certificate.
+/// Serves `app` until SIGINT or SIGTERM, over TLS when `[tls]` names a certificate.
 async fn serve_http(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     config: &Config,
 ) -> anyhow::Result<()> {
     let tls = config.tls.server_config()?;
-    crate::tls::serve(listener, app, tls, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    crate::tls::serve(listener, app, tls, crate::shutdown_signal()).await
 }
 
 /// `crmpulse ingest`: the gateway alone.
@@ -70,6 +67,21 @@ pub fn ingest(listen: SocketAddr, config: &Config, clock: Clock) -> anyhow::Resu
                 sources,
                 Arc::clone(&credentials.ingest),
             ))
+            // Liveness and readiness for probes (no token): the gateway holds no state
+            // to load, so it is ready as soon as it serves; a broker that is down shows
+            // as 503s on the writes and in `crmpulse_ingest_*`.
+            .route(
+                "/healthz",
+                axum::routing::get(|| async {
+                    axum::Json(serde_json::json!({"status": "ok", "role": "ingest"}))
+                }),
+            )
+            .route(
+                "/readyz",
+                axum::routing::get(|| async {
+                    axum::Json(serde_json::json!({"ready": true, "role": "ingest"}))
+                }),
+            )
             .route(
                 "/metrics",
                 axum::routing::get(move |headers: axum::http::HeaderMap| {

@@ -110,6 +110,8 @@ pub struct Stack {
     /// The number `/healthz` compares `events_consumed` with: the log's length
     /// (embedded) or the events handed to the pipeline (Kafka).
     source_len: Option<watch::Receiver<u64>>,
+    /// Set once the source has been read up to what it held at start (`/readyz`).
+    started: Arc<AtomicBool>,
     ingest: Ingest,
     /// Where report schedules, claims and runs are kept: `reports.redb` in the data
     /// dir (embedded) or `crm.reports.v1` (Kafka).
@@ -175,6 +177,7 @@ impl Stack {
             clickhouse: None,
             clock,
             source_len: None,
+            started: Arc::new(AtomicBool::new(false)),
             ingest: Ingest::None,
             reports,
             stop,
@@ -230,7 +233,9 @@ impl Stack {
             }
             Source::MetricsTopic => {
                 let kafka = kafka_section(config)?;
+                // Returns once the topic's start contents are in the view store.
                 let follower = follow_metrics(kafka, Arc::clone(&stack.store), &stack.stop)?;
+                stack.started.store(true, Ordering::Release);
                 stack.threads.push(follower);
             }
         }
@@ -274,6 +279,7 @@ impl Stack {
             },
         )?;
         let stop = Arc::clone(&self.stop);
+        let started = Arc::clone(&self.started);
         let clickhouse = self.clickhouse.clone();
         let name = match input {
             Input::Log { .. } => "crmpulse-log-reader",
@@ -287,6 +293,7 @@ impl Stack {
                     &mut input,
                     &mut pipeline,
                     &stop,
+                    &started,
                     clickhouse.as_deref(),
                     catch_up.as_ref(),
                 ) {
@@ -376,7 +383,7 @@ impl Stack {
         }
     }
 
-    /// Binds `listen` and serves the API over the stack until Ctrl-C. With a
+    /// Binds `listen` and serves the API over the stack until SIGINT or SIGTERM. With a
     /// configuration file, account settings are reloaded when it changes.
     ///
     /// # Errors
@@ -395,9 +402,13 @@ impl Stack {
         if let Some(path) = config_path {
             tokio::spawn(watch_config(path, settings.clone()));
         }
-        self.serve_on(config, credentials, settings, listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        self.serve_on(
+            config,
+            credentials,
+            settings,
+            listener,
+            crate::shutdown_signal(),
+        )
         .await
     }
 
@@ -421,6 +432,7 @@ impl Stack {
         state.live = config.live.to_live_config();
         state.bodies = config.api.body_cache();
         state.log_len = self.source_len.clone();
+        state.started = Some(Arc::clone(&self.started));
         state.clickhouse = self.clickhouse.clone().map(|ch| {
             Arc::new(move || {
                 let s = ch.stats();
@@ -576,7 +588,13 @@ impl Input {
     fn lag(&mut self, pushed: u64) -> Option<u64> {
         match self {
             Input::Log { log, .. } => Some(log.len().saturating_sub(pushed)),
-            Input::Topic { events, .. } => events.lag(),
+            Input::Topic { events, .. } => {
+                let lag = events.lag();
+                if let Some(lag) = lag {
+                    metrics::gauge!("crmpulse_kafka_source_lag_messages").set(lag as f64);
+                }
+                lag
+            }
         }
     }
 
@@ -592,11 +610,12 @@ impl Input {
 /// With a ClickHouse sink, waits while the sink's buffer is full (backpressure, in
 /// every mode). Once the source's start contents are in the pipeline, tells the
 /// ClickHouse sink (it may clear rows an earlier run left behind) and the metrics
-/// sink's catch-up.
+/// sink's catch-up, and sets `started` (readiness).
 fn drive(
     input: &mut Input,
     pipeline: &mut Pipeline,
     stop: &AtomicBool,
+    started: &AtomicBool,
     clickhouse: Option<&ClickHouseSink>,
     catch_up: Option<&CatchUp>,
 ) -> anyhow::Result<()> {
@@ -640,6 +659,7 @@ fn drive(
             if let Some(c) = catch_up {
                 c.set_target(pipeline.pushed());
             }
+            started.store(true, Ordering::Release);
         }
     }
     Ok(())

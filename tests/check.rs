@@ -1,6 +1,7 @@
 //! `crmpulse check <URL>` against a running server: every step `ok` and exit 0 over
 //! HTTP and over HTTPS with a private CA; a refused token, a dead URL and an unknown
-//! section each exit 1 naming the step that failed.
+//! section each exit 1 naming the step that failed; `--ready` (the container health
+//! check) needs no token and fails on a dead URL.
 
 mod common;
 
@@ -122,4 +123,38 @@ fn https_and_wss_are_checked_against_the_given_ca() {
     assert!(stderr.contains("FAIL  healthz"), "{stderr}");
     let _ = server.kill();
     let _ = server.wait();
+}
+
+#[test]
+fn ready_needs_no_token_and_fails_on_a_dead_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = start(port, dir.path(), NOW);
+    wait_up(port);
+    let url = format!("http://127.0.0.1:{port}");
+    // `/readyz` turns 200 once the (empty) log is read; the probe retries until then.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        let out = check(&["--ready", &url]);
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("ok    readyz   ready"), "{stdout}");
+    assert!(!stdout.contains("token"), "{stdout}");
+
+    // Without `--ready` the token is required.
+    let out = check(&[&url]);
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    assert!(text(&out).1.contains("--token"), "{}", text(&out).1);
+
+    let _ = server.kill();
+    let _ = server.wait();
+    let out = check(&["--ready", &url, "--timeout-s", "2"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("FAIL  readyz"), "{stderr}");
 }

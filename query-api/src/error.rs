@@ -98,7 +98,11 @@ impl IntoResponse for ApiError {
 /// Whether `path` is an API path, whose every error is the JSON body (the dashboard's
 /// files and shell live outside it).
 pub fn is_api_path(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/") || path == "/metrics" || path == "/healthz"
+    path == "/api"
+        || path.starts_with("/api/")
+        || path == "/metrics"
+        || path == "/healthz"
+        || path == "/readyz"
 }
 
 /// The code of an error status, as the JSON body names it.

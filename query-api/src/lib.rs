@@ -29,7 +29,7 @@ use std::sync::{Arc, OnceLock};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -56,6 +56,9 @@ pub struct AppState {
     pub live: LiveConfig,
     /// Number of events in the source log, when there is one (for `/healthz`).
     pub log_len: Option<watch::Receiver<u64>>,
+    /// Set once the source has been read up to what it held when the process started
+    /// (for `/readyz`); `None`: there is no source to wait for.
+    pub started: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// The ClickHouse sink's state now, when one is attached (for `/healthz`).
     pub clickhouse: Option<Arc<dyn Fn() -> ClickHouseHealth + Send + Sync>>,
     /// Prometheus exposition, when a recorder is installed.
@@ -84,6 +87,7 @@ impl AppState {
             clock: schemas::Clock::system(),
             live: LiveConfig::default(),
             log_len: None,
+            started: None,
             clickhouse: None,
             prometheus: None,
             auth: None,
@@ -181,6 +185,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/live", get(live::live_connect))
         .route("/api/openapi.json", get(openapi_get))
         .route("/healthz", get(health_get))
+        .route("/readyz", get(ready_get))
         .route("/metrics", get(metrics_get))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
@@ -341,6 +346,36 @@ async fn health_get(State(app): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
+/// Readiness, for load balancers and orchestrators (`/healthz` is liveness): `200`
+/// once the source has been read up to what it held at start and the view store has
+/// taken every event handed to the pipeline, `503` before (both with the same body, so
+/// a probe's log says which condition is missing). Needs no token.
+async fn ready_get(State(app): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let consumed = app.store.read(|s| s.events_consumed);
+    let log_events = app.log_len.as_ref().map(|rx| *rx.borrow());
+    let started = app
+        .started
+        .as_ref()
+        .is_none_or(|s| s.load(std::sync::atomic::Ordering::Acquire));
+    let caught_up = log_events.is_none_or(|n| consumed >= n);
+    let ready = started && caught_up;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({
+            "ready": ready,
+            "source_read": started,
+            "caught_up": caught_up,
+            "events_consumed": consumed,
+            "log_events": log_events,
+        })),
+    )
+}
+
 async fn metrics_get(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -354,4 +389,56 @@ async fn metrics_get(
         .map(PrometheusHandle::render)
         .unwrap_or_default();
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn readyz(state: AppState) -> (StatusCode, serde_json::Value) {
+        let res = router(state)
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readyz_waits_for_the_start_contents_and_for_the_views() {
+        let started = Arc::new(AtomicBool::new(false));
+        let (len_tx, len_rx) = watch::channel(0u64);
+        let mut state = AppState::new(Arc::new(ViewStore::default()));
+        state.started = Some(Arc::clone(&started));
+        state.log_len = Some(len_rx);
+
+        // The source is still being read: not ready, whatever the views hold.
+        let (status, body) = readyz(state.clone()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["ready"], false);
+        assert_eq!(body["source_read"], false);
+
+        // Read, but the log holds events the views have not taken yet.
+        started.store(true, std::sync::atomic::Ordering::Release);
+        len_tx.send_replace(3);
+        let (status, body) = readyz(state.clone()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["source_read"], true);
+        assert_eq!(body["caught_up"], false);
+        assert_eq!(body["log_events"], 3);
+
+        len_tx.send_replace(0);
+        let (status, body) = readyz(state).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["ready"], true);
+    }
 }

@@ -349,8 +349,9 @@ async fn filters_stay_within_the_role_and_other_routes_are_guarded() {
         StatusCode::UNAUTHORIZED
     );
 
-    // Public: liveness and the API description carry no tenant data.
+    // Public: liveness, readiness and the API description carry no tenant data.
     assert_eq!(get(&app, "/healthz", None).await.0, StatusCode::OK);
+    assert_eq!(get(&app, "/readyz", None).await.0, StatusCode::OK);
     assert_eq!(get(&app, "/api/openapi.json", None).await.0, StatusCode::OK);
 
     // Security headers on every response.

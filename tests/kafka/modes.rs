@@ -127,14 +127,24 @@ fn kafka_run_feeds_clickhouse_the_metrics_topic_and_the_api_and_serve_agrees() {
     // The Kafka-only metric of the alert rules (tests/alert_rules.rs checks the rest;
     // `crmpulse_kafka_dead_letters_total` is checked where dead letters are made).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while ![
-        "crmpulse_kafka_source_lag_messages ",
-        "crmpulse_kafka_source_events_total ",
-    ]
-    .iter()
-    .all(|m| metrics_text(port).contains(m))
-    {
-        assert!(Instant::now() < deadline, "no consumer lag gauge in {text}");
+    loop {
+        let now = metrics_text(port);
+        let missing: Vec<_> = [
+            "crmpulse_kafka_source_lag_messages ",
+            "crmpulse_kafka_source_events_total ",
+        ]
+        .into_iter()
+        .filter(|m| !now.contains(m))
+        .collect();
+        // Everything was consumed: once measured after that (every 5 s), nothing is
+        // left past the position.
+        if missing.is_empty() && metric(&now, "crmpulse_kafka_source_lag_messages") == 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing:?} missing or lag not 0 in {now}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let counted = metric(&text, "crmpulse_pipeline_events_total");
@@ -147,6 +157,15 @@ fn kafka_run_feeds_clickhouse_the_metrics_topic_and_the_api_and_serve_agrees() {
         &["serve", "--listen", &format!("127.0.0.1:{serve_port}")],
     ));
     let served = get_json(&load_url(serve_port), Duration::from_secs(60));
+    // Both are ready: `run` read the events topic to its start contents, `serve` the
+    // metrics topic.
+    for p in [port, serve_port] {
+        let ready = get_json(
+            &format!("http://127.0.0.1:{p}/readyz"),
+            Duration::from_secs(10),
+        );
+        assert_eq!(ready["ready"], true, "{ready}");
+    }
     assert_eq!(served["opened"]["total"], opened.len() as u64, "{served}");
     assert_eq!(served["opened"], load["opened"]);
 }
@@ -207,6 +226,12 @@ fn provider_webhooks_through_the_gateway_reach_the_events_topic_like_native_even
         "ingest",
         &["ingest", "--listen", &format!("127.0.0.1:{port}")],
     ));
+    // Its probes answer without a token (the gateway has nothing to load).
+    let ready = get_json(
+        &format!("http://127.0.0.1:{port}/readyz"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(ready, serde_json::json!({"ready": true, "role": "ingest"}));
     let whatsapp = format!("http://127.0.0.1:{port}/api/v1/sources/whatsapp/1");
     let signed = |body: &[u8]| vec![("x-hub-signature-256", ingest::auth::sign(APP_SECRET, body))];
     let mut events = Vec::new();

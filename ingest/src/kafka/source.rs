@@ -59,7 +59,7 @@ pub struct EventSource {
     /// The watermark of each `(account, partition)`.
     watermarks: HashMap<(u64, i32), i64>,
     /// The last lag measured, and when.
-    lag: Option<(u64, std::time::Instant)>,
+    lag: Option<(Option<u64>, std::time::Instant)>,
 }
 
 /// How far past its record's timestamp an event may move its account's watermark.
@@ -130,15 +130,23 @@ impl EventSource {
 
     /// Messages in the topic past this source's position, summed over its partitions,
     /// measured at most every 5 s (each measure asks the broker for the high
-    /// watermarks); `None` until first measured or when the broker does not answer.
+    /// watermarks); `None` until first measured or while the broker does not answer
+    /// (a failed measure is also not retried for 5 s, so an unreachable broker does not
+    /// slow the read loop).
     pub fn lag(&mut self) -> Option<u64> {
-        use rdkafka::consumer::Consumer as _;
         if self
             .lag
             .is_some_and(|(_, at)| at.elapsed() < Duration::from_secs(5))
         {
-            return self.lag.map(|(l, _)| l);
+            return self.lag.and_then(|(l, _)| l);
         }
+        let lag = self.measure_lag();
+        self.lag = Some((lag, std::time::Instant::now()));
+        lag
+    }
+
+    fn measure_lag(&self) -> Option<u64> {
+        use rdkafka::consumer::Consumer as _;
         let positions = self.consumer.position().ok()?;
         let mut lag = 0u64;
         for p in self.progress.partitions() {
@@ -155,7 +163,6 @@ impl EventSource {
                 .unwrap_or(0);
             lag += u64::try_from(high.saturating_sub(at)).unwrap_or(0);
         }
-        self.lag = Some((lag, std::time::Instant::now()));
         Some(lag)
     }
 

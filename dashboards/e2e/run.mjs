@@ -284,6 +284,20 @@ async function open(query, jwt) {
 const asAdmin = (account) => token(account, 'admin');
 const waitLive = () =>
   waitFor('connection-status "live"', () => document.querySelector('[data-testid="connection-status"]')?.getAttribute('data-state') === 'live');
+/** axe-core's `serious` and `critical` violations on the page as it is, one line each. */
+async function axeViolations() {
+  // Evaluated over the DevTools protocol: the page's content security policy
+  // (script-src 'self') rightly refuses an injected inline script tag.
+  await page.evaluate(readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
+  return page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => `${n.target} ${n.any[0]?.message ?? ''}`).join(' | ')}`);
+  });
+}
+/** Text of a PDF file (pdftotext, reading order). */
+const pdfText = (file, layout = false) => execFileSync('pdftotext', [...(layout ? ['-layout'] : []), file, '-'], { encoding: 'utf8' });
 
 async function main() {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -482,12 +496,219 @@ async function main() {
       if (name !== `crmpulse-summary-${seed.today}.pdf`) throw new Error(`file name ${name}`);
       const file = await download.path();
       if (readFileSync(file).subarray(0, 5).toString() !== '%PDF-') throw new Error('not a PDF');
-      const text = execFileSync('pdftotext', ['-layout', file, '-'], { encoding: 'utf8' });
+      const text = pdfText(file, true);
       for (const want of ['Executive summary', `Account ${SEED_ACCOUNT}`, `Range ${seed.today}T`, 'Conversations opened', 'Highest agent score: e2e-a1']) {
         if (!text.includes(want)) throw new Error(`${JSON.stringify(want)} not in the PDF:\n${text}`);
       }
       noPageErrors();
       return `${name} (${readFileSync(file).length} bytes)`;
+    });
+
+    await test('dashboard PDF export: the section in view, chosen sections and the whole dashboard; progress, cancel and a failure', async () => {
+      await open(`view=customer-load&range=today&account_id=${SEED_ACCOUNT}`, await asAdmin(SEED_ACCOUNT));
+      await waitValue('cl-opened', 4);
+      const pdfRoute = '**/api/reports/dashboard.pdf*';
+      const asked = [];
+      const onRequest = (r) => r.url().includes('/api/reports/dashboard.pdf') && asked.push(r);
+      page.on('request', onRequest);
+      // Held: the progress note and Cancel replace the button; cancelling leaves no file.
+      let release = () => {};
+      await page.route(pdfRoute, async (route) => {
+        await new Promise((r) => { release = r; });
+        await route.continue().catch(() => {});
+      });
+      let downloads = 0;
+      const count = () => { downloads += 1; };
+      page.on('download', count);
+      await page.getByLabel('Dashboard PDF of').selectOption('section');
+      await page.getByTestId('export-dashboard').click();
+      const progress = page.getByTestId('export-dashboard-progress');
+      await progress.waitFor({ timeout: STEP_MS });
+      if (!((await progress.textContent()) ?? '').includes('Preparing the dashboard PDF')) throw new Error(`progress says: ${await progress.textContent()}`);
+      if ((await progress.getAttribute('role')) !== 'status') throw new Error('the progress note is not a status');
+      await page.locator('.meta').screenshot({ path: path.join(ARTIFACTS, 'export-dashboard-progress.png') });
+      await page.getByTestId('export-dashboard-cancel').click();
+      await page.getByTestId('export-dashboard').waitFor({ timeout: STEP_MS });
+      release();
+      await page.unroute(pdfRoute);
+      // The request was for the section in view, with the range and the account on screen.
+      const q = new URL(asked[0].url()).searchParams;
+      const wantQ = { sections: 'customer-load', from: seed.today, to: seed.tomorrow, account_id: String(SEED_ACCOUNT) };
+      for (const [k, v] of Object.entries(wantQ)) if (q.get(k) !== v) throw new Error(`dashboard.pdf ${k}=${q.get(k)}, expected ${v} (${asked[0].url()})`);
+      if (!(await asked[0].allHeaders()).authorization?.startsWith('Bearer ')) throw new Error('dashboard.pdf was asked without the bearer token');
+      // A failure names what the server said.
+      await page.route(pdfRoute, (route) =>
+        route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'the view store is warming up' } }) }),
+      );
+      await page.getByTestId('export-dashboard').click();
+      const error = page.getByTestId('export-dashboard-error');
+      await error.waitFor({ timeout: STEP_MS });
+      if (!((await error.textContent()) ?? '').includes('the view store is warming up')) throw new Error(`export error says: ${await error.textContent()}`);
+      await page.unroute(pdfRoute);
+      page.off('download', count);
+      if (downloads !== 0) throw new Error(`${downloads} download(s) after a cancel and a failure`);
+      const save = async (want, mustHave) => {
+        const [download] = await Promise.all([page.waitForEvent('download', { timeout: STEP_MS }), page.getByTestId('export-dashboard').click()]);
+        const name = download.suggestedFilename();
+        if (name !== want) throw new Error(`file name ${name}, expected ${want}`);
+        const file = await download.path();
+        if (readFileSync(file).subarray(0, 5).toString() !== '%PDF-') throw new Error(`${name} is not a PDF`);
+        const text = pdfText(file);
+        for (const w of mustHave) if (!text.includes(w)) throw new Error(`${JSON.stringify(w)} not in ${name}:\n${text.slice(0, 2000)}`);
+        return { name, text, bytes: readFileSync(file).length };
+      };
+      // The section in view.
+      const one = await save(`crmpulse-customer-load-${seed.today}.pdf`, ['Customer load report', `Account ${SEED_ACCOUNT}`, 'Section: Customer load']);
+      if (one.text.includes('Section: Business impact')) throw new Error('the section PDF holds other sections');
+      // Chosen sections: the one in view is ticked already; add the executive summary.
+      await page.getByLabel('Dashboard PDF of').selectOption('chosen');
+      if (!(await page.getByTestId('export-part-customer-load').isChecked())) throw new Error('the section in view is not ticked in the list');
+      await page.getByTestId('export-part-summary').check();
+      await page.locator('.exports').screenshot({ path: path.join(ARTIFACTS, 'export-dashboard.png') });
+      const chosen = await save(`crmpulse-dashboard-${seed.today}.pdf`, ['Dashboard report', 'Highlights', 'Section: Customer load']);
+      if (new URL(asked.at(-1).url()).searchParams.get('sections') !== 'summary,customer-load') throw new Error(`chosen sections asked as ${asked.at(-1).url()}`);
+      // Nothing ticked: the button is disabled and says why.
+      await page.getByTestId('export-part-summary').uncheck();
+      await page.getByTestId('export-part-customer-load').uncheck();
+      if (!(await page.getByTestId('export-dashboard').isDisabled())) throw new Error('export enabled with no section ticked');
+      // The whole dashboard: no sections parameter, all seven sections in the file.
+      await page.getByLabel('Dashboard PDF of').selectOption('whole');
+      const all = await save(`crmpulse-dashboard-${seed.today}.pdf`, ['Dashboard report', ...['Kpi', 'Conversation effectiveness', 'Whatsapp performance', 'Customer load', 'Agent productivity', 'Automation impact', 'Business impact'].map((s) => `Section: ${s}`)]);
+      if (new URL(asked.at(-1).url()).searchParams.has('sections')) throw new Error(`the whole dashboard was asked with sections: ${asked.at(-1).url()}`);
+      page.off('request', onRequest);
+      noPageErrors();
+      return `${one.name} ${one.bytes} B, chosen ${chosen.bytes} B, whole ${all.bytes} B`;
+    });
+
+    await test('Reports view: delivery-off notice, create (server message shown), listed, pause, edit, history with a download, delete; hidden for other roles', async () => {
+      const admin = await asAdmin(SEED_ACCOUNT);
+      const api = async (url, init = {}) => {
+        const res = await fetch(`${BASE}${url}`, { ...init, headers: { authorization: `Bearer ${init.jwt ?? admin}`, ...(init.headers ?? {}) }, signal: AbortSignal.timeout(STEP_MS) });
+        return { status: res.status, body: res.status === 204 ? null : await res.json().catch(() => null) };
+      };
+      await open(`view=customer-load&range=today&account_id=${SEED_ACCOUNT}`, admin);
+      await waitLive();
+      await page.getByTestId('nav-reports').click();
+      await page.getByTestId('reports').waitFor({ timeout: STEP_MS });
+      const url = new URL(page.url());
+      if (url.searchParams.get('view') !== 'reports' || url.searchParams.get('account_id') !== String(SEED_ACCOUNT)) throw new Error(`address ${page.url()}`);
+      if ((await page.getByTestId('nav-reports').getAttribute('aria-current')) !== 'page') throw new Error('the Reports link is not the current page');
+      // No SMTP server in this e2e server: delivery is off, and the page says so.
+      const listed = await api('/api/reports/schedules');
+      if (listed.body?.delivery !== 'off') throw new Error(`delivery ${listed.body?.delivery}`);
+      const notice = (await page.getByTestId('reports-delivery-off').textContent()) ?? '';
+      for (const want of ['Mail delivery is off', 'smtp_url', 'nothing is sent']) if (!notice.includes(want)) throw new Error(`notice lacks "${want}": ${notice}`);
+      if (!((await text('reports-timezone')) ?? '').includes(listed.body.timezone)) throw new Error(`time zone not shown: ${await text('reports-timezone')}`);
+      await page.getByTestId('table-runs-empty').waitFor({ timeout: STEP_MS });
+      if (!((await text('table-runs-empty')) ?? '').includes('No runs in the last 90 days')) throw new Error(`history: ${await text('table-runs-empty')}`);
+      // Create: a wrong address first, so the server's message is shown next to the form.
+      const name = `e2e weekly ${randomUUID().slice(0, 6)}`;
+      await page.getByLabel('Name').fill(name);
+      await page.getByLabel('Weekly').check();
+      await page.getByLabel('Weekday').selectOption('fri');
+      await page.getByLabel(`Time (${listed.body.timezone})`).fill('07:30');
+      await page.getByLabel('Recipients').fill('ops@example.com, not-an-address');
+      await page.getByTestId('schedule-part-customer-load').check();
+      await page.getByLabel('Channel').selectOption('webchat');
+      await page.getByTestId('schedule-submit').click();
+      const error = page.getByTestId('schedule-error');
+      await error.waitFor({ timeout: STEP_MS });
+      const said = (await error.textContent()) ?? '';
+      if (!said.includes('recipients:') || !said.includes('not-an-address')) throw new Error(`form error says: ${said}`);
+      if ((await page.getByLabel('Recipients').getAttribute('aria-invalid')) !== 'true') throw new Error('the recipients field is not marked invalid');
+      await page.getByLabel('Recipients').fill('ops@example.com\nlead@example.com');
+      await page.getByTestId('schedule-submit').click();
+      const row = page.locator(`[data-testid^="schedule-"][data-name="${name}"]`);
+      await row.waitFor({ timeout: STEP_MS });
+      const rowText = (await row.textContent()) ?? '';
+      for (const want of ['Weekly on Friday at 07:30', 'ops@example.com, lead@example.com', 'Executive summary, Customer load', 'channel webchat', 'Active'])
+        if (!rowText.includes(want)) throw new Error(`schedule row lacks "${want}": ${rowText}`);
+      const made = (await api('/api/reports/schedules')).body.schedules.find((s) => s.name === name);
+      const wantMade = { cadence: 'weekly', weekday: 'fri', local_time: '07:30', recipients: ['ops@example.com', 'lead@example.com'], sections: ['summary', 'customer-load'], filters: { channel: 'webchat' }, formats: { pdf: true, html: true }, paused: false };
+      // Compared with sorted keys (the server's field order is its own).
+      const canon = (v) => JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
+      for (const [k, v] of Object.entries(wantMade)) if (canon(made?.[k]) !== canon(v)) throw new Error(`stored ${k} = ${canon(made?.[k])}, expected ${canon(v)}`);
+      // Send now needs mail delivery.
+      if (!(await row.getByTestId('schedule-send').isDisabled())) throw new Error('Send now is enabled with delivery off');
+      // Pause: a PUT of the whole schedule with paused flipped.
+      await row.getByTestId('schedule-pause').click();
+      await waitFor('the row paused', (n) => document.querySelector(`[data-name="${n}"]`)?.getAttribute('data-paused') === 'true', name);
+      if ((await row.getByTestId('schedule-state').textContent())?.trim() !== 'Paused') throw new Error('the state does not read Paused');
+      if ((await row.getByTestId('schedule-pause').textContent())?.trim().startsWith('Resume') !== true) throw new Error('no Resume button on a paused schedule');
+      const paused = (await api(`/api/reports/schedules/${made.id}`)).body;
+      if (paused.paused !== true || paused.weekday !== 'fri' || paused.local_time !== '07:30' || paused.recipients.length !== 2) throw new Error(`after pausing: ${JSON.stringify(paused)}`);
+      // Edit: the form holds the schedule; a new time is saved, the rest (paused too) kept.
+      await row.getByTestId('schedule-edit').click();
+      await waitFor('the edit form', (n) => document.querySelector('#schedule-form-title')?.textContent?.includes(n), name);
+      if ((await page.getByLabel('Name').inputValue()) !== name) throw new Error('the edit form does not hold the name');
+      await page.getByLabel(`Time (${listed.body.timezone})`).fill('09:15');
+      await page.getByTestId('schedule-submit').click();
+      await waitFor('the row at 09:15', (n) => document.querySelector(`[data-name="${n}"]`)?.textContent?.includes('Weekly on Friday at 09:15'), name);
+      const edited = (await api(`/api/reports/schedules/${made.id}`)).body;
+      if (edited.local_time !== '09:15' || edited.paused !== true || edited.sections.join() !== 'summary,customer-load') throw new Error(`after editing: ${JSON.stringify(edited)}`);
+      // The history table with runs: nothing is sent here (no SMTP), so the list and the PDF
+      // are served by a stub in the browser; the download goes with the token.
+      const pdf = await fetch(`${BASE}/api/reports/dashboard.pdf?sections=summary&account_id=${SEED_ACCOUNT}`, { headers: { authorization: `Bearer ${admin}` }, signal: AbortSignal.timeout(STEP_MS) });
+      const pdfBytes = Buffer.from(await pdf.arrayBuffer());
+      const now = Date.now();
+      const runs = [
+        { run_id: 'run-sent', schedule_id: made.id, schedule_name: name, account_id: SEED_ACCOUNT, slot: '2026-12-04', due_at: now - DAY, period: ['2026-11-27', '2026-12-04'], recipients: ['ops@example.com', 'lead@example.com'], status: 'sent', attempts: 1, message_bytes: 48_211, pdf_bytes: pdfBytes.length, finished_at: now - DAY + 4_000 },
+        { run_id: 'run-failed', schedule_id: made.id, schedule_name: name, account_id: SEED_ACCOUNT, slot: 'manual-1', due_at: now - 2 * DAY, period: ['2026-11-26', '2026-12-03'], recipients: ['ops@example.com'], status: 'failed', error: 'smtp: 550 mailbox unavailable', attempts: 3, message_bytes: 0, pdf_bytes: 0, finished_at: now - 2 * DAY },
+      ];
+      const runsRoute = /\/api\/reports\/runs(\?[^/]*)?$/;
+      const pdfRoute = /\/api\/reports\/runs\/[^/?]+\/pdf$/;
+      let pdfAuth = null;
+      await page.route(runsRoute, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ history_days: 90, runs }) }));
+      await page.route(pdfRoute, async (route) => {
+        pdfAuth = (await route.request().allHeaders()).authorization ?? null;
+        await route.fulfill({ status: 200, headers: { 'content-type': 'application/pdf', 'content-disposition': 'attachment; filename="crmpulse-report-2026-11-27.pdf"' }, body: pdfBytes });
+      });
+      try {
+        await page.getByTestId('runs-refresh').click();
+        await waitFor('two runs in the history', () => document.querySelectorAll('[data-testid="table-runs"] tbody tr').length === 2);
+        const history = (await page.getByTestId('table-runs').textContent()) ?? '';
+        for (const want of ['Schedule', 'Period', 'Status', 'Attempts', 'Error', 'Mail size', '2026-11-27 – 2026-12-03', 'Sent', 'Failed', 'smtp: 550 mailbox unavailable', '47.1 KiB', '(sent by hand)'])
+          if (!history.includes(want)) throw new Error(`history lacks "${want}": ${history}`);
+        if ((await page.getByTestId('run-download').count()) !== 1) throw new Error('expected one Download button (the failed run has no PDF)');
+        const [download] = await Promise.all([page.waitForEvent('download', { timeout: STEP_MS }), page.getByTestId('run-download').click()]);
+        if (download.suggestedFilename() !== 'crmpulse-report-2026-11-27.pdf') throw new Error(`run PDF named ${download.suggestedFilename()}`);
+        if (!readFileSync(await download.path()).equals(pdfBytes)) throw new Error('the run PDF is not the bytes served');
+        if (pdfAuth !== `Bearer ${admin}`) throw new Error(`the run PDF was fetched with authorization ${pdfAuth}`);
+        await page.screenshot({ path: path.join(ARTIFACTS, 'reports-view.png'), fullPage: true });
+        const violations = await axeViolations();
+        if (violations.length) throw new Error(`axe on the Reports view:\n  ${violations.join('\n  ')}`);
+        await page.setViewportSize({ width: 390, height: 844 });
+        await page.waitForTimeout(300);
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        await page.screenshot({ path: path.join(ARTIFACTS, 'reports-phone.png'), fullPage: true });
+        if (overflow > 0) throw new Error(`the Reports view scrolls sideways by ${overflow}px on a phone`);
+      } finally {
+        await page.setViewportSize({ width: 1440, height: 900 });
+        await page.unroute(runsRoute);
+        await page.unroute(pdfRoute);
+      }
+      // Delete asks first; Keep keeps it.
+      await row.getByTestId('schedule-delete').click();
+      await row.getByTestId('schedule-confirm').waitFor({ timeout: STEP_MS });
+      await row.getByTestId('schedule-delete-keep').click();
+      await row.getByTestId('schedule-delete').waitFor({ timeout: STEP_MS });
+      if ((await api(`/api/reports/schedules/${made.id}`)).status !== 200) throw new Error('Keep deleted the schedule');
+      await row.getByTestId('schedule-delete').click();
+      await row.getByTestId('schedule-delete-confirm').click();
+      await row.waitFor({ state: 'detached', timeout: STEP_MS });
+      if (!((await text('reports-message')) ?? '').includes('Deleted')) throw new Error(`message after delete: ${await text('reports-message')}`);
+      const gone = await api(`/api/reports/schedules/${made.id}`);
+      if (gone.status !== 404) throw new Error(`GET the deleted schedule -> ${gone.status}`);
+      // Other roles: no Reports link; the page (opened by address) says who manages them.
+      const analyst = await token(SEED_ACCOUNT, 'analyst');
+      await open(`view=reports&account_id=${SEED_ACCOUNT}`, analyst);
+      await page.getByTestId('reports-not-admin').waitFor({ timeout: STEP_MS });
+      if (await page.getByTestId('nav-reports').count()) throw new Error('an analyst sees the Reports link');
+      if (!((await text('reports-not-admin')) ?? '').includes('managed by admins')) throw new Error(`note: ${await text('reports-not-admin')}`);
+      const refused = await api('/api/reports/schedules', { jwt: analyst });
+      if (refused.status !== 403) throw new Error(`GET schedules as an analyst -> ${refused.status}`);
+      noPageErrors();
+      return `${name}: created, paused, edited, deleted; delivery off noticed; history rows and a PDF download`;
     });
 
     await test('previous-period comparison and a chart PNG named after range and filters', async () => {
@@ -587,7 +808,6 @@ async function main() {
     });
 
     await test('axe-core: no serious or critical violations in any section', async () => {
-      const axe = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
       const found = [];
       for (const view of ['overview', 'conversation-effectiveness', 'whatsapp-performance', 'customer-load', 'agent-productivity', 'automation-impact', 'business-impact']) {
         // The WhatsApp and automation sections are audited with their known events (account 3).
@@ -595,15 +815,7 @@ async function main() {
         await open(`view=${view}&range=today&account_id=${account}`, await asAdmin(account));
         await waitFor(`${view} settled`, () => !document.querySelector('[data-testid="section-skeleton"],[data-testid="kpi-skeleton"]') && document.querySelector('[data-testid="connection-status"]')?.getAttribute('data-state') === 'live');
         await page.waitForTimeout(500);
-        // Evaluated over the DevTools protocol: the page's content security policy
-        // (script-src 'self') rightly refuses an injected inline script tag.
-        await page.evaluate(axe);
-        const violations = await page.evaluate(async () => {
-          const r = await window.axe.run(document, { resultTypes: ['violations'] });
-          return r.violations
-            .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-            .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => `${n.target} ${n.any[0]?.message ?? ''}`).join(' | ')}`);
-        });
+        const violations = await axeViolations();
         for (const v of violations) found.push(`${view}: ${v}`);
       }
       if (found.length) throw new Error(`\n  ${found.join('\n  ')}`);

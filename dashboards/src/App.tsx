@@ -1,4 +1,4 @@
-import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ComponentType } from 'react';
+import { lazy, Suspense, type MouseEvent, useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ComponentType } from 'react';
 import { Brand } from './components/Brand';
 import { ConnectionStatus } from './components/ConnectionStatus';
 import { ErrorBoundary } from './components/ErrorBoundary';
@@ -7,6 +7,7 @@ import { KpiStrip } from './components/KpiStrip';
 import { RangeSelector } from './components/RangeSelector';
 import { Checking, SignedIn, SignIn } from './components/SignIn';
 import { CompareContext, RowScopeContext } from './components/Stat';
+import { DashboardExport } from './components/DashboardExport';
 import { SummaryExport } from './components/SummaryExport';
 import type { ExportContext } from './lib/csv';
 import { formatClock, formatDayRange } from './lib/format';
@@ -35,6 +36,8 @@ const VIEWS: Record<Exclude<SectionId, 'overview'>, AnyView> = {
   'automation-impact': lazy(() => import('./views/AutomationView')),
   'business-impact': lazy(() => import('./views/BusinessView')),
 };
+/** The admins' scheduled reports (REST, no live subscription); its own chunk too. */
+const ReportsView = lazy(() => import('./views/ReportsView'));
 
 /** Sections with a trend chart get an hourly or daily slot size to fit the range. */
 const WITH_GRANULARITY = new Set<SectionId>(['conversation-effectiveness', 'customer-load']);
@@ -216,13 +219,20 @@ function Dashboard({ token, me, onSignOut, onUnauthorized }: DashboardProps) {
   const sub = useMemo(() => subscriptionFor(view), [view, day]);
   const subKey = JSON.stringify(sub);
   const lastSubId = useRef<string | null>(null);
+  const onReports = view.page === 'reports';
   useEffect(() => {
+    // The reports page shows no section: nothing is subscribed meanwhile.
+    if (onReports) {
+      if (lastSubId.current) client.unsubscribe(lastSubId.current);
+      lastSubId.current = null;
+      return;
+    }
     client.subscribe(sub.id, sub.section, sub.params);
     if (lastSubId.current && lastSubId.current !== sub.id) client.unsubscribe(lastSubId.current);
     lastSubId.current = sub.id;
     // Keyed by the serialized subscription: a new `sub` object with the same content
     // (any re-render of the view state) must not resubscribe.
-  }, [client, subKey]);
+  }, [client, subKey, onReports]);
 
   const update = useCallback((patch: Partial<ViewState>) => {
     setView((cur) => {
@@ -234,9 +244,14 @@ function Dashboard({ token, me, onSignOut, onUnauthorized }: DashboardProps) {
   }, [rules]);
 
   const selectSection = (section: SectionId) => {
-    update({ section, agent: null });
+    update({ page: 'dashboard', section, agent: null });
     mainRef.current?.focus();
   };
+  const openReports = () => {
+    update({ page: 'reports' });
+    mainRef.current?.focus();
+  };
+  const isAdmin = me.role === 'admin';
   const selectRange = (preset: RangePreset, custom?: DateRange) => update({ preset, custom: custom ?? null });
 
   const subState = state.live.subs[sub.id];
@@ -260,6 +275,7 @@ function Dashboard({ token, me, onSignOut, onUnauthorized }: DashboardProps) {
   const dates = viewDates(view);
   const ctx: ExportContext = { section: view.section, range: dates, filters: view.filters, timezone: body?.timezone ?? null };
   const sectionLabel = SECTIONS.find((s) => s.id === view.section)!.label;
+  const pageLabel = onReports ? 'Reports' : sectionLabel;
   const error = subState?.error ?? state.live.error;
   // 403: this role may not see the section with these filters. Retrying cannot help, and
   // data of an earlier request must not stay on screen under the message.
@@ -268,8 +284,13 @@ function Dashboard({ token, me, onSignOut, onUnauthorized }: DashboardProps) {
   const filterText = describeFilters(view.filters);
 
   useEffect(() => {
-    document.title = `crmpulse · ${sectionLabel}`;
-  }, [sectionLabel]);
+    document.title = `crmpulse · ${pageLabel}`;
+  }, [pageLabel]);
+  const linkClick = (go: () => void) => (e: MouseEvent) => {
+    if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+    e.preventDefault();
+    go();
+  };
 
   return (
     <>
@@ -278,115 +299,144 @@ function Dashboard({ token, me, onSignOut, onUnauthorized }: DashboardProps) {
       </a>
       <header className="topbar">
         <div className="topbar__inner">
-          <Brand sub={sectionLabel} />
+          <Brand sub={pageLabel} />
           <div className="topbar__end">
             <ConnectionStatus status={state.status} retryAt={state.retryAt} />
             <SignedIn me={me} onSignOut={onSignOut} />
           </div>
         </div>
-        <nav className="nav" aria-label="Sections">
-          <ul>
-            {SECTIONS.map((s) => (
-              <li key={s.id}>
-                <a
-                  href={serializeViewState({ ...view, section: s.id, agent: null })}
-                  aria-current={s.id === view.section ? 'page' : undefined}
-                  data-testid={`nav-${s.id}`}
-                  onClick={(e) => {
-                    if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
-                    e.preventDefault();
-                    selectSection(s.id);
-                  }}
-                >
-                  {s.label}
-                </a>
-              </li>
-            ))}
-          </ul>
-        </nav>
-      </header>
-      <div className="toolbar">
-        <RangeSelector value={view.preset} dates={dates} compare={view.compare} onChange={selectRange} onCompare={(compare) => update({ compare })} />
-        <FilterBar
-          filters={view.filters}
-          onChange={(filters) => update({ filters })}
-          agents={[...known.current.agents].sort()}
-          teams={[...known.current.teams].sort()}
-          rules={rules}
-        />
-      </div>
-      <main id="main" className="page" ref={mainRef} tabIndex={-1}>
-        <h2 className="sr-only">{sectionLabel}</h2>
-        <div className="meta">
-          <p>
-            <span className="meta__label">Range</span>{' '}
-            <span data-testid="kpi-range">{body?.range ? formatDayRange(body.range, body.timezone) : RANGE_LABELS[view.preset]}</span>
-            {body?.timezone && <span className="meta__tz"> · {body.timezone}</span>}
-            {filterText && <span className="meta__tz" data-testid="active-filters"> · {filterText}</span>}
-          </p>
-          <SummaryExport token={token} params={requestParams(view)} />
-          <p data-testid="kpi-updated">{progress != null ? `updated ${formatClock(progress)}` : 'waiting for data…'}</p>
-        </div>
-        {disconnected && (
-          <div className="banner" role="alert" data-testid="connection-lost">
-            <span>
-              Connection to the server lost; showing data as of {formatClock(progress)}.{' '}
-              {state.retryAt != null ? 'Reconnecting automatically.' : 'Connecting…'}
-            </span>
-            <button type="button" className="btn btn--small" onClick={() => client.retryNow()} data-testid="connection-retry">
-              Retry now
-            </button>
-          </div>
-        )}
-        {error && (
-          <div className="banner" role="alert" data-testid="kpi-error" data-code={forbidden ? 'forbidden' : undefined}>
-            {forbidden ? (
-              <span>
-                Your role ({me.role}) may not see {sectionLabel} with these settings: {error}
-              </span>
-            ) : (
-              <>
-                <span>
-                  Could not load {sectionLabel}: {error}
-                </span>
-                <button type="button" className="btn btn--small" onClick={() => client.resubscribe(sub.id)} data-testid="section-retry">
-                  Retry
-                </button>
-              </>
-            )}
-          </div>
-        )}
-        {view.section === 'overview' ? (
-          <>
-            {forbidden ? (
-              <p className="empty" data-testid="section-failed">
-                Nothing to show with these settings.
-              </p>
-            ) : (
-              <KpiStrip data={kpi} pending={!!subState?.pending && kpi != null} rangeLabel={RANGE_LABELS[view.preset]} activeHistory={history} />
-            )}
-            <nav className="section-cards" aria-label="Sections in detail">
-              {SECTIONS.filter((s) => s.id !== 'overview').map((s) => (
-                <a
-                  key={s.id}
-                  className="panel section-card"
-                  href={serializeViewState({ ...view, section: s.id, agent: null })}
-                  onClick={(e) => {
-                    if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
-                    e.preventDefault();
-                    selectSection(s.id);
-                  }}
-                >
-                  <span className="section-card__title">{s.label} →</span>
-                  <span className="section-card__about">{s.about}</span>
-                </a>
+        <div className="nav">
+          <nav aria-label="Sections">
+            <ul>
+              {SECTIONS.map((s) => (
+                <li key={s.id}>
+                  <a
+                    href={serializeViewState({ ...view, page: 'dashboard', section: s.id, agent: null })}
+                    aria-current={!onReports && s.id === view.section ? 'page' : undefined}
+                    data-testid={`nav-${s.id}`}
+                    onClick={linkClick(() => selectSection(s.id))}
+                  >
+                    {s.label}
+                  </a>
+                </li>
               ))}
+            </ul>
+          </nav>
+          {isAdmin && (
+            <nav aria-label="Administration" className="nav__admin">
+              <ul>
+                <li>
+                  <a href={serializeViewState({ ...view, page: 'reports' })} aria-current={onReports ? 'page' : undefined} data-testid="nav-reports" onClick={linkClick(openReports)}>
+                    Reports
+                  </a>
+                </li>
+              </ul>
             </nav>
-          </>
-        ) : (
-          <SectionBody scope={rowScope(me.role)} Section={VIEWS[view.section]} data={data} pending={!!subState?.pending} failed={!!error && (!data || forbidden)} ctx={ctx} view={view} update={update} />
-        )}
-      </main>
+          )}
+        </div>
+      </header>
+      {onReports ? (
+        <main id="main" className="page" ref={mainRef} tabIndex={-1}>
+          {isAdmin ? (
+            <Suspense fallback={<p className="empty" role="status">Loading…</p>}>
+              <ErrorBoundary resetKey="reports">
+                <ReportsView token={token} />
+              </ErrorBoundary>
+            </Suspense>
+          ) : (
+            <div className="reports" data-testid="reports-not-admin">
+              <h2 className="reports__title">Scheduled reports</h2>
+              <p className="empty">
+                Scheduled email reports are managed by admins; your role is {me.role}. You can still export what you see with <em>Export dashboard (PDF)</em> on any section.
+              </p>
+            </div>
+          )}
+        </main>
+      ) : (
+        <>
+          <div className="toolbar">
+            <RangeSelector value={view.preset} dates={dates} compare={view.compare} onChange={selectRange} onCompare={(compare) => update({ compare })} />
+            <FilterBar
+              filters={view.filters}
+              onChange={(filters) => update({ filters })}
+              agents={[...known.current.agents].sort()}
+              teams={[...known.current.teams].sort()}
+              rules={rules}
+            />
+          </div>
+          <main id="main" className="page" ref={mainRef} tabIndex={-1}>
+            <h2 className="sr-only">{sectionLabel}</h2>
+            <div className="meta">
+              <p>
+                <span className="meta__label">Range</span>{' '}
+                <span data-testid="kpi-range">{body?.range ? formatDayRange(body.range, body.timezone) : RANGE_LABELS[view.preset]}</span>
+                {body?.timezone && <span className="meta__tz"> · {body.timezone}</span>}
+                {filterText && <span className="meta__tz" data-testid="active-filters"> · {filterText}</span>}
+              </p>
+              <div className="exports">
+                <SummaryExport token={token} params={requestParams(view)} />
+                <DashboardExport token={token} params={requestParams(view)} section={view.section} />
+              </div>
+              <p data-testid="kpi-updated">{progress != null ? `updated ${formatClock(progress)}` : 'waiting for data…'}</p>
+            </div>
+            {disconnected && (
+              <div className="banner" role="alert" data-testid="connection-lost">
+                <span>
+                  Connection to the server lost; showing data as of {formatClock(progress)}.{' '}
+                  {state.retryAt != null ? 'Reconnecting automatically.' : 'Connecting…'}
+                </span>
+                <button type="button" className="btn btn--small" onClick={() => client.retryNow()} data-testid="connection-retry">
+                  Retry now
+                </button>
+              </div>
+            )}
+            {error && (
+              <div className="banner" role="alert" data-testid="kpi-error" data-code={forbidden ? 'forbidden' : undefined}>
+                {forbidden ? (
+                  <span>
+                    Your role ({me.role}) may not see {sectionLabel} with these settings: {error}
+                  </span>
+                ) : (
+                  <>
+                    <span>
+                      Could not load {sectionLabel}: {error}
+                    </span>
+                    <button type="button" className="btn btn--small" onClick={() => client.resubscribe(sub.id)} data-testid="section-retry">
+                      Retry
+                    </button>
+                  </>
+                )}
+              </div>
+            )}
+            {view.section === 'overview' ? (
+              <>
+                {forbidden ? (
+                  <p className="empty" data-testid="section-failed">
+                    Nothing to show with these settings.
+                  </p>
+                ) : (
+                  <KpiStrip data={kpi} pending={!!subState?.pending && kpi != null} rangeLabel={RANGE_LABELS[view.preset]} activeHistory={history} />
+                )}
+                <nav className="section-cards" aria-label="Sections in detail">
+                  {SECTIONS.filter((s) => s.id !== 'overview').map((s) => (
+                    <a
+                      key={s.id}
+                      className="panel section-card"
+                      href={serializeViewState({ ...view, page: 'dashboard', section: s.id, agent: null })}
+                      onClick={linkClick(() => selectSection(s.id))}
+                    >
+                      <span className="section-card__title">{s.label} →</span>
+                      <span className="section-card__about">{s.about}</span>
+                    </a>
+                  ))}
+                </nav>
+              </>
+            ) : (
+              <SectionBody scope={rowScope(me.role)} Section={VIEWS[view.section]} data={data} pending={!!subState?.pending} failed={!!error && (!data || forbidden)} ctx={ctx} view={view} update={update} />
+            )}
+          </main>
+        </>
+      )}
     </>
   );
 }

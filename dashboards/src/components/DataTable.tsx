@@ -11,6 +11,8 @@ export interface Column<R> {
   /** Display; defaults to the raw value. */
   render?: (row: R) => ReactNode;
   numeric?: boolean;
+  /** A header without the sort button (e.g. a column of actions). */
+  unsortable?: boolean;
 }
 
 interface Props<R> {
@@ -18,13 +20,16 @@ interface Props<R> {
   columns: readonly Column<R>[];
   rows: readonly R[];
   rowKey: (row: R) => string;
-  ctx: ExportContext;
+  /** The range and filters the rows belong to; without it the table has no CSV button. */
+  ctx?: ExportContext;
   testId: string;
   /** CSS class per row (threshold highlighting). */
   rowClass?: (row: R) => string | undefined;
   /** Makes rows activatable (drill-down); Enter/Space work too. */
   onRowClick?: (row: R) => void;
   empty?: string;
+  /** More controls in the panel's head, before the CSV button. */
+  actions?: ReactNode;
 }
 
 const ROW_H = 36;
@@ -32,7 +37,7 @@ const ROW_H = 36;
 const VIRTUAL_FROM = 60;
 const VIEWPORT_H = 420;
 
-export function DataTable<R>({ title, columns, rows, rowKey, ctx, testId, rowClass, onRowClick, empty = 'No rows for this range.' }: Props<R>) {
+export function DataTable<R>({ title, columns, rows, rowKey, ctx, testId, rowClass, onRowClick, empty = 'No rows for this range.', actions }: Props<R>) {
   const [sort, setSort] = useState<{ key: string; dir: 1 | -1 } | null>(null);
   const [scrollTop, setScrollTop] = useState(0);
   const scroller = useRef<HTMLDivElement>(null);
@@ -57,7 +62,7 @@ export function DataTable<R>({ title, columns, rows, rowKey, ctx, testId, rowCla
   const toggle = (key: string) =>
     setSort((s) => (s?.key === key ? (s.dir === 1 ? { key, dir: -1 } : null) : { key, dir: 1 }));
 
-  const saveCsv = () =>
+  const saveCsv = (ctx: ExportContext) =>
     downloadText(
       toCsv(ctx, title, columns.map((c) => ({ label: c.label, value: c.value })), sorted),
       exportFileName(ctx, title, 'csv'),
@@ -67,9 +72,12 @@ export function DataTable<R>({ title, columns, rows, rowKey, ctx, testId, rowCla
     <section className="panel table-panel" data-testid={testId} aria-label={title}>
       <div className="panel__head">
         <h3 className="panel__title">{title}</h3>
-        <button type="button" className="btn btn--small" onClick={saveCsv} disabled={!rows.length} data-testid={`${testId}-csv`}>
-          CSV<span className="sr-only"> of {title}</span>
-        </button>
+        {actions}
+        {ctx && (
+          <button type="button" className="btn btn--small" onClick={() => saveCsv(ctx)} disabled={!rows.length} data-testid={`${testId}-csv`}>
+            CSV<span className="sr-only"> of {title}</span>
+          </button>
+        )}
       </div>
       {rows.length === 0 ? (
         <p className="empty" data-testid={`${testId}-empty`}>
@@ -95,10 +103,14 @@ export function DataTable<R>({ title, columns, rows, rowKey, ctx, testId, rowCla
                     className={c.numeric ? 'num' : undefined}
                     aria-sort={sort?.key === c.key ? (sort.dir === 1 ? 'ascending' : 'descending') : undefined}
                   >
-                    <button type="button" className="th-sort" onClick={() => toggle(c.key)}>
-                      {c.label}
-                      <span aria-hidden="true">{sort?.key === c.key ? (sort.dir === 1 ? ' ▲' : ' ▼') : ''}</span>
-                    </button>
+                    {c.unsortable ? (
+                      c.label
+                    ) : (
+                      <button type="button" className="th-sort" onClick={() => toggle(c.key)}>
+                        {c.label}
+                        <span aria-hidden="true">{sort?.key === c.key ? (sort.dir === 1 ? ' ▲' : ' ▼') : ''}</span>
+                      </button>
+                    )}
                   </th>
                 ))}
               </tr>

@@ -12,6 +12,7 @@ import {
   parseTokenFragment,
   readToken,
   restrictFilters,
+  sendJson,
   storeToken,
   takeTokenFromLocation,
   TOKEN_KEY,
@@ -163,6 +164,26 @@ describe('authorized fetch', () => {
     expect(plain).toMatchObject({ status: 500, code: 'error', message: '500 Internal Server Error' });
     const net = await getJson('/api/me', JWT, { fetch: vi.fn(async () => Promise.reject(new TypeError('Failed to fetch'))) }).catch((e) => e);
     expect(net).toMatchObject({ status: 0, code: 'network' });
+  });
+
+  it('sendJson sends method, token and a JSON body; 204 is null; errors carry the server message', async () => {
+    const f = vi.fn(async (_u: string, _i?: RequestInit) => new Response(JSON.stringify({ id: 's1' }), { status: 201, headers: { 'content-type': 'application/json' } }));
+    await expect(sendJson('POST', '/api/reports/schedules', JWT, { name: 'Daily' }, { fetch: f })).resolves.toEqual({ id: 's1' });
+    const [url, init] = f.mock.calls[0]!;
+    expect(url).toBe('/api/reports/schedules');
+    expect(init!.method).toBe('POST');
+    expect(init!.body).toBe('{"name":"Daily"}');
+    const h = new Headers(init!.headers);
+    expect(h.get('authorization')).toBe(`Bearer ${JWT}`);
+    expect(h.get('content-type')).toBe('application/json');
+    const del = vi.fn(async (_u: string, _i?: RequestInit) => new Response(null, { status: 204 }));
+    await expect(sendJson('DELETE', '/api/reports/schedules/s1', JWT, undefined, { fetch: del })).resolves.toBeNull();
+    expect(del.mock.calls[0]![1]!.body).toBeUndefined();
+    expect(new Headers(del.mock.calls[0]![1]!.headers).has('content-type')).toBe(false);
+    const bad = vi.fn(async () => new Response(JSON.stringify({ error: { code: 'bad_request', message: 'weekday: a weekly schedule needs one (mon … sun)' } }), { status: 400 }));
+    await expect(sendJson('PUT', '/api/reports/schedules/s1', JWT, {}, { fetch: bad })).rejects.toMatchObject({ status: 400, code: 'bad_request', message: 'weekday: a weekly schedule needs one (mon … sun)' });
+    const net = vi.fn(async () => Promise.reject(new TypeError('Failed to fetch')));
+    await expect(sendJson('POST', '/x', JWT, {}, { fetch: net })).rejects.toMatchObject({ status: 0, code: 'network' });
   });
 
   it('parses Retry-After as seconds or an HTTP date', () => {

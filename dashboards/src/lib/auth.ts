@@ -201,6 +201,33 @@ export async function getJson<T>(url: string, token: string | null, opts: { sign
   return (await res.json()) as T;
 }
 
+/**
+ * A POST, PUT or DELETE with the token and a JSON body (when given); non-2xx answers
+ * and network failures throw ApiError. Resolves to the JSON answer, or null for one
+ * without a body (204).
+ */
+export async function sendJson<T>(
+  method: 'POST' | 'PUT' | 'DELETE',
+  url: string,
+  token: string | null,
+  body?: unknown,
+  opts: { signal?: AbortSignal; fetch?: FetchLike } = {},
+): Promise<T | null> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await authFetch(url, token, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: opts.signal }, opts.fetch);
+  } catch (e) {
+    if ((e as { name?: string })?.name === 'AbortError') throw e;
+    throw new ApiError(0, 'network', 'Could not reach the server.');
+  }
+  if (!res.ok) throw await errorFromResponse(res);
+  if (res.status === 204) return null;
+  const text = await res.text();
+  return text ? (JSON.parse(text) as T) : null;
+}
+
 function isMe(v: unknown): v is Me {
   if (typeof v !== 'object' || v === null) return false;
   const m = v as Record<string, unknown>;

@@ -42,6 +42,16 @@ describe('view state in the URL', () => {
     expect(requestParams(s, now)).toEqual({ account_id: '2', team_id: 't1', inbox_id: 'i9', from: '2026-11-18', to: '2026-11-25' });
   });
 
+  it('the reports page is view=reports, keeping range, filters and extras; a section link leaves it', () => {
+    const s = parseViewState('?view=reports&range=last7&channel=sms&account_id=2');
+    expect(s).toMatchObject({ page: 'reports', section: 'overview', preset: 'last7', filters: { channel: 'sms' }, extra: { account_id: '2' } });
+    expect(serializeViewState(s)).toBe('?view=reports&range=last7&channel=sms&account_id=2');
+    expect(parseViewState(serializeViewState(s))).toEqual(s);
+    expect(serializeViewState({ ...s, page: 'dashboard', section: 'customer-load' })).toBe('?view=customer-load&range=last7&channel=sms&account_id=2');
+    expect(serializeViewState({ ...s, section: 'agent-productivity', agent: 'a1' })).toBe('?view=reports&range=last7&channel=sms&account_id=2');
+    expect(parseViewState('?view=customer-load').page).toBe('dashboard');
+  });
+
   it('describes filters for the meta line', () => {
     expect(describeFilters({ channel: 'sms', agent_id: 'a1' })).toBe('agent a1, channel sms');
     expect(describeFilters({})).toBe('');

@@ -19,7 +19,12 @@ export type Filters = Partial<Record<FilterKey, string>>;
 
 export const CHANNELS = ['whatsapp', 'webchat', 'email', 'instagram', 'messenger', 'sms'] as const;
 
+/** The dashboard's sections, or the admins' scheduled reports (`?view=reports`). */
+export type Page = 'dashboard' | 'reports';
+
 export interface ViewState {
+  page: Page;
+  /** The section shown on the dashboard page (kept in memory while on the reports page). */
   section: SectionId;
   preset: RangePreset;
   /** Only for `preset === 'custom'`: inclusive first and exclusive last day. */
@@ -61,6 +66,7 @@ export function parseViewState(search: string): ViewState {
   const extra: Record<string, string> = {};
   for (const [k, v] of q) if (!KNOWN.has(k)) extra[k] = v;
   return {
+    page: view === 'reports' ? 'reports' : 'dashboard',
     section: isSectionId(view) ? view : 'overview',
     preset,
     custom,
@@ -74,7 +80,8 @@ export function parseViewState(search: string): ViewState {
 /** Canonical query string for a state: stable key order, defaults left out. */
 export function serializeViewState(s: ViewState): string {
   const q = new URLSearchParams();
-  if (s.section !== 'overview') q.set('view', s.section);
+  if (s.page === 'reports') q.set('view', 'reports');
+  else if (s.section !== 'overview') q.set('view', s.section);
   q.set('range', s.preset);
   if (s.preset === 'custom' && s.custom) {
     q.set('from', s.custom.from);
@@ -82,7 +89,7 @@ export function serializeViewState(s: ViewState): string {
   }
   if (s.compare) q.set('compare', '1');
   for (const k of FILTER_KEYS) if (s.filters[k]) q.set(k, s.filters[k]!);
-  if (s.agent && s.section === 'agent-productivity') q.set('agent', s.agent);
+  if (s.agent && s.section === 'agent-productivity' && s.page === 'dashboard') q.set('agent', s.agent);
   for (const [k, v] of Object.entries(s.extra)) q.set(k, v);
   return `?${q.toString()}`;
 }

@@ -202,8 +202,9 @@ struct ServeArgs {
 struct DemoArgs {
     #[command(flatten)]
     serve: ServeArgs,
-    /// Days of history to backfill on first start.
-    #[arg(long, default_value_t = 7)]
+    /// Days of history to backfill on first start (35: every "vs previous period" of a
+    /// range up to a month has a full previous period to compare with).
+    #[arg(long, default_value_t = 35)]
     backfill_days: u32,
     /// Simulator seed (kept in the data dir after the first start).
     #[arg(long, default_value_t = 42)]

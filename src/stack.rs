@@ -30,7 +30,7 @@ use pipeline::sink::clickhouse::{ClickHouseSink, EventReader};
 use pipeline::sink::kafka::{CatchUp, MetricsReader, MetricsSink};
 use pipeline::{Pipeline, PipelineConfig};
 use query_api::reports::book::Journal;
-use query_api::{AppState, ViewStore};
+use query_api::{AccountsConfig, AppState, ViewStore};
 use schemas::metric_records::Assembler;
 use schemas::{Clock, Event};
 use serde::{Deserialize, Serialize};
@@ -112,6 +112,9 @@ pub struct Stack {
     source_len: Option<watch::Receiver<u64>>,
     /// Set once the source has been read up to what it held at start (`/readyz`).
     started: Arc<AtomicBool>,
+    /// Whether the simulator feeds the log (`demo`): its account gets cost inputs
+    /// ([`demo_costs`]).
+    simulated: bool,
     ingest: Ingest,
     /// Where report schedules, claims and runs are kept: `reports.redb` in the data
     /// dir (embedded) or `crm.reports.v1` (Kafka).
@@ -178,6 +181,7 @@ impl Stack {
             clock,
             source_len: None,
             started: Arc::new(AtomicBool::new(false)),
+            simulated: false,
             ingest: Ingest::None,
             reports,
             stop,
@@ -331,6 +335,7 @@ impl Stack {
                 state
             }
         };
+        self.simulated = true;
         let stop = Arc::clone(&self.stop);
         let clock = self.clock;
         let handle = std::thread::Builder::new()
@@ -398,9 +403,14 @@ impl Stack {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        let settings = query_api::Settings::new(config.accounts.clone());
+        let overlay: fn(AccountsConfig) -> AccountsConfig = if self.simulated {
+            demo_costs
+        } else {
+            std::convert::identity
+        };
+        let settings = query_api::Settings::new(overlay(config.accounts.clone()));
         if let Some(path) = config_path {
-            tokio::spawn(watch_config(path, settings.clone()));
+            tokio::spawn(watch_config(path, settings.clone(), overlay));
         }
         self.serve_on(
             config,
@@ -507,6 +517,24 @@ async fn process_gauges() {
             metrics::gauge!("crmpulse_memory_limit_bytes").set(limit);
         }
     }
+}
+
+/// The demo account's cost inputs, so that business impact's cost per conversation is
+/// not $0.00 in the demo: when the configuration gives account 1 neither an agent hour
+/// cost nor a channel fee, $18.00 per active agent hour and 5 cents per WhatsApp
+/// conversation (in the configured currency). Configured costs are kept as they are.
+pub fn demo_costs(mut accounts: AccountsConfig) -> AccountsConfig {
+    let mut one = accounts
+        .accounts
+        .get("1")
+        .unwrap_or(&accounts.defaults)
+        .clone();
+    if one.agent_hourly_cost_minor == 0 && one.conversation_fee_minor.is_empty() {
+        one.agent_hourly_cost_minor = 1_800;
+        one.conversation_fee_minor.insert("whatsapp".to_owned(), 5);
+        accounts.accounts.insert("1".to_owned(), one);
+    }
+    accounts
 }
 
 /// `crm.reports.v1` as the reports' journal.
@@ -748,7 +776,11 @@ const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// applied at query time (the facts are zone- and target-free), so the next response
 /// reflects them with nothing recomputed. A file that fails to load is reported and
 /// the settings in force are kept.
-pub async fn watch_config(path: PathBuf, settings: query_api::Settings) {
+pub async fn watch_config(
+    path: PathBuf,
+    settings: query_api::Settings,
+    overlay: fn(AccountsConfig) -> AccountsConfig,
+) {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = modified(&path);
     loop {
@@ -760,12 +792,47 @@ pub async fn watch_config(path: PathBuf, settings: query_api::Settings) {
         seen = now;
         match crate::config::load(Some(&path)) {
             Ok(config) => {
-                settings.replace(config.accounts);
+                settings.replace(overlay(config.accounts));
                 tracing::info!(path = %path.display(), "account settings reloaded");
             }
             Err(e) => {
                 tracing::error!(path = %path.display(), error = %e, "configuration not reloaded, keeping the settings in force");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_account_gets_costs_unless_it_has_its_own() {
+        let none = demo_costs(AccountsConfig::default());
+        let one = &none.accounts["1"];
+        assert_eq!(one.agent_hourly_cost_minor, 1_800);
+        assert_eq!(one.conversation_fee_minor["whatsapp"], 5);
+        // The other accounts keep the defaults.
+        assert_eq!(none.defaults.agent_hourly_cost_minor, 0);
+
+        // Account 1's own settings (a zone) are kept, with the costs added.
+        let mut zoned = AccountsConfig::default();
+        zoned.accounts.insert(
+            "1".to_owned(),
+            query_api::AccountSettings {
+                timezone: chrono_tz::Asia::Kolkata,
+                ..Default::default()
+            },
+        );
+        let zoned = demo_costs(zoned);
+        assert_eq!(zoned.accounts["1"].timezone, chrono_tz::Asia::Kolkata);
+        assert_eq!(zoned.accounts["1"].agent_hourly_cost_minor, 1_800);
+
+        // Configured costs, here in the defaults, win.
+        let mut priced = AccountsConfig::default();
+        priced.defaults.agent_hourly_cost_minor = 900;
+        let priced = demo_costs(priced);
+        assert!(!priced.accounts.contains_key("1"));
+        assert_eq!(priced.defaults.agent_hourly_cost_minor, 900);
     }
 }

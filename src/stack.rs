@@ -85,6 +85,10 @@ struct DemoState {
     seed: u64,
     account_id: u64,
     start_ms: i64,
+    /// Whether the world has a night crew; absent (false) in data dirs of demos made
+    /// before it existed, which go on as they began.
+    #[serde(default)]
+    night_crew: bool,
 }
 
 /// Where `POST /api/v1/events` writes.
@@ -330,6 +334,7 @@ impl Stack {
                     seed,
                     account_id: 1,
                     start_ms: self.clock.now_ms() - i64::from(days) * 86_400_000,
+                    night_crew: true,
                 };
                 log.set_meta("demo", &serde_json::to_vec(&state)?)?;
                 state
@@ -346,6 +351,7 @@ impl Stack {
                         seed: state.seed,
                         account_id: state.account_id,
                         timezone,
+                        night_crew: state.night_crew,
                         ..SimulatorConfig::default()
                     },
                     state.start_ms,

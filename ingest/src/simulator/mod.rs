@@ -61,6 +61,12 @@ pub struct SimulatorConfig {
     /// a weekday peak sees about 2.5 times the average hourly rate, 3 a.m. about 6%.
     /// Campaign replies come on top; zero or less means no inbound traffic.
     pub conversations_per_day: f64,
+    /// Two agents (the third and the sixth of the roster) work every night, 23:00–07:00
+    /// local, instead of the late shift, so someone is online at
+    /// every hour (the demo turns it on, so it looks alive whenever it is started). Off
+    /// by default: nobody works nights and night-time conversations wait for the
+    /// morning.
+    pub night_crew: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -72,6 +78,7 @@ impl Default for SimulatorConfig {
             agents: 12,
             teams: 3,
             conversations_per_day: 1200.0,
+            night_crew: false,
         }
     }
 }
@@ -239,6 +246,9 @@ pub struct Simulator {
     wa_numbers: Vec<WaNumber>,
     /// Events emitted by the current `advance_to` call.
     out: Vec<Event>,
+    /// Whether a day has been planned: the first plan also starts the night shift that
+    /// began the evening before the simulation did.
+    planned: bool,
 }
 
 impl Simulator {
@@ -248,7 +258,7 @@ impl Simulator {
     pub fn new(config: SimulatorConfig, start_ms: i64) -> Self {
         let teams = staff::team_names(config.teams.max(1));
         let agents = (0..config.agents.min(usize::from(u16::MAX)))
-            .map(|i| Agent::new(i, teams.len()))
+            .map(|i| Agent::new(i, teams.len(), config.night_crew))
             .collect();
         let mut sim = Simulator {
             rng: SimRng::seed_from_u64(config.seed),
@@ -265,6 +275,7 @@ impl Simulator {
             broadcasts: Vec::new(),
             wa_numbers: whatsapp::numbers(),
             out: Vec::new(),
+            planned: false,
             config,
         };
         sim.schedule(start_ms, Action::DayPlan);
@@ -784,6 +795,93 @@ mod tests {
             agent_messages_while_offline <= follow_ups,
             "{agent_messages_while_offline}"
         );
+    }
+
+    #[test]
+    fn a_night_crew_keeps_someone_online_at_every_hour_from_the_first() {
+        // Started at 03:00 on a Wednesday: the night shift that began on Tuesday
+        // evening is on at once; through the week someone is on shift at every hour,
+        // weekends included (a day shift's breaks may leave nobody answering for a few
+        // minutes), someone is answering at every night hour, and night-time customers
+        // get answers within the hour.
+        let tz = chrono_tz::Asia::Kolkata;
+        let start = tz
+            .with_ymd_and_hms(2026, 11, 25, 3, 0, 0)
+            .unwrap()
+            .timestamp_millis();
+        let config = SimulatorConfig {
+            night_crew: true,
+            ..config(42)
+        };
+        let events = Simulator::new(config, start).advance_to(start + 7 * DAY_MS);
+        let mut status: BTreeMap<&str, AgentStatus> = BTreeMap::new();
+        let mut next_hour = start;
+        let mut uncovered = Vec::new();
+        let mut since: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut night = Vec::new();
+        for e in &events {
+            while next_hour < e.occurred_at_ms {
+                // Only the first minutes of the start may pass before the log-ins.
+                let local = tz.timestamp_millis_opt(next_hour).unwrap();
+                let on_shift = status.values().any(|s| *s != AgentStatus::Offline);
+                let answering = status
+                    .values()
+                    .any(|s| matches!(s, AgentStatus::Online | AgentStatus::Busy));
+                let night_hour = !(7..23).contains(&local.hour());
+                if next_hour > start && (!on_shift || (night_hour && !answering)) {
+                    uncovered.push(local);
+                }
+                next_hour += HOUR_MS;
+            }
+            match &e.payload {
+                Payload::AgentStatusChanged {
+                    agent_id,
+                    status: s,
+                    ..
+                } => {
+                    status.insert(agent_id, *s);
+                }
+                Payload::ConversationOpened {
+                    conversation_id, ..
+                }
+                | Payload::ConversationEscalated {
+                    conversation_id, ..
+                } => {
+                    since.insert(conversation_id, e.occurred_at_ms);
+                }
+                Payload::MessageCreated {
+                    sender: Sender::Agent,
+                    conversation_id,
+                    ..
+                } => {
+                    if let Some(t) = since.remove(conversation_id.as_str())
+                        && (0..=5).contains(&tz.timestamp_millis_opt(t).unwrap().hour())
+                    {
+                        night.push(e.occurred_at_ms - t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let online_at_start = events
+            .iter()
+            .take_while(|e| e.occurred_at_ms <= start + 5 * 60_000)
+            .filter(|e| {
+                matches!(
+                    e.payload,
+                    Payload::AgentStatusChanged {
+                        status: AgentStatus::Online,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert!(online_at_start >= 1, "nobody logged in at the start");
+        assert!(uncovered.is_empty(), "nobody online at {uncovered:?}");
+        night.sort_unstable();
+        assert!(night.len() > 100, "{}", night.len());
+        let median = night[night.len() / 2] as f64 / 1000.0;
+        assert!(median < 3600.0, "night median FRT {median}s");
     }
 
     #[test]

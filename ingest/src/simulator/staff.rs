@@ -27,6 +27,19 @@ pub(super) const RESUME_AT: u16 = 6;
 /// dashboard should show).
 const SHIFTS: [(i64, i64); 3] = [(7, 16), (10, 19), (14, 23)];
 
+/// The night shift of [`SimulatorConfig::night_crew`](super::SimulatorConfig), into the
+/// next morning (hours past 24 roll into the next day).
+const NIGHT: (i64, i64) = (23, 31);
+
+/// The roster positions of the night crew (both of the late shift in the rotation).
+const NIGHT_CREW: [usize; 2] = [2, 5];
+
+/// Start and end hour of shift `shift` (an index into [`SHIFTS`], or `SHIFTS.len()`
+/// for [`NIGHT`]).
+fn hours(shift: usize) -> (i64, i64) {
+    SHIFTS.get(shift).copied().unwrap_or(NIGHT)
+}
+
 /// Breaks as (minutes after the shift's start, length in minutes): two short ones and
 /// lunch.
 const BREAKS: [(i64, i64); 3] = [(120, 15), (255, 30), (405, 15)];
@@ -56,7 +69,7 @@ pub(super) fn team_names(n: usize) -> Vec<String> {
 pub(super) struct Agent {
     /// Team number.
     pub(super) team: usize,
-    /// Index into [`SHIFTS`].
+    /// Index into [`SHIFTS`]; `SHIFTS.len()` for the night shift.
     shift: usize,
     /// Current presence; changes are emitted as `agent_status_changed`.
     pub(super) status: AgentStatus,
@@ -70,7 +83,7 @@ impl Agent {
     /// Agent `i` of a roster spread over `teams` teams. Half the agents are in the
     /// first team (support carries most of the volume), the rest round-robin over the
     /// others; shifts rotate independently of teams so every team is covered all day.
-    pub(super) fn new(i: usize, teams: usize) -> Self {
+    pub(super) fn new(i: usize, teams: usize, night_crew: bool) -> Self {
         let team = if teams <= 1 || i.is_multiple_of(2) {
             0
         } else {
@@ -78,7 +91,11 @@ impl Agent {
         };
         Self {
             team,
-            shift: i % SHIFTS.len(),
+            shift: if night_crew && NIGHT_CREW.contains(&i) {
+                SHIFTS.len()
+            } else {
+                i % SHIFTS.len()
+            },
             status: AgentStatus::Offline,
             open: 0,
             away_until: 0,
@@ -113,58 +130,82 @@ impl Simulator {
         let now = self.now_ms;
         let today = self.calendar.local_date(now);
         let weekend = Calendar::is_weekend(today);
-        let week = today.iso_week().week() as usize;
         let shifts: Vec<usize> = self.agents.iter().map(|a| a.shift).collect();
-        for (i, shift) in shifts.into_iter().enumerate() {
-            // Weekends are staffed by half the roster, alternating weekly, in groups of
-            // three so each shift keeps someone.
-            if weekend && (i / 3 + week) % 2 == 1 {
-                continue;
-            }
-            let (start_h, end_h) = SHIFTS[shift];
-            let late_by = int(&mut self.rng, 0, 20) as i64 - 10;
-            let overtime = int(&mut self.rng, 0, 15) as i64;
-            let start = self.calendar.at_local(today, start_h * 60 + late_by);
-            let end = self.calendar.at_local(today, end_h * 60 + overtime);
-            if end <= now {
-                continue;
-            }
-            let agent = i as u16;
-            self.schedule(
-                start,
-                Action::Shift {
-                    agent,
-                    action: ShiftAction::Start,
-                },
-            );
-            for (offset, minutes) in BREAKS {
-                let jitter = int(&mut self.rng, 0, 30) as i64 - 15;
-                let at = self
-                    .calendar
-                    .at_local(today, start_h * 60 + offset + jitter);
-                if at >= now && at + minutes * MINUTE_MS < end {
-                    let minutes = minutes as u16;
-                    self.schedule(
-                        at,
-                        Action::Shift {
-                            agent,
-                            action: ShiftAction::BreakStart { minutes },
-                        },
-                    );
+        if !std::mem::replace(&mut self.planned, true)
+            && let Some(yesterday) = today.pred_opt()
+        {
+            // A night shift that began last evening is still on when the world starts.
+            for (i, &shift) in shifts.iter().enumerate() {
+                if hours(shift).1 > 24 {
+                    self.plan_shift(i, shift, yesterday);
                 }
             }
-            self.schedule(
-                end,
-                Action::Shift {
-                    agent,
-                    action: ShiftAction::End,
-                },
-            );
+        }
+        for (i, shift) in shifts.into_iter().enumerate() {
+            self.plan_shift(i, shift, today);
         }
         self.plan_broadcasts(today, weekend);
         let tomorrow = today.succ_opt().unwrap_or(today);
         let next = self.calendar.at_local(tomorrow, 0).max(now + HOUR_MS);
         self.schedule(next, Action::DayPlan);
+    }
+
+    /// Schedules agent `i`'s shift `shift` of `date` (log-in, breaks, log-off), unless
+    /// it is over already or the agent has that weekend off.
+    fn plan_shift(&mut self, i: usize, shift: usize, date: chrono::NaiveDate) {
+        let now = self.now_ms;
+        // Weekends are staffed by half the roster, alternating weekly, in groups of
+        // three so each shift keeps someone; the night crew works every night.
+        let week = date.iso_week().week() as usize;
+        if Calendar::is_weekend(date) && shift < SHIFTS.len() && (i / 3 + week) % 2 == 1 {
+            return;
+        }
+        let (start_h, end_h) = hours(shift);
+        let late_by = int(&mut self.rng, 0, 20) as i64 - 10;
+        let overtime = int(&mut self.rng, 0, 15) as i64;
+        let start = self.calendar.at_local(date, start_h * 60 + late_by);
+        let end = self.calendar.at_local(date, end_h * 60 + overtime);
+        if end <= now {
+            return;
+        }
+        let agent = i as u16;
+        self.schedule(
+            start,
+            Action::Shift {
+                agent,
+                action: ShiftAction::Start,
+            },
+        );
+        // The two of the night crew take their breaks 45 minutes apart, so the night is
+        // never left to nobody.
+        let stagger = if shift == SHIFTS.len() && i == NIGHT_CREW[1] {
+            45
+        } else {
+            0
+        };
+        for (offset, minutes) in BREAKS {
+            let jitter = int(&mut self.rng, 0, 30) as i64 - 15;
+            let at = self
+                .calendar
+                .at_local(date, start_h * 60 + offset + stagger + jitter);
+            if at >= now && at + minutes * MINUTE_MS < end {
+                let minutes = minutes as u16;
+                self.schedule(
+                    at,
+                    Action::Shift {
+                        agent,
+                        action: ShiftAction::BreakStart { minutes },
+                    },
+                );
+            }
+        }
+        self.schedule(
+            end,
+            Action::Shift {
+                agent,
+                action: ShiftAction::End,
+            },
+        );
     }
 
     /// Runs one [`ShiftAction`].

@@ -116,6 +116,8 @@ pub struct Stack {
     source_len: Option<watch::Receiver<u64>>,
     /// Set once the source has been read up to what it held at start (`/readyz`).
     started: Arc<AtomicBool>,
+    /// Set once the demo simulator has written its backfill (`/readyz`).
+    backfilled: Option<Arc<AtomicBool>>,
     /// Whether the simulator feeds the log (`demo`): its account gets cost inputs
     /// ([`demo_costs`]).
     simulated: bool,
@@ -185,6 +187,7 @@ impl Stack {
             clock,
             source_len: None,
             started: Arc::new(AtomicBool::new(false)),
+            backfilled: None,
             simulated: false,
             ingest: Ingest::None,
             reports,
@@ -341,6 +344,8 @@ impl Stack {
             }
         };
         self.simulated = true;
+        let backfilled = Arc::new(AtomicBool::new(false));
+        self.backfilled = Some(Arc::clone(&backfilled));
         let stop = Arc::clone(&self.stop);
         let clock = self.clock;
         let handle = std::thread::Builder::new()
@@ -367,6 +372,8 @@ impl Stack {
                         tracing::error!(error = %e, "simulator append failed");
                     }
                     if until >= now {
+                        // History up to the clock is in the log.
+                        backfilled.store(true, Ordering::Release);
                         std::thread::sleep(Duration::from_millis(500));
                     }
                 }
@@ -448,7 +455,9 @@ impl Stack {
         state.live = config.live.to_live_config();
         state.bodies = config.api.body_cache();
         state.log_len = self.source_len.clone();
-        state.started = Some(Arc::clone(&self.started));
+        state.started = std::iter::once(Arc::clone(&self.started))
+            .chain(self.backfilled.clone())
+            .collect();
         state.clickhouse = self.clickhouse.clone().map(|ch| {
             Arc::new(move || {
                 let s = ch.stats();

@@ -56,9 +56,10 @@ pub struct AppState {
     pub live: LiveConfig,
     /// Number of events in the source log, when there is one (for `/healthz`).
     pub log_len: Option<watch::Receiver<u64>>,
-    /// Set once the source has been read up to what it held when the process started
-    /// (for `/readyz`); `None`: there is no source to wait for.
-    pub started: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// What must have happened before `/readyz` says ready, each flag set once: the
+    /// source read up to what it held when the process started, and in the demo the
+    /// simulator's backfill written. Empty: nothing to wait for.
+    pub started: Vec<Arc<std::sync::atomic::AtomicBool>>,
     /// The ClickHouse sink's state now, when one is attached (for `/healthz`).
     pub clickhouse: Option<Arc<dyn Fn() -> ClickHouseHealth + Send + Sync>>,
     /// Prometheus exposition, when a recorder is installed.
@@ -87,7 +88,7 @@ impl AppState {
             clock: schemas::Clock::system(),
             live: LiveConfig::default(),
             log_len: None,
-            started: None,
+            started: Vec::new(),
             clickhouse: None,
             prometheus: None,
             auth: None,
@@ -347,16 +348,16 @@ async fn health_get(State(app): State<AppState>) -> Json<serde_json::Value> {
 }
 
 /// Readiness, for load balancers and orchestrators (`/healthz` is liveness): `200`
-/// once the source has been read up to what it held at start and the view store has
-/// taken every event handed to the pipeline, `503` before (both with the same body, so
+/// once the source has been read up to what it held at start (and the demo's backfill
+/// written) and the view store has taken every event handed to the pipeline, `503` before (both with the same body, so
 /// a probe's log says which condition is missing). Needs no token.
 async fn ready_get(State(app): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let consumed = app.store.read(|s| s.events_consumed);
     let log_events = app.log_len.as_ref().map(|rx| *rx.borrow());
     let started = app
         .started
-        .as_ref()
-        .is_none_or(|s| s.load(std::sync::atomic::Ordering::Acquire));
+        .iter()
+        .all(|s| s.load(std::sync::atomic::Ordering::Acquire));
     let caught_up = log_events.is_none_or(|n| consumed >= n);
     let ready = started && caught_up;
     let status = if ready {
@@ -418,7 +419,7 @@ mod tests {
         let started = Arc::new(AtomicBool::new(false));
         let (len_tx, len_rx) = watch::channel(0u64);
         let mut state = AppState::new(Arc::new(ViewStore::default()));
-        state.started = Some(Arc::clone(&started));
+        state.started = vec![Arc::clone(&started)];
         state.log_len = Some(len_rx);
 
         // The source is still being read: not ready, whatever the views hold.

@@ -116,11 +116,9 @@ pub struct Stack {
     source_len: Option<watch::Receiver<u64>>,
     /// Set once the source has been read up to what it held at start (`/readyz`).
     started: Arc<AtomicBool>,
-    /// Set once the demo simulator has written its backfill (`/readyz`).
+    /// Set once the demo simulator has written its backfill (`/readyz`); `Some` only
+    /// in `demo`, whose account also gets cost inputs ([`demo_costs`]).
     backfilled: Option<Arc<AtomicBool>>,
-    /// Whether the simulator feeds the log (`demo`): its account gets cost inputs
-    /// ([`demo_costs`]).
-    simulated: bool,
     ingest: Ingest,
     /// Where report schedules, claims and runs are kept: `reports.redb` in the data
     /// dir (embedded) or `crm.reports.v1` (Kafka).
@@ -188,7 +186,6 @@ impl Stack {
             source_len: None,
             started: Arc::new(AtomicBool::new(false)),
             backfilled: None,
-            simulated: false,
             ingest: Ingest::None,
             reports,
             stop,
@@ -343,7 +340,6 @@ impl Stack {
                 state
             }
         };
-        self.simulated = true;
         let backfilled = Arc::new(AtomicBool::new(false));
         self.backfilled = Some(Arc::clone(&backfilled));
         let stop = Arc::clone(&self.stop);
@@ -416,7 +412,7 @@ impl Stack {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        let overlay: fn(AccountsConfig) -> AccountsConfig = if self.simulated {
+        let overlay: fn(AccountsConfig) -> AccountsConfig = if self.backfilled.is_some() {
             demo_costs
         } else {
             std::convert::identity

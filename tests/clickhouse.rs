@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Days, NaiveDate};
 use chrono_tz::Tz;
 use common::{
-    clickhouse_url, free_port, get_json, post_events, start_with, unique_database, wait_caught_up,
+    Killed, clickhouse_url, free_port, get_json, post_events, start_with, unique_database,
+    wait_caught_up,
 };
 use ingest::simulator::{Simulator, SimulatorConfig};
 use schemas::event::{Event, Payload};
@@ -553,15 +554,6 @@ fn local_days() -> (NaiveDate, NaiveDate) {
         .with_timezone(&TZ)
         .date_naive();
     (today - Days::new(1), today)
-}
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

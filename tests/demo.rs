@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cli_line, free_port, now_args};
+use common::{client_with, free_port, get_json, now_args, token};
 
 const NOW: &str = "2026-11-20T12:00:00Z";
 
@@ -40,22 +40,12 @@ async fn the_demo_is_ready_after_its_backfill_and_costs_are_not_zero() {
         assert!(Instant::now() < deadline, "the demo was not ready in 120 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let token = cli_line(
-        dir.path(),
-        &now_args(NOW),
-        &["token", "--account", "1", "--role", "admin"],
-    );
-    let body: serde_json::Value = http
-        .get(format!(
-            "{base}/api/dashboard/business-impact?from=2026-11-19&to=2026-11-21"
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin = client_with(&token(dir.path(), NOW, 1, &["admin"]));
+    let body = get_json(
+        &admin,
+        &format!("{base}/api/dashboard/business-impact?from=2026-11-19&to=2026-11-21"),
+    )
+    .await;
     let _ = demo.kill();
     let _ = demo.wait();
     let cost = &body["cost_per_conversation"]["current"];

@@ -17,7 +17,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -1064,17 +1064,6 @@ fn every_pipeline_keeps_its_data_dir_on_a_volume() {
     }
 }
 
-/// The server of [`the_unit_starts_a_server_that_passes_every_probe_and_health_check`],
-/// stopped however the test ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_unit_starts_a_server_that_passes_every_probe_and_health_check() {
     let launch = systemd_launch();
@@ -1103,7 +1092,7 @@ fn the_unit_starts_a_server_that_passes_every_probe_and_health_check() {
         "{argv:?}"
     );
     let log_file = dir.path().join("stderr.log");
-    let mut server = Server(
+    let mut server = common::Killed(
         Command::new(BIN)
             .args(["--now", NOW])
             .args(&argv)

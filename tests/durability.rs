@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{ev, free_port, get_json, start, wait_caught_up};
+use common::{Killed, ev, free_port, get_json, start, wait_caught_up};
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Value, json};
 
@@ -93,7 +93,7 @@ async fn eight_writers_with_redeliveries_store_every_acknowledged_event_once() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let _child = KillOnDrop(start(port, dir.path(), NOW));
+    let _child = Killed(start(port, dir.path(), NOW));
     let http = common::client(port);
     let key = common::creds(port).ingest_key;
     wait_up(&http, &base).await;
@@ -182,7 +182,7 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_event() {
         }
         http = Some(client);
     }
-    let _child = KillOnDrop(start(port, dir.path(), NOW));
+    let _child = Killed(start(port, dir.path(), NOW));
     let http = http.unwrap();
     let key = common::creds(port).ingest_key;
     wait_up(&http, &base).await;
@@ -222,12 +222,3 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_event() {
 
 /// A body POSTed in the kill test: (round, writer, body, acknowledged).
 type Sent = (usize, usize, usize, bool);
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}

@@ -8,12 +8,11 @@
 
 mod common;
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{
-    clickhouse_number, clickhouse_url, client, creds, ev, free_port, get_json, opened, post_events,
-    start_with, unique_database,
+    Killed, clickhouse_number, clickhouse_url, client, creds, ev, free_port, get_json, opened,
+    post_events, start_with, unique_database,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
@@ -21,15 +20,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// The server's clock.
 const NOW: &str = "2026-11-26T14:00:00Z";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Waits for the next frame of type `kind` (skipping the others).
 async fn next_frame<S>(ws: &mut S, kind: &str) -> Value

@@ -9,7 +9,7 @@ use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::free_port;
+use common::{free_port, wait_up};
 
 #[test]
 fn sigterm_drains_and_exits_zero() {
@@ -24,11 +24,7 @@ fn sigterm_drains_and_exits_zero() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_up(port);
 
     let kill = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])

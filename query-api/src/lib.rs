@@ -334,31 +334,43 @@ async fn openapi_get() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi::ApiDoc::openapi())
 }
 
-async fn health_get(State(app): State<AppState>) -> Json<serde_json::Value> {
-    let (progress, consumed) = app.store.read(|s| (s.progress, s.events_consumed));
+/// Events the view store has taken, events in the source (when there is a log to
+/// compare with), and whether the first has reached the second: what `/healthz` and
+/// `/readyz` both report.
+fn source_position(app: &AppState) -> (u64, Option<u64>, bool) {
+    let consumed = app.store.read(|s| s.events_consumed);
     let log_events = app.log_len.as_ref().map(|rx| *rx.borrow());
+    (
+        consumed,
+        log_events,
+        log_events.is_none_or(|n| consumed >= n),
+    )
+}
+
+async fn health_get(State(app): State<AppState>) -> Json<serde_json::Value> {
+    let progress = app.store.read(|s| s.progress);
+    let (consumed, log_events, caught_up) = source_position(&app);
     Json(serde_json::json!({
         "status": "ok",
         "progress": progress,
         "events_consumed": consumed,
         "log_events": log_events,
-        "caught_up": log_events.is_none_or(|n| consumed >= n),
+        "caught_up": caught_up,
         "clickhouse": app.clickhouse.as_ref().map(|health| health()),
     }))
 }
 
 /// Readiness, for load balancers and orchestrators (`/healthz` is liveness): `200`
 /// once the source has been read up to what it held at start (and the demo's backfill
-/// written) and the view store has taken every event handed to the pipeline, `503` before (both with the same body, so
-/// a probe's log says which condition is missing). Needs no token.
+/// written) and the view store has taken every event handed to the pipeline, `503`
+/// before (both with the same body, so a probe's log says which condition is
+/// missing). Needs no token.
 async fn ready_get(State(app): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    let consumed = app.store.read(|s| s.events_consumed);
-    let log_events = app.log_len.as_ref().map(|rx| *rx.borrow());
+    let (consumed, log_events, caught_up) = source_position(&app);
     let started = app
         .started
         .iter()
         .all(|s| s.load(std::sync::atomic::Ordering::Acquire));
-    let caught_up = log_events.is_none_or(|n| consumed >= n);
     let ready = started && caught_up;
     let status = if ready {
         StatusCode::OK

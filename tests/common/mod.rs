@@ -84,15 +84,39 @@ fn port_of(url: &str) -> u16 {
 
 /// A client that reads the dashboard of the server on `port` as account 1's admin.
 pub fn client(port: u16) -> reqwest::Client {
+    client_with(&creds(port).token)
+}
+
+/// A client that sends `token` as its bearer on every request.
+pub fn client_with(token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
-        format!("Bearer {}", creds(port).token).parse().unwrap(),
+        format!("Bearer {token}").parse().unwrap(),
     );
     reqwest::Client::builder()
         .default_headers(headers)
         .build()
         .unwrap()
+}
+
+/// A server (or any child process), killed and reaped however the test ends.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until loopback `port` accepts connections (at most 30 s).
+pub fn wait_up(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Starts `crmpulse run` with its clock started at `now` (RFC 3339) and extra

@@ -246,9 +246,6 @@ pub struct Simulator {
     wa_numbers: Vec<WaNumber>,
     /// Events emitted by the current `advance_to` call.
     out: Vec<Event>,
-    /// Whether a day has been planned: the first plan also starts the night shift that
-    /// began the evening before the simulation did.
-    planned: bool,
 }
 
 impl Simulator {
@@ -275,9 +272,9 @@ impl Simulator {
             broadcasts: Vec::new(),
             wa_numbers: whatsapp::numbers(),
             out: Vec::new(),
-            planned: false,
             config,
         };
+        sim.plan_last_night();
         sim.schedule(start_ms, Action::DayPlan);
         // Reports fall on wall-clock multiples of five minutes, the first at or after
         // the start.
@@ -817,8 +814,6 @@ mod tests {
         let mut status: BTreeMap<&str, AgentStatus> = BTreeMap::new();
         let mut next_hour = start;
         let mut uncovered = Vec::new();
-        let mut since: BTreeMap<&str, i64> = BTreeMap::new();
-        let mut night = Vec::new();
         for e in &events {
             while next_hour < e.occurred_at_ms {
                 // Only the first minutes of the start may pass before the log-ins.
@@ -833,34 +828,13 @@ mod tests {
                 }
                 next_hour += HOUR_MS;
             }
-            match &e.payload {
-                Payload::AgentStatusChanged {
-                    agent_id,
-                    status: s,
-                    ..
-                } => {
-                    status.insert(agent_id, *s);
-                }
-                Payload::ConversationOpened {
-                    conversation_id, ..
-                }
-                | Payload::ConversationEscalated {
-                    conversation_id, ..
-                } => {
-                    since.insert(conversation_id, e.occurred_at_ms);
-                }
-                Payload::MessageCreated {
-                    sender: Sender::Agent,
-                    conversation_id,
-                    ..
-                } => {
-                    if let Some(t) = since.remove(conversation_id.as_str())
-                        && (0..=5).contains(&tz.timestamp_millis_opt(t).unwrap().hour())
-                    {
-                        night.push(e.occurred_at_ms - t);
-                    }
-                }
-                _ => {}
+            if let Payload::AgentStatusChanged {
+                agent_id,
+                status: s,
+                ..
+            } = &e.payload
+            {
+                status.insert(agent_id, *s);
             }
         }
         let online_at_start = events
@@ -878,20 +852,24 @@ mod tests {
             .count();
         assert!(online_at_start >= 1, "nobody logged in at the start");
         assert!(uncovered.is_empty(), "nobody online at {uncovered:?}");
+        let mut night: Vec<i64> = first_responses(&events)
+            .into_iter()
+            .filter(|(t, _)| (0..=5).contains(&tz.timestamp_millis_opt(*t).unwrap().hour()))
+            .map(|(_, frt)| frt)
+            .collect();
         night.sort_unstable();
         assert!(night.len() > 100, "{}", night.len());
         let median = night[night.len() / 2] as f64 / 1000.0;
         assert!(median < 3600.0, "night median FRT {median}s");
     }
 
-    #[test]
-    fn first_response_times_look_like_a_help_desk() {
-        // FRT as the dashboard defines it: open (or the bot's hand-over) to the first
-        // agent message, grouped by the local hour it started waiting.
-        let tz = chrono_tz::Asia::Kolkata;
+    /// First response times as the dashboard defines them: from the open (or the bot's
+    /// hand-over) to the first agent message, as (when the wait began, its length in
+    /// ms); a conversation resolved before any agent message has none.
+    fn first_responses(events: &[Event]) -> Vec<(i64, i64)> {
         let mut since: BTreeMap<&str, i64> = BTreeMap::new();
-        let (mut day, mut night, mut all) = (Vec::new(), Vec::new(), Vec::new());
-        for e in week() {
+        let mut waits = Vec::new();
+        for e in events {
             match &e.payload {
                 Payload::ConversationOpened {
                     conversation_id, ..
@@ -907,13 +885,7 @@ mod tests {
                     ..
                 } => {
                     if let Some(t) = since.remove(conversation_id.as_str()) {
-                        let frt = e.occurred_at_ms - t;
-                        match tz.timestamp_millis_opt(t).unwrap().hour() {
-                            10..=18 => day.push(frt),
-                            0..=5 => night.push(frt),
-                            _ => {}
-                        }
-                        all.push(frt);
+                        waits.push((t, e.occurred_at_ms - t));
                     }
                 }
                 Payload::ConversationResolved {
@@ -923,6 +895,22 @@ mod tests {
                 }
                 _ => {}
             }
+        }
+        waits
+    }
+
+    #[test]
+    fn first_response_times_look_like_a_help_desk() {
+        // Grouped by the local hour the customer started waiting.
+        let tz = chrono_tz::Asia::Kolkata;
+        let (mut day, mut night, mut all) = (Vec::new(), Vec::new(), Vec::new());
+        for (t, frt) in first_responses(week()) {
+            match tz.timestamp_millis_opt(t).unwrap().hour() {
+                10..=18 => day.push(frt),
+                0..=5 => night.push(frt),
+                _ => {}
+            }
+            all.push(frt);
         }
         let pct = |v: &mut Vec<i64>, q: f64| {
             v.sort_unstable();

@@ -131,16 +131,6 @@ impl Simulator {
         let today = self.calendar.local_date(now);
         let weekend = Calendar::is_weekend(today);
         let shifts: Vec<usize> = self.agents.iter().map(|a| a.shift).collect();
-        if !std::mem::replace(&mut self.planned, true)
-            && let Some(yesterday) = today.pred_opt()
-        {
-            // A night shift that began last evening is still on when the world starts.
-            for (i, &shift) in shifts.iter().enumerate() {
-                if hours(shift).1 > 24 {
-                    self.plan_shift(i, shift, yesterday);
-                }
-            }
-        }
         for (i, shift) in shifts.into_iter().enumerate() {
             self.plan_shift(i, shift, today);
         }
@@ -148,6 +138,20 @@ impl Simulator {
         let tomorrow = today.succ_opt().unwrap_or(today);
         let next = self.calendar.at_local(tomorrow, 0).max(now + HOUR_MS);
         self.schedule(next, Action::DayPlan);
+    }
+
+    /// When the world starts: the night shifts that began the evening before and are
+    /// still on (every later one is planned by the day it begins).
+    pub(super) fn plan_last_night(&mut self) {
+        let Some(yesterday) = self.calendar.local_date(self.now_ms).pred_opt() else {
+            return;
+        };
+        let shifts: Vec<usize> = self.agents.iter().map(|a| a.shift).collect();
+        for (i, shift) in shifts.into_iter().enumerate() {
+            if hours(shift).1 > 24 {
+                self.plan_shift(i, shift, yesterday);
+            }
+        }
     }
 
     /// Schedules agent `i`'s shift `shift` of `date` (log-in, breaks, log-off), unless

@@ -268,6 +268,7 @@ impl Stack {
             &PipelineConfig {
                 workers: config.pipeline.workers,
                 clock: self.clock,
+                lateness_horizon_ms: config.pipeline.log_options(self.clock).lateness_horizon_ms,
                 ..PipelineConfig::default()
             },
             move |batch| {
@@ -579,6 +580,10 @@ fn clickhouse_sink(
     Ok(Some(Arc::new(sink)))
 }
 
+/// The log's meta key: log positions below it whose refusal by the pipeline is
+/// already in the dead letters.
+const REFUSED_THROUGH: &str = "pipeline_refused_through";
+
 /// The pipeline's source, as the driver reads it.
 enum Input {
     /// The embedded log from position `next`; `at_end` once a read found nothing new.
@@ -637,6 +642,40 @@ impl Input {
         }
     }
 
+    /// Dead-letters the events the pipeline refused because an entity they touch is
+    /// final. From the log, each once: a restart replays the log and refuses the same
+    /// events again, and the log remembers how far it has dead-lettered them.
+    fn refused(&mut self, refused: Vec<pipeline::Refused>) -> anyhow::Result<()> {
+        if refused.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Input::Log { log, .. } => {
+                let through = log
+                    .meta(REFUSED_THROUGH)?
+                    .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                    .map_or(0, u64::from_le_bytes);
+                let mut last = None;
+                for r in refused.iter().filter(|r| r.position >= through) {
+                    let raw = serde_json::to_vec(&r.event)?;
+                    log.dead_letter("pipeline", &raw, &r.reason)?;
+                    last = Some(r.position);
+                }
+                if let Some(last) = last {
+                    log.set_meta(REFUSED_THROUGH, &(last + 1).to_le_bytes())?;
+                }
+            }
+            Input::Topic { .. } => {
+                // Every start replays the topic and refuses the same events again:
+                // they are counted and logged, not written to the dead-letter topic.
+                for r in refused {
+                    tracing::warn!(event_id = %r.event.event_id, reason = %r.reason, "event refused");
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Called after the pipeline took a batch.
     fn pushed(&self, pushed: u64) {
         if let Input::Topic { pushed_tx, .. } = self {
@@ -680,6 +719,7 @@ fn drive(
         } else {
             metrics::counter!("crmpulse_pipeline_events_total").increment(events.len() as u64);
             pipeline.push(events)?;
+            input.refused(pipeline.take_refused())?;
             input.pushed(pipeline.pushed());
             last_tick = Instant::now();
         }

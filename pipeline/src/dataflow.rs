@@ -24,6 +24,8 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::capture::{Capture, Event as CaptureEvent};
 use timely::worker::Worker;
 
+use crate::entities::{Op, fold_entities};
+use crate::finalize::Family;
 use crate::metrics::{
     agents, automation, broadcasts, channel_health, customers, leads, messages, response_time,
     tickets,
@@ -41,27 +43,27 @@ pub type FactEvent = CaptureEvent<Time, Vec<(Fact, Time, isize)>>;
 
 /// One worker's input handles.
 pub struct Inputs {
-    conversations: InputSession<Time, (EntityKey, ConvEvent), isize>,
-    messages: InputSession<Time, (EntityKey, MsgEvent), isize>,
-    tickets: InputSession<Time, (EntityKey, TicketEvent), isize>,
+    conversations: InputSession<Time, (EntityKey, Op<ConvEvent>), isize>,
+    messages: InputSession<Time, (EntityKey, Op<MsgEvent>), isize>,
+    tickets: InputSession<Time, (EntityKey, Op<TicketEvent>), isize>,
     customers: InputSession<Time, (EntityKey, CustomerEvent), isize>,
     agents: InputSession<Time, (EntityKey, AgentEvent), isize>,
     leads: InputSession<Time, (EntityKey, LeadEvent), isize>,
-    broadcasts: InputSession<Time, (EntityKey, BroadcastEvent), isize>,
+    broadcasts: InputSession<Time, (EntityKey, Op<BroadcastEvent>), isize>,
     channels: InputSession<Time, (EntityKey, ChannelEvent), isize>,
 }
 
 impl Inputs {
     /// Inserts routed records at the current input time.
     pub fn insert(&mut self, routed: Routed) {
-        for r in routed.conversations {
-            self.conversations.insert(r);
+        for (key, ev) in routed.conversations {
+            self.conversations.insert((key, Op::Event(ev)));
         }
-        for r in routed.messages {
-            self.messages.insert(r);
+        for (key, ev) in routed.messages {
+            self.messages.insert((key, Op::Event(ev)));
         }
-        for r in routed.tickets {
-            self.tickets.insert(r);
+        for (key, ev) in routed.tickets {
+            self.tickets.insert((key, Op::Event(ev)));
         }
         for r in routed.customers {
             self.customers.insert(r);
@@ -72,11 +74,24 @@ impl Inputs {
         for r in routed.leads {
             self.leads.insert(r);
         }
-        for r in routed.broadcasts {
-            self.broadcasts.insert(r);
+        for (key, ev) in routed.broadcasts {
+            self.broadcasts.insert((key, Op::Event(ev)));
         }
         for r in routed.channels {
             self.channels.insert(r);
+        }
+    }
+
+    /// Tells the entity folds to drop the state of these final entities
+    /// ([`crate::finalize`]), at the current input time, after its events.
+    pub fn finalize(&mut self, entities: Vec<(Family, EntityKey)>) {
+        for (family, key) in entities {
+            match family {
+                Family::Conversation => self.conversations.insert((key, Op::Finalize)),
+                Family::Message => self.messages.insert((key, Op::Finalize)),
+                Family::Ticket => self.tickets.insert((key, Op::Finalize)),
+                Family::Broadcast => self.broadcasts.insert((key, Op::Finalize)),
+            }
         }
     }
 
@@ -162,13 +177,13 @@ where
 /// Builds the dataflow on `worker`; fact updates and progress go to `sink`.
 pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, ProbeHandle<Time>) {
     worker.dataflow::<Time, _, _>(move |scope| {
-        let (conversations, conv) = scope.new_collection::<(EntityKey, ConvEvent), isize>();
-        let (messages, msg) = scope.new_collection::<(EntityKey, MsgEvent), isize>();
-        let (tickets, tick) = scope.new_collection::<(EntityKey, TicketEvent), isize>();
+        let (conversations, conv) = scope.new_collection::<(EntityKey, Op<ConvEvent>), isize>();
+        let (messages, msg) = scope.new_collection::<(EntityKey, Op<MsgEvent>), isize>();
+        let (tickets, tick) = scope.new_collection::<(EntityKey, Op<TicketEvent>), isize>();
         let (customers, cust) = scope.new_collection::<(EntityKey, CustomerEvent), isize>();
         let (agents, agent) = scope.new_collection::<(EntityKey, AgentEvent), isize>();
         let (leads, lead) = scope.new_collection::<(EntityKey, LeadEvent), isize>();
-        let (broadcasts, bcast) = scope.new_collection::<(EntityKey, BroadcastEvent), isize>();
+        let (broadcasts, bcast) = scope.new_collection::<(EntityKey, Op<BroadcastEvent>), isize>();
         let (channels, chan) = scope.new_collection::<(EntityKey, ChannelEvent), isize>();
 
         // The folds' outputs are their compact summaries, not the facts: a reduce keeps
@@ -176,51 +191,39 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
         // than the facts it yields (each fact repeats the entity's ids). The facts are
         // derived by a stateless `flat_map`; a changed summary retracts its old facts
         // and adds its new ones at the same time, so unchanged facts cancel out.
-        let conv_facts = conv
-            .reduce_named("ConversationFold", |_key: &EntityKey, input, output| {
-                if let Some(summary) = response_time::fold(input.iter().map(|(v, _)| *v)) {
-                    let automation = automation::fold(input.iter().map(|(v, _)| *v));
-                    output.push(((summary, automation), 1isize));
-                }
-            })
-            .flat_map(|(key, (summary, automation))| {
-                let mut facts = Vec::new();
-                response_time::facts(key.0, &key.1, &summary, &mut facts);
-                automation::facts(
-                    key.0,
-                    (
-                        summary.opened_at,
-                        summary.human_start,
-                        summary.channel,
-                        &summary.inbox_id,
-                    ),
-                    &automation,
-                    &mut facts,
-                );
-                facts
-            });
+        let conv_facts = fold_entities("ConversationFold", conv, |events| {
+            response_time::fold(events).map(|summary| (summary, automation::fold(events)))
+        })
+        .flat_map(|(key, (summary, automation))| {
+            let mut facts = Vec::new();
+            response_time::facts(key.0, &key.1, &summary, &mut facts);
+            automation::facts(
+                key.0,
+                (
+                    summary.opened_at,
+                    summary.human_start,
+                    summary.channel,
+                    &summary.inbox_id,
+                ),
+                &automation,
+                &mut facts,
+            );
+            facts
+        });
 
-        let msg_facts = msg
-            .reduce_named("MessageFold", |_key: &EntityKey, input, output| {
-                output.push((messages::fold(input.iter().map(|(v, _)| *v)), 1isize));
-            })
+        let msg_facts = fold_entities("MessageFold", msg, |events| Some(messages::fold(events)))
             .flat_map(|(key, summary)| {
                 let mut facts = Vec::new();
                 messages::facts(key.0, &summary, &mut facts);
                 facts
             });
 
-        let ticket_facts = tick
-            .reduce_named("TicketFold", |key: &EntityKey, input, output| {
+        let ticket_facts = fold_entities("TicketFold", tick, |events| Some(tickets::fold(events)))
+            .flat_map(|(key, summary)| {
                 let mut facts = Vec::new();
-                tickets::facts(
-                    key.0,
-                    &tickets::fold(input.iter().map(|(v, _)| *v)),
-                    &mut facts,
-                );
-                output.extend(facts.into_iter().map(|f| (f, 1isize)));
-            })
-            .map(|(_, fact)| fact);
+                tickets::facts(key.0, &summary, &mut facts);
+                facts
+            });
 
         // A customer opens conversations for as long as the account lives. Each
         // conversation's earliest open is kept apart; the customer's first
@@ -302,18 +305,14 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
             })
             .map(|(_, fact)| fact);
 
-        let broadcast_facts = bcast
-            .reduce_named("BroadcastFold", |key: &EntityKey, input, output| {
-                let mut facts = Vec::new();
-                broadcasts::facts(
-                    key.0,
-                    &key.1,
-                    broadcasts::fold(input.iter().map(|(v, _)| *v)),
-                    &mut facts,
-                );
-                output.extend(facts.into_iter().map(|f| (f, 1isize)));
-            })
-            .map(|(_, fact)| fact);
+        let broadcast_facts = fold_entities("BroadcastFold", bcast, |events| {
+            broadcasts::fold(events).cloned()
+        })
+        .flat_map(|(key, sent)| {
+            let mut facts = Vec::new();
+            broadcasts::facts(key.0, &key.1, Some(&sent), &mut facts);
+            facts
+        });
 
         let channel_days = chan
             .map(|(key, ev)| ((key, agents::day_of(ev.at)), ev))

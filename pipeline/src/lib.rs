@@ -4,6 +4,8 @@
 //! - [`records`]: events routed to the entities they affect.
 //! - [`metrics`]: one pure fold per entity family, and the facts it contributes.
 //! - [`dataflow`]: the differential graph running those folds incrementally.
+//! - [`entities`]: the per-entity fold operator that can forget a final entity.
+//! - [`finalize`]: which entities are final, and the events refused for them.
 //! - [`runtime`]: workers, the input clock, and the collector that releases output
 //!   only at complete timestamps.
 //! - [`sink`]: outputs besides the view store: ClickHouse rollups and `crm.metrics.v1`.
@@ -11,10 +13,13 @@
 //!   and by `crmpulse bench --verify`.
 
 pub mod dataflow;
+pub mod entities;
+pub mod finalize;
 pub mod metrics;
 pub mod records;
 pub mod reference;
 pub mod runtime;
 pub mod sink;
 
+pub use finalize::Refused;
 pub use runtime::{Pipeline, PipelineConfig, PipelineError};

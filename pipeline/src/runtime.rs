@@ -27,7 +27,8 @@ use timely::dataflow::operators::capture::Event as CaptureEvent;
 use timely::progress::frontier::MutableAntichain;
 
 use crate::dataflow::{self, FactEvent, Time};
-use crate::records::Routed;
+use crate::finalize::{Family, Finalizer, Refused};
+use crate::records::{EntityKey, Routed};
 
 /// Errors starting or running the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,9 @@ pub struct PipelineConfig {
     /// Where input times come from ([`Pipeline::push`], [`Pipeline::tick`]): the
     /// process's one clock, so that a fixed "now" holds for the pipeline too.
     pub clock: Clock,
+    /// The lateness horizon, ms: entities final by it leave the pipeline and events
+    /// for them are refused ([`crate::finalize`]). `None`: nothing is ever final.
+    pub lateness_horizon_ms: Option<i64>,
 }
 
 impl Default for PipelineConfig {
@@ -58,13 +62,19 @@ impl Default for PipelineConfig {
             workers: 2,
             max_in_flight: 4,
             clock: Clock::system(),
+            lateness_horizon_ms: None,
         }
     }
 }
 
 enum Command {
-    /// Insert events at `time`, then advance inputs to `time + 1`.
-    Batch { time: Time, events: Vec<Event> },
+    /// Insert events at `time`, then the order to forget the entities `finalize`,
+    /// then advance inputs to `time + 1`.
+    Batch {
+        time: Time,
+        events: Vec<Event>,
+        finalize: Vec<(Family, EntityKey)>,
+    },
     /// Advance inputs to `time`.
     Advance(Time),
 }
@@ -83,6 +93,10 @@ pub struct Pipeline {
     pushed: u64,
     /// `(time, events pushed up to and including time)`, for the collector.
     marks: Arc<Mutex<VecDeque<(Time, u64)>>>,
+    /// Which entities are final, with the lateness horizon.
+    finalizer: Option<Finalizer>,
+    /// Events refused since [`Pipeline::take_refused`] was last called.
+    refused: Vec<Refused>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -143,6 +157,8 @@ impl Pipeline {
             time: 0,
             pushed: 0,
             marks,
+            finalizer: config.lateness_horizon_ms.map(Finalizer::new),
+            refused: Vec::new(),
         })
     }
 
@@ -186,8 +202,37 @@ impl Pipeline {
         let mut parts: Vec<Vec<Event>> = (0..n)
             .map(|_| Vec::with_capacity(events.len() / n + 1))
             .collect();
-        for (i, e) in events.into_iter().enumerate() {
-            parts[i % n].push(e);
+        let mut finalize: Vec<Vec<(Family, EntityKey)>> = vec![Vec::new(); n];
+        if let Some(finalizer) = self.finalizer.as_mut() {
+            let mut admitted = 0;
+            for (i, e) in events.into_iter().enumerate() {
+                match finalizer.admit(&e) {
+                    Ok(()) => {
+                        parts[admitted % n].push(e);
+                        admitted += 1;
+                    }
+                    Err(reason) => self.refused.push(Refused {
+                        position: self.pushed + i as u64,
+                        event: e,
+                        reason,
+                    }),
+                }
+            }
+            let refused = count - admitted as u64;
+            if refused > 0 {
+                metrics::counter!("crmpulse_pipeline_too_late_events_total").increment(refused);
+            }
+            let finals = finalizer.sweep();
+            metrics::counter!("crmpulse_pipeline_finalized_entities_total")
+                .increment(finals.len() as u64);
+            metrics::gauge!("crmpulse_pipeline_live_entities").set(finalizer.live() as f64);
+            for (i, f) in finals.into_iter().enumerate() {
+                finalize[i % n].push(f);
+            }
+        } else {
+            for (i, e) in events.into_iter().enumerate() {
+                parts[i % n].push(e);
+            }
         }
         self.pushed += count;
         self.time = time;
@@ -195,11 +240,26 @@ impl Pipeline {
             .lock()
             .expect("marks lock")
             .push_back((time, self.pushed));
-        for (tx, events) in self.senders.iter().zip(parts) {
-            tx.send(Command::Batch { time, events })
-                .map_err(|_| PipelineError::Stopped)?;
+        for ((tx, events), finalize) in self.senders.iter().zip(parts).zip(finalize) {
+            tx.send(Command::Batch {
+                time,
+                events,
+                finalize,
+            })
+            .map_err(|_| PipelineError::Stopped)?;
         }
         Ok(time)
+    }
+
+    /// The events refused since the last call, because an entity they touch is final
+    /// ([`crate::finalize`]); they are counted in `pushed` but reach no fold.
+    pub fn take_refused(&mut self) -> Vec<Refused> {
+        std::mem::take(&mut self.refused)
+    }
+
+    /// `(live, finalized)` entities, when a lateness horizon is set.
+    pub fn entities(&self) -> Option<(usize, usize)> {
+        self.finalizer.as_ref().map(|f| (f.live(), f.finalized()))
     }
 
     /// Advances pipeline time to the clock without events.
@@ -273,13 +333,18 @@ fn run_worker(
             continue;
         }
         match rx.try_recv() {
-            Ok(Command::Batch { time, events }) => {
+            Ok(Command::Batch {
+                time,
+                events,
+                finalize,
+            }) => {
                 inputs.advance_to(time);
                 let mut routed = Routed::default();
                 for e in events {
                     routed.push(e);
                 }
                 inputs.insert(routed);
+                inputs.finalize(finalize);
                 inputs.advance_to(time + 1);
                 in_flight.push_back(time);
                 worker.step();

@@ -17,6 +17,7 @@ pub mod automation_impact;
 pub mod business_impact;
 pub mod conversation_effectiveness;
 pub mod customer_load;
+pub mod finalization;
 pub mod kpi;
 pub mod whatsapp_performance;
 

@@ -92,7 +92,12 @@ fn settings(case: &Case, i: usize) -> (Settings, AccountSettings) {
 
 /// The real product after every delivery of `case`: pipeline (two workers) → view
 /// store → query state with the case's settings and clock.
-fn product(case: &Case, batches: &[Vec<Event>], now_ms: i64) -> AppState {
+fn product(
+    case: &Case,
+    batches: &[Vec<Event>],
+    now_ms: i64,
+    horizon_ms: Option<i64>,
+) -> (AppState, Vec<u64>) {
     let mut config = AccountsConfig {
         defaults: settings(case, 0).1,
         accounts: BTreeMap::new(),
@@ -100,11 +105,8 @@ fn product(case: &Case, batches: &[Vec<Event>], now_ms: i64) -> AppState {
     for (i, (id, _)) in ZONES.iter().enumerate().skip(1) {
         config.accounts.insert(id.to_string(), settings(case, i).1);
     }
-    support::app(
-        support::store_after(batches, case.progress_ms()),
-        config,
-        now_ms,
-    )
+    let (store, refused) = support::store_after_with(batches, case.progress_ms(), horizon_ms);
+    (support::app(store, config, now_ms), refused)
 }
 
 /// One difference: path, reference value, product value.
@@ -293,16 +295,34 @@ fn default_granularity(len: i64) -> String {
 
 /// Runs `case` through the product and the reference and returns the failure report,
 /// if any.
-fn check(case: &Case) -> Result<(), String> {
+/// Compares every section of `case`; with a lateness horizon, the reference sees the
+/// delivered events its own rule does not refuse, and the product must refuse exactly
+/// those. Returns how many events were refused.
+fn check(case: &Case, horizon_ms: Option<i64>) -> Result<usize, String> {
     let opts = Materialize {
         no_agent_before_handover: skip_known(),
         open_first: std::env::var_os("REFERENCE_OPEN_FIRST").is_some(),
     };
     let events = support::events(case, opts);
     let batches = support::deliveries(case, &events);
-    let delivered: Vec<Event> = batches.iter().flatten().cloned().collect();
+    let mut delivered: Vec<Event> = batches.iter().flatten().cloned().collect();
     let now_ms = case.now_ms();
-    let app = product(case, &batches, now_ms);
+    let (app, refused) = product(case, &batches, now_ms, horizon_ms);
+    if let Some(h) = horizon_ms {
+        let want = crmpulse_reference::finalization::refused(&delivered, h);
+        let want: Vec<u64> = want.iter().map(|&i| i as u64).collect();
+        if want != refused {
+            return Err(format!(
+                "refused events differ with a {h} ms horizon: reference {want:?}, product {refused:?}"
+            ));
+        }
+        let mut k = 0;
+        delivered.retain(|_| {
+            k += 1;
+            !want.contains(&(k - 1))
+        });
+    }
+    let refused = refused.len();
     let sections = sections_compared();
     let mut failures = Vec::new();
     let mut leaves = 0usize;
@@ -410,7 +430,7 @@ fn check(case: &Case) -> Result<(), String> {
         // Every body compared produced leaves (checked per body above); a case whose
         // every range is refused compares only errors.
         assert!(leaves > 0 || bodies == 0, "the comparison compared nothing");
-        return Ok(());
+        return Ok(refused);
     }
     let accounts: Vec<u64> = ZONES.iter().map(|z| z.0).collect();
     let mut report = format!(
@@ -456,8 +476,42 @@ proptest! {
 
     #[test]
     fn every_section_equals_the_reference(case in support::case()) {
-        if let Err(report) = check(&case) {
+        if let Err(report) = check(&case, None) {
             prop_assert!(false, "{}", report);
         }
     }
+}
+
+/// The same comparison with a lateness horizon short enough (1, 6 or 30 hours) that
+/// entities finalize within a case, and the shuffled deliveries bring events for
+/// final entities: the product must refuse exactly the events the reference's own
+/// rule refuses, and every section must equal the reference over the rest (a final
+/// entity's numbers stay as they were when its state left the pipeline).
+#[test]
+fn with_a_lateness_horizon_every_section_equals_the_reference_over_the_accepted_events() {
+    use proptest::test_runner::{TestCaseError, TestRunner};
+    const H: i64 = 3_600_000;
+    let refused = std::cell::Cell::new(0usize);
+    let mut runner = TestRunner::new(config());
+    let strategy = (
+        support::case(),
+        proptest::sample::select(vec![H, 6 * H, 30 * H]),
+    );
+    let result = runner.run(&strategy, |(case, horizon)| {
+        match check(&case, Some(horizon)) {
+            Ok(n) => {
+                refused.set(refused.get() + n);
+                Ok(())
+            }
+            Err(report) => Err(TestCaseError::fail(report)),
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    assert!(
+        refused.get() > 0,
+        "no case refused an event: the horizon was never exercised"
+    );
+    eprintln!("events refused over every case: {}", refused.get());
 }

@@ -828,6 +828,16 @@ fn reference_midnight(d: NaiveDate, tz: Tz) -> i64 {
 /// The view store after the real pipeline (two workers) consumed `batches`, pushed at
 /// pipeline times ending at `progress - 1`, so that its final progress is `progress`.
 pub fn store_after(batches: &[Vec<Event>], progress: i64) -> query_api::ViewStore {
+    store_after_with(batches, progress, None).0
+}
+
+/// As [`store_after`], with a lateness horizon; also returns the positions (in
+/// delivery order) of the events the pipeline refused.
+pub fn store_after_with(
+    batches: &[Vec<Event>],
+    progress: i64,
+    lateness_horizon_ms: Option<i64>,
+) -> (query_api::ViewStore, Vec<u64>) {
     use std::sync::{Arc, Mutex};
     let released = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&released);
@@ -835,13 +845,16 @@ pub fn store_after(batches: &[Vec<Event>], progress: i64) -> query_api::ViewStor
         workers: 2,
         max_in_flight: 2,
         clock: schemas::Clock::starting_at(progress),
+        lateness_horizon_ms,
     };
     let mut pipeline =
         pipeline::Pipeline::start(&config, move |b| sink.lock().unwrap().push(b)).unwrap();
     let n = batches.len() as i64;
+    let mut refused = Vec::new();
     for (k, batch) in batches.iter().enumerate() {
         let t = u64::try_from(progress - 10 * (n - 1 - k as i64) - 1).unwrap();
         pipeline.push_at(t, batch.clone()).unwrap();
+        refused.extend(pipeline.take_refused().into_iter().map(|r| r.position));
     }
     if batches.is_empty() {
         pipeline
@@ -853,7 +866,7 @@ pub fn store_after(batches: &[Vec<Event>], progress: i64) -> query_api::ViewStor
     for b in released.lock().unwrap().drain(..) {
         store.apply(b);
     }
-    store
+    (store, refused)
 }
 
 /// The query state over `store`: settings, a pinned clock, no shared body cache.

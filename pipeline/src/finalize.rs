@@ -1,0 +1,398 @@
+//! The finalizer: which entities are final, and the events refused because they
+//! arrive for one.
+//!
+//! Conversations, messages, tickets and broadcasts are folded per entity
+//! ([`crate::entities`]). Each account has a *watermark*: the latest event time
+//! pushed, rising by at most [`MAX_STEP_MS`] per event, so that one event stamped far
+//! in the future by a wrong clock cannot make the account's real entities final. An
+//! entity is **final** once it is *closed* and its latest event is more than the
+//! lateness horizon before its account's watermark:
+//!
+//! | entity | closed when |
+//! |---|---|
+//! | conversation | its latest open, resolution or reopen (in event-time order) is a resolution |
+//! | message | always (a message has no open state) |
+//! | ticket | a `ticket_resolved` is known |
+//! | broadcast | always |
+//!
+//! Leads are never final (a deal can be won on a lead at any time), and neither are
+//! customers, agents and channels (they fold in levels of days, see
+//! [`crate::dataflow`]). A conversation still open at the horizon stays live.
+//!
+//! A final entity's state leaves the pipeline ([`crate::entities::Op::Finalize`]);
+//! its facts stay in the view store as they are. What is left of it is a 64-bit hash
+//! in a set, so that **an event for a final entity is refused** — with reason
+//! `too_late`, counted, and handed back to the caller for the dead letters — instead
+//! of starting a new entity with half its history.
+//!
+//! Every decision is a function of the sequence of events pushed: the same events in
+//! the same order are refused whatever the batch sizes, the timing or the number of
+//! workers. (An entity is refused by the rule itself, not only once the sweep that
+//! frees its state has run.)
+
+use std::collections::BTreeMap;
+use std::hash::BuildHasher as _;
+
+use foldhash::{HashMap, HashSet};
+use schemas::Event;
+use schemas::event::Payload;
+
+use crate::records::{EntityKey, Id};
+
+/// How far one event may move its account's watermark forward.
+pub const MAX_STEP_MS: i64 = 3_600_000;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// The entity families that finalize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// A conversation.
+    Conversation,
+    /// A message.
+    Message,
+    /// A ticket.
+    Ticket,
+    /// A broadcast.
+    Broadcast,
+}
+
+impl Family {
+    fn name(self) -> &'static str {
+        match self {
+            Family::Conversation => "conversation",
+            Family::Message => "message",
+            Family::Ticket => "ticket",
+            Family::Broadcast => "broadcast",
+        }
+    }
+}
+
+/// What an event does to an entity's open state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    /// Nothing (a message, an assignment, ...).
+    Neutral,
+    /// Opens it (an open or a reopen), at this rank among same-instant events.
+    Opens(u8),
+    /// Closes it, at this rank.
+    Closes(u8),
+}
+
+/// The finalizable entities an event touches: at most two.
+fn touched(e: &Event) -> [Option<(Family, &str, Lifecycle)>; 2] {
+    use Family::*;
+    use Lifecycle::*;
+    // Ranks as in `ConvKind::rank`: opened 0, resolved 5, reopened 6.
+    match &e.payload {
+        Payload::ConversationOpened {
+            conversation_id, ..
+        } => [Some((Conversation, conversation_id, Opens(0))), None],
+        Payload::ConversationResolved {
+            conversation_id, ..
+        } => [Some((Conversation, conversation_id, Closes(5))), None],
+        Payload::ConversationReopened { conversation_id } => {
+            [Some((Conversation, conversation_id, Opens(6))), None]
+        }
+        Payload::ConversationAssigned {
+            conversation_id, ..
+        }
+        | Payload::ConversationEscalated {
+            conversation_id, ..
+        }
+        | Payload::IntentDetected {
+            conversation_id, ..
+        }
+        | Payload::CsatSubmitted {
+            conversation_id, ..
+        } => [Some((Conversation, conversation_id, Neutral)), None],
+        Payload::MessageCreated {
+            conversation_id,
+            message_id,
+            ..
+        } => [
+            Some((Conversation, conversation_id, Neutral)),
+            Some((Message, message_id, Neutral)),
+        ],
+        Payload::MessageStatus { message_id, .. } => [Some((Message, message_id, Neutral)), None],
+        Payload::TicketOpened { ticket_id, .. } => [Some((Ticket, ticket_id, Neutral)), None],
+        Payload::TicketResolved { ticket_id } => [Some((Ticket, ticket_id, Closes(0))), None],
+        Payload::BroadcastSent { broadcast_id, .. } => {
+            [Some((Broadcast, broadcast_id, Neutral)), None]
+        }
+        Payload::AgentStatusChanged { .. }
+        | Payload::LeadCreated { .. }
+        | Payload::DealWon { .. }
+        | Payload::ChannelHealth { .. } => [None, None],
+    }
+}
+
+/// A live entity as the finalizer sees it.
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    /// Its latest event time.
+    latest: i64,
+    /// `(at, rank)` of its latest open or close, and whether that closed it.
+    lifecycle: Option<(i64, u8, bool)>,
+}
+
+impl Live {
+    fn closed(&self, family: Family) -> bool {
+        match family {
+            Family::Message | Family::Broadcast => true,
+            Family::Conversation => self.lifecycle.is_some_and(|(_, _, closed)| closed),
+            // A resolution closes a ticket for good (the ticket fold counts its earliest).
+            Family::Ticket => self.lifecycle.is_some(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    /// `None` before its first event.
+    watermark: Option<i64>,
+    live: HashMap<(Family, Id), Live>,
+    /// Live entities by the hour of their latest event (an entity may be listed under
+    /// several hours; only the one matching its latest counts).
+    queue: BTreeMap<i64, Vec<(Family, Id)>>,
+}
+
+/// An event refused because an entity it touches is final.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// Its position among every event pushed (refused ones included), from 0.
+    pub position: u64,
+    /// The event.
+    pub event: Event,
+    /// `too_late: ...`, naming the entity.
+    pub reason: String,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Finalizer {
+    horizon_ms: i64,
+    accounts: HashMap<u64, Account>,
+    /// Hashes of final entities ([`Finalizer::tombstone`]).
+    tombstones: HashSet<u64>,
+}
+
+impl Finalizer {
+    /// A finalizer with the given lateness horizon, ms.
+    pub fn new(horizon_ms: i64) -> Self {
+        Self {
+            horizon_ms: horizon_ms.max(0),
+            accounts: HashMap::default(),
+            tombstones: HashSet::default(),
+        }
+    }
+
+    fn tombstone(family: Family, account: u64, id: &str) -> u64 {
+        foldhash::quality::FixedState::with_seed(0xf1a1_12ed).hash_one((family, account, id))
+    }
+
+    /// Entities live now.
+    pub fn live(&self) -> usize {
+        self.accounts.values().map(|a| a.live.len()).sum()
+    }
+
+    /// Entities finalized so far.
+    pub fn finalized(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// Admits `e` or says why it is refused (`too_late: ...`).
+    ///
+    /// # Errors
+    /// The reason, when an entity `e` touches is final.
+    pub fn admit(&mut self, e: &Event) -> Result<(), String> {
+        let touched = touched(e);
+        let account = self.accounts.entry(e.account_id).or_default();
+        let cut = account
+            .watermark
+            .map_or(i64::MIN, |w| w.saturating_sub(self.horizon_ms));
+        for (family, id, _) in touched.iter().flatten() {
+            let final_by_rule = account
+                .live
+                .get(&(*family, Id::from(*id)))
+                .is_some_and(|l| l.closed(*family) && l.latest < cut);
+            if final_by_rule
+                || self
+                    .tombstones
+                    .contains(&Self::tombstone(*family, e.account_id, id))
+            {
+                return Err(format!(
+                    "too_late: {} {id} of account {} is final: its last event was more than \
+                     the lateness horizon ({} h) before the account's latest events, and its \
+                     numbers no longer change",
+                    family.name(),
+                    e.account_id,
+                    self.horizon_ms / HOUR_MS,
+                ));
+            }
+        }
+        let at = e.occurred_at_ms;
+        for (family, id, lifecycle) in touched.into_iter().flatten() {
+            let key = (family, Id::from(id));
+            let (live, new) = match account.live.get_mut(&key) {
+                Some(live) => (live, false),
+                None => {
+                    account.live.insert(
+                        key.clone(),
+                        Live {
+                            latest: at,
+                            lifecycle: None,
+                        },
+                    );
+                    (account.live.get_mut(&key).expect("just inserted"), true)
+                }
+            };
+            let before = (live.latest.div_euclid(HOUR_MS), live.closed(family));
+            live.latest = live.latest.max(at);
+            let step = match lifecycle {
+                Lifecycle::Neutral => None,
+                Lifecycle::Opens(rank) => Some((at, rank, false)),
+                Lifecycle::Closes(rank) => Some((at, rank, true)),
+            };
+            if let Some(step) = step
+                && live
+                    .lifecycle
+                    .is_none_or(|(t, r, _)| (step.0, step.1) >= (t, r))
+            {
+                live.lifecycle = Some(step);
+            }
+            let after = (live.latest.div_euclid(HOUR_MS), live.closed(family));
+            if new || after != before {
+                account.queue.entry(after.0).or_default().push(key);
+            }
+        }
+        account.watermark = Some(match account.watermark {
+            None => at,
+            Some(w) => w.max(at.min(w.saturating_add(MAX_STEP_MS))),
+        });
+        Ok(())
+    }
+
+    /// Frees the entities the watermarks have made final since the last sweep, and
+    /// returns them (the dataflow drops their state).
+    pub fn sweep(&mut self) -> Vec<(Family, EntityKey)> {
+        let mut out = Vec::new();
+        for (account_id, account) in &mut self.accounts {
+            let Some(w) = account.watermark else { continue };
+            let cut = w.saturating_sub(self.horizon_ms);
+            // Every time in hour `h` is before the cut once (h + 1) hours <= cut.
+            while let Some(entry) = account.queue.first_entry() {
+                if (entry.key() + 1).saturating_mul(HOUR_MS) > cut {
+                    break;
+                }
+                for key in entry.remove() {
+                    let Some(live) = account.live.get(&key) else {
+                        continue;
+                    };
+                    if live.closed(key.0) && live.latest < cut {
+                        account.live.remove(&key);
+                        self.tombstones
+                            .insert(Self::tombstone(key.0, *account_id, &key.1));
+                        out.push((key.0, (*account_id, key.1)));
+                    }
+                    // Not closed: it stays live and is listed again by its next event.
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::event::{Channel, Direction, ResolvedBy, Sender};
+
+    const H: i64 = HOUR_MS;
+
+    fn ev(at: i64, payload: Payload) -> Event {
+        Event {
+            event_id: format!("e{at}"),
+            account_id: 1,
+            occurred_at_ms: at,
+            payload,
+        }
+    }
+    fn msg(at: i64, conv: &str, id: &str) -> Event {
+        ev(
+            at,
+            Payload::MessageCreated {
+                message_id: id.into(),
+                conversation_id: conv.into(),
+                direction: Direction::Inbound,
+                sender: Sender::Customer,
+                agent_id: None,
+                channel: Channel::Whatsapp,
+                auto_reply: false,
+                broadcast_id: None,
+            },
+        )
+    }
+    fn resolved(at: i64, conv: &str) -> Event {
+        ev(
+            at,
+            Payload::ConversationResolved {
+                conversation_id: conv.into(),
+                resolved_by: ResolvedBy::Agent,
+                agent_id: None,
+            },
+        )
+    }
+
+    #[test]
+    fn a_resolved_conversation_is_final_past_the_horizon_and_refuses_later_events() {
+        let mut f = Finalizer::new(10 * H);
+        f.admit(&msg(0, "c1", "m1")).unwrap();
+        f.admit(&resolved(H, "c1")).unwrap();
+        // An open conversation stays live however old.
+        f.admit(&msg(0, "c2", "m2")).unwrap();
+        // The watermark climbs one hour per event at most.
+        for k in 1..=12 {
+            f.admit(&msg(k * H, "other", &format!("x{k}"))).unwrap();
+        }
+        let swept = f.sweep();
+        let convs: Vec<_> = swept
+            .iter()
+            .filter(|(fam, _)| *fam == Family::Conversation)
+            .map(|(_, k)| k.1.as_str())
+            .collect();
+        assert_eq!(convs, vec!["c1"]);
+        assert!(
+            swept
+                .iter()
+                .any(|(fam, k)| *fam == Family::Message && k.1 == "m2")
+        );
+        let err = f.admit(&msg(12 * H, "c1", "m9")).unwrap_err();
+        assert!(
+            err.starts_with("too_late: conversation c1 of account 1 is final"),
+            "{err}"
+        );
+        f.admit(&msg(12 * H, "c2", "m10")).unwrap();
+    }
+
+    #[test]
+    fn refusal_does_not_wait_for_the_sweep() {
+        let mut f = Finalizer::new(2 * H);
+        f.admit(&resolved(0, "c1")).unwrap();
+        for k in 1..=4 {
+            f.admit(&msg(k * H, "other", &format!("x{k}"))).unwrap();
+        }
+        assert!(f.admit(&resolved(4 * H, "c1")).is_err());
+        assert_eq!(f.sweep().iter().filter(|(_, k)| k.1 == "c1").count(), 1);
+        assert!(f.admit(&resolved(4 * H, "c1")).is_err());
+    }
+
+    #[test]
+    fn one_event_from_the_future_moves_the_watermark_one_hour() {
+        let mut f = Finalizer::new(2 * H);
+        f.admit(&resolved(0, "c1")).unwrap();
+        f.admit(&msg(1_000 * H, "far", "x")).unwrap();
+        f.admit(&resolved(H, "c1")).unwrap();
+        assert!(f.sweep().iter().all(|(_, k)| k.1 != "c1"));
+    }
+}

@@ -163,9 +163,12 @@ pub struct PipelineSection {
     pub workers: usize,
     /// The lateness horizon, hours: an event whose time is more than this before its
     /// account's latest event time is refused to the dead letters (`too_late`), and
-    /// ids of events older than that are forgotten. `0` admits events of any age
-    /// (and remembers every id). In Kafka mode the watermark is per account and
-    /// partition of the events topic (docs/operations.md).
+    /// ids of events older than that are forgotten. In Kafka mode the watermark is per
+    /// account and partition of the events topic (docs/operations.md). Closed
+    /// conversations, messages, tickets and broadcasts whose latest event is that far
+    /// behind are final: their state leaves the pipeline and later events for them
+    /// are refused as `too_late` too (docs/architecture.md, "Finalization"). `0`
+    /// admits events of any age, remembers every id and finalizes nothing.
     pub lateness_horizon_hours: u64,
 }
 
@@ -185,6 +188,17 @@ impl PipelineSection {
         ingest::log::LogOptions {
             lateness_horizon_ms: (hours > 0).then(|| hours.saturating_mul(3_600_000)),
             clock,
+        }
+    }
+
+    /// How the pipeline runs with this configuration, on `clock` (every mode and the
+    /// benchmarks start it from here).
+    pub fn runtime(&self, clock: schemas::Clock) -> pipeline::PipelineConfig {
+        pipeline::PipelineConfig {
+            workers: self.workers,
+            clock,
+            lateness_horizon_ms: self.log_options(clock).lateness_horizon_ms,
+            ..pipeline::PipelineConfig::default()
         }
     }
 }

@@ -26,9 +26,9 @@ use chrono_tz::Tz;
 use ingest::EventLog;
 use ingest::kafka::{EventSource, KafkaConfig, gateway};
 use ingest::simulator::{Simulator, SimulatorConfig};
+use pipeline::Pipeline;
 use pipeline::sink::clickhouse::{ClickHouseSink, EventReader};
 use pipeline::sink::kafka::{CatchUp, MetricsReader, MetricsSink};
-use pipeline::{Pipeline, PipelineConfig};
 use query_api::reports::book::Journal;
 use query_api::{AccountsConfig, AppState, ViewStore};
 use schemas::metric_records::Assembler;
@@ -264,29 +264,21 @@ impl Stack {
         };
         let store = Arc::clone(&self.store);
         let ch_sink = self.clickhouse.clone();
-        let mut pipeline = Pipeline::start(
-            &PipelineConfig {
-                workers: config.pipeline.workers,
-                clock: self.clock,
-                lateness_horizon_ms: config.pipeline.log_options(self.clock).lateness_horizon_ms,
-                ..PipelineConfig::default()
-            },
-            move |batch| {
-                // Rows are folded in before the view store takes the batch; the sink
-                // never blocks here (backpressure is applied to the source).
-                if let Some(ch) = &ch_sink {
-                    ch.accept(&batch);
-                }
-                if let Some(sink) = &mut metrics_sink
-                    && let Err(e) = sink.publish(&batch)
-                {
-                    // The next start publishes the difference: nothing is lost or doubled.
-                    tracing::error!(error = %e, "metrics sink failed; exiting for a restart");
-                    std::process::exit(2);
-                }
-                store.apply(batch);
-            },
-        )?;
+        let mut pipeline = Pipeline::start(&config.pipeline.runtime(self.clock), move |batch| {
+            // Rows are folded in before the view store takes the batch; the sink
+            // never blocks here (backpressure is applied to the source).
+            if let Some(ch) = &ch_sink {
+                ch.accept(&batch);
+            }
+            if let Some(sink) = &mut metrics_sink
+                && let Err(e) = sink.publish(&batch)
+            {
+                // The next start publishes the difference: nothing is lost or doubled.
+                tracing::error!(error = %e, "metrics sink failed; exiting for a restart");
+                std::process::exit(2);
+            }
+            store.apply(batch);
+        })?;
         let stop = Arc::clone(&self.stop);
         let started = Arc::clone(&self.started);
         let clickhouse = self.clickhouse.clone();

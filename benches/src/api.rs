@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use ingest::simulator::{Simulator, SimulatorConfig};
-use pipeline::{Pipeline, PipelineConfig};
+use pipeline::Pipeline;
 use schemas::Clock;
 
 use crate::embedded::BenchArgs;
@@ -22,14 +22,7 @@ pub(crate) fn api(args: &BenchArgs, config: &Config, clock: Clock) -> anyhow::Re
     let before = rss_mib();
     let store = Arc::new(query_api::ViewStore::default());
     let sink = Arc::clone(&store);
-    let mut pipeline = Pipeline::start(
-        &PipelineConfig {
-            workers: config.pipeline.workers,
-            clock,
-            ..PipelineConfig::default()
-        },
-        move |b| sink.apply(b),
-    )?;
+    let mut pipeline = Pipeline::start(&config.pipeline.runtime(clock), move |b| sink.apply(b))?;
     let now = clock.now_ms();
     let mut sim = Simulator::new(
         SimulatorConfig {
@@ -58,8 +51,9 @@ pub(crate) fn api(args: &BenchArgs, config: &Config, clock: Clock) -> anyhow::Re
     }
     let built = start.elapsed().as_secs_f64();
     let after = rss_mib();
+    let (live, finalized) = pipeline.entities().unwrap_or((0, 0));
     println!(
-        "api: {} days of history, {events} events, {conversations} conversations, built in {built:.1}s; resident memory {:.0} MiB → {:.0} MiB = {:.0} MiB per million conversations (pipeline state + view store)",
+        "api: {} days of history, {events} events, {conversations} conversations, built in {built:.1}s; resident memory {:.0} MiB → {:.0} MiB = {:.0} MiB per million conversations (pipeline state + view store); entities live {live}, final {finalized}",
         args.api_days,
         before,
         after,

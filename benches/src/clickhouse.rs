@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use ingest::simulator::{Simulator, SimulatorConfig};
-use pipeline::{Pipeline, PipelineConfig};
+use pipeline::Pipeline;
 use schemas::Clock;
 
 use crmpulse::config::Config;
@@ -53,14 +53,7 @@ pub(crate) fn clickhouse(url: &str, n: u64, config: &Config, clock: Clock) -> an
         std::thread::sleep(Duration::from_millis(20));
     }
     let fed = Arc::clone(&sink);
-    let mut pipeline = Pipeline::start(
-        &PipelineConfig {
-            workers: config.pipeline.workers,
-            clock,
-            ..PipelineConfig::default()
-        },
-        move |b| fed.accept(&b),
-    )?;
+    let mut pipeline = Pipeline::start(&config.pipeline.runtime(clock), move |b| fed.accept(&b))?;
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
         let (sink, sampling) = (Arc::clone(&sink), Arc::clone(&sampling));

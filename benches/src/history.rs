@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ingest::simulator::{Simulator, SimulatorConfig};
-use pipeline::{Pipeline, PipelineConfig};
+use pipeline::Pipeline;
 use schemas::{Clock, Event};
 
 use crate::harness::{peak_rss_mib, rss_mib};
@@ -52,14 +52,9 @@ fn run_one(days: i64, config: &Config, clock: Clock) -> anyhow::Result<()> {
 
     let released = Arc::new(AtomicU64::new(0));
     let sink = Arc::clone(&released);
-    let mut pipeline = Pipeline::start(
-        &PipelineConfig {
-            workers: config.pipeline.workers,
-            clock,
-            ..PipelineConfig::default()
-        },
-        move |b| sink.store(b.events_consumed, Ordering::Relaxed),
-    )?;
+    let mut pipeline = Pipeline::start(&config.pipeline.runtime(clock), move |b| {
+        sink.store(b.events_consumed, Ordering::Relaxed)
+    })?;
     let wait_for = |n: u64| {
         while released.load(Ordering::Relaxed) < n {
             std::thread::sleep(Duration::from_millis(1));

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use ingest::simulator::{Simulator, SimulatorConfig};
-use pipeline::{Pipeline, PipelineConfig};
+use pipeline::Pipeline;
 use schemas::Clock;
 
 use crate::harness::peak_rss_mib;
@@ -46,14 +46,9 @@ pub(crate) fn throughput(n: u64, config: &Config, clock: Clock) -> anyhow::Resul
 
     let released = Arc::new(AtomicU64::new(0));
     let sink = Arc::clone(&released);
-    let mut pipeline = Pipeline::start(
-        &PipelineConfig {
-            workers: config.pipeline.workers,
-            clock,
-            ..PipelineConfig::default()
-        },
-        move |b| sink.store(b.events_consumed, Ordering::Relaxed),
-    )?;
+    let mut pipeline = Pipeline::start(&config.pipeline.runtime(clock), move |b| {
+        sink.store(b.events_consumed, Ordering::Relaxed)
+    })?;
     let start = Instant::now();
     let mut it = events.into_iter();
     loop {

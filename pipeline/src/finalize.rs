@@ -212,15 +212,14 @@ impl Finalizer {
             .watermark
             .map_or(i64::MIN, |w| w.saturating_sub(self.horizon_ms));
         for (family, id, _) in touched.iter().flatten() {
-            let final_by_rule = account
-                .live
-                .get(&(*family, Id::from(*id)))
-                .is_some_and(|l| l.closed(*family) && l.latest < cut);
-            if final_by_rule
-                || self
+            // A live entity is final by the rule; an unknown one if it was swept.
+            let is_final = match account.live.get(&(*family, Id::from(*id))) {
+                Some(l) => l.closed(*family) && l.latest < cut,
+                None => self
                     .tombstones
-                    .contains(&Self::tombstone(*family, e.account_id, id))
-            {
+                    .contains(&Self::tombstone(*family, e.account_id, id)),
+            };
+            if is_final {
                 return Err(format!(
                     "too_late: {} {id} of account {} is final: its last event was more than \
                      the lateness horizon ({} h) before the account's latest events, and its \
@@ -234,18 +233,15 @@ impl Finalizer {
         let at = e.occurred_at_ms;
         for (family, id, lifecycle) in touched.into_iter().flatten() {
             let key = (family, Id::from(id));
-            let (live, new) = match account.live.get_mut(&key) {
-                Some(live) => (live, false),
-                None => {
-                    account.live.insert(
-                        key.clone(),
-                        Live {
-                            latest: at,
-                            lifecycle: None,
-                        },
-                    );
-                    (account.live.get_mut(&key).expect("just inserted"), true)
-                }
+            let (live, new) = match account.live.entry(key.clone()) {
+                std::collections::hash_map::Entry::Occupied(o) => (o.into_mut(), false),
+                std::collections::hash_map::Entry::Vacant(v) => (
+                    v.insert(Live {
+                        latest: at,
+                        lifecycle: None,
+                    }),
+                    true,
+                ),
             };
             let before = (live.latest.div_euclid(HOUR_MS), live.closed(family));
             live.latest = live.latest.max(at);

@@ -2,13 +2,13 @@
 //! family, and the union of their facts captured for the output.
 //!
 //! ```text
-//!  conversations ─ reduce(fold response_time + automation) ─┐
-//!  messages      ─ reduce(fold messages)                    ─┤
-//!  tickets       ─ reduce(fold tickets)                     ─┤
-//!  customers     ─ per conversation, first by levels, join  ─┼─ facts ─ probe ─ capture
+//!  conversations ─ entity fold(response_time + automation)  ─┐
+//!  messages      ─ entity fold(messages)                    ─┤
+//!  tickets       ─ entity fold(tickets)                     ─┤
+//!  customers     ─ fold(first ever + live conversations)    ─┼─ facts ─ probe ─ capture
 //!  agents        ─ day → 8 days → 64 days → agent (levels)  ─┤
 //!  leads         ─ reduce(fold leads)                       ─┤
-//!  broadcasts    ─ reduce(fold broadcasts)                  ─┤
+//!  broadcasts    ─ entity fold(broadcasts)                  ─┤
 //!  channels      ─ day → 8 days → 64 days → channel         ─┘
 //! ```
 //!
@@ -24,15 +24,14 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::capture::{Capture, Event as CaptureEvent};
 use timely::worker::Worker;
 
-use crate::entities::{Op, fold_entities};
-use crate::finalize::Family;
+use crate::entities::{CustomerOp, Op, fold_customers, fold_entities};
+use crate::finalize::{Family, Finalized};
 use crate::metrics::{
-    agents, automation, broadcasts, channel_health, customers, leads, messages, response_time,
-    tickets,
+    agents, automation, broadcasts, channel_health, leads, messages, response_time, tickets,
 };
 use crate::records::{
-    AgentEvent, BroadcastEvent, ChannelEvent, ConvEvent, CustomerEvent, EntityKey, LeadEvent,
-    MsgEvent, Routed, TicketEvent,
+    AgentEvent, BroadcastEvent, ChannelEvent, ConvEvent, EntityKey, LeadEvent, MsgEvent, Routed,
+    TicketEvent,
 };
 
 /// Pipeline time: milliseconds since the Unix epoch on the pipeline's clock.
@@ -46,7 +45,7 @@ pub struct Inputs {
     conversations: InputSession<Time, (EntityKey, Op<ConvEvent>), isize>,
     messages: InputSession<Time, (EntityKey, Op<MsgEvent>), isize>,
     tickets: InputSession<Time, (EntityKey, Op<TicketEvent>), isize>,
-    customers: InputSession<Time, (EntityKey, CustomerEvent), isize>,
+    customers: InputSession<Time, (EntityKey, CustomerOp), isize>,
     agents: InputSession<Time, (EntityKey, AgentEvent), isize>,
     leads: InputSession<Time, (EntityKey, LeadEvent), isize>,
     broadcasts: InputSession<Time, (EntityKey, Op<BroadcastEvent>), isize>,
@@ -65,8 +64,8 @@ impl Inputs {
         for (key, ev) in routed.tickets {
             self.tickets.insert((key, Op::Event(ev)));
         }
-        for r in routed.customers {
-            self.customers.insert(r);
+        for (key, ev) in routed.customers {
+            self.customers.insert((key, CustomerOp::Open(ev)));
         }
         for r in routed.agents {
             self.agents.insert(r);
@@ -84,13 +83,18 @@ impl Inputs {
 
     /// Tells the entity folds to drop the state of these final entities
     /// ([`crate::finalize`]), at the current input time, after its events.
-    pub fn finalize(&mut self, entities: Vec<(Family, EntityKey)>) {
-        for (family, key) in entities {
-            match family {
-                Family::Conversation => self.conversations.insert((key, Op::Finalize)),
-                Family::Message => self.messages.insert((key, Op::Finalize)),
-                Family::Ticket => self.tickets.insert((key, Op::Finalize)),
-                Family::Broadcast => self.broadcasts.insert((key, Op::Finalize)),
+    pub fn finalize(&mut self, entities: Vec<Finalized>) {
+        for finalized in entities {
+            match finalized {
+                Finalized::Entity(family, key) => match family {
+                    Family::Conversation => self.conversations.insert((key, Op::Finalize)),
+                    Family::Message => self.messages.insert((key, Op::Finalize)),
+                    Family::Ticket => self.tickets.insert((key, Op::Finalize)),
+                    Family::Broadcast => self.broadcasts.insert((key, Op::Finalize)),
+                },
+                Finalized::CustomerConversation(customer, conversation) => self
+                    .customers
+                    .insert((customer, CustomerOp::Forget(conversation))),
             }
         }
     }
@@ -180,7 +184,7 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
         let (conversations, conv) = scope.new_collection::<(EntityKey, Op<ConvEvent>), isize>();
         let (messages, msg) = scope.new_collection::<(EntityKey, Op<MsgEvent>), isize>();
         let (tickets, tick) = scope.new_collection::<(EntityKey, Op<TicketEvent>), isize>();
-        let (customers, cust) = scope.new_collection::<(EntityKey, CustomerEvent), isize>();
+        let (customers, cust) = scope.new_collection::<(EntityKey, CustomerOp), isize>();
         let (agents, agent) = scope.new_collection::<(EntityKey, AgentEvent), isize>();
         let (leads, lead) = scope.new_collection::<(EntityKey, LeadEvent), isize>();
         let (broadcasts, bcast) = scope.new_collection::<(EntityKey, Op<BroadcastEvent>), isize>();
@@ -225,38 +229,9 @@ pub fn build(worker: &mut Worker, sink: mpsc::Sender<FactEvent>) -> (Inputs, Pro
                 facts
             });
 
-        // A customer opens conversations for as long as the account lives. Each
-        // conversation's earliest open is kept apart; the customer's first
-        // conversation is the minimum over them, found in levels of days, and joined
-        // back: a new conversation costs a few summaries, and only a change of first
-        // (a late older conversation) re-labels the customer's conversations.
-        let customer_convs = cust
-            .map(|(key, ev)| ((key, ev.conversation_id.clone()), ev))
-            .reduce_named("CustomerConversation", |_key, input, output| {
-                // Sorted by time (then channel, inbox): the first is the earliest open.
-                output.push((input[0].0.clone(), 1isize));
-            });
-        let customer_days = customer_convs
-            .clone()
-            .map(|((key, conversation), ev)| ((key, agents::day_of(ev.at)), (ev.at, conversation)))
-            .reduce_named("CustomerFirstDay", |_key, input, output| {
-                output.push((input[0].0.clone(), 1isize));
-            });
-        // Children come in time order: the first child's minimum is the block's.
-        let (_, customer_first) = levels("CustomerFirst", customer_days, |firsts| {
-            firsts.next().cloned()
-        });
-        let customer_facts = customer_convs
-            .map(|((key, conversation), ev)| (key, (conversation, ev)))
-            .join(customer_first)
-            .map(|((account, customer), ((conversation, ev), (_, first)))| {
-                customers::conversation_fact(
-                    account,
-                    &customer,
-                    (ev.at, ev.channel, &ev.inbox_id),
-                    conversation == first,
-                )
-            });
+        // A customer opens conversations for as long as the account lives: the fold
+        // keeps the customer's first conversation and their live conversations only.
+        let customer_facts = fold_customers(cust);
 
         // Agent presence and channel health are keyed by entity, which lives as long as
         // the account: folding an entity's whole history per event would make every

@@ -32,7 +32,10 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator as _;
 
 use crate::dataflow::Time;
-use crate::records::EntityKey;
+use crate::metrics::customers;
+use crate::records::{CustomerEvent, EntityKey, Id};
+use schemas::event::Channel;
+use schemas::metrics::Fact;
 
 /// A record of an entity-fold input: one of the entity's events, or the order to
 /// forget it.
@@ -55,26 +58,39 @@ struct Entity<V, S> {
     sent: Option<S>,
 }
 
-/// Folds each entity's events with `fold` (which receives them sorted and distinct)
-/// into a collection of `(entity, summary)`; see the module documentation.
-pub fn fold_entities<'s, V, S, F>(
+impl<V, S> Default for Entity<V, S> {
+    fn default() -> Self {
+        Self {
+            events: Vec::new(),
+            sent: None,
+        }
+    }
+}
+
+/// The skeleton of the keyed folds: records exchanged by key, each complete time
+/// processed in time order, and each key's records of one time handed to `step`
+/// together (in arrival order) with the key's state, which `step` updates, writing
+/// output updates; it returns whether to keep the state (`false` forgets the key).
+fn fold_keyed<'s, O, St, Out, F>(
     name: &str,
-    input: VecCollection<'s, Time, (EntityKey, Op<V>), isize>,
-    fold: F,
-) -> VecCollection<'s, Time, (EntityKey, S), isize>
+    input: VecCollection<'s, Time, (EntityKey, O), isize>,
+    mut step: F,
+) -> VecCollection<'s, Time, Out, isize>
 where
-    V: ExchangeData + Ord,
-    S: Clone + PartialEq + 'static,
-    F: Fn(&[V]) -> Option<S> + 'static,
+    O: ExchangeData,
+    St: Default + 'static,
+    Out: Clone + 'static,
+    F: FnMut(&EntityKey, &mut St, Vec<O>, &mut Vec<(Out, isize)>) -> bool + 'static,
 {
-    let exchange = Exchange::new(|((key, _), _, _): &((EntityKey, Op<V>), Time, isize)| route(key));
+    let exchange = Exchange::new(|((key, _), _, _): &((EntityKey, O), Time, isize)| route(key));
     input
         .inner
         .unary_frontier(exchange, name, move |_capability, _info| {
             // Records not yet processed, by time; and a capability at the least of them.
-            let mut stash: BTreeMap<Time, Vec<(EntityKey, Op<V>)>> = BTreeMap::new();
+            let mut stash: BTreeMap<Time, Vec<(EntityKey, O)>> = BTreeMap::new();
             let mut held: Option<Capability<Time>> = None;
-            let mut entities: HashMap<EntityKey, Entity<V, S>> = HashMap::new();
+            let mut states: HashMap<EntityKey, St> = HashMap::new();
+            let mut out: Vec<(Out, isize)> = Vec::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     if let Some(cap) = cap.retain_least(0)
@@ -84,7 +100,7 @@ where
                     }
                     for ((key, op), time, diff) in data.drain(..) {
                         // The inputs only ever insert (the log is append-only).
-                        debug_assert!(diff > 0, "entity-fold inputs are insert-only");
+                        debug_assert!(diff > 0, "keyed-fold inputs are insert-only");
                         if diff > 0 {
                             stash.entry(time).or_default().push((key, op));
                         }
@@ -95,47 +111,36 @@ where
                     if frontier.less_equal(&time) {
                         break;
                     }
-                    let records = entry.remove();
+                    let mut records = entry.remove();
+                    // Stable: a key's records keep their arrival order.
+                    records.sort_by(|a, b| a.0.cmp(&b.0));
                     let cap = held
                         .as_ref()
                         .expect("a capability is held for stashed records");
                     let mut session = output.session(cap);
-                    let mut touched: Vec<EntityKey> = Vec::new();
-                    let mut finalized: Vec<EntityKey> = Vec::new();
-                    for (key, op) in records {
-                        match op {
-                            Op::Event(ev) => {
-                                let entity =
-                                    entities.entry(key.clone()).or_insert_with(|| Entity {
-                                        events: Vec::new(),
-                                        sent: None,
-                                    });
-                                if let Err(at) = entity.events.binary_search(&ev) {
-                                    entity.events.insert(at, ev);
-                                    touched.push(key);
+                    let mut records = records.into_iter().peekable();
+                    while let Some((key, op)) = records.next() {
+                        let mut ops = vec![op];
+                        while let Some((_, op)) = records.next_if(|(k, _)| *k == key) {
+                            ops.push(op);
+                        }
+                        let keep = match states.get_mut(&key) {
+                            Some(state) => step(&key, state, ops, &mut out),
+                            None => {
+                                let mut state = St::default();
+                                let keep = step(&key, &mut state, ops, &mut out);
+                                if keep {
+                                    states.insert(key.clone(), state);
                                 }
+                                keep
                             }
-                            Op::Finalize => finalized.push(key),
+                        };
+                        if !keep {
+                            states.remove(&key);
                         }
-                    }
-                    touched.sort_unstable();
-                    touched.dedup();
-                    for key in touched {
-                        let entity = entities.get_mut(&key).expect("touched entities exist");
-                        let summary = fold(&entity.events);
-                        if summary != entity.sent {
-                            if let Some(old) = entity.sent.take() {
-                                session.give(((key.clone(), old), time, -1));
-                            }
-                            if let Some(new) = &summary {
-                                session.give(((key, new.clone()), time, 1));
-                            }
-                            entity.sent = summary;
+                        for (update, diff) in out.drain(..) {
+                            session.give((update, time, diff));
                         }
-                    }
-                    // After this time's events: the summary sent stands, the state goes.
-                    for key in finalized {
-                        entities.remove(&key);
                     }
                 }
                 match stash.keys().next() {
@@ -149,4 +154,135 @@ where
             }
         })
         .as_collection()
+}
+
+/// Folds each entity's events with `fold` (which receives them sorted and distinct)
+/// into a collection of `(entity, summary)`; see the module documentation.
+pub fn fold_entities<'s, V, S, F>(
+    name: &str,
+    input: VecCollection<'s, Time, (EntityKey, Op<V>), isize>,
+    fold: F,
+) -> VecCollection<'s, Time, (EntityKey, S), isize>
+where
+    V: ExchangeData + Ord,
+    S: Clone + PartialEq + 'static,
+    F: Fn(&[V]) -> Option<S> + 'static,
+{
+    fold_keyed(
+        name,
+        input,
+        move |key, entity: &mut Entity<V, S>, ops, out| {
+            let mut changed = false;
+            let mut finalize = false;
+            for op in ops {
+                match op {
+                    Op::Event(ev) => {
+                        if let Err(at) = entity.events.binary_search(&ev) {
+                            entity.events.insert(at, ev);
+                            changed = true;
+                        }
+                    }
+                    Op::Finalize => finalize = true,
+                }
+            }
+            if changed {
+                let summary = fold(&entity.events);
+                if summary != entity.sent {
+                    if let Some(old) = entity.sent.take() {
+                        out.push(((key.clone(), old), -1));
+                    }
+                    if let Some(new) = &summary {
+                        out.push(((key.clone(), new.clone()), 1));
+                    }
+                    entity.sent = summary;
+                }
+            }
+            // After this time's events: the summary sent stands, the state goes.
+            !finalize && !entity.events.is_empty()
+        },
+    )
+}
+
+/// A customer-fold record: a conversation the customer opened, or the order to forget
+/// one of the customer's conversations that is final.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CustomerOp {
+    /// A `conversation_opened` of the customer.
+    Open(CustomerEvent),
+    /// The conversation is final: its fact stands, its record goes.
+    Forget(Id),
+}
+
+/// One customer: their first conversation ever (`(opened at, conversation)`, kept when
+/// that conversation is forgotten), and the earliest open of each live conversation.
+#[derive(Default)]
+struct Customer {
+    first: Option<(i64, Id)>,
+    live: BTreeMap<Id, (i64, Channel, Id)>,
+}
+
+impl Customer {
+    fn facts(&self, (account, customer): &EntityKey, sign: isize, out: &mut Vec<(Fact, isize)>) {
+        for (conversation, (at, channel, inbox)) in &self.live {
+            let first = self.first.as_ref().is_some_and(|(_, c)| c == conversation);
+            out.push((
+                customers::conversation_fact(*account, customer, (*at, *channel, inbox), first),
+                sign,
+            ));
+        }
+    }
+}
+
+/// The customer fold (`docs/metrics.md`, new and returning customers): each live
+/// conversation's earliest open, and the customer's first conversation ever — the
+/// earliest open, ties by conversation id. A forgotten (final) conversation's fact
+/// stands as sent; the customer's first is kept for good. The finalizer refuses a
+/// `conversation_opened` more than the horizon before its account's watermark, so a
+/// final first conversation cannot be overtaken by an earlier one.
+pub fn fold_customers<'s>(
+    input: VecCollection<'s, Time, (EntityKey, CustomerOp), isize>,
+) -> VecCollection<'s, Time, Fact, isize> {
+    fold_keyed(
+        "CustomerFold",
+        input,
+        |key, customer: &mut Customer, ops, out| {
+            let before = out.len();
+            customer.facts(key, -1, out);
+            let mut forget = Vec::new();
+            for op in ops {
+                match op {
+                    CustomerOp::Open(ev) => {
+                        let open = (ev.at, ev.channel, ev.inbox_id);
+                        match customer.live.get_mut(&ev.conversation_id) {
+                            // The earliest open; at the same instant, the least (channel,
+                            // inbox), as the whole-history fold orders them.
+                            Some(known)
+                                if (known.0, known.1, &known.2) <= (open.0, open.1, &open.2) => {}
+                            Some(known) => *known = open,
+                            None => {
+                                customer.live.insert(ev.conversation_id.clone(), open);
+                            }
+                        }
+                        let candidate = (ev.at, ev.conversation_id);
+                        if customer.first.as_ref().is_none_or(|f| candidate < *f) {
+                            customer.first = Some(candidate);
+                        }
+                    }
+                    CustomerOp::Forget(conversation) => forget.push(conversation),
+                }
+            }
+            customer.facts(key, 1, out);
+            if out.len() - before == 2 * customer.live.len() {
+                // Unchanged facts cancel downstream; drop the pairs that are equal here.
+                let (old, new) = out[before..].split_at(customer.live.len());
+                if old.iter().zip(new).all(|(o, n)| o.0 == n.0) {
+                    out.truncate(before);
+                }
+            }
+            for conversation in forget {
+                customer.live.remove(&conversation);
+            }
+            true
+        },
+    )
 }

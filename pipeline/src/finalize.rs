@@ -68,6 +68,17 @@ impl Family {
     }
 }
 
+/// What the sweep frees: an entity's state, or a customer's record of a final
+/// conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finalized {
+    /// A conversation, message, ticket or broadcast.
+    Entity(Family, EntityKey),
+    /// `(customer, conversation)`: the customer fold forgets that conversation (its
+    /// fact stands) and keeps the customer's first conversation.
+    CustomerConversation(EntityKey, Id),
+}
+
 /// What an event does to an entity's open state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lifecycle {
@@ -155,6 +166,8 @@ struct Account {
     /// Live entities by the hour of their latest event (an entity may be listed under
     /// several hours; only the one matching its latest counts).
     queue: BTreeMap<i64, Vec<(Family, Id)>>,
+    /// The customers of each live conversation, from its `conversation_opened`s.
+    customers: HashMap<Id, Vec<Id>>,
 }
 
 /// An event refused because an entity it touches is final.
@@ -211,6 +224,20 @@ impl Finalizer {
         let cut = account
             .watermark
             .map_or(i64::MIN, |w| w.saturating_sub(self.horizon_ms));
+        // An open that old could precede a customer's final first conversation.
+        if let Payload::ConversationOpened {
+            conversation_id, ..
+        } = &e.payload
+            && e.occurred_at_ms < cut
+        {
+            return Err(format!(
+                "too_late: the conversation_opened of conversation {conversation_id} of \
+                 account {} is more than the lateness horizon ({} h) before the account's \
+                 latest events",
+                e.account_id,
+                self.horizon_ms / HOUR_MS,
+            ));
+        }
         for (family, id, _) in touched.iter().flatten() {
             // A live entity is final by the rule; an unknown one if it was swept.
             let is_final = match account.live.get(&(*family, Id::from(*id))) {
@@ -262,6 +289,20 @@ impl Finalizer {
                 account.queue.entry(after.0).or_default().push(key);
             }
         }
+        if let Payload::ConversationOpened {
+            conversation_id,
+            customer_id,
+            ..
+        } = &e.payload
+        {
+            let customers = account
+                .customers
+                .entry(Id::from(conversation_id.as_str()))
+                .or_default();
+            if !customers.iter().any(|c| c == customer_id.as_str()) {
+                customers.push(Id::from(customer_id.as_str()));
+            }
+        }
         account.watermark = Some(match account.watermark {
             None => at,
             Some(w) => w.max(at.min(w.saturating_add(MAX_STEP_MS))),
@@ -271,7 +312,7 @@ impl Finalizer {
 
     /// Frees the entities the watermarks have made final since the last sweep, and
     /// returns them (the dataflow drops their state).
-    pub fn sweep(&mut self) -> Vec<(Family, EntityKey)> {
+    pub fn sweep(&mut self) -> Vec<Finalized> {
         let mut out = Vec::new();
         for (account_id, account) in &mut self.accounts {
             let Some(w) = account.watermark else { continue };
@@ -289,7 +330,17 @@ impl Finalizer {
                         account.live.remove(&key);
                         self.tombstones
                             .insert(Self::tombstone(key.0, *account_id, &key.1));
-                        out.push((key.0, (*account_id, key.1)));
+                        if key.0 == Family::Conversation
+                            && let Some(customers) = account.customers.remove(&key.1)
+                        {
+                            for customer in customers {
+                                out.push(Finalized::CustomerConversation(
+                                    (*account_id, customer),
+                                    key.1.clone(),
+                                ));
+                            }
+                        }
+                        out.push(Finalized::Entity(key.0, (*account_id, key.1)));
                     }
                     // Not closed: it stays live and is listed again by its next event.
                 }
@@ -354,21 +405,53 @@ mod tests {
         let swept = f.sweep();
         let convs: Vec<_> = swept
             .iter()
-            .filter(|(fam, _)| *fam == Family::Conversation)
-            .map(|(_, k)| k.1.as_str())
+            .filter_map(|f| match f {
+                Finalized::Entity(Family::Conversation, k) => Some(k.1.as_str()),
+                _ => None,
+            })
             .collect();
         assert_eq!(convs, vec!["c1"]);
-        assert!(
-            swept
-                .iter()
-                .any(|(fam, k)| *fam == Family::Message && k.1 == "m2")
-        );
+        assert!(swept.contains(&Finalized::Entity(Family::Message, (1, "m2".into()))));
         let err = f.admit(&msg(12 * H, "c1", "m9")).unwrap_err();
         assert!(
             err.starts_with("too_late: conversation c1 of account 1 is final"),
             "{err}"
         );
         f.admit(&msg(12 * H, "c2", "m10")).unwrap();
+    }
+
+    #[test]
+    fn a_final_conversation_is_forgotten_by_its_customer_and_an_open_past_the_horizon_is_refused() {
+        let mut f = Finalizer::new(2 * H);
+        let open = |at, conv: &str| {
+            ev(
+                at,
+                Payload::ConversationOpened {
+                    conversation_id: conv.into(),
+                    customer_id: "u1".into(),
+                    channel: Channel::Whatsapp,
+                    inbox_id: "i1".into(),
+                    origin: schemas::event::Origin::Inbound,
+                    campaign_id: None,
+                },
+            )
+        };
+        f.admit(&open(0, "c1")).unwrap();
+        f.admit(&resolved(H, "c1")).unwrap();
+        for k in 2..=5 {
+            f.admit(&msg(k * H, "other", &format!("x{k}"))).unwrap();
+        }
+        let swept = f.sweep();
+        assert!(swept.contains(&Finalized::CustomerConversation(
+            (1, "u1".into()),
+            "c1".into()
+        )));
+        let err = f.admit(&open(2 * H, "c2")).unwrap_err();
+        assert!(
+            err.starts_with("too_late: the conversation_opened of conversation c2"),
+            "{err}"
+        );
+        f.admit(&open(3 * H, "c3")).unwrap();
     }
 
     #[test]
@@ -379,7 +462,8 @@ mod tests {
             f.admit(&msg(k * H, "other", &format!("x{k}"))).unwrap();
         }
         assert!(f.admit(&resolved(4 * H, "c1")).is_err());
-        assert_eq!(f.sweep().iter().filter(|(_, k)| k.1 == "c1").count(), 1);
+        let c1 = Finalized::Entity(Family::Conversation, (1, "c1".into()));
+        assert_eq!(f.sweep().iter().filter(|f| **f == c1).count(), 1);
         assert!(f.admit(&resolved(4 * H, "c1")).is_err());
     }
 
@@ -389,6 +473,7 @@ mod tests {
         f.admit(&resolved(0, "c1")).unwrap();
         f.admit(&msg(1_000 * H, "far", "x")).unwrap();
         f.admit(&resolved(H, "c1")).unwrap();
-        assert!(f.sweep().iter().all(|(_, k)| k.1 != "c1"));
+        let c1 = Finalized::Entity(Family::Conversation, (1, "c1".into()));
+        assert!(!f.sweep().contains(&c1));
     }
 }

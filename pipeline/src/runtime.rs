@@ -27,8 +27,8 @@ use timely::dataflow::operators::capture::Event as CaptureEvent;
 use timely::progress::frontier::MutableAntichain;
 
 use crate::dataflow::{self, FactEvent, Time};
-use crate::finalize::{Family, Finalizer, Refused};
-use crate::records::{EntityKey, Routed};
+use crate::finalize::{Finalized, Finalizer, Refused};
+use crate::records::Routed;
 
 /// Errors starting or running the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +73,7 @@ enum Command {
     Batch {
         time: Time,
         events: Vec<Event>,
-        finalize: Vec<(Family, EntityKey)>,
+        finalize: Vec<Finalized>,
     },
     /// Advance inputs to `time`.
     Advance(Time),
@@ -202,7 +202,7 @@ impl Pipeline {
         let mut parts: Vec<Vec<Event>> = (0..n)
             .map(|_| Vec::with_capacity(events.len() / n + 1))
             .collect();
-        let mut finalize: Vec<Vec<(Family, EntityKey)>> = vec![Vec::new(); n];
+        let mut finalize: Vec<Vec<Finalized>> = vec![Vec::new(); n];
         if let Some(finalizer) = self.finalizer.as_mut() {
             let mut admitted = 0;
             for (i, e) in events.into_iter().enumerate() {

@@ -273,3 +273,114 @@ fn a_duplicate_delivery_changes_nothing() {
         inbox_id: "i".into(),
     }));
 }
+
+/// With a one-hour horizon: a customer's first conversation, resolved and then final
+/// (its state gone), keeps its "first" fact, and the customer's next conversation is
+/// a returning one — the customer fold keeps the first conversation for good. The
+/// final conversation's other facts stand too, and a reopen of it is refused.
+#[test]
+fn a_final_first_conversation_keeps_its_customer_returning() {
+    const H: i64 = 3_600_000;
+    let t0 = 1_764_000_000_000;
+    let ev = |id: &str, at: i64, payload: Payload| Event {
+        event_id: id.into(),
+        account_id: 1,
+        occurred_at_ms: t0 + at,
+        payload,
+    };
+    let open = |id: &str, at, conv: &str| {
+        ev(
+            id,
+            at,
+            Payload::ConversationOpened {
+                conversation_id: conv.into(),
+                customer_id: "u1".into(),
+                channel: Channel::Whatsapp,
+                inbox_id: "i".into(),
+                origin: Origin::Inbound,
+                campaign_id: None,
+            },
+        )
+    };
+    let inbound = |id: &str, at, conv: &str| {
+        ev(
+            id,
+            at,
+            Payload::MessageCreated {
+                message_id: id.into(),
+                conversation_id: conv.into(),
+                direction: Direction::Inbound,
+                sender: Sender::Customer,
+                agent_id: None,
+                channel: Channel::Whatsapp,
+                auto_reply: false,
+                broadcast_id: None,
+            },
+        )
+    };
+    let resolved = ev(
+        "r1",
+        60_000,
+        Payload::ConversationResolved {
+            conversation_id: "c1".into(),
+            resolved_by: ResolvedBy::Bot,
+            agent_id: None,
+        },
+    );
+    let before = vec![open("o1", 0, "c1"), resolved];
+    // Another customer's conversation moves the watermark 3 h on: the cut is at 2 h.
+    let later: Vec<Event> = (1..=3)
+        .map(|k| inbound(&format!("x{k}"), k * H, "cx"))
+        .collect();
+    let after = vec![
+        open("o2", 3 * H + 60_000, "c2"),
+        ev(
+            "re1",
+            3 * H + 120_000,
+            Payload::ConversationReopened {
+                conversation_id: "c1".into(),
+            },
+        ),
+    ];
+    let batches: Arc<Mutex<Vec<MetricBatch>>> = Arc::default();
+    let sink = Arc::clone(&batches);
+    let mut p = Pipeline::start(
+        &PipelineConfig {
+            lateness_horizon_ms: Some(H),
+            ..PipelineConfig::default()
+        },
+        move |b| sink.lock().unwrap().push(b),
+    )
+    .unwrap();
+    p.push_at(10, before.clone()).unwrap();
+    p.push_at(20, later.clone()).unwrap();
+    assert_eq!(p.entities().map(|(_, finalized)| finalized > 0), Some(true));
+    p.push_at(30, after.clone()).unwrap();
+    let refused: Vec<String> = p
+        .take_refused()
+        .into_iter()
+        .map(|r| r.event.event_id)
+        .collect();
+    assert_eq!(refused, vec!["re1".to_owned()]);
+    p.finish();
+    let mut state = HashMap::new();
+    for b in batches.lock().unwrap().iter() {
+        apply(&mut state, b);
+    }
+    // Exactly the facts of the accepted events, as if nothing had been forgotten.
+    let accepted: Vec<Event> = before
+        .into_iter()
+        .chain(later)
+        .chain(after.into_iter().take(1))
+        .collect();
+    assert_eq!(state, reference::facts(&accepted));
+    let firsts: Vec<bool> = state
+        .keys()
+        .filter_map(|f| match f {
+            Fact::CustomerConversation { first, .. } => Some(*first),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(firsts.iter().filter(|f| **f).count(), 1, "{firsts:?}");
+    assert_eq!(firsts.len(), 2, "{firsts:?}");
+}

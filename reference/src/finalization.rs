@@ -10,7 +10,9 @@
 //! - an entity is final when it is closed and its latest accepted event is more than
 //!   the horizon before its account's watermark;
 //! - an event is refused when any conversation, message, ticket or broadcast it names
-//!   is final at the moment it arrives.
+//!   is final at the moment it arrives, and a `conversation_opened` is refused when it
+//!   is more than the horizon before its account's watermark (it could otherwise come
+//!   before a customer's first conversation that is already final).
 //!
 //! No sweep, no hash set: every check walks the entity's accepted events again.
 
@@ -108,7 +110,11 @@ pub fn refused(delivered: &[Event], horizon_ms: i64) -> Vec<usize> {
             };
             closed(kind, &mine) && latest < w - horizon_ms
         };
-        if entities(e).iter().any(|(kind, id)| is_final(kind, id)) {
+        let old_open = matches!(e.payload, Payload::ConversationOpened { .. })
+            && watermark
+                .get(&e.account_id)
+                .is_some_and(|w| e.occurred_at_ms < w - horizon_ms);
+        if old_open || entities(e).iter().any(|(kind, id)| is_final(kind, id)) {
             out.push(i);
             continue;
         }

@@ -69,8 +69,9 @@ impl<V, S> Default for Entity<V, S> {
 
 /// The skeleton of the keyed folds: records exchanged by key, each complete time
 /// processed in time order, and each key's records of one time handed to `step`
-/// together (in arrival order) with the key's state, which `step` updates, writing
-/// output updates; it returns whether to keep the state (`false` forgets the key).
+/// together (in arrival order, in a buffer it drains) with the key's state, which
+/// `step` updates, writing output updates; it returns whether to keep the state
+/// (`false` forgets the key).
 fn fold_keyed<'s, O, St, Out, F>(
     name: &str,
     input: VecCollection<'s, Time, (EntityKey, O), isize>,
@@ -80,7 +81,7 @@ where
     O: ExchangeData,
     St: Default + 'static,
     Out: Clone + 'static,
-    F: FnMut(&EntityKey, &mut St, Vec<O>, &mut Vec<(Out, isize)>) -> bool + 'static,
+    F: FnMut(&EntityKey, &mut St, &mut Vec<O>, &mut Vec<(Out, isize)>) -> bool + 'static,
 {
     let exchange = Exchange::new(|((key, _), _, _): &((EntityKey, O), Time, isize)| route(key));
     input
@@ -91,6 +92,7 @@ where
             let mut held: Option<Capability<Time>> = None;
             let mut states: HashMap<EntityKey, St> = HashMap::new();
             let mut out: Vec<(Out, isize)> = Vec::new();
+            let mut ops: Vec<O> = Vec::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     if let Some(cap) = cap.retain_least(0)
@@ -120,23 +122,23 @@ where
                     let mut session = output.session(cap);
                     let mut records = records.into_iter().peekable();
                     while let Some((key, op)) = records.next() {
-                        let mut ops = vec![op];
+                        ops.clear();
+                        ops.push(op);
                         while let Some((_, op)) = records.next_if(|(k, _)| *k == key) {
                             ops.push(op);
                         }
-                        let keep = match states.get_mut(&key) {
-                            Some(state) => step(&key, state, ops, &mut out),
+                        match states.get_mut(&key) {
+                            Some(state) => {
+                                if !step(&key, state, &mut ops, &mut out) {
+                                    states.remove(&key);
+                                }
+                            }
                             None => {
                                 let mut state = St::default();
-                                let keep = step(&key, &mut state, ops, &mut out);
-                                if keep {
+                                if step(&key, &mut state, &mut ops, &mut out) {
                                     states.insert(key.clone(), state);
                                 }
-                                keep
                             }
-                        };
-                        if !keep {
-                            states.remove(&key);
                         }
                         for (update, diff) in out.drain(..) {
                             session.give((update, time, diff));
@@ -174,7 +176,7 @@ where
         move |key, entity: &mut Entity<V, S>, ops, out| {
             let mut changed = false;
             let mut finalize = false;
-            for op in ops {
+            for op in ops.drain(..) {
                 match op {
                     Op::Event(ev) => {
                         if let Err(at) = entity.events.binary_search(&ev) {
@@ -249,7 +251,7 @@ pub fn fold_customers<'s>(
             let before = out.len();
             customer.facts(key, -1, out);
             let mut forget = Vec::new();
-            for op in ops {
+            for op in ops.drain(..) {
                 match op {
                     CustomerOp::Open(ev) => {
                         let open = (ev.at, ev.channel, ev.inbox_id);

@@ -132,14 +132,7 @@ async fn every_metric_the_alert_rules_and_the_grafana_dashboard_read_is_exported
     // The process gauges are sampled every 5 s.
     let deadline = Instant::now() + Duration::from_secs(30);
     let missing = loop {
-        let text = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = common::metrics_text(&client, &base).await;
         let exported: BTreeSet<&str> = text
             .lines()
             .filter(|l| !l.starts_with('#'))

@@ -95,21 +95,6 @@ async fn start_demo(dir: &std::path::Path, port: u16, days: &str) -> common::Kil
     demo
 }
 
-/// A counter's value on the server's `/metrics`.
-async fn counter(client: &reqwest::Client, port: u16, name: &str) -> f64 {
-    let text = client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// A restarted demo continues its world without storing its history again: with a
 /// 9-day backfill, 2 days are older than the 7-day lateness horizon, and appending
 /// them again made every restart of the 35-day demo write 1.26M `too_late` dead
@@ -126,8 +111,13 @@ async fn a_restarted_demo_stores_nothing_twice() {
     drop(demo);
 
     let demo = start_demo(dir.path(), port, "9").await;
-    let too_late = counter(&admin, port, "crmpulse_log_too_late_events_total").await;
-    let duplicates = counter(&admin, port, "crmpulse_log_duplicate_events_total").await;
+    let base = format!("http://127.0.0.1:{port}");
+    let too_late = common::counter(&admin, &base, "crmpulse_log_too_late_events_total")
+        .await
+        .unwrap_or(0.0);
+    let duplicates = common::counter(&admin, &base, "crmpulse_log_duplicate_events_total")
+        .await
+        .unwrap_or(0.0);
     let health = get_json(&admin, &format!("http://127.0.0.1:{port}/healthz")).await;
     drop(demo);
     assert_eq!(

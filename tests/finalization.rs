@@ -26,20 +26,6 @@ async fn kpi(client: &reqwest::Client, base: &str) -> Value {
     .await
 }
 
-async fn refused_counter(client: &reqwest::Client, base: &str) -> Option<String> {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("crmpulse_pipeline_too_late_events_total"))
-        .map(str::to_owned)
-}
-
 fn pipeline_dead_letters(dir: &std::path::Path) -> Vec<Value> {
     let log = ingest::log::EventLog::open(dir).unwrap();
     log.dead_letters()
@@ -123,8 +109,8 @@ async fn an_event_for_a_final_conversation_is_refused_counted_and_dead_lettered_
     );
     assert_eq!(after["first_response"]["current"]["count"], 1);
     assert_eq!(
-        refused_counter(&client, &base).await.as_deref(),
-        Some("crmpulse_pipeline_too_late_events_total 2")
+        common::counter(&client, &base, "crmpulse_pipeline_too_late_events_total").await,
+        Some(2.0)
     );
 
     // kill -9, restart: the log is replayed and the same events refused again, but
@@ -144,8 +130,8 @@ async fn an_event_for_a_final_conversation_is_refused_counted_and_dead_lettered_
         1
     );
     assert_eq!(
-        refused_counter(&client, &base).await.as_deref(),
-        Some("crmpulse_pipeline_too_late_events_total 2")
+        common::counter(&client, &base, "crmpulse_pipeline_too_late_events_total").await,
+        Some(2.0)
     );
     drop(server);
     assert_eq!(pipeline_dead_letters(dir.path()).len(), 2);

@@ -213,6 +213,26 @@ pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
         .unwrap()
 }
 
+/// The server's `/metrics` text, read with `client` (its token) from `base`.
+pub async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the unlabelled series `name` on the server's `/metrics`, if exported.
+pub async fn counter(client: &reqwest::Client, base: &str, name: &str) -> Option<f64> {
+    metrics_text(client, base)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// A `conversation_opened` body.
 pub fn opened(conversation: &str) -> Value {
     json!({"type": "conversation_opened", "conversation_id": conversation, "customer_id": "u1",

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono_tz::Tz;
-use ingest::EventLog;
 use ingest::kafka::{EventSource, KafkaConfig, gateway};
 use ingest::simulator::{Simulator, SimulatorConfig};
+use ingest::{DeadLetter, EventLog};
 use pipeline::Pipeline;
 use pipeline::sink::clickhouse::{ClickHouseSink, EventReader};
 use pipeline::sink::kafka::{CatchUp, MetricsReader, MetricsSink};
@@ -336,10 +336,7 @@ impl Stack {
                 state
             }
         };
-        let resume = log
-            .meta(DEMO_SIMULATED_TO)?
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .map(i64::from_le_bytes);
+        let resume = meta_word(&log, DEMO_SIMULATED_TO)?.map(i64::from_le_bytes);
         let backfilled = Arc::new(AtomicBool::new(false));
         self.backfilled = Some(Arc::clone(&backfilled));
         let stop = Arc::clone(&self.stop);
@@ -605,6 +602,13 @@ pub const DEMO_SIMULATED_TO: &str = "demo_simulated_to";
 /// already in the dead letters.
 const REFUSED_THROUGH: &str = "pipeline_refused_through";
 
+/// A log meta value of 8 bytes (the little-endian numbers above), if stored.
+fn meta_word(log: &EventLog, name: &str) -> anyhow::Result<Option<[u8; 8]>> {
+    Ok(log
+        .meta(name)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()))
+}
+
 /// The pipeline's source, as the driver reads it.
 enum Input {
     /// The embedded log from position `next`; `at_end` once a read found nothing new.
@@ -672,19 +676,26 @@ impl Input {
         }
         match self {
             Input::Log { log, .. } => {
-                let through = log
-                    .meta(REFUSED_THROUGH)?
-                    .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                    .map_or(0, u64::from_le_bytes);
-                let mut last = None;
-                for r in refused.iter().filter(|r| r.position >= through) {
-                    let raw = serde_json::to_vec(&r.event)?;
-                    log.dead_letter("pipeline", &raw, &r.reason)?;
-                    last = Some(r.position);
-                }
-                if let Some(last) = last {
-                    log.set_meta(REFUSED_THROUGH, &(last + 1).to_le_bytes())?;
-                }
+                let through = meta_word(log, REFUSED_THROUGH)?.map_or(0, u64::from_le_bytes);
+                let new: Vec<_> = refused.iter().filter(|r| r.position >= through).collect();
+                let Some(last) = new.last().map(|r| r.position) else {
+                    return Ok(());
+                };
+                let raws = new
+                    .iter()
+                    .map(|r| serde_json::to_vec(&r.event))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let letters: Vec<DeadLetter<'_>> = new
+                    .iter()
+                    .zip(&raws)
+                    .map(|(r, raw)| DeadLetter {
+                        source: "pipeline",
+                        raw,
+                        reason: &r.reason,
+                    })
+                    .collect();
+                log.write("pipeline", &[], &letters)?;
+                log.set_meta(REFUSED_THROUGH, &(last + 1).to_le_bytes())?;
             }
             Input::Topic { .. } => {
                 // Every start replays the topic and refuses the same events again:

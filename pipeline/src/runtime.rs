@@ -203,21 +203,21 @@ impl Pipeline {
             .map(|_| Vec::with_capacity(events.len() / n + 1))
             .collect();
         let mut finalize: Vec<Vec<Finalized>> = vec![Vec::new(); n];
-        if let Some(finalizer) = self.finalizer.as_mut() {
-            let mut admitted = 0;
-            for (i, e) in events.into_iter().enumerate() {
-                match finalizer.admit(&e) {
-                    Ok(()) => {
-                        parts[admitted % n].push(e);
-                        admitted += 1;
-                    }
-                    Err(reason) => self.refused.push(Refused {
-                        position: self.pushed + i as u64,
-                        event: e,
-                        reason,
-                    }),
+        let mut admitted = 0;
+        for (i, e) in events.into_iter().enumerate() {
+            match self.finalizer.as_mut().map_or(Ok(()), |f| f.admit(&e)) {
+                Ok(()) => {
+                    parts[admitted % n].push(e);
+                    admitted += 1;
                 }
+                Err(reason) => self.refused.push(Refused {
+                    position: self.pushed + i as u64,
+                    event: e,
+                    reason,
+                }),
             }
+        }
+        if let Some(finalizer) = self.finalizer.as_mut() {
             let refused = count - admitted as u64;
             if refused > 0 {
                 metrics::counter!("crmpulse_pipeline_too_late_events_total").increment(refused);
@@ -228,10 +228,6 @@ impl Pipeline {
             metrics::gauge!("crmpulse_pipeline_live_entities").set(finalizer.live() as f64);
             for (i, f) in finals.into_iter().enumerate() {
                 finalize[i % n].push(f);
-            }
-        } else {
-            for (i, e) in events.into_iter().enumerate() {
-                parts[i % n].push(e);
             }
         }
         self.pushed += count;

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Days, NaiveDate};
 use chrono_tz::Tz;
 use common::{
-    Killed, clickhouse_url, free_port, get_json, post_events, start_with, unique_database,
-    wait_caught_up,
+    Killed, clickhouse_url, free_port, get_json, metric, metrics_text, post_events, start_with,
+    unique_database, wait_caught_up,
 };
 use ingest::simulator::{Simulator, SimulatorConfig};
 use schemas::event::{Event, Payload};
@@ -733,23 +733,6 @@ impl Drop for PrivateServer<'_> {
     fn drop(&mut self) {
         private_server("stop", self.0, 0);
     }
-}
-
-async fn metrics_text(http: &reqwest::Client, base: &str) -> String {
-    http.get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]

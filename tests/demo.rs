@@ -112,12 +112,9 @@ async fn a_restarted_demo_stores_nothing_twice() {
 
     let demo = start_demo(dir.path(), port, "9").await;
     let base = format!("http://127.0.0.1:{port}");
-    let too_late = common::counter(&admin, &base, "crmpulse_log_too_late_events_total")
-        .await
-        .unwrap_or(0.0);
-    let duplicates = common::counter(&admin, &base, "crmpulse_log_duplicate_events_total")
-        .await
-        .unwrap_or(0.0);
+    let metrics = common::metrics_text(&admin, &base).await;
+    let too_late = common::metric(&metrics, "crmpulse_log_too_late_events_total");
+    let duplicates = common::metric(&metrics, "crmpulse_log_duplicate_events_total");
     let health = get_json(&admin, &format!("http://127.0.0.1:{port}/healthz")).await;
     drop(demo);
     assert_eq!(

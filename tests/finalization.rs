@@ -109,8 +109,11 @@ async fn an_event_for_a_final_conversation_is_refused_counted_and_dead_lettered_
     );
     assert_eq!(after["first_response"]["current"]["count"], 1);
     assert_eq!(
-        common::counter(&client, &base, "crmpulse_pipeline_too_late_events_total").await,
-        Some(2.0)
+        common::metric(
+            &common::metrics_text(&client, &base).await,
+            "crmpulse_pipeline_too_late_events_total"
+        ),
+        2.0
     );
 
     // kill -9, restart: the log is replayed and the same events refused again, but
@@ -130,8 +133,11 @@ async fn an_event_for_a_final_conversation_is_refused_counted_and_dead_lettered_
         1
     );
     assert_eq!(
-        common::counter(&client, &base, "crmpulse_pipeline_too_late_events_total").await,
-        Some(2.0)
+        common::metric(
+            &common::metrics_text(&client, &base).await,
+            "crmpulse_pipeline_too_late_events_total"
+        ),
+        2.0
     );
     drop(server);
     assert_eq!(pipeline_dead_letters(dir.path()).len(), 2);

@@ -225,12 +225,13 @@ pub async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
         .unwrap()
 }
 
-/// The value of the unlabelled series `name` on the server's `/metrics`, if exported.
-pub async fn counter(client: &reqwest::Client, base: &str, name: &str) -> Option<f64> {
-    metrics_text(client, base)
-        .await
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+/// The sum of the samples of metric `name` (every label set) in `/metrics` text; 0
+/// when it is not exported.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.split([' ', '{']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// A `conversation_opened` body.

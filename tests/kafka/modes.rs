@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::common::{clickhouse_url, unique_database};
+use crate::common::{self, clickhouse_url, metric, unique_database};
 use crate::{Broker, Guard, admin_token, block_on, free_port, get_json, now_ms, setup};
 
 /// One number from ClickHouse.
@@ -18,25 +18,10 @@ fn clickhouse_number(url: &str, database: &str, sql: &str) -> i64 {
 
 /// `/metrics` of the server on `port`, as an admin.
 fn metrics_text(port: u16) -> String {
-    block_on(async {
-        reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .bearer_auth(admin_token())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    })
-}
-
-/// The sum of the samples of metric `name` (every label set).
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.split([' ', '{']).next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    block_on(common::metrics_text(
+        &common::client_with(&admin_token()),
+        &format!("http://127.0.0.1:{port}"),
+    ))
 }
 
 #[test]

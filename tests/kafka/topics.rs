@@ -135,22 +135,11 @@ fn events_reach_the_metrics_topic_exactly_and_serve_replicas_agree() {
         assert!(h["source.offset"].parse::<i64>().unwrap() >= 0);
         assert!(!h["reason"].is_empty());
     }
-    let metrics = block_on(async {
-        reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{run_port}/metrics"))
-            .bearer_auth(admin_token())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
-    let counted: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("crmpulse_kafka_dead_letters_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let metrics = block_on(common::metrics_text(
+        &common::client_with(&admin_token()),
+        &format!("http://127.0.0.1:{run_port}"),
+    ));
+    let counted = common::metric(&metrics, "crmpulse_kafka_dead_letters_total");
     assert_eq!(counted, 2.0, "{metrics}");
     drop(run);
 

@@ -170,6 +170,14 @@ pub struct PipelineSection {
     /// are refused as `too_late` too (docs/architecture.md, "Finalization"). `0`
     /// admits events of any age, remembers every id and finalizes nothing.
     pub lateness_horizon_hours: u64,
+    /// Embedded mode: seconds between checkpoints of the view store and the
+    /// pipeline's finalizer (`checkpoint.bin` in the data dir), written when new events
+    /// arrived since the last one, after the log has been read to its start contents,
+    /// and at shutdown. A restart loads the checkpoint and replays only the live
+    /// entities' events (docs/architecture.md, "Checkpoints"). `0` writes none: every
+    /// start replays the whole log. Without a lateness horizon there is nothing to
+    /// checkpoint.
+    pub checkpoint_interval_secs: u64,
 }
 
 impl Default for PipelineSection {
@@ -177,6 +185,7 @@ impl Default for PipelineSection {
         Self {
             workers: 2,
             lateness_horizon_hours: 168,
+            checkpoint_interval_secs: 300,
         }
     }
 }

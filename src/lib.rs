@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod check;
+pub mod checkpoint;
 pub mod config;
 pub mod kafka;
 pub mod keyring;

@@ -32,11 +32,13 @@ use pipeline::sink::kafka::{CatchUp, MetricsReader, MetricsSink};
 use query_api::reports::book::Journal;
 use query_api::{AccountsConfig, AppState, ViewStore};
 use schemas::metric_records::Assembler;
+use schemas::metrics::MetricBatch;
 use schemas::{Clock, Event};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::auth::Credentials;
+use crate::checkpoint::{self, Checkpointer};
 use crate::config::Config;
 
 /// Events read from the log per pipeline batch. Only a backlog (a rebuild, a replay)
@@ -51,6 +53,10 @@ const KAFKA_READ_BATCH: usize = 20_000;
 const KAFKA_POLL: Duration = Duration::from_millis(50);
 /// Pipeline clock tick while idle.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a checkpoint waits for the view store to release every event pushed:
+/// while running (a busy pipeline tries again at the next interval), and at shutdown.
+const CHECKPOINT_DRAIN: Duration = Duration::from_secs(1);
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 /// How long a stopping ClickHouse sink may still try to write what it holds (the rest
 /// is rewritten from the source on the next start).
 const CLICKHOUSE_DRAIN: Duration = Duration::from_secs(5);
@@ -111,6 +117,9 @@ pub struct Stack {
     pub clickhouse: Option<Arc<ClickHouseSink>>,
     /// The process's one clock: pipeline time, the API's "now", the simulator's.
     pub clock: Clock,
+    /// The log position of the checkpoint this start went on from (embedded mode),
+    /// `None` when it replayed the whole log.
+    pub resumed_from: Option<u64>,
     /// The number `/healthz` compares `events_consumed` with: the log's length
     /// (embedded) or the events handed to the pipeline (Kafka).
     source_len: Option<watch::Receiver<u64>>,
@@ -183,6 +192,7 @@ impl Stack {
             log: None,
             clickhouse: None,
             clock,
+            resumed_from: None,
             source_len: None,
             started: Arc::new(AtomicBool::new(false)),
             backfilled: None,
@@ -205,14 +215,38 @@ impl Stack {
                 stack.source_len = Some(log.subscribe());
                 stack.ingest = Ingest::Log;
                 stack.log = Some(Arc::clone(&log));
+                // A checkpoint, when there is one that applies: its facts go to the
+                // ClickHouse sink (which rewrites every row once) and the view store,
+                // and the pipeline goes on from its position.
+                let horizon = config.pipeline.log_options(stack.clock).lateness_horizon_ms;
+                let interval = config.pipeline.checkpoint_interval_secs;
+                let mut resume = (interval > 0 && horizon.is_some())
+                    .then(|| checkpoint::load(&dir, horizon, log.len()))
+                    .flatten();
+                if let Some(loaded) = &mut resume {
+                    loaded.release_facts(|batch| {
+                        if let Some(ch) = &stack.clickhouse {
+                            ch.accept(&batch);
+                        }
+                        stack.store.apply(batch);
+                    });
+                }
+                let next = resume.as_ref().map_or(0, |r| r.events);
+                stack.resumed_from = resume.as_ref().map(|r| r.events);
+                let checkpoints = (interval > 0 && horizon.is_some()).then(|| Checkpoints {
+                    writer: Checkpointer::new(&dir, Duration::from_secs(interval), next),
+                    store: Arc::clone(&stack.store),
+                });
                 stack.start_pipeline(
                     config,
                     Input::Log {
                         log,
-                        next: 0,
+                        next,
                         at_end: false,
                     },
                     None,
+                    resume,
+                    checkpoints,
                 )?;
             }
             Source::EventsTopic => {
@@ -237,6 +271,8 @@ impl Stack {
                         pushed_tx,
                     },
                     Some((sink, catch_up)),
+                    None,
+                    None,
                 )?;
             }
             Source::MetricsTopic => {
@@ -251,12 +287,17 @@ impl Stack {
     }
 
     /// Starts the pipeline fed by `input`, releasing every batch to the ClickHouse
-    /// sink, the metrics topic (`metrics`) and the view store, in that order.
+    /// sink, the metrics topic (`metrics`) and the view store, in that order. With
+    /// `resume` (a checkpoint whose facts are already in the view store), the pipeline
+    /// goes on from it: the driver first replays the events the checkpoint's live
+    /// entities need. With `checkpoints`, the driver writes them.
     fn start_pipeline(
         &mut self,
         config: &Config,
         input: Input,
         metrics: Option<(MetricsSink, CatchUp)>,
+        resume: Option<checkpoint::Loaded>,
+        checkpoints: Option<Checkpoints>,
     ) -> anyhow::Result<()> {
         let (mut metrics_sink, catch_up) = match metrics {
             Some((sink, catch_up)) => (Some(sink), Some(catch_up)),
@@ -264,7 +305,15 @@ impl Stack {
         };
         let store = Arc::clone(&self.store);
         let ch_sink = self.clickhouse.clone();
-        let mut pipeline = Pipeline::start(&config.pipeline.runtime(self.clock), move |batch| {
+        let runtime = config.pipeline.runtime(self.clock);
+        let (resume, warm) = match resume {
+            Some(loaded) => {
+                let warm = loaded.state.finalizer.warm_positions();
+                (Some(loaded.state), warm)
+            }
+            None => (None, Vec::new()),
+        };
+        let on_batch = move |batch: MetricBatch| {
             // Rows are folded in before the view store takes the batch; the sink
             // never blocks here (backpressure is applied to the source).
             if let Some(ch) = &ch_sink {
@@ -278,7 +327,11 @@ impl Stack {
                 std::process::exit(2);
             }
             store.apply(batch);
-        })?;
+        };
+        let mut pipeline = match resume {
+            Some(state) => Pipeline::resume(&runtime, state, on_batch)?,
+            None => Pipeline::start(&runtime, on_batch)?,
+        };
         let stop = Arc::clone(&self.stop);
         let started = Arc::clone(&self.started);
         let clickhouse = self.clickhouse.clone();
@@ -290,15 +343,25 @@ impl Stack {
             .name(name.into())
             .spawn(move || {
                 let mut input = input;
-                if let Err(e) = drive(
-                    &mut input,
-                    &mut pipeline,
-                    &stop,
-                    &started,
-                    clickhouse.as_deref(),
-                    catch_up.as_ref(),
-                ) {
+                let mut checkpoints = checkpoints;
+                let result = input.warm(&mut pipeline, &warm).and_then(|()| {
+                    drive(
+                        &mut input,
+                        &mut pipeline,
+                        &stop,
+                        &started,
+                        clickhouse.as_deref(),
+                        catch_up.as_ref(),
+                        checkpoints.as_mut(),
+                    )
+                });
+                if let Err(e) = result {
                     tracing::error!(error = %e, "pipeline driver stopped");
+                } else if let Some(c) = checkpoints.as_mut()
+                    && pipeline.pushed() > c.writer.covered()
+                {
+                    // At shutdown: the next start goes on from here.
+                    c.write(&pipeline, SHUTDOWN_DRAIN);
                 }
                 pipeline.finish();
             })?;
@@ -391,6 +454,13 @@ impl Stack {
             })?;
         self.threads.push(handle);
         Ok(())
+    }
+
+    /// Whether the source has been read up to what it held at start (and, after a
+    /// restart from a checkpoint, the live entities replayed): what `/readyz` waits
+    /// for, without the demo's backfill.
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
     }
 
     /// Stops the source, simulator and follower threads (the pipeline drains), then
@@ -609,6 +679,22 @@ fn meta_word(log: &EventLog, name: &str) -> anyhow::Result<Option<[u8; 8]>> {
         .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()))
 }
 
+/// The checkpoints of an embedded stack: the writer and the view store it reads.
+struct Checkpoints {
+    writer: Checkpointer,
+    store: Arc<ViewStore>,
+}
+
+impl Checkpoints {
+    /// Writes one (see [`Checkpointer::write`]); a failure is logged and counted, the
+    /// stack goes on (the previous checkpoint stays).
+    fn write(&mut self, pipeline: &Pipeline, drain: Duration) {
+        if let Err(e) = self.writer.write(pipeline, &self.store, drain) {
+            tracing::error!(error = %format!("{e:#}"), "checkpoint not written");
+        }
+    }
+}
+
 /// The pipeline's source, as the driver reads it.
 enum Input {
     /// The embedded log from position `next`; `at_end` once a read found nothing new.
@@ -625,6 +711,27 @@ enum Input {
 }
 
 impl Input {
+    /// Replays the events at `positions` into a pipeline resumed from a checkpoint
+    /// ([`Pipeline::warm`]): the state its live entities had.
+    fn warm(&self, pipeline: &mut Pipeline, positions: &[u64]) -> anyhow::Result<()> {
+        let Input::Log { log, .. } = self else {
+            return Ok(());
+        };
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        for chunk in positions.chunks(READ_BATCH) {
+            pipeline.warm(log.read_positions(chunk)?)?;
+        }
+        tracing::info!(
+            events = positions.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "live entities replayed from the log"
+        );
+        Ok(())
+    }
+
     /// The next events, at most a batch; empty when nothing new arrived (a Kafka poll
     /// has then waited [`KAFKA_POLL`]).
     fn next_batch(&mut self) -> anyhow::Result<Vec<Event>> {
@@ -728,6 +835,7 @@ fn drive(
     started: &AtomicBool,
     clickhouse: Option<&ClickHouseSink>,
     catch_up: Option<&CatchUp>,
+    mut checkpoints: Option<&mut Checkpoints>,
 ) -> anyhow::Result<()> {
     let mut last_tick = Instant::now();
     let mut announced = false;
@@ -771,6 +879,18 @@ fn drive(
                 c.set_target(pipeline.pushed());
             }
             started.store(true, Ordering::Release);
+            // What the start replayed is not replayed again by the next start.
+            if let Some(c) = checkpoints.as_deref_mut()
+                && pipeline.pushed() > c.writer.covered()
+            {
+                c.write(pipeline, SHUTDOWN_DRAIN);
+            }
+        }
+        if let Some(c) = checkpoints.as_deref_mut()
+            && announced
+            && c.writer.due(pipeline.pushed())
+        {
+            c.write(pipeline, CHECKPOINT_DRAIN);
         }
     }
     Ok(())

@@ -430,6 +430,63 @@ impl EventLog {
         Ok((out, next))
     }
 
+    /// The events at `positions` (ascending), in that order: what a restart from a
+    /// checkpoint replays. Each block holding one of them is decompressed once; only
+    /// the records asked for are decoded. A position past the end, or a record that
+    /// does not decode, is skipped and counted as [`EventLog::read`] does.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn read_positions(&self, positions: &[u64]) -> Result<Vec<Event>, LogError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EVENTS)?;
+        let mut out = Vec::with_capacity(positions.len());
+        // The block decoded last: its first sequence number and its records.
+        let mut block: Option<(u64, Vec<Vec<u8>>)> = None;
+        for &seq in positions {
+            let held = block.as_ref().is_some_and(|(first, records)| {
+                seq >= *first && seq < first + records.len() as u64
+            });
+            if !held {
+                let Some(entry) = table.range(..=seq)?.next_back() else {
+                    continue;
+                };
+                let (first, bytes) = entry?;
+                match blocks::decode(bytes.value()) {
+                    Ok(records) => block = Some((first.value(), records)),
+                    Err(e) => {
+                        let err = LogError::Corrupt {
+                            seq,
+                            reason: format!("block: {e}"),
+                        };
+                        tracing::error!(error = %err, "skipping an unreadable log record");
+                        metrics::counter!("crmpulse_log_corrupt_records_total").increment(1);
+                        block = None;
+                        continue;
+                    }
+                }
+            }
+            let Some((first, records)) = &block else {
+                continue;
+            };
+            let Some(bytes) = records.get((seq - first) as usize) else {
+                continue;
+            };
+            match Event::from_proto_bytes(bytes) {
+                Ok(event) => out.push(event),
+                Err(e) => {
+                    let err = LogError::Corrupt {
+                        seq,
+                        reason: e.to_string(),
+                    };
+                    tracing::error!(error = %err, "skipping an unreadable log record");
+                    metrics::counter!("crmpulse_log_corrupt_records_total").increment(1);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Stores a rejected input with the reason, for inspection and replay after a fix.
     /// Durable when it returns.
     ///
@@ -881,6 +938,30 @@ mod tests {
             assert_eq!(got, want, "from {from} max {max}");
             assert_eq!(next, from + want.len() as u64);
         }
+        // Scattered positions, some sharing a block, one past the end.
+        let positions = [
+            0,
+            1,
+            511,
+            512,
+            700,
+            701,
+            1500,
+            2251,
+            n as u64 - 1,
+            n as u64 + 4,
+        ];
+        let got: Vec<i64> = log
+            .read_positions(&positions)
+            .unwrap()
+            .iter()
+            .map(|e| e.occurred_at_ms)
+            .collect();
+        let want: Vec<i64> = positions[..positions.len() - 1]
+            .iter()
+            .map(|p| *p as i64)
+            .collect();
+        assert_eq!(got, want);
         drop(log);
         // Reopened: the length and the tail block carry on.
         let log = EventLog::open(dir.path()).unwrap();

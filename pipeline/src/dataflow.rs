@@ -99,6 +99,15 @@ impl Inputs {
         }
     }
 
+    /// Seeds the customer fold with customers' first conversations (a restart from a
+    /// checkpoint, [`crate::runtime::Pipeline::warm`]).
+    pub fn seed_firsts(&mut self, firsts: Vec<(EntityKey, (i64, crate::records::Id))>) {
+        for (customer, (at, conversation)) in firsts {
+            self.customers
+                .insert((customer, CustomerOp::First(at, conversation)));
+        }
+    }
+
     /// The current input time.
     pub fn time(&self) -> Time {
         *self.conversations.time()

@@ -213,6 +213,9 @@ pub enum CustomerOp {
     Open(CustomerEvent),
     /// The conversation is final: its fact stands, its record goes.
     Forget(Id),
+    /// `(opened at, conversation)`: the customer's first conversation as a checkpoint
+    /// knew it, whose own events a restart does not replay when it is final.
+    First(i64, Id),
 }
 
 /// One customer: their first conversation ever (`(opened at, conversation)`, kept when
@@ -271,6 +274,12 @@ pub fn fold_customers<'s>(
                         }
                     }
                     CustomerOp::Forget(conversation) => forget.push(conversation),
+                    CustomerOp::First(at, conversation) => {
+                        let candidate = (at, conversation);
+                        if customer.first.as_ref().is_none_or(|f| candidate < *f) {
+                            customer.first = Some(candidate);
+                        }
+                    }
                 }
             }
             customer.facts(key, 1, out);

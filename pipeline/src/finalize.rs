@@ -36,8 +36,9 @@ use std::hash::BuildHasher as _;
 use foldhash::{HashMap, HashSet};
 use schemas::Event;
 use schemas::event::Payload;
+use serde::{Deserialize, Serialize};
 
-use crate::records::{EntityKey, Id};
+use crate::records::{EntityKey, Id, Routed};
 
 /// How far one event may move its account's watermark forward.
 pub const MAX_STEP_MS: i64 = 3_600_000;
@@ -45,7 +46,7 @@ pub const MAX_STEP_MS: i64 = 3_600_000;
 const HOUR_MS: i64 = 3_600_000;
 
 /// The entity families that finalize.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Family {
     /// A conversation.
     Conversation,
@@ -139,12 +140,15 @@ fn touched(e: &Event) -> [Option<(Family, &str, Lifecycle)>; 2] {
 }
 
 /// A live entity as the finalizer sees it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Live {
     /// Its latest event time.
     latest: i64,
     /// `(at, rank)` of its latest open or close, and whether that closed it.
     lifecycle: Option<(i64, u8, bool)>,
+    /// The positions of its admitted events: what a restart replays to rebuild its
+    /// state ([`Finalizer::warm_positions`]).
+    positions: Vec<u64>,
 }
 
 impl Live {
@@ -158,7 +162,7 @@ impl Live {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Account {
     /// `None` before its first event.
     watermark: Option<i64>,
@@ -168,6 +172,11 @@ struct Account {
     queue: BTreeMap<i64, Vec<(Family, Id)>>,
     /// The customers of each live conversation, from its `conversation_opened`s.
     customers: HashMap<Id, Vec<Id>>,
+    /// Each customer's first conversation: the earliest admitted `conversation_opened`,
+    /// ties by conversation id, as the customer fold keeps it
+    /// ([`crate::entities::fold_customers`]). A restart seeds the fold with it, since
+    /// the events of a final first conversation are not replayed.
+    firsts: HashMap<Id, (i64, Id)>,
 }
 
 /// An event refused because an entity it touches is final.
@@ -182,12 +191,20 @@ pub struct Refused {
 }
 
 /// See the module documentation.
-#[derive(Debug)]
+///
+/// It also knows what a restart must replay: the positions of every live entity's
+/// admitted events and of the events of the folds that never finalize (agents, leads,
+/// channels). It is serializable, so that a checkpoint can carry it
+/// (docs/architecture.md, "Checkpoints").
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Finalizer {
     horizon_ms: i64,
     accounts: HashMap<u64, Account>,
     /// Hashes of final entities ([`Finalizer::tombstone`]).
     tombstones: HashSet<u64>,
+    /// Positions of the admitted events that touch no finalizable entity (agent
+    /// presence, leads, channel health): their folds keep them for good.
+    permanent: Vec<u64>,
 }
 
 impl Finalizer {
@@ -197,7 +214,65 @@ impl Finalizer {
             horizon_ms: horizon_ms.max(0),
             accounts: HashMap::default(),
             tombstones: HashSet::default(),
+            permanent: Vec::new(),
         }
+    }
+
+    /// The lateness horizon, ms.
+    pub fn horizon_ms(&self) -> i64 {
+        self.horizon_ms
+    }
+
+    /// The positions a restart replays to rebuild the dataflow's state, ascending:
+    /// those of every live entity's admitted events and of the events that touch no
+    /// finalizable entity. Replayed through [`Finalizer::keep`], they give the folds
+    /// exactly the state they hold now.
+    pub fn warm_positions(&self) -> Vec<u64> {
+        let mut out = self.permanent.clone();
+        for account in self.accounts.values() {
+            for live in account.live.values() {
+                out.extend_from_slice(&live.positions);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Keeps the records of `routed` whose entity is live (the folds hold its state)
+    /// and those of the folds that never finalize: a restart's replay
+    /// ([`crate::runtime::Pipeline::warm`]). A customer's record is kept when its
+    /// conversation is live.
+    pub fn retain_live(&self, routed: &mut Routed) {
+        let live = |family: Family, (account, id): &EntityKey| {
+            self.accounts
+                .get(account)
+                .is_some_and(|a| a.live.contains_key(&(family, id.clone())))
+        };
+        routed
+            .conversations
+            .retain(|(k, _)| live(Family::Conversation, k));
+        routed.messages.retain(|(k, _)| live(Family::Message, k));
+        routed.tickets.retain(|(k, _)| live(Family::Ticket, k));
+        routed
+            .broadcasts
+            .retain(|(k, _)| live(Family::Broadcast, k));
+        routed.customers.retain(|((account, _), ev)| {
+            live(
+                Family::Conversation,
+                &(*account, ev.conversation_id.clone()),
+            )
+        });
+    }
+
+    /// Each customer's first conversation, `((account, customer), (opened at,
+    /// conversation))`: what a restart seeds the customer fold with.
+    pub fn firsts(&self) -> impl Iterator<Item = (EntityKey, (i64, Id))> + '_ {
+        self.accounts.iter().flat_map(|(account, a)| {
+            a.firsts
+                .iter()
+                .map(move |(customer, first)| ((*account, customer.clone()), first.clone()))
+        })
     }
 
     fn tombstone(family: Family, account: u64, id: &str) -> u64 {
@@ -218,7 +293,9 @@ impl Finalizer {
     ///
     /// # Errors
     /// The reason, when an entity `e` touches is final.
-    pub fn admit(&mut self, e: &Event) -> Result<(), String> {
+    /// `position` is the event's position among every event pushed, kept for the
+    /// restart's replay ([`Finalizer::warm_positions`]).
+    pub fn admit(&mut self, e: &Event, position: u64) -> Result<(), String> {
         let touched = touched(e);
         let account = self.accounts.entry(e.account_id).or_default();
         let cut = account
@@ -258,6 +335,9 @@ impl Finalizer {
             }
         }
         let at = e.occurred_at_ms;
+        if touched.iter().all(Option::is_none) {
+            self.permanent.push(position);
+        }
         for (family, id, lifecycle) in touched.into_iter().flatten() {
             let key = (family, Id::from(id));
             let (live, new) = match account.live.entry(key.clone()) {
@@ -266,11 +346,13 @@ impl Finalizer {
                     v.insert(Live {
                         latest: at,
                         lifecycle: None,
+                        positions: Vec::new(),
                     }),
                     true,
                 ),
             };
             let before = (live.latest.div_euclid(HOUR_MS), live.closed(family));
+            live.positions.push(position);
             live.latest = live.latest.max(at);
             let step = match lifecycle {
                 Lifecycle::Neutral => None,
@@ -301,6 +383,17 @@ impl Finalizer {
                 .or_default();
             if !customers.iter().any(|c| c == customer_id.as_str()) {
                 customers.push(Id::from(customer_id.as_str()));
+            }
+            let candidate = (at, Id::from(conversation_id.as_str()));
+            match account.firsts.entry(Id::from(customer_id.as_str())) {
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    if candidate < *o.get() {
+                        o.insert(candidate);
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(candidate);
+                }
             }
         }
         account.watermark = Some(match account.watermark {
@@ -357,6 +450,10 @@ mod tests {
 
     const H: i64 = HOUR_MS;
 
+    fn admit(f: &mut Finalizer, e: &Event) -> Result<(), String> {
+        f.admit(e, 0)
+    }
+
     fn ev(at: i64, payload: Payload) -> Event {
         Event {
             event_id: format!("e{at}"),
@@ -394,13 +491,13 @@ mod tests {
     #[test]
     fn a_resolved_conversation_is_final_past_the_horizon_and_refuses_later_events() {
         let mut f = Finalizer::new(10 * H);
-        f.admit(&msg(0, "c1", "m1")).unwrap();
-        f.admit(&resolved(H, "c1")).unwrap();
+        admit(&mut f, &msg(0, "c1", "m1")).unwrap();
+        admit(&mut f, &resolved(H, "c1")).unwrap();
         // An open conversation stays live however old.
-        f.admit(&msg(0, "c2", "m2")).unwrap();
+        admit(&mut f, &msg(0, "c2", "m2")).unwrap();
         // The watermark climbs one hour per event at most.
         for k in 1..=12 {
-            f.admit(&msg(k * H, "other", &format!("x{k}"))).unwrap();
+            admit(&mut f, &msg(k * H, "other", &format!("x{k}"))).unwrap();
         }
         let swept = f.sweep();
         let convs: Vec<_> = swept
@@ -412,12 +509,12 @@ mod tests {
             .collect();
         assert_eq!(convs, vec!["c1"]);
         assert!(swept.contains(&Finalized::Entity(Family::Message, (1, "m2".into()))));
-        let err = f.admit(&msg(12 * H, "c1", "m9")).unwrap_err();
+        let err = admit(&mut f, &msg(12 * H, "c1", "m9")).unwrap_err();
         assert!(
             err.starts_with("too_late: conversation c1 of account 1 is final"),
             "{err}"
         );
-        f.admit(&msg(12 * H, "c2", "m10")).unwrap();
+        admit(&mut f, &msg(12 * H, "c2", "m10")).unwrap();
     }
 
     #[test]
@@ -436,43 +533,43 @@ mod tests {
                 },
             )
         };
-        f.admit(&open(0, "c1")).unwrap();
-        f.admit(&resolved(H, "c1")).unwrap();
+        admit(&mut f, &open(0, "c1")).unwrap();
+        admit(&mut f, &resolved(H, "c1")).unwrap();
         for k in 2..=5 {
-            f.admit(&msg(k * H, "other", &format!("x{k}"))).unwrap();
+            admit(&mut f, &msg(k * H, "other", &format!("x{k}"))).unwrap();
         }
         let swept = f.sweep();
         assert!(swept.contains(&Finalized::CustomerConversation(
             (1, "u1".into()),
             "c1".into()
         )));
-        let err = f.admit(&open(2 * H, "c2")).unwrap_err();
+        let err = admit(&mut f, &open(2 * H, "c2")).unwrap_err();
         assert!(
             err.starts_with("too_late: the conversation_opened of conversation c2"),
             "{err}"
         );
-        f.admit(&open(3 * H, "c3")).unwrap();
+        admit(&mut f, &open(3 * H, "c3")).unwrap();
     }
 
     #[test]
     fn refusal_does_not_wait_for_the_sweep() {
         let mut f = Finalizer::new(2 * H);
-        f.admit(&resolved(0, "c1")).unwrap();
+        admit(&mut f, &resolved(0, "c1")).unwrap();
         for k in 1..=4 {
-            f.admit(&msg(k * H, "other", &format!("x{k}"))).unwrap();
+            admit(&mut f, &msg(k * H, "other", &format!("x{k}"))).unwrap();
         }
-        assert!(f.admit(&resolved(4 * H, "c1")).is_err());
+        assert!(admit(&mut f, &resolved(4 * H, "c1")).is_err());
         let c1 = Finalized::Entity(Family::Conversation, (1, "c1".into()));
         assert_eq!(f.sweep().iter().filter(|f| **f == c1).count(), 1);
-        assert!(f.admit(&resolved(4 * H, "c1")).is_err());
+        assert!(admit(&mut f, &resolved(4 * H, "c1")).is_err());
     }
 
     #[test]
     fn one_event_from_the_future_moves_the_watermark_one_hour() {
         let mut f = Finalizer::new(2 * H);
-        f.admit(&resolved(0, "c1")).unwrap();
-        f.admit(&msg(1_000 * H, "far", "x")).unwrap();
-        f.admit(&resolved(H, "c1")).unwrap();
+        admit(&mut f, &resolved(0, "c1")).unwrap();
+        admit(&mut f, &msg(1_000 * H, "far", "x")).unwrap();
+        admit(&mut f, &resolved(H, "c1")).unwrap();
         let c1 = Finalized::Entity(Family::Conversation, (1, "c1".into()));
         assert!(!f.sweep().contains(&c1));
     }

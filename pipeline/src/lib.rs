@@ -22,4 +22,4 @@ pub mod runtime;
 pub mod sink;
 
 pub use finalize::Refused;
-pub use runtime::{Pipeline, PipelineConfig, PipelineError};
+pub use runtime::{Pipeline, PipelineConfig, PipelineError, PipelineState, PipelineStateRef};

@@ -16,6 +16,7 @@
 
 use foldhash::{HashMap, HashMapExt as _};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -23,12 +24,13 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use schemas::metrics::{Fact, MetricBatch};
 use schemas::{Clock, Event};
+use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::capture::Event as CaptureEvent;
 use timely::progress::frontier::MutableAntichain;
 
 use crate::dataflow::{self, FactEvent, Time};
 use crate::finalize::{Finalized, Finalizer, Refused};
-use crate::records::Routed;
+use crate::records::{EntityKey, Id, Routed};
 
 /// Errors starting or running the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +77,45 @@ enum Command {
         events: Vec<Event>,
         finalize: Vec<Finalized>,
     },
+    /// A restart's replay ([`Pipeline::warm`]): insert these records and seed the
+    /// customers' first conversations at `time`, then advance inputs to `time + 1`.
+    Warm {
+        time: Time,
+        routed: Routed,
+        firsts: Firsts,
+    },
     /// Advance inputs to `time`.
     Advance(Time),
+}
+
+/// Customers' first conversations, `((account, customer), (opened at, conversation))`,
+/// as a restart seeds the customer fold with them.
+pub type Firsts = Vec<(EntityKey, (i64, Id))>;
+
+/// What a checkpoint keeps of the pipeline: how many events it had taken, its input
+/// time, and the finalizer (which entities are live or final, and the positions a
+/// restart replays). Written with [`Pipeline::state`], read back by
+/// [`Pipeline::resume`].
+#[derive(Debug, Deserialize)]
+pub struct PipelineState {
+    /// Events pushed (the source position to read on from).
+    pub pushed: u64,
+    /// The latest input time.
+    pub time: Time,
+    /// The finalizer.
+    pub finalizer: Finalizer,
+}
+
+/// [`PipelineState`] borrowed from a running pipeline, to serialize without a copy
+/// (the same fields, in the same order).
+#[derive(Debug, Serialize)]
+pub struct PipelineStateRef<'a> {
+    /// Events pushed.
+    pub pushed: u64,
+    /// The latest input time.
+    pub time: Time,
+    /// The finalizer.
+    pub finalizer: &'a Finalizer,
 }
 
 /// Handle to a running pipeline. Dropping it (or [`Pipeline::finish`]) closes the
@@ -97,6 +136,9 @@ pub struct Pipeline {
     finalizer: Option<Finalizer>,
     /// Events refused since [`Pipeline::take_refused`] was last called.
     refused: Vec<Refused>,
+    /// Output at times below it is dropped by the collector: it is a restart's replay
+    /// of state whose facts the checkpoint already holds ([`Pipeline::warm`]).
+    warm_end: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -144,9 +186,19 @@ impl Pipeline {
         .map_err(PipelineError::Start)?;
 
         let collector_marks = Arc::clone(&marks);
+        let warm_end = Arc::new(AtomicU64::new(0));
+        let collector_warm = Arc::clone(&warm_end);
         let collector = std::thread::Builder::new()
             .name("crmpulse-collector".into())
-            .spawn(move || collect(workers, &capture_rx, &collector_marks, on_batch))
+            .spawn(move || {
+                collect(
+                    workers,
+                    &capture_rx,
+                    &collector_marks,
+                    &collector_warm,
+                    on_batch,
+                )
+            })
             .map_err(|e| PipelineError::Start(e.to_string()))?;
 
         Ok(Self {
@@ -159,7 +211,95 @@ impl Pipeline {
             marks,
             finalizer: config.lateness_horizon_ms.map(Finalizer::new),
             refused: Vec::new(),
+            warm_end,
         })
+    }
+
+    /// Starts a pipeline that goes on from a checkpoint's `state`: it counts the events
+    /// from `state.pushed` on and keeps the checkpoint's finalizer, and its customer
+    /// fold is seeded with the customers' first conversations. The caller then replays
+    /// the events at [`Finalizer::warm_positions`] with [`Pipeline::warm`] (their
+    /// output is dropped: the checkpoint's facts hold it) and pushes the events after
+    /// `state.pushed` as usual.
+    ///
+    /// # Errors
+    /// [`PipelineError::Start`] when timely cannot start; [`PipelineError::Stopped`]
+    /// when the workers are gone.
+    pub fn resume(
+        config: &PipelineConfig,
+        state: PipelineState,
+        on_batch: impl FnMut(MetricBatch) + Send + 'static,
+    ) -> Result<Self, PipelineError> {
+        let mut pipeline = Self::start(config, on_batch)?;
+        pipeline.pushed = state.pushed;
+        pipeline.time = state.time;
+        let firsts: Vec<_> = state.finalizer.firsts().collect();
+        pipeline.finalizer = Some(state.finalizer);
+        let n = pipeline.senders.len();
+        let mut parts: Vec<Vec<_>> = vec![Vec::new(); n];
+        for (i, first) in firsts.into_iter().enumerate() {
+            parts[i % n].push(first);
+        }
+        pipeline.send_warm(
+            parts
+                .into_iter()
+                .map(|firsts| (Routed::default(), firsts))
+                .collect(),
+        )?;
+        Ok(pipeline)
+    }
+
+    /// What a checkpoint keeps of the pipeline, when it has a finalizer (without a
+    /// lateness horizon nothing is ever final, and a restart replays the whole source).
+    pub fn state(&self) -> Option<PipelineStateRef<'_>> {
+        self.finalizer.as_ref().map(|finalizer| PipelineStateRef {
+            pushed: self.pushed,
+            time: self.time,
+            finalizer,
+        })
+    }
+
+    /// Replays events of a resumed pipeline's state ([`Pipeline::resume`]): each
+    /// event's records go to the folds whose entity is live in the finalizer (and to
+    /// the folds that never finalize); the rest were final at the checkpoint. Nothing
+    /// is admitted, counted or released: the folds only get back the state they had.
+    ///
+    /// # Errors
+    /// [`PipelineError::Stopped`] when the workers are gone.
+    pub fn warm(&mut self, events: Vec<Event>) -> Result<(), PipelineError> {
+        let n = self.senders.len();
+        let mut parts: Vec<Routed> = (0..n).map(|_| Routed::default()).collect();
+        for (i, e) in events.into_iter().enumerate() {
+            parts[i % n].push(e);
+        }
+        if let Some(finalizer) = &self.finalizer {
+            for part in &mut parts {
+                finalizer.retain_live(part);
+            }
+        }
+        self.send_warm(parts.into_iter().map(|r| (r, Vec::new())).collect())
+    }
+
+    fn send_warm(
+        &mut self,
+        parts: Vec<(Routed, Firsts)>,
+    ) -> Result<(), PipelineError> {
+        let time = self.next_time(self.clock_ms());
+        self.warm_end.store(time + 1, Ordering::Release);
+        self.time = time;
+        self.marks
+            .lock()
+            .expect("marks lock")
+            .push_back((time, self.pushed));
+        for (tx, (routed, firsts)) in self.senders.iter().zip(parts) {
+            tx.send(Command::Warm {
+                time,
+                routed,
+                firsts,
+            })
+            .map_err(|_| PipelineError::Stopped)?;
+        }
+        Ok(())
     }
 
     /// The latest pipeline time handed to the workers.
@@ -205,13 +345,18 @@ impl Pipeline {
         let mut finalize: Vec<Vec<Finalized>> = vec![Vec::new(); n];
         let mut admitted = 0;
         for (i, e) in events.into_iter().enumerate() {
-            match self.finalizer.as_mut().map_or(Ok(()), |f| f.admit(&e)) {
+            let position = self.pushed + i as u64;
+            match self
+                .finalizer
+                .as_mut()
+                .map_or(Ok(()), |f| f.admit(&e, position))
+            {
                 Ok(()) => {
                     parts[admitted % n].push(e);
                     admitted += 1;
                 }
                 Err(reason) => self.refused.push(Refused {
-                    position: self.pushed + i as u64,
+                    position,
                     event: e,
                     reason,
                 }),
@@ -345,6 +490,18 @@ fn run_worker(
                 in_flight.push_back(time);
                 worker.step();
             }
+            Ok(Command::Warm {
+                time,
+                routed,
+                firsts,
+            }) => {
+                inputs.advance_to(time);
+                inputs.insert(routed);
+                inputs.seed_firsts(firsts);
+                inputs.advance_to(time + 1);
+                in_flight.push_back(time);
+                worker.step();
+            }
             Ok(Command::Advance(time)) => {
                 inputs.advance_to(time);
                 worker.step();
@@ -362,6 +519,7 @@ fn collect(
     workers: usize,
     rx: &mpsc::Receiver<FactEvent>,
     marks: &Mutex<VecDeque<(Time, u64)>>,
+    warm_end: &AtomicU64,
     mut on_batch: impl FnMut(MetricBatch),
 ) {
     // Every worker's capture starts holding the minimum time; its reports are changes.
@@ -377,7 +535,12 @@ fn collect(
             frontier.update_iter(changes);
         }
         CaptureEvent::Messages(_, updates) => {
+            // Set before the replay's commands are sent, so before its output exists.
+            let warm_end = warm_end.load(Ordering::Acquire);
             for (fact, time, diff) in updates {
+                if time < warm_end {
+                    continue;
+                }
                 *pending.entry(time).or_default().entry(fact).or_default() += diff as i64;
             }
         }

@@ -281,6 +281,116 @@ impl AccountFacts {
         add_at(self.buckets.entry(kind).or_default(), b, fact, diff);
     }
 
+    /// Calls `f` with every fact of the account (`account`) and its multiplicity, the
+    /// compact columns turned back into [`Fact`]s: the fact multiset the store holds,
+    /// each fact once (the day rollups and `awaiting_open` are copies and are skipped).
+    /// A checkpoint writes it; applying it to an empty store gives the same store.
+    pub fn for_each_fact(&self, account_id: u64, mut f: impl FnMut(Fact, i64)) {
+        for facts in self.now.values() {
+            for (fact, n) in facts {
+                f(fact.clone(), *n);
+            }
+        }
+        for series in self.buckets.values() {
+            for facts in series.values() {
+                for (fact, n) in facts {
+                    f(fact.clone(), *n);
+                }
+            }
+        }
+        let name = |id: u32| self.names.name(id).to_owned();
+        let opt = |id: u32| (id != NO_ID).then(|| self.names.name(id).to_owned());
+        self.handled.buckets.for_each(|bucket, k, n| {
+            f(
+                Fact::AgentHandled {
+                    account_id,
+                    bucket,
+                    agent_id: name(k.agent),
+                    team_id: opt(k.team),
+                    conversation_id: self.conversations.name(k.conversation).to_owned(),
+                    channel: k.channel,
+                    inbox_id: name(k.inbox),
+                },
+                n,
+            );
+        });
+        self.customer_conversations
+            .buckets
+            .for_each(|bucket, k, n| {
+                f(
+                    Fact::CustomerConversation {
+                        account_id,
+                        bucket,
+                        customer_id: self.customers.name(k.customer).to_owned(),
+                        first: k.first,
+                        channel: k.channel,
+                        inbox_id: name(k.inbox),
+                    },
+                    n,
+                );
+            });
+        self.first_responses.buckets.for_each(|bucket, k, n| {
+            f(
+                Fact::FirstResponse {
+                    account_id,
+                    bucket,
+                    seconds: k.seconds,
+                    channel: k.channel,
+                    inbox_id: name(k.inbox),
+                    agent_id: opt(k.agent),
+                    team_id: opt(k.team),
+                },
+                n,
+            );
+        });
+        self.opened.buckets.for_each(|bucket, k, n| {
+            f(
+                Fact::ConversationOpened {
+                    account_id,
+                    bucket,
+                    resolved: k.resolved,
+                    channel: k.channel,
+                    inbox_id: name(k.inbox),
+                    campaign_id: opt(k.campaign),
+                },
+                n,
+            );
+        });
+        self.automation.buckets.for_each(|bucket, k, n| {
+            f(
+                Fact::AutomationConversation {
+                    account_id,
+                    bucket,
+                    channel: k.channel,
+                    inbox_id: name(k.inbox),
+                    bot: k.bot,
+                    escalated: k.escalated,
+                    human: k.human,
+                    resolved_by: k.resolved_by,
+                    auto_reply: k.auto_reply,
+                    intent: opt(k.intent),
+                    csat: k.csat,
+                    handling_s: k.handling_s,
+                },
+                n,
+            );
+        });
+        self.status_pieces.for_each(|bucket, k, n| {
+            f(
+                Fact::AgentStatusPiece {
+                    account_id,
+                    bucket,
+                    agent_id: name(k.agent),
+                    team_id: opt(k.team),
+                    status: k.status,
+                    start_ms: k.start_ms,
+                    end_ms: k.end_ms,
+                },
+                n,
+            );
+        });
+    }
+
     /// Facts of `kind` with bucket in `[from, to)`, read from the day rollups for whole
     /// UTC days inside the range: the same sums and the same distinct ids as
     /// [`Self::range`], but a fact's bucket may be replaced by its day's start. For
@@ -552,6 +662,15 @@ impl<K: Copy + Eq + Hash> Series<K> {
     }
 
     /// The earliest bucket holding an entry.
+    /// Calls `f` with every `(bucket, key, multiplicity)`.
+    fn for_each(&self, mut f: impl FnMut(i64, K, i64)) {
+        for (day, d) in &self.days {
+            for &(o, k, n) in &d.entries {
+                f(day + i64::from(o), k, n);
+            }
+        }
+    }
+
     pub fn first_bucket(&self) -> Option<i64> {
         let (day, d) = self.days.iter().next()?;
         d.entries.iter().map(|e| day + i64::from(e.0)).min()
@@ -682,6 +801,18 @@ impl ViewStore {
         self.progress.send_replace(batch.progress);
     }
 
+    /// Calls `f` with every fact the store holds and its multiplicity, at one complete
+    /// timestamp (under the read lock: batches wait meanwhile). Returns that state's
+    /// `(progress, events_consumed)`.
+    pub fn for_each_fact(&self, mut f: impl FnMut(Fact, i64)) -> (u64, u64) {
+        self.read(|s| {
+            for (account, facts) in &s.accounts {
+                facts.for_each_fact(*account, &mut f);
+            }
+            (s.progress, s.events_consumed)
+        })
+    }
+
     /// Runs `f` on the state at one complete timestamp.
     pub fn read<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
         f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
@@ -799,6 +930,132 @@ mod tests {
                 "kept compact only"
             );
         });
+    }
+
+    #[test]
+    fn every_fact_comes_back_out_of_the_compact_columns() {
+        use schemas::event::{AgentStatus, Channel, ResolvedBy};
+        let day = 20_000 * DAY_MS;
+        let facts = vec![
+            (
+                Fact::AgentHandled {
+                    account_id: 7,
+                    bucket: day + 900_000,
+                    agent_id: "a".into(),
+                    team_id: Some("t".into()),
+                    conversation_id: "c1".into(),
+                    channel: Channel::Whatsapp,
+                    inbox_id: "i".into(),
+                },
+                2,
+            ),
+            (
+                Fact::CustomerConversation {
+                    account_id: 7,
+                    bucket: day,
+                    customer_id: "u".into(),
+                    first: true,
+                    channel: Channel::Sms,
+                    inbox_id: "i".into(),
+                },
+                1,
+            ),
+            (
+                Fact::FirstResponse {
+                    account_id: 7,
+                    bucket: day + DAY_MS,
+                    seconds: 42,
+                    channel: Channel::Sms,
+                    inbox_id: "i2".into(),
+                    agent_id: None,
+                    team_id: Some("t".into()),
+                },
+                1,
+            ),
+            (
+                Fact::ConversationOpened {
+                    account_id: 7,
+                    bucket: day,
+                    resolved: false,
+                    channel: Channel::Whatsapp,
+                    inbox_id: "i".into(),
+                    campaign_id: Some("k".into()),
+                },
+                3,
+            ),
+            (
+                Fact::AutomationConversation {
+                    account_id: 8,
+                    bucket: day,
+                    channel: Channel::Whatsapp,
+                    inbox_id: "i".into(),
+                    bot: true,
+                    escalated: false,
+                    human: true,
+                    resolved_by: Some(ResolvedBy::Bot),
+                    auto_reply: true,
+                    intent: Some("billing".into()),
+                    csat: Some(4),
+                    handling_s: Some(90),
+                },
+                1,
+            ),
+            (
+                Fact::AgentStatusPiece {
+                    account_id: 7,
+                    bucket: day + 1_800_000,
+                    agent_id: "a".into(),
+                    team_id: None,
+                    status: AgentStatus::Online,
+                    start_ms: day + 1_800_000,
+                    end_ms: day + 2_000_000,
+                },
+                1,
+            ),
+            (
+                Fact::Resolution {
+                    account_id: 7,
+                    bucket: day,
+                    resolved_by: ResolvedBy::Agent,
+                    agent_id: Some("a".into()),
+                    team_id: None,
+                    channel: Channel::Sms,
+                    inbox_id: "i".into(),
+                },
+                -1,
+            ),
+            (
+                Fact::OpenTicket {
+                    account_id: 8,
+                    priority: Priority::High,
+                },
+                2,
+            ),
+        ];
+        let store = ViewStore::default();
+        store.apply(MetricBatch {
+            progress: 11,
+            updates: facts.clone(),
+            events_consumed: 5,
+        });
+        let mut out = Vec::new();
+        let at = store.for_each_fact(|f, n| out.push((f, n)));
+        assert_eq!(at, (11, 5));
+        let mut want = facts;
+        want.sort();
+        out.sort();
+        assert_eq!(out, want);
+        // Applied to an empty store, it is the same store.
+        let copy = ViewStore::default();
+        copy.apply(MetricBatch {
+            progress: 11,
+            updates: out.clone(),
+            events_consumed: 5,
+        });
+        let mut again = Vec::new();
+        copy.for_each_fact(|f, n| again.push((f, n)));
+        again.sort();
+        assert_eq!(again, out);
     }
 
     #[test]

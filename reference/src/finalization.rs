@@ -14,9 +14,10 @@
 //!   is more than the horizon before its account's watermark (it could otherwise come
 //!   before a customer's first conversation that is already final).
 //!
-//! No sweep, no hash set: every check walks the entity's accepted events again.
+//! No sweep, no tombstones: every check walks the entity's accepted events again
+//! (found by entity, so that a long history is checked in time linear in its length).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use schemas::event::{Event, Payload};
 
@@ -90,35 +91,37 @@ fn closed(kind: &str, events: &[&Event]) -> bool {
 /// `horizon_ms` refuses.
 pub fn refused(delivered: &[Event], horizon_ms: i64) -> Vec<usize> {
     let mut watermark: BTreeMap<u64, i64> = BTreeMap::new();
-    let mut accepted: Vec<&Event> = Vec::new();
+    // Each entity's accepted events: `(account, kind, id)` → events.
+    let mut accepted: HashMap<(u64, &'static str, String), Vec<&Event>> = HashMap::new();
     let mut out = Vec::new();
     for (i, e) in delivered.iter().enumerate() {
-        let is_final = |kind: &str, id: &str| {
+        let is_final = |kind: &'static str, id: &str| {
             let Some(w) = watermark.get(&e.account_id) else {
                 return false;
             };
-            let mine: Vec<&Event> = accepted
-                .iter()
-                .copied()
-                .filter(|a| {
-                    a.account_id == e.account_id
-                        && entities(a).iter().any(|(k, x)| *k == kind && x == id)
-                })
-                .collect();
+            let Some(mine) = accepted.get(&(e.account_id, kind, id.to_owned())) else {
+                return false;
+            };
             let Some(latest) = mine.iter().map(|a| a.occurred_at_ms).max() else {
                 return false;
             };
-            closed(kind, &mine) && latest < w - horizon_ms
+            closed(kind, mine) && latest < w - horizon_ms
         };
         let old_open = matches!(e.payload, Payload::ConversationOpened { .. })
             && watermark
                 .get(&e.account_id)
                 .is_some_and(|w| e.occurred_at_ms < w - horizon_ms);
-        if old_open || entities(e).iter().any(|(kind, id)| is_final(kind, id)) {
+        let named = entities(e);
+        if old_open || named.iter().any(|(kind, id)| is_final(kind, id)) {
             out.push(i);
             continue;
         }
-        accepted.push(e);
+        for (kind, id) in named {
+            accepted
+                .entry((e.account_id, kind, id))
+                .or_default()
+                .push(e);
+        }
         let w = watermark.entry(e.account_id).or_insert(e.occurred_at_ms);
         *w = (*w).max(e.occurred_at_ms.min(*w + HOUR_MS));
     }

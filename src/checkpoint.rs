@@ -1,0 +1,347 @@
+//! Checkpoints of the embedded stack: the view store's facts, the pipeline's
+//! finalizer and the log position they belong to, in one file written atomically, so
+//! that a restart loads them and replays only what the dataflow holds live instead of
+//! the whole log (docs/architecture.md, "Checkpoints").
+//!
+//! The file, `checkpoint.bin` in the data dir:
+//!
+//! ```text
+//! "CRMPCKPT" | version: u32 LE | crc32 of the rest: u32 LE | zstd( postcard:
+//!     Header, PipelineState, then Some((fact, multiplicity)) per fact, None, and
+//!     the number of facts )
+//! ```
+//!
+//! Invariants:
+//! - **One position.** Everything in a checkpoint is the state after exactly the first
+//!   `Header::events` events of the log: it is taken only when the view store has
+//!   released every event pushed ([`Checkpointer::write`] checks it under the store's
+//!   lock), and the log only grows (dense sequence numbers that never change).
+//! - **All or nothing.** It is written to `checkpoint.bin.tmp`, fsynced, and renamed
+//!   over the previous one (then the directory is fsynced): a `kill -9` at any point
+//!   leaves the previous checkpoint or the new one, never a mix. A damaged file fails
+//!   its CRC or its decoding and is ignored: the restart replays the whole log.
+//! - **Same rules.** A checkpoint written with another lateness horizon, or ahead of
+//!   the log it is found beside, is ignored the same way.
+
+use std::fs::File;
+use std::io::{BufWriter, Read as _, Seek as _, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use pipeline::{Pipeline, PipelineState};
+use query_api::ViewStore;
+use schemas::metrics::{Fact, MetricBatch};
+use serde::{Deserialize, Serialize};
+
+const MAGIC: &[u8; 8] = b"CRMPCKPT";
+/// Bumped whenever what a checkpoint holds changes meaning.
+const VERSION: u32 = 1;
+const FILE: &str = "checkpoint.bin";
+/// Facts applied to the view store per batch when a checkpoint is loaded.
+const LOAD_CHUNK: usize = 100_000;
+
+/// What a checkpoint says about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Header {
+    /// Events of the log it covers: the first `events` positions.
+    events: u64,
+    /// The view store's progress (pipeline time) at it.
+    progress: u64,
+    /// The lateness horizon it was taken with, ms.
+    horizon_ms: i64,
+}
+
+/// A checkpoint read back.
+pub struct Loaded {
+    /// The pipeline's part.
+    pub state: PipelineState,
+    /// Events of the log it covers.
+    pub events: u64,
+    /// The view store's progress at it.
+    pub progress: u64,
+    facts: Vec<(Fact, i64)>,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("events", &self.events)
+            .field("facts", &self.facts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Loaded {
+    /// Hands the checkpoint's facts to `apply` in batches at its position (the view
+    /// store, and the ClickHouse sink before it), consuming them.
+    pub fn release_facts(&mut self, mut apply: impl FnMut(MetricBatch)) {
+        let facts = std::mem::take(&mut self.facts);
+        let mut it = facts.into_iter().peekable();
+        // One batch even without facts, so the store knows the position.
+        loop {
+            let updates: Vec<_> = it.by_ref().take(LOAD_CHUNK).collect();
+            apply(MetricBatch {
+                progress: self.progress,
+                updates,
+                events_consumed: self.events,
+            });
+            if it.peek().is_none() {
+                break;
+            }
+        }
+    }
+}
+
+/// A writer that feeds every byte through a CRC-32.
+struct Crc<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for Crc<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Loads the checkpoint in `dir`, if there is one that applies: same lateness horizon,
+/// and not ahead of a log of `log_len` events. Anything else (none, damaged, another
+/// horizon, another version) is logged and gives `None`: the caller replays the log.
+pub fn load(dir: &Path, horizon_ms: Option<i64>, log_len: u64) -> Option<Loaded> {
+    let path = dir.join(FILE);
+    if !path.exists() {
+        return None;
+    }
+    let started = Instant::now();
+    match read(&path, horizon_ms, log_len) {
+        Ok(loaded) => {
+            metrics::gauge!("crmpulse_checkpoint_loaded_events").set(loaded.events as f64);
+            tracing::info!(
+                events = loaded.events,
+                facts = loaded.facts.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "checkpoint loaded"
+            );
+            Some(loaded)
+        }
+        Err(e) => {
+            metrics::counter!("crmpulse_checkpoint_ignored_total").increment(1);
+            tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "checkpoint not used; replaying the whole log");
+            None
+        }
+    }
+}
+
+fn read(path: &Path, horizon_ms: Option<i64>, log_len: u64) -> anyhow::Result<Loaded> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    anyhow::ensure!(
+        bytes.len() >= 16 && &bytes[..8] == MAGIC,
+        "not a crmpulse checkpoint"
+    );
+    let version = u32::from_le_bytes(bytes[8..12].try_into()?);
+    anyhow::ensure!(
+        version == VERSION,
+        "checkpoint version {version}, this build reads {VERSION}"
+    );
+    let crc = u32::from_le_bytes(bytes[12..16].try_into()?);
+    anyhow::ensure!(
+        crc32fast::hash(&bytes[16..]) == crc,
+        "checksum mismatch: the file is damaged"
+    );
+    let body = zstd::stream::decode_all(&bytes[16..]).context("decompressing")?;
+    drop(bytes);
+    let (header, rest): (Header, _) = postcard::take_from_bytes(&body).context("header")?;
+    anyhow::ensure!(
+        Some(header.horizon_ms) == horizon_ms,
+        "taken with a lateness horizon of {} h, configured {}",
+        header.horizon_ms / 3_600_000,
+        horizon_ms.map_or("none".to_owned(), |h| format!("{} h", h / 3_600_000)),
+    );
+    anyhow::ensure!(
+        header.events <= log_len,
+        "it covers {} events and the log holds {log_len}: not this log",
+        header.events
+    );
+    let (state, mut rest): (PipelineState, _) =
+        postcard::take_from_bytes(rest).context("pipeline state")?;
+    anyhow::ensure!(
+        state.pushed == header.events,
+        "pipeline state at {} events, facts at {}",
+        state.pushed,
+        header.events
+    );
+    let mut facts = Vec::new();
+    loop {
+        let (fact, next): (Option<(Fact, i64)>, _) =
+            postcard::take_from_bytes(rest).context("facts")?;
+        rest = next;
+        match fact {
+            Some(f) => facts.push(f),
+            None => break,
+        }
+    }
+    let (count, rest): (u64, _) = postcard::take_from_bytes(rest).context("fact count")?;
+    anyhow::ensure!(
+        facts.len() as u64 == count && rest.is_empty(),
+        "{} facts read, the file says {count}",
+        facts.len(),
+    );
+    Ok(Loaded {
+        state,
+        events: header.events,
+        progress: header.progress,
+        facts,
+    })
+}
+
+/// Writes checkpoints of a running embedded stack: every `interval` once new events
+/// have been pushed, and when asked ([`Checkpointer::write`]).
+#[derive(Debug)]
+pub struct Checkpointer {
+    dir: PathBuf,
+    interval: Duration,
+    /// When the last one was written (or the stack started).
+    last_at: Instant,
+    /// Events it covered.
+    last_events: u64,
+}
+
+impl Checkpointer {
+    /// Checkpoints into `dir` every `interval`; `events` is what the log position the
+    /// stack starts from already covers (a loaded checkpoint's, or 0).
+    pub fn new(dir: &Path, interval: Duration, events: u64) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            interval,
+            last_at: Instant::now(),
+            last_events: events,
+        }
+    }
+
+    /// Events the last checkpoint covers (or the start position).
+    pub fn covered(&self) -> u64 {
+        self.last_events
+    }
+
+    /// Whether one is due: new events since the last, and the interval passed.
+    pub fn due(&self, pushed: u64) -> bool {
+        pushed > self.last_events && self.last_at.elapsed() >= self.interval
+    }
+
+    /// Writes a checkpoint of `pipeline` and `store` once the store has released every
+    /// event pushed (waiting up to `drain`). Returns whether it wrote one; a pipeline
+    /// without a lateness horizon has no checkpoint.
+    ///
+    /// # Errors
+    /// I/O errors; the previous checkpoint is then still in place.
+    pub fn write(
+        &mut self,
+        pipeline: &Pipeline,
+        store: &ViewStore,
+        drain: Duration,
+    ) -> anyhow::Result<bool> {
+        let Some(state) = pipeline.state() else {
+            return Ok(false);
+        };
+        let pushed = state.pushed;
+        let deadline = Instant::now() + drain;
+        while store.read(|s| s.events_consumed) < pushed {
+            if Instant::now() >= deadline {
+                // Still busy: the next call tries again.
+                self.last_at = Instant::now();
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let started = Instant::now();
+        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        let result = (|| -> anyhow::Result<(u64, u64)> {
+            let mut file = File::create(&tmp)?;
+            file.write_all(MAGIC)?;
+            file.write_all(&VERSION.to_le_bytes())?;
+            file.write_all(&[0; 4])?;
+            let mut crc = Crc {
+                inner: BufWriter::with_capacity(1 << 20, file.try_clone()?),
+                crc: crc32fast::Hasher::new(),
+            };
+            let mut z = zstd::stream::Encoder::new(&mut crc, 3)?;
+            let mut written = 0u64;
+            let mut failed = None;
+            let (progress, consumed) = {
+                let header_at = store.read(|s| (s.progress, s.events_consumed));
+                postcard::to_io(
+                    &Header {
+                        events: pushed,
+                        progress: header_at.0,
+                        horizon_ms: state.finalizer.horizon_ms(),
+                    },
+                    &mut z,
+                )?;
+                postcard::to_io(&state, &mut z)?;
+                let at = store.for_each_fact(|fact, n| {
+                    if failed.is_none() {
+                        match postcard::to_io(&Some((fact, n)), &mut z) {
+                            Ok(_) => written += 1,
+                            Err(e) => failed = Some(e),
+                        }
+                    }
+                });
+                anyhow::ensure!(at == header_at, "the view store moved while it was written");
+                at
+            };
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+            anyhow::ensure!(
+                consumed == pushed,
+                "the view store is not at the pipeline's position"
+            );
+            postcard::to_io(&None::<(Fact, i64)>, &mut z)?;
+            postcard::to_io(&written, &mut z)?;
+            z.finish()?;
+            crc.flush()?;
+            let Crc { inner, crc: sum } = crc;
+            drop(inner);
+            let sum = sum.finalize();
+            file.seek(SeekFrom::Start(12))?;
+            file.write_all(&sum.to_le_bytes())?;
+            file.sync_all()?;
+            let size = file.metadata()?.len();
+            drop(file);
+            std::fs::rename(&tmp, self.dir.join(FILE))?;
+            File::open(&self.dir)?.sync_all()?;
+            Ok((progress, size))
+        })();
+        self.last_at = Instant::now();
+        match result {
+            Ok((_, size)) => {
+                self.last_events = pushed;
+                let secs = started.elapsed().as_secs_f64();
+                metrics::counter!("crmpulse_checkpoints_total").increment(1);
+                metrics::gauge!("crmpulse_checkpoint_events").set(pushed as f64);
+                metrics::gauge!("crmpulse_checkpoint_bytes").set(size as f64);
+                metrics::gauge!("crmpulse_checkpoint_write_seconds").set(secs);
+                tracing::info!(
+                    events = pushed,
+                    bytes = size,
+                    elapsed_ms = (secs * 1000.0) as u64,
+                    "checkpoint written"
+                );
+                Ok(true)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                metrics::counter!("crmpulse_checkpoint_failures_total").increment(1);
+                Err(e.context("writing a checkpoint"))
+            }
+        }
+    }
+}

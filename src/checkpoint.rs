@@ -40,6 +40,10 @@ const VERSION: u32 = 1;
 const FILE: &str = "checkpoint.bin";
 /// Facts applied to the view store per batch when a checkpoint is loaded.
 const LOAD_CHUNK: usize = 100_000;
+/// New events after which a checkpoint is due before the interval ([`Checkpointer::due`]).
+pub const CATCH_UP_EVENTS: u64 = 1_000_000;
+/// The least time between two checkpoints taken before the interval.
+const MIN_SPACING: Duration = Duration::from_secs(30);
 
 /// What a checkpoint says about itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,44 +56,83 @@ struct Header {
     horizon_ms: i64,
 }
 
-/// A checkpoint read back.
+/// A checkpoint read back: the pipeline's part decoded, the facts still to decode
+/// ([`Facts::release`]), so that the pipeline's warm-up and loading the facts can run
+/// at the same time.
+#[derive(Debug)]
 pub struct Loaded {
     /// The pipeline's part.
     pub state: PipelineState,
     /// Events of the log it covers.
     pub events: u64,
-    /// The view store's progress at it.
-    pub progress: u64,
-    facts: Vec<(Fact, i64)>,
+    /// The view store's facts.
+    pub facts: Facts,
 }
 
-impl std::fmt::Debug for Loaded {
+/// A checkpoint's facts, decompressed and checked (CRC) but not decoded yet.
+pub struct Facts {
+    body: Vec<u8>,
+    offset: usize,
+    events: u64,
+    progress: u64,
+}
+
+impl std::fmt::Debug for Facts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Loaded")
+        f.debug_struct("Facts")
             .field("events", &self.events)
-            .field("facts", &self.facts.len())
+            .field("bytes", &(self.body.len() - self.offset))
             .finish_non_exhaustive()
     }
 }
 
-impl Loaded {
-    /// Hands the checkpoint's facts to `apply` in batches at its position (the view
-    /// store, and the ClickHouse sink before it), consuming them.
-    pub fn release_facts(&mut self, mut apply: impl FnMut(MetricBatch)) {
-        let facts = std::mem::take(&mut self.facts);
-        let mut it = facts.into_iter().peekable();
-        // One batch even without facts, so the store knows the position.
+impl Facts {
+    /// Decodes the facts and hands them to `apply` in batches at the checkpoint's
+    /// position (the ClickHouse sink, then the view store). Returns how many.
+    ///
+    /// # Errors
+    /// When they do not decode: the checksum matched, so this is a bug, not damage;
+    /// the stack must not start on half of them (delete `checkpoint.bin` to replay
+    /// the log).
+    pub fn release(self, mut apply: impl FnMut(MetricBatch)) -> anyhow::Result<u64> {
+        let started = Instant::now();
+        let mut rest = &self.body[self.offset..];
+        let mut count = 0u64;
+        let mut batch = Vec::with_capacity(LOAD_CHUNK);
         loop {
-            let updates: Vec<_> = it.by_ref().take(LOAD_CHUNK).collect();
-            apply(MetricBatch {
-                progress: self.progress,
-                updates,
-                events_consumed: self.events,
-            });
-            if it.peek().is_none() {
+            let (fact, next): (Option<(Fact, i64)>, _) = postcard::take_from_bytes(rest).context(
+                "checkpoint facts do not decode (delete checkpoint.bin to replay the log)",
+            )?;
+            rest = next;
+            let end = fact.is_none();
+            if let Some(f) = fact {
+                batch.push(f);
+                count += 1;
+            }
+            // One batch even without facts, so the store knows the position.
+            if batch.len() == LOAD_CHUNK || end {
+                apply(MetricBatch {
+                    progress: self.progress,
+                    updates: std::mem::replace(&mut batch, Vec::with_capacity(LOAD_CHUNK)),
+                    events_consumed: self.events,
+                });
+            }
+            if end {
                 break;
             }
         }
+        let (written, rest): (u64, _) =
+            postcard::take_from_bytes(rest).context("checkpoint fact count")?;
+        anyhow::ensure!(
+            written == count && rest.is_empty(),
+            "checkpoint: {count} facts read, the file says {written}"
+        );
+        tracing::info!(
+            facts = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "checkpoint facts loaded"
+        );
+        Ok(count)
     }
 }
 
@@ -125,7 +168,6 @@ pub fn load(dir: &Path, horizon_ms: Option<i64>, log_len: u64) -> Option<Loaded>
             metrics::gauge!("crmpulse_checkpoint_loaded_events").set(loaded.events as f64);
             tracing::info!(
                 events = loaded.events,
-                facts = loaded.facts.len(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "checkpoint loaded"
             );
@@ -170,7 +212,7 @@ fn read(path: &Path, horizon_ms: Option<i64>, log_len: u64) -> anyhow::Result<Lo
         "it covers {} events and the log holds {log_len}: not this log",
         header.events
     );
-    let (state, mut rest): (PipelineState, _) =
+    let (state, rest): (PipelineState, _) =
         postcard::take_from_bytes(rest).context("pipeline state")?;
     anyhow::ensure!(
         state.pushed == header.events,
@@ -178,27 +220,16 @@ fn read(path: &Path, horizon_ms: Option<i64>, log_len: u64) -> anyhow::Result<Lo
         state.pushed,
         header.events
     );
-    let mut facts = Vec::new();
-    loop {
-        let (fact, next): (Option<(Fact, i64)>, _) =
-            postcard::take_from_bytes(rest).context("facts")?;
-        rest = next;
-        match fact {
-            Some(f) => facts.push(f),
-            None => break,
-        }
-    }
-    let (count, rest): (u64, _) = postcard::take_from_bytes(rest).context("fact count")?;
-    anyhow::ensure!(
-        facts.len() as u64 == count && rest.is_empty(),
-        "{} facts read, the file says {count}",
-        facts.len(),
-    );
+    let offset = body.len() - rest.len();
     Ok(Loaded {
         state,
         events: header.events,
-        progress: header.progress,
-        facts,
+        facts: Facts {
+            body,
+            offset,
+            events: header.events,
+            progress: header.progress,
+        },
     })
 }
 
@@ -212,6 +243,8 @@ pub struct Checkpointer {
     last_at: Instant,
     /// Events it covered.
     last_events: u64,
+    /// How long the last write took.
+    last_took: Duration,
 }
 
 impl Checkpointer {
@@ -223,6 +256,7 @@ impl Checkpointer {
             interval,
             last_at: Instant::now(),
             last_events: events,
+            last_took: Duration::ZERO,
         }
     }
 
@@ -231,9 +265,17 @@ impl Checkpointer {
         self.last_events
     }
 
-    /// Whether one is due: new events since the last, and the interval passed.
+    /// Whether one is due: new events since the last, and the interval passed; or,
+    /// sooner, [`CATCH_UP_EVENTS`] new events (a backlog or the demo's backfill, which
+    /// a crash would make the next start replay), but never more often than every
+    /// [`MIN_SPACING`] nor than ten times the last write took, so that writing costs
+    /// ingestion at most a tenth of its time.
     pub fn due(&self, pushed: u64) -> bool {
-        pushed > self.last_events && self.last_at.elapsed() >= self.interval
+        let new = pushed.saturating_sub(self.last_events);
+        let elapsed = self.last_at.elapsed();
+        new > 0
+            && (elapsed >= self.interval
+                || (new >= CATCH_UP_EVENTS && elapsed >= MIN_SPACING.max(self.last_took * 10)))
     }
 
     /// Writes a checkpoint of `pipeline` and `store` once the store has released every
@@ -324,7 +366,8 @@ impl Checkpointer {
         match result {
             Ok((_, size)) => {
                 self.last_events = pushed;
-                let secs = started.elapsed().as_secs_f64();
+                self.last_took = started.elapsed();
+                let secs = self.last_took.as_secs_f64();
                 metrics::counter!("crmpulse_checkpoints_total").increment(1);
                 metrics::gauge!("crmpulse_checkpoint_events").set(pushed as f64);
                 metrics::gauge!("crmpulse_checkpoint_bytes").set(size as f64);

@@ -56,6 +56,9 @@ const TICK: Duration = Duration::from_millis(250);
 /// How long a checkpoint waits for the view store to release every event pushed:
 /// while running (a busy pipeline tries again at the next interval), and at shutdown.
 const CHECKPOINT_DRAIN: Duration = Duration::from_secs(1);
+/// Events a start's replay read beyond its checkpoint (or from an empty one) after
+/// which it writes one at once.
+const REPLAYED_EVENTS: u64 = 100_000;
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 /// How long a stopping ClickHouse sink may still try to write what it holds (the rest
 /// is rewritten from the source on the next start).
@@ -220,19 +223,18 @@ impl Stack {
                 // and the pipeline goes on from its position.
                 let horizon = config.pipeline.log_options(stack.clock).lateness_horizon_ms;
                 let interval = config.pipeline.checkpoint_interval_secs;
-                let mut resume = (interval > 0 && horizon.is_some())
+                let resume = (interval > 0 && horizon.is_some())
                     .then(|| checkpoint::load(&dir, horizon, log.len()))
                     .flatten();
-                if let Some(loaded) = &mut resume {
-                    loaded.release_facts(|batch| {
-                        if let Some(ch) = &stack.clickhouse {
-                            ch.accept(&batch);
-                        }
-                        stack.store.apply(batch);
-                    });
-                }
                 let next = resume.as_ref().map_or(0, |r| r.events);
                 stack.resumed_from = resume.as_ref().map(|r| r.events);
+                let (resume, facts) = match resume {
+                    Some(r) => (Some(r.state), Some(r.facts)),
+                    None => (None, None),
+                };
+                // The driver replays the live entities while the facts load here; it
+                // reads the log on from the checkpoint once they are in.
+                let (loaded_tx, loaded_rx) = std::sync::mpsc::sync_channel::<()>(1);
                 let checkpoints = (interval > 0 && horizon.is_some()).then(|| Checkpoints {
                     writer: Checkpointer::new(&dir, Duration::from_secs(interval), next),
                     store: Arc::clone(&stack.store),
@@ -245,9 +247,18 @@ impl Stack {
                         at_end: false,
                     },
                     None,
-                    resume,
+                    resume.map(|state| (state, loaded_rx)),
                     checkpoints,
                 )?;
+                if let Some(facts) = facts {
+                    facts.release(|batch| {
+                        if let Some(ch) = &stack.clickhouse {
+                            ch.accept(&batch);
+                        }
+                        stack.store.apply(batch);
+                    })?;
+                    let _ = loaded_tx.send(());
+                }
             }
             Source::EventsTopic => {
                 let kafka = kafka_section(config)?.clone();
@@ -296,7 +307,7 @@ impl Stack {
         config: &Config,
         input: Input,
         metrics: Option<(MetricsSink, CatchUp)>,
-        resume: Option<checkpoint::Loaded>,
+        resume: Option<(pipeline::PipelineState, std::sync::mpsc::Receiver<()>)>,
         checkpoints: Option<Checkpoints>,
     ) -> anyhow::Result<()> {
         let (mut metrics_sink, catch_up) = match metrics {
@@ -306,12 +317,12 @@ impl Stack {
         let store = Arc::clone(&self.store);
         let ch_sink = self.clickhouse.clone();
         let runtime = config.pipeline.runtime(self.clock);
-        let (resume, warm) = match resume {
-            Some(loaded) => {
-                let warm = loaded.state.finalizer.warm_positions();
-                (Some(loaded.state), warm)
+        let (resume, warm, loaded) = match resume {
+            Some((state, loaded)) => {
+                let warm = state.finalizer.warm_positions();
+                (Some(state), warm, Some(loaded))
             }
-            None => (None, Vec::new()),
+            None => (None, Vec::new(), None),
         };
         let on_batch = move |batch: MetricBatch| {
             // Rows are folded in before the view store takes the batch; the sink
@@ -344,7 +355,7 @@ impl Stack {
             .spawn(move || {
                 let mut input = input;
                 let mut checkpoints = checkpoints;
-                let result = input.warm(&mut pipeline, &warm).and_then(|()| {
+                let result = input.warm(&mut pipeline, &warm, loaded).and_then(|()| {
                     drive(
                         &mut input,
                         &mut pipeline,
@@ -713,22 +724,38 @@ enum Input {
 impl Input {
     /// Replays the events at `positions` into a pipeline resumed from a checkpoint
     /// ([`Pipeline::warm`]): the state its live entities had.
-    fn warm(&self, pipeline: &mut Pipeline, positions: &[u64]) -> anyhow::Result<()> {
+    /// Then waits for `loaded` (the checkpoint's facts in the view store) before the
+    /// source is read on.
+    fn warm(
+        &self,
+        pipeline: &mut Pipeline,
+        positions: &[u64],
+        loaded: Option<std::sync::mpsc::Receiver<()>>,
+    ) -> anyhow::Result<()> {
         let Input::Log { log, .. } = self else {
             return Ok(());
         };
-        if positions.is_empty() {
-            return Ok(());
+        if !positions.is_empty() {
+            let started = Instant::now();
+            let mut reading = Duration::ZERO;
+            for chunk in positions.chunks(READ_BATCH) {
+                let read = Instant::now();
+                let events = log.read_positions(chunk)?;
+                reading += read.elapsed();
+                pipeline.warm(events)?;
+            }
+            tracing::info!(
+                events = positions.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                reading_ms = reading.as_millis() as u64,
+                "live entities replayed from the log"
+            );
         }
-        let started = Instant::now();
-        for chunk in positions.chunks(READ_BATCH) {
-            pipeline.warm(log.read_positions(chunk)?)?;
+        if let Some(loaded) = loaded {
+            loaded
+                .recv()
+                .context("the checkpoint's facts did not load")?;
         }
-        tracing::info!(
-            events = positions.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "live entities replayed from the log"
-        );
         Ok(())
     }
 
@@ -879,9 +906,10 @@ fn drive(
                 c.set_target(pipeline.pushed());
             }
             started.store(true, Ordering::Release);
-            // What the start replayed is not replayed again by the next start.
+            // What the start replayed is not replayed again by the next start (a few
+            // events after a checkpoint wait for the interval).
             if let Some(c) = checkpoints.as_deref_mut()
-                && pipeline.pushed() > c.writer.covered()
+                && pipeline.pushed() >= c.writer.covered() + REPLAYED_EVENTS
             {
                 c.write(pipeline, SHUTDOWN_DRAIN);
             }

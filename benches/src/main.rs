@@ -7,6 +7,8 @@
 //! - `crmpulse-bench kafka`: the Kafka production path ([`kafka`]).
 //! - `crmpulse-bench sources`: the provider webhook routes (WhatsApp Cloud API,
 //!   Chatwoot) into the embedded log ([`sources`]).
+//! - `crmpulse-bench restart`: restart to caught-up against history length, with and
+//!   without a checkpoint ([`restart`]).
 //!
 //! Figures are printed, never asserted.
 
@@ -20,6 +22,7 @@ mod ingest;
 mod kafka;
 mod latency;
 mod memory;
+mod restart;
 mod sources;
 mod throughput;
 
@@ -59,6 +62,9 @@ enum Command {
     /// mapping only, then signed deliveries into a fresh event log on disk, and their
     /// redelivery.
     Sources(sources::SourcesArgs),
+    /// Restart to caught-up of the embedded stack against history length: the whole
+    /// log replayed, and from a checkpoint.
+    Restart(restart::RestartArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,5 +81,6 @@ fn main() -> anyhow::Result<()> {
         Command::Embedded(args) => embedded::run(&args, &config, clock),
         Command::Kafka(args) => kafka::run(&args, &config, clock),
         Command::Sources(args) => sources::run(&args, &config, clock),
+        Command::Restart(args) => restart::run(&args, &config, clock),
     }
 }

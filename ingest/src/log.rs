@@ -441,10 +441,11 @@ impl EventLog {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(EVENTS)?;
         let mut out = Vec::with_capacity(positions.len());
-        // The block decoded last: its first sequence number and its records.
-        let mut block: Option<(u64, Vec<Vec<u8>>)> = None;
+        // The block decoded last: its first sequence number, raw bytes and records.
+        type Block = (u64, Vec<u8>, Vec<std::ops::Range<usize>>);
+        let mut block: Option<Block> = None;
         for &seq in positions {
-            let held = block.as_ref().is_some_and(|(first, records)| {
+            let held = block.as_ref().is_some_and(|(first, _, records)| {
                 seq >= *first && seq < first + records.len() as u64
             });
             if !held {
@@ -452,8 +453,8 @@ impl EventLog {
                     continue;
                 };
                 let (first, bytes) = entry?;
-                match blocks::decode(bytes.value()) {
-                    Ok(records) => block = Some((first.value(), records)),
+                match blocks::decode_ranges(bytes.value()) {
+                    Ok((raw, records)) => block = Some((first.value(), raw, records)),
                     Err(e) => {
                         let err = LogError::Corrupt {
                             seq,
@@ -466,13 +467,13 @@ impl EventLog {
                     }
                 }
             }
-            let Some((first, records)) = &block else {
+            let Some((first, raw, records)) = &block else {
                 continue;
             };
-            let Some(bytes) = records.get((seq - first) as usize) else {
+            let Some(range) = records.get((seq - first) as usize) else {
                 continue;
             };
-            match Event::from_proto_bytes(bytes) {
+            match Event::from_proto_bytes(&raw[range.clone()]) {
                 Ok(event) => out.push(event),
                 Err(e) => {
                     let err = LogError::Corrupt {

@@ -280,10 +280,7 @@ impl Pipeline {
         self.send_warm(parts.into_iter().map(|r| (r, Vec::new())).collect())
     }
 
-    fn send_warm(
-        &mut self,
-        parts: Vec<(Routed, Firsts)>,
-    ) -> Result<(), PipelineError> {
+    fn send_warm(&mut self, parts: Vec<(Routed, Firsts)>) -> Result<(), PipelineError> {
         let time = self.next_time(self.clock_ms());
         self.warm_end.store(time + 1, Ordering::Release);
         self.time = time;

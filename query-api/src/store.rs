@@ -785,7 +785,7 @@ impl Default for ViewStore {
 impl ViewStore {
     /// Applies a batch atomically and wakes subscribers.
     pub fn apply(&self, batch: MetricBatch) {
-        {
+        let progress = {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
             for (fact, diff) in batch.updates {
                 state
@@ -797,8 +797,10 @@ impl ViewStore {
             state.progress = state.progress.max(batch.progress);
             state.version += 1;
             state.events_consumed = batch.events_consumed;
-        }
-        self.progress.send_replace(batch.progress);
+            state.progress
+        };
+        // Never backwards (a checkpoint's facts load beside the warm-up's batches).
+        self.progress.send_replace(progress);
     }
 
     /// Calls `f` with every fact the store holds and its multiplicity, at one complete

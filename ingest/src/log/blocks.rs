@@ -72,6 +72,14 @@ pub fn encode<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
 
 /// Decodes a block into its records, in order.
 pub fn decode(block: &[u8]) -> Result<Vec<Vec<u8>>, BadBlock> {
+    let (raw, records) = decode_ranges(block)?;
+    Ok(records.into_iter().map(|r| raw[r].to_vec()).collect())
+}
+
+/// Decodes a block into its raw bytes and each record's range in them, in order:
+/// for a reader that wants a few of its records ([`super::EventLog::read_positions`]),
+/// without a copy of every record.
+pub fn decode_ranges(block: &[u8]) -> Result<(Vec<u8>, Vec<std::ops::Range<usize>>), BadBlock> {
     let count = count(block)?;
     let raw_len = block
         .get(4..HEADER)
@@ -108,7 +116,8 @@ pub fn decode(block: &[u8]) -> Result<Vec<Vec<u8>>, BadBlock> {
             .ok()
             .filter(|&len| len <= rest.len())
             .ok_or_else(|| BadBlock(format!("record {} overruns the block", records.len())))?;
-        records.push(rest[..len].to_vec());
+        let start = raw.len() - rest.len();
+        records.push(start..start + len);
         rest = &rest[len..];
     }
     if records.len() != count {
@@ -117,7 +126,7 @@ pub fn decode(block: &[u8]) -> Result<Vec<Vec<u8>>, BadBlock> {
             records.len()
         )));
     }
-    Ok(records)
+    Ok((raw, records))
 }
 
 #[cfg(test)]

@@ -802,9 +802,11 @@ impl Input {
     }
 
     /// Dead-letters the events the pipeline refused because an entity they touch is
-    /// final. From the log, each once: a restart replays the log and refuses the same
-    /// events again, and the log remembers how far it has dead-lettered them.
-    fn refused(&mut self, refused: Vec<pipeline::Refused>) -> anyhow::Result<()> {
+    /// final, each once (a restart replays the source and refuses the same events
+    /// again): from the log, which remembers how far it has dead-lettered them; from
+    /// the events topic, to `crm.events.dlq.v1`, recognised by their source offsets.
+    /// `batch_start` is the position of the batch's first event.
+    fn refused(&mut self, refused: Vec<pipeline::Refused>, batch_start: u64) -> anyhow::Result<()> {
         if refused.is_empty() {
             return Ok(());
         }
@@ -831,12 +833,12 @@ impl Input {
                 log.write("pipeline", &[], &letters)?;
                 log.set_meta(REFUSED_THROUGH, &(last + 1).to_le_bytes())?;
             }
-            Input::Topic { .. } => {
-                // Every start replays the topic and refuses the same events again:
-                // they are counted and logged, not written to the dead-letter topic.
-                for r in refused {
-                    tracing::warn!(event_id = %r.event.event_id, reason = %r.reason, "event refused");
-                }
+            Input::Topic { events, .. } => {
+                let letters: Vec<(usize, &str)> = refused
+                    .iter()
+                    .map(|r| ((r.position - batch_start) as usize, r.reason.as_str()))
+                    .collect();
+                events.dead_letter_refused(&letters)?;
             }
         }
         Ok(())
@@ -885,8 +887,9 @@ fn drive(
             }
         } else {
             metrics::counter!("crmpulse_pipeline_events_total").increment(events.len() as u64);
+            let batch_start = pipeline.pushed();
             pipeline.push(events)?;
-            input.refused(pipeline.take_refused())?;
+            input.refused(pipeline.take_refused(), batch_start)?;
             input.pushed(pipeline.pushed());
             last_tick = Instant::now();
         }

@@ -409,3 +409,102 @@ fn an_event_later_than_the_horizon_is_dead_lettered_once_and_every_replay_refuse
         "too-late"
     );
 }
+
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test starts tansu and runs it"]
+fn an_event_for_a_final_conversation_is_refused_by_the_pipeline_and_dead_lettered_once_across_replays()
+ {
+    // `run` with `[kafka]` and a one-hour horizon, in process: c1 is resolved, c2's
+    // customer writes every hour, and c1's reopen four hours later names a final
+    // conversation. The pipeline refuses it; the stack dead-letters it with its source
+    // offset, once, though the second start replays the topic and refuses it again.
+    let broker = Broker::from_env();
+    let s = setup(&broker.bootstrap(), 1);
+    s.create_topics(&broker);
+    const H: i64 = 3_600_000;
+    let t0 = now_ms() - 10 * H;
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let event = |id: &str, ms: i64, body: &str| {
+        Event::from_json(&format!(
+            r#"{{"event_id":"{id}","account_id":1,"occurred_at":"{}",{body}}}"#,
+            at(ms)
+        ))
+        .unwrap()
+    };
+    let open = |c: &str| {
+        format!(
+            r#""type":"conversation_opened","conversation_id":"{c}","customer_id":"u1","channel":"whatsapp","inbox_id":"i1","origin":"inbound""#
+        )
+    };
+    let message = |m: &str| {
+        format!(
+            r#""type":"message_created","message_id":"{m}","conversation_id":"c2","direction":"inbound","sender":"customer","channel":"whatsapp""#
+        )
+    };
+    let sent = [
+        event("o1", t0, &open("c1")),
+        event(
+            "r1",
+            t0 + 300_000,
+            r#""type":"conversation_resolved","conversation_id":"c1","resolved_by":"agent""#,
+        ),
+        event("o2", t0 + H, &open("c2")),
+        event("m1", t0 + 2 * H, &message("m1")),
+        event("m2", t0 + 3 * H, &message("m2")),
+        event("m3", t0 + 4 * H, &message("m3")),
+        event(
+            "reopen",
+            t0 + 4 * H,
+            r#""type":"conversation_reopened","conversation_id":"c1""#,
+        ),
+    ];
+    let producer: BaseProducer = s.kafka.producer_config(60_000).create().unwrap();
+    for e in &sent {
+        producer
+            .send(
+                BaseRecord::to(&s.kafka.topics.events)
+                    .partition(0)
+                    .key(e.partition_key().as_bytes())
+                    .payload(&e.to_proto_bytes())
+                    .timestamp(e.occurred_at_ms),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let mut config = crmpulse::config::load(Some(&s.config_path)).unwrap();
+    config.pipeline.lateness_horizon_hours = 1;
+    let clock = schemas::Clock::starting_at_rfc3339(NOW).unwrap();
+    for _ in 0..2 {
+        let stack =
+            crmpulse::stack::Stack::build(&config, crmpulse::stack::Source::EventsTopic, clock)
+                .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stack.started() {
+            assert!(Instant::now() < deadline, "the stack did not catch up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let active = stack.store.read(|st| {
+            st.accounts[&1]
+                .now_of("active_conversation")
+                .map(|(_, n)| n)
+                .sum::<i64>()
+        });
+        assert_eq!(active, 1, "c2 only: the refused reopen does not count");
+        stack.shutdown();
+    }
+    // Waiting for a second letter, which must not come.
+    let letters = dead_letters_within(&s, 2, Duration::from_secs(10));
+    assert_eq!(letters.len(), 1, "dead-lettered once, not on the replay");
+    let (payload, headers) = &letters[0];
+    assert_eq!(headers["reason_kind"], "too_late");
+    assert!(
+        headers["reason"].starts_with("too_late: conversation c1 of account 1 is final"),
+        "{headers:?}"
+    );
+    assert_eq!(headers["source.offset"], "6");
+    assert_eq!(Event::from_proto_bytes(payload).unwrap().event_id, "reopen");
+}

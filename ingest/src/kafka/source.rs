@@ -43,6 +43,14 @@ struct Malformed {
     offset: i64,
 }
 
+/// Where an event the last [`EventSource::poll_batch`] returned came from.
+struct Returned {
+    payload: Vec<u8>,
+    key: Option<Vec<u8>>,
+    partition: i32,
+    offset: i64,
+}
+
 /// Reads `crm.events.v1` from the start, dead-lettering what does not decode.
 pub struct EventSource {
     consumer: BaseConsumer,
@@ -60,6 +68,9 @@ pub struct EventSource {
     watermarks: HashMap<(u64, i32), i64>,
     /// The last lag measured, and when.
     lag: Option<(Option<u64>, std::time::Instant)>,
+    /// The records of the events the last [`EventSource::poll_batch`] returned, in
+    /// order ([`EventSource::dead_letter_refused`]).
+    returned: Vec<Returned>,
 }
 
 /// How far past its record's timestamp an event may move its account's watermark.
@@ -107,6 +118,7 @@ impl EventSource {
             horizon_ms: None,
             watermarks: HashMap::new(),
             lag: None,
+            returned: Vec::new(),
         })
     }
 
@@ -182,6 +194,7 @@ impl EventSource {
         let mut events = Vec::new();
         let mut bad: Vec<Malformed> = Vec::new();
         let mut wait = timeout;
+        self.returned.clear();
         while events.len() + bad.len() < max {
             let Some(result) = self.consumer.poll(wait) else {
                 if wait == timeout {
@@ -222,7 +235,15 @@ impl EventSource {
                 Err(e) => Err(e),
             };
             match decoded {
-                Ok(e) => events.push(e),
+                Ok(e) => {
+                    events.push(e);
+                    self.returned.push(Returned {
+                        payload: payload.to_vec(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        partition,
+                        offset,
+                    });
+                }
                 Err((reason, reason_kind)) => {
                     if self.dead_lettered.contains(&(partition, offset)) {
                         continue;
@@ -265,6 +286,49 @@ impl EventSource {
         }
         metrics::counter!("crmpulse_kafka_source_events_total").increment(events.len() as u64);
         Ok(events)
+    }
+
+    /// Dead-letters events of the last [`EventSource::poll_batch`] that the pipeline
+    /// refused, `(index in that batch, reason)`, with reason kind `too_late` and their
+    /// source offsets. Each once: every start replays the topic and the pipeline
+    /// refuses the same events again; their offsets are then found in the dead-letter
+    /// topic, as for the events refused here.
+    ///
+    /// # Errors
+    /// [`KafkaError`] when the dead-letter topic does not take them.
+    pub fn dead_letter_refused(&mut self, refused: &[(usize, &str)]) -> Result<(), KafkaError> {
+        let fresh: Vec<(&Returned, &str)> = refused
+            .iter()
+            .filter_map(|(i, reason)| self.returned.get(*i).map(|r| (r, *reason)))
+            .filter(|(r, _)| !self.dead_lettered.contains(&(r.partition, r.offset)))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let letters: Vec<DeadLetter<'_>> = fresh
+            .iter()
+            .map(|(r, reason)| DeadLetter {
+                payload: &r.payload,
+                key: r.key.as_deref(),
+                reason,
+                reason_kind: "too_late",
+                origin: Origin::Kafka {
+                    topic: self.topic.clone(),
+                    partition: r.partition,
+                    offset: r.offset,
+                },
+            })
+            .collect();
+        self.dead_letters.send_blocking(&letters)?;
+        tracing::warn!(
+            topic = self.topic,
+            count = fresh.len(),
+            "events for final entities dead-lettered"
+        );
+        for (r, _) in fresh {
+            self.dead_lettered.insert((r.partition, r.offset));
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Killed, free_port, start_with};
@@ -24,20 +23,6 @@ use schemas::metrics::Fact;
 /// The servers' clock: the end of the simulated days.
 const NOW: &str = "2025-12-10T06:05:00Z";
 const HORIZON_HOURS: i64 = 6;
-
-fn simulate() -> Vec<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_crmpulse"))
-        .args(["simulate", "--days", "2", "--now", NOW, "--seed", "5"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
 
 async fn post(http: &reqwest::Client, base: &str, key: &str, lines: &[String]) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -88,7 +73,7 @@ async fn a_restart_from_a_checkpoint_after_kill_9_at_random_points_equals_a_full
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut lines = simulate();
+    let mut lines = common::simulate(&["--days", "2", "--now", NOW, "--seed", "5"]);
     // The last events go in after the final restart, into the running stacks.
     let held_back: Vec<Event> = lines
         .split_off(lines.len() * 9 / 10)

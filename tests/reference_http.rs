@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _};
 use reference::{Input, Query, Settings};
@@ -21,23 +19,16 @@ use serde_json::Value;
 const NOW: &str = "2025-12-10T06:05:00Z";
 
 fn simulate(account: u64, seed: u64) -> Vec<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_crmpulse"))
-        .args(["simulate", "--days", "2", "--now", NOW])
-        .args([
-            "--seed",
-            &seed.to_string(),
-            "--account",
-            &account.to_string(),
-        ])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    common::simulate(&[
+        "--days",
+        "2",
+        "--now",
+        NOW,
+        "--seed",
+        &seed.to_string(),
+        "--account",
+        &account.to_string(),
+    ])
 }
 
 /// Every leaf of `reference` against the same path in `actual`; differences are

@@ -414,17 +414,7 @@ impl EventLog {
                 }
                 taken += 1;
                 next = seq + 1;
-                match Event::from_proto_bytes(&bytes) {
-                    Ok(event) => out.push(event),
-                    Err(e) => {
-                        let err = LogError::Corrupt {
-                            seq,
-                            reason: e.to_string(),
-                        };
-                        tracing::error!(error = %err, "skipping an unreadable log record");
-                        metrics::counter!("crmpulse_log_corrupt_records_total").increment(1);
-                    }
-                }
+                out.extend(decode_record(seq, &bytes));
             }
         }
         Ok((out, next))
@@ -473,17 +463,7 @@ impl EventLog {
             let Some(range) = records.get((seq - first) as usize) else {
                 continue;
             };
-            match Event::from_proto_bytes(&raw[range.clone()]) {
-                Ok(event) => out.push(event),
-                Err(e) => {
-                    let err = LogError::Corrupt {
-                        seq,
-                        reason: e.to_string(),
-                    };
-                    tracing::error!(error = %err, "skipping an unreadable log record");
-                    metrics::counter!("crmpulse_log_corrupt_records_total").increment(1);
-                }
-            }
+            out.extend(decode_record(seq, &raw[range.clone()]));
         }
         Ok(out)
     }
@@ -540,6 +520,24 @@ impl EventLog {
         txn.open_table(META)?.insert(name, value)?;
         txn.commit()?;
         Ok(())
+    }
+}
+
+/// The event stored at `seq`, or `None` (logged and counted in
+/// `crmpulse_log_corrupt_records_total`) when its bytes do not decode: one bad record
+/// never stops a reader.
+fn decode_record(seq: u64, bytes: &[u8]) -> Option<Event> {
+    match Event::from_proto_bytes(bytes) {
+        Ok(event) => Some(event),
+        Err(e) => {
+            let err = LogError::Corrupt {
+                seq,
+                reason: e.to_string(),
+            };
+            tracing::error!(error = %err, "skipping an unreadable log record");
+            metrics::counter!("crmpulse_log_corrupt_records_total").increment(1);
+            None
+        }
     }
 }
 

@@ -298,97 +298,95 @@ impl AccountFacts {
                 }
             }
         }
-        let name = |id: u32| self.names.name(id).to_owned();
-        let opt = |id: u32| (id != NO_ID).then(|| self.names.name(id).to_owned());
         self.handled.buckets.for_each(|bucket, k, n| {
-            f(
-                Fact::AgentHandled {
-                    account_id,
-                    bucket,
-                    agent_id: name(k.agent),
-                    team_id: opt(k.team),
-                    conversation_id: self.conversations.name(k.conversation).to_owned(),
-                    channel: k.channel,
-                    inbox_id: name(k.inbox),
-                },
-                n,
-            );
+            f(self.fact_of(account_id, bucket, CompactKey::Handled(k)), n);
         });
         self.customer_conversations
             .buckets
             .for_each(|bucket, k, n| {
-                f(
-                    Fact::CustomerConversation {
-                        account_id,
-                        bucket,
-                        customer_id: self.customers.name(k.customer).to_owned(),
-                        first: k.first,
-                        channel: k.channel,
-                        inbox_id: name(k.inbox),
-                    },
-                    n,
-                );
+                f(self.fact_of(account_id, bucket, CompactKey::Customer(k)), n);
             });
         self.first_responses.buckets.for_each(|bucket, k, n| {
-            f(
-                Fact::FirstResponse {
-                    account_id,
-                    bucket,
-                    seconds: k.seconds,
-                    channel: k.channel,
-                    inbox_id: name(k.inbox),
-                    agent_id: opt(k.agent),
-                    team_id: opt(k.team),
-                },
-                n,
-            );
+            f(self.fact_of(account_id, bucket, CompactKey::First(k)), n);
         });
         self.opened.buckets.for_each(|bucket, k, n| {
-            f(
-                Fact::ConversationOpened {
-                    account_id,
-                    bucket,
-                    resolved: k.resolved,
-                    channel: k.channel,
-                    inbox_id: name(k.inbox),
-                    campaign_id: opt(k.campaign),
-                },
-                n,
-            );
+            f(self.fact_of(account_id, bucket, CompactKey::Opened(k)), n);
         });
         self.automation.buckets.for_each(|bucket, k, n| {
             f(
-                Fact::AutomationConversation {
-                    account_id,
-                    bucket,
-                    channel: k.channel,
-                    inbox_id: name(k.inbox),
-                    bot: k.bot,
-                    escalated: k.escalated,
-                    human: k.human,
-                    resolved_by: k.resolved_by,
-                    auto_reply: k.auto_reply,
-                    intent: opt(k.intent),
-                    csat: k.csat,
-                    handling_s: k.handling_s,
-                },
+                self.fact_of(account_id, bucket, CompactKey::Automation(k)),
                 n,
             );
         });
         self.status_pieces.for_each(|bucket, k, n| {
-            f(
-                Fact::AgentStatusPiece {
-                    account_id,
-                    bucket,
-                    agent_id: name(k.agent),
-                    team_id: opt(k.team),
-                    status: k.status,
-                    start_ms: k.start_ms,
-                    end_ms: k.end_ms,
-                },
-                n,
-            );
+            f(self.fact_of(account_id, bucket, CompactKey::Piece(k)), n);
         });
+    }
+
+    /// A compact column's entry back as the fact it stands for, of `account_id`, in
+    /// `bucket`.
+    pub fn fact_of(&self, account_id: u64, bucket: i64, key: CompactKey) -> Fact {
+        let name = |id: u32| self.names.name(id).to_owned();
+        let opt = |id: u32| (id != NO_ID).then(|| name(id));
+        match key {
+            CompactKey::Handled(k) => Fact::AgentHandled {
+                account_id,
+                bucket,
+                agent_id: name(k.agent),
+                team_id: opt(k.team),
+                conversation_id: self.conversations.name(k.conversation).to_owned(),
+                channel: k.channel,
+                inbox_id: name(k.inbox),
+            },
+            CompactKey::Customer(k) => Fact::CustomerConversation {
+                account_id,
+                bucket,
+                customer_id: self.customers.name(k.customer).to_owned(),
+                first: k.first,
+                channel: k.channel,
+                inbox_id: name(k.inbox),
+            },
+            CompactKey::First(k) => Fact::FirstResponse {
+                account_id,
+                bucket,
+                seconds: k.seconds,
+                channel: k.channel,
+                inbox_id: name(k.inbox),
+                agent_id: opt(k.agent),
+                team_id: opt(k.team),
+            },
+            CompactKey::Opened(k) => Fact::ConversationOpened {
+                account_id,
+                bucket,
+                resolved: k.resolved,
+                channel: k.channel,
+                inbox_id: name(k.inbox),
+                campaign_id: opt(k.campaign),
+            },
+            CompactKey::Automation(k) => Fact::AutomationConversation {
+                account_id,
+                bucket,
+                channel: k.channel,
+                inbox_id: name(k.inbox),
+                bot: k.bot,
+                escalated: k.escalated,
+                human: k.human,
+                resolved_by: k.resolved_by,
+                auto_reply: k.auto_reply,
+                intent: opt(k.intent),
+                csat: k.csat,
+                handling_s: k.handling_s,
+            },
+            CompactKey::Piece(k) => Fact::AgentStatusPiece {
+                account_id,
+                bucket,
+                agent_id: name(k.agent),
+                team_id: opt(k.team),
+                status: k.status,
+                start_ms: k.start_ms,
+                end_ms: k.end_ms,
+            },
+        }
     }
 
     /// Facts of `kind` with bucket in `[from, to)`, read from the day rollups for whole
@@ -492,6 +490,23 @@ impl Interner {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
+}
+
+/// An entry of one of the compact columns, by kind ([`AccountFacts::fact_of`]).
+#[derive(Debug, Clone, Copy)]
+pub enum CompactKey {
+    /// `agent_handled`.
+    Handled(HandledKey),
+    /// `customer_conversation`.
+    Customer(CustomerKey),
+    /// `first_response`.
+    First(FirstResponseKey),
+    /// `conversation_opened`.
+    Opened(OpenedKey),
+    /// `automation_conversation`.
+    Automation(AutomationKey),
+    /// `agent_status_piece`.
+    Piece(PieceKey),
 }
 
 /// An `agent_handled` fact without its account and bucket, ids interned.

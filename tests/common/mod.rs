@@ -286,3 +286,19 @@ pub async fn clickhouse_number(url: &str, database: &str, sql: &str) -> i64 {
         .parse()
         .unwrap_or_else(|_| panic!("{sql} → {text:?}"))
 }
+
+/// The NDJSON lines `crmpulse simulate ARGS` writes (e.g. `--days 2 --now T --seed 5`).
+pub fn simulate(args: &[&str]) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_crmpulse"))
+        .arg("simulate")
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}

@@ -12,10 +12,7 @@ use schemas::metrics::{Fact, MetricBatch};
 
 use super::{IdFilter, Params};
 use crate::range::Range;
-use crate::store::{
-    AccountFacts, AutomationKey, CustomerKey, FirstResponseKey, HandledKey, NO_ID, OpenedKey,
-    PieceKey, ViewStore,
-};
+use crate::store::{AccountFacts, CompactKey as Key, ViewStore};
 
 const DAY_MS: i64 = 86_400_000;
 const QUARTER: i64 = 15 * 60 * 1000;
@@ -289,78 +286,9 @@ fn update() -> impl Strategy<Value = (Fact, i64)> {
     )
 }
 
-/// A compact entry back as the fact it stands for (in `bucket`).
+/// A compact entry back as the fact it stands for (in `bucket`), of account 1.
 fn fact_of(facts: &AccountFacts, bucket: i64, key: Key) -> Fact {
-    let name = |id: u32| facts.names.name(id).to_owned();
-    let opt = |id: u32| (id != NO_ID).then(|| name(id));
-    match key {
-        Key::Handled(k) => Fact::AgentHandled {
-            account_id: 1,
-            bucket,
-            agent_id: name(k.agent),
-            team_id: opt(k.team),
-            conversation_id: facts.conversations.name(k.conversation).to_owned(),
-            channel: k.channel,
-            inbox_id: name(k.inbox),
-        },
-        Key::Customer(k) => Fact::CustomerConversation {
-            account_id: 1,
-            bucket,
-            customer_id: facts.customers.name(k.customer).to_owned(),
-            first: k.first,
-            channel: k.channel,
-            inbox_id: name(k.inbox),
-        },
-        Key::First(k) => Fact::FirstResponse {
-            account_id: 1,
-            bucket,
-            seconds: k.seconds,
-            channel: k.channel,
-            inbox_id: name(k.inbox),
-            agent_id: opt(k.agent),
-            team_id: opt(k.team),
-        },
-        Key::Opened(k) => Fact::ConversationOpened {
-            account_id: 1,
-            bucket,
-            resolved: k.resolved,
-            channel: k.channel,
-            inbox_id: name(k.inbox),
-            campaign_id: opt(k.campaign),
-        },
-        Key::Automation(k) => Fact::AutomationConversation {
-            account_id: 1,
-            bucket,
-            channel: k.channel,
-            inbox_id: name(k.inbox),
-            bot: k.bot,
-            escalated: k.escalated,
-            human: k.human,
-            resolved_by: k.resolved_by,
-            auto_reply: k.auto_reply,
-            intent: opt(k.intent),
-            csat: k.csat,
-            handling_s: k.handling_s,
-        },
-        Key::Piece(k) => Fact::AgentStatusPiece {
-            account_id: 1,
-            bucket,
-            agent_id: name(k.agent),
-            team_id: opt(k.team),
-            status: k.status,
-            start_ms: k.start_ms,
-            end_ms: k.end_ms,
-        },
-    }
-}
-
-enum Key {
-    Handled(HandledKey),
-    Customer(CustomerKey),
-    First(FirstResponseKey),
-    Opened(OpenedKey),
-    Automation(AutomationKey),
-    Piece(PieceKey),
+    facts.fact_of(1, bucket, key)
 }
 
 /// Facts with every multiplicity they were read with.

@@ -711,6 +711,67 @@ async fn documented_queries_equal_the_api() {
     query(&url, "default", &format!("DROP DATABASE {database}"));
 }
 
+/// A restart from a checkpoint in front of ClickHouse: half the events, SIGTERM (the
+/// shutdown writes a checkpoint), a restart that goes on from it (its facts rewrite
+/// every rollup row once), the other half. The documented queries still equal the API,
+/// and every event is in `events` once.
+#[tokio::test(flavor = "multi_thread")]
+async fn documented_queries_equal_the_api_after_a_restart_from_a_checkpoint() {
+    let url = clickhouse_url();
+    let database = unique_database("crmpulse_checkpoint");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &url, &database);
+    let (day, today) = local_days();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let events = simulated_events();
+    let (first, second) = events.split_at(events.len() / 2);
+    let extra = ["--config".as_ref(), config.as_os_str()];
+    let log = dir.path().join("log");
+    let mut server = Killed(start_with(port, &log, NOW, &extra));
+    let http = common::client(port);
+    post_all(&http, &base, first).await;
+    wait_caught_up(&http, &base, first.len() as u64).await;
+    let term = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(server.0.wait().unwrap().success());
+    assert!(log.join("checkpoint.bin").exists(), "written at shutdown");
+
+    let _server = Killed(start_with(port, &log, NOW, &extra));
+    let http = common::client(port);
+    post_all(&http, &base, second).await;
+    wait_caught_up(&http, &base, events.len() as u64).await;
+    wait_written_through(&http, &base, events.len() as u64).await;
+    let loaded = metric(
+        &metrics_text(&http, &base).await,
+        "crmpulse_checkpoint_loaded_events",
+    );
+    assert_eq!(
+        loaded,
+        first.len() as f64,
+        "the restart went on from the checkpoint"
+    );
+
+    let checker = Checker {
+        url: &url,
+        database: &database,
+        api: &base,
+        http: http.clone(),
+    };
+    checker.assert_equal(day, today, &events).await;
+    let n = query(
+        &url,
+        &database,
+        "SELECT count() AS n, uniqExact(event_id) AS ids FROM events FINAL",
+    );
+    assert_eq!(int(&n[0], "n"), events.len() as i64);
+    assert_eq!(int(&n[0], "ids"), events.len() as i64);
+    query(&url, "default", &format!("DROP DATABASE {database}"));
+}
+
 /// Starts or stops a private server through `scripts/clickhouse-server`.
 fn private_server(action: &str, dir: &Path, port: u16) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/clickhouse-server");

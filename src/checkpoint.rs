@@ -6,10 +6,13 @@
 //! The file, `checkpoint.bin` in the data dir:
 //!
 //! ```text
-//! "CRMPCKPT" | version: u32 LE | crc32 of the rest: u32 LE | zstd( postcard:
-//!     Header, PipelineState, then Some((fact, multiplicity)) per fact, None, and
-//!     the number of facts )
+//! "CRMPCKPT" | version: u32 LE | crc32 of the frames: u32 LE | length of frame 1: u64 LE
+//!   | frame 1: zstd( postcard: Header, PipelineState )
+//!   | frame 2: zstd( postcard: Some((fact, multiplicity)) per fact, None, the number of facts )
 //! ```
+//!
+//! Two frames, so that a start decompresses only the pipeline's part before the
+//! warm-up can begin; the facts are decompressed and loaded meanwhile.
 //!
 //! Invariants:
 //! - **One position.** Everything in a checkpoint is the state after exactly the first
@@ -20,8 +23,10 @@
 //!   over the previous one (then the directory is fsynced): a `kill -9` at any point
 //!   leaves the previous checkpoint or the new one, never a mix. A damaged file fails
 //!   its CRC or its decoding and is ignored: the restart replays the whole log.
-//! - **Same rules.** A checkpoint written with another lateness horizon, or ahead of
-//!   the log it is found beside, is ignored the same way.
+//! - **Same rules, same log.** A checkpoint written with another lateness horizon,
+//!   for another log (the log's random identity, [`ingest::EventLog::id`], differs:
+//!   a restored or recreated `events.redb`), or ahead of the log it is found beside,
+//!   is ignored the same way.
 
 use std::fs::File;
 use std::io::{BufWriter, Read as _, Seek as _, SeekFrom, Write};
@@ -35,8 +40,11 @@ use schemas::metrics::{Fact, MetricBatch};
 use serde::{Deserialize, Serialize};
 
 const MAGIC: &[u8; 8] = b"CRMPCKPT";
-/// Bumped whenever what a checkpoint holds changes meaning.
-const VERSION: u32 = 1;
+/// Bumped whenever what a checkpoint holds changes meaning or shape (postcard is
+/// positional: a change of `Fact`, the finalizer or the records needs a new version).
+const VERSION: u32 = 2;
+/// Bytes before the frames: magic, version, CRC, frame 1's length.
+const PREFIX: usize = 24;
 const FILE: &str = "checkpoint.bin";
 /// Facts applied to the view store per batch when a checkpoint is loaded.
 const LOAD_CHUNK: usize = 100_000;
@@ -54,6 +62,8 @@ struct Header {
     progress: u64,
     /// The lateness horizon it was taken with, ms.
     horizon_ms: i64,
+    /// The identity of the log it was taken from.
+    log_id: u128,
 }
 
 /// A checkpoint read back: the pipeline's part decoded, the facts still to decode
@@ -69,7 +79,8 @@ pub struct Loaded {
     pub facts: Facts,
 }
 
-/// A checkpoint's facts, decompressed and checked (CRC) but not decoded yet.
+/// A checkpoint's facts: the file, checked (CRC), with the facts' frame at `offset`
+/// not decompressed yet.
 pub struct Facts {
     body: Vec<u8>,
     offset: usize,
@@ -81,7 +92,7 @@ impl std::fmt::Debug for Facts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Facts")
             .field("events", &self.events)
-            .field("bytes", &(self.body.len() - self.offset))
+            .field("compressed_bytes", &(self.body.len() - self.offset))
             .finish_non_exhaustive()
     }
 }
@@ -96,7 +107,11 @@ impl Facts {
     /// the log).
     pub fn release(self, mut apply: impl FnMut(MetricBatch)) -> anyhow::Result<u64> {
         let started = Instant::now();
-        let mut rest = &self.body[self.offset..];
+        let body = zstd::stream::decode_all(&self.body[self.offset..]).context(
+            "checkpoint facts do not decompress (delete checkpoint.bin to replay the log)",
+        )?;
+        drop(self.body);
+        let mut rest = &body[..];
         let mut count = 0u64;
         let mut batch = Vec::with_capacity(LOAD_CHUNK);
         loop {
@@ -136,16 +151,18 @@ impl Facts {
     }
 }
 
-/// A writer that feeds every byte through a CRC-32.
+/// A writer that feeds every byte through a CRC-32 and counts them.
 struct Crc<W> {
     inner: W,
     crc: crc32fast::Hasher,
+    written: u64,
 }
 
 impl<W: Write> Write for Crc<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.crc.update(&buf[..n]);
+        self.written += n as u64;
         Ok(n)
     }
 
@@ -155,15 +172,16 @@ impl<W: Write> Write for Crc<W> {
 }
 
 /// Loads the checkpoint in `dir`, if there is one that applies: same lateness horizon,
-/// and not ahead of a log of `log_len` events. Anything else (none, damaged, another
-/// horizon, another version) is logged and gives `None`: the caller replays the log.
-pub fn load(dir: &Path, horizon_ms: Option<i64>, log_len: u64) -> Option<Loaded> {
+/// taken from the log `log_id`, and not ahead of its `log_len` events. Anything else
+/// (none, damaged, another horizon, another log, another version) is logged and gives
+/// `None`: the caller replays the log.
+pub fn load(dir: &Path, horizon_ms: Option<i64>, log_id: u128, log_len: u64) -> Option<Loaded> {
     let path = dir.join(FILE);
     if !path.exists() {
         return None;
     }
     let started = Instant::now();
-    match read(&path, horizon_ms, log_len) {
+    match read(&path, horizon_ms, log_id, log_len) {
         Ok(loaded) => {
             metrics::gauge!("crmpulse_checkpoint_loaded_events").set(loaded.events as f64);
             tracing::info!(
@@ -181,11 +199,16 @@ pub fn load(dir: &Path, horizon_ms: Option<i64>, log_len: u64) -> Option<Loaded>
     }
 }
 
-fn read(path: &Path, horizon_ms: Option<i64>, log_len: u64) -> anyhow::Result<Loaded> {
+fn read(
+    path: &Path,
+    horizon_ms: Option<i64>,
+    log_id: u128,
+    log_len: u64,
+) -> anyhow::Result<Loaded> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     anyhow::ensure!(
-        bytes.len() >= 16 && &bytes[..8] == MAGIC,
+        bytes.len() >= PREFIX && &bytes[..8] == MAGIC,
         "not a crmpulse checkpoint"
     );
     let version = u32::from_le_bytes(bytes[8..12].try_into()?);
@@ -195,12 +218,22 @@ fn read(path: &Path, horizon_ms: Option<i64>, log_len: u64) -> anyhow::Result<Lo
     );
     let crc = u32::from_le_bytes(bytes[12..16].try_into()?);
     anyhow::ensure!(
-        crc32fast::hash(&bytes[16..]) == crc,
+        crc32fast::hash(&bytes[PREFIX..]) == crc,
         "checksum mismatch: the file is damaged"
     );
-    let body = zstd::stream::decode_all(&bytes[16..]).context("decompressing")?;
-    drop(bytes);
+    let first = usize::try_from(u64::from_le_bytes(bytes[16..PREFIX].try_into()?))?;
+    anyhow::ensure!(
+        first <= bytes.len() - PREFIX,
+        "checksum matched but frame 1 overruns the file"
+    );
+    let body = zstd::stream::decode_all(&bytes[PREFIX..PREFIX + first])
+        .context("decompressing the pipeline's part")?;
     let (header, rest): (Header, _) = postcard::take_from_bytes(&body).context("header")?;
+    anyhow::ensure!(
+        header.log_id == log_id,
+        "taken from another log (log id {:032x}, this log {log_id:032x}): a restored or recreated events.redb",
+        header.log_id
+    );
     anyhow::ensure!(
         Some(header.horizon_ms) == horizon_ms,
         "taken with a lateness horizon of {} h, configured {}",
@@ -214,19 +247,19 @@ fn read(path: &Path, horizon_ms: Option<i64>, log_len: u64) -> anyhow::Result<Lo
     );
     let (state, rest): (PipelineState, _) =
         postcard::take_from_bytes(rest).context("pipeline state")?;
+    anyhow::ensure!(rest.is_empty(), "bytes after the pipeline state");
     anyhow::ensure!(
         state.pushed == header.events,
         "pipeline state at {} events, facts at {}",
         state.pushed,
         header.events
     );
-    let offset = body.len() - rest.len();
     Ok(Loaded {
         state,
         events: header.events,
         facts: Facts {
-            body,
-            offset,
+            body: bytes,
+            offset: PREFIX + first,
             events: header.events,
             progress: header.progress,
         },
@@ -245,18 +278,22 @@ pub struct Checkpointer {
     last_events: u64,
     /// How long the last write took.
     last_took: Duration,
+    /// The identity of the log the checkpoints are of.
+    log_id: u128,
 }
 
 impl Checkpointer {
-    /// Checkpoints into `dir` every `interval`; `events` is what the log position the
-    /// stack starts from already covers (a loaded checkpoint's, or 0).
-    pub fn new(dir: &Path, interval: Duration, events: u64) -> Self {
+    /// Checkpoints of the log `log_id` into `dir` every `interval`; `events` is what
+    /// the log position the stack starts from already covers (a loaded checkpoint's,
+    /// or 0).
+    pub fn new(dir: &Path, interval: Duration, events: u64, log_id: u128) -> Self {
         Self {
             dir: dir.to_owned(),
             interval,
             last_at: Instant::now(),
             last_events: events,
             last_took: Duration::ZERO,
+            log_id,
         }
     }
 
@@ -304,30 +341,37 @@ impl Checkpointer {
             std::thread::sleep(Duration::from_millis(1));
         }
         let started = Instant::now();
+        let mut state_took = Duration::ZERO;
         let tmp = self.dir.join(format!("{FILE}.tmp"));
         let result = (|| -> anyhow::Result<(u64, u64)> {
             let mut file = File::create(&tmp)?;
             file.write_all(MAGIC)?;
             file.write_all(&VERSION.to_le_bytes())?;
-            file.write_all(&[0; 4])?;
+            file.write_all(&[0; PREFIX - 12])?;
             let mut crc = Crc {
                 inner: BufWriter::with_capacity(1 << 20, file.try_clone()?),
                 crc: crc32fast::Hasher::new(),
+                written: 0,
             };
+            let header_at = store.read(|s| (s.progress, s.events_consumed));
+            let mut z = zstd::stream::Encoder::new(&mut crc, 3)?;
+            postcard::to_io(
+                &Header {
+                    events: pushed,
+                    progress: header_at.0,
+                    horizon_ms: state.finalizer.horizon_ms(),
+                    log_id: self.log_id,
+                },
+                &mut z,
+            )?;
+            postcard::to_io(&state, &mut z)?;
+            z.finish()?;
+            let first = crc.written;
+            state_took = started.elapsed();
             let mut z = zstd::stream::Encoder::new(&mut crc, 3)?;
             let mut written = 0u64;
             let mut failed = None;
             let (progress, consumed) = {
-                let header_at = store.read(|s| (s.progress, s.events_consumed));
-                postcard::to_io(
-                    &Header {
-                        events: pushed,
-                        progress: header_at.0,
-                        horizon_ms: state.finalizer.horizon_ms(),
-                    },
-                    &mut z,
-                )?;
-                postcard::to_io(&state, &mut z)?;
                 let at = store.for_each_fact(|fact, n| {
                     if failed.is_none() {
                         match postcard::to_io(&Some((fact, n)), &mut z) {
@@ -350,11 +394,14 @@ impl Checkpointer {
             postcard::to_io(&written, &mut z)?;
             z.finish()?;
             crc.flush()?;
-            let Crc { inner, crc: sum } = crc;
+            let Crc {
+                inner, crc: sum, ..
+            } = crc;
             drop(inner);
             let sum = sum.finalize();
             file.seek(SeekFrom::Start(12))?;
             file.write_all(&sum.to_le_bytes())?;
+            file.write_all(&first.to_le_bytes())?;
             file.sync_all()?;
             let size = file.metadata()?.len();
             drop(file);
@@ -376,6 +423,7 @@ impl Checkpointer {
                     events = pushed,
                     bytes = size,
                     elapsed_ms = (secs * 1000.0) as u64,
+                    pipeline_part_ms = state_took.as_millis() as u64,
                     "checkpoint written"
                 );
                 Ok(true)

@@ -59,6 +59,10 @@ const CHECKPOINT_DRAIN: Duration = Duration::from_secs(1);
 /// Events a start's replay read beyond its checkpoint (or from an empty one) after
 /// which it writes one at once.
 const REPLAYED_EVENTS: u64 = 100_000;
+/// Threads reading a restart's warm-up events from the log, and the positions each
+/// reads at a time.
+const WARM_READERS: usize = 2;
+const WARM_CHUNK: usize = 20_000;
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 /// How long a stopping ClickHouse sink may still try to write what it holds (the rest
 /// is rewritten from the source on the next start).
@@ -223,8 +227,9 @@ impl Stack {
                 // and the pipeline goes on from its position.
                 let horizon = config.pipeline.log_options(stack.clock).lateness_horizon_ms;
                 let interval = config.pipeline.checkpoint_interval_secs;
+                let log_id = log.id()?;
                 let resume = (interval > 0 && horizon.is_some())
-                    .then(|| checkpoint::load(&dir, horizon, log.len()))
+                    .then(|| checkpoint::load(&dir, horizon, log_id, log.len()))
                     .flatten();
                 let next = resume.as_ref().map_or(0, |r| r.events);
                 stack.resumed_from = resume.as_ref().map(|r| r.events);
@@ -236,7 +241,7 @@ impl Stack {
                 // reads the log on from the checkpoint once they are in.
                 let (loaded_tx, loaded_rx) = std::sync::mpsc::sync_channel::<()>(1);
                 let checkpoints = (interval > 0 && horizon.is_some()).then(|| Checkpoints {
-                    writer: Checkpointer::new(&dir, Duration::from_secs(interval), next),
+                    writer: Checkpointer::new(&dir, Duration::from_secs(interval), next, log_id),
                     store: Arc::clone(&stack.store),
                 });
                 stack.start_pipeline(
@@ -737,17 +742,34 @@ impl Input {
         };
         if !positions.is_empty() {
             let started = Instant::now();
-            let mut reading = Duration::ZERO;
-            for chunk in positions.chunks(READ_BATCH) {
-                let read = Instant::now();
-                let events = log.read_positions(chunk)?;
-                reading += read.elapsed();
-                pipeline.warm(events)?;
-            }
+            // Most of the warm-up is decompressing the log's blocks: readers on every
+            // core while the workers fold. The folds are order-independent, so the
+            // chunks go in as they are read.
+            let chunks: Vec<&[u64]> = positions.chunks(WARM_CHUNK).collect();
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let (tx, rx) = std::sync::mpsc::sync_channel(WARM_READERS);
+            let (next, chunks) = (&next, &chunks);
+            std::thread::scope(move |scope| -> anyhow::Result<()> {
+                for _ in 0..WARM_READERS {
+                    let tx = tx.clone();
+                    scope.spawn(move || {
+                        while let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            if tx.send(log.read_positions(chunk)).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                drop(tx);
+                // Returning early drops `rx`, which stops the readers.
+                for events in rx {
+                    pipeline.warm(events?)?;
+                }
+                Ok(())
+            })?;
             tracing::info!(
                 events = positions.len(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
-                reading_ms = reading.as_millis() as u64,
                 "live entities replayed from the log"
             );
         }

@@ -177,3 +177,47 @@ async fn a_restart_from_a_checkpoint_after_kill_9_at_random_points_equals_a_full
         refused.len()
     );
 }
+
+/// A checkpoint found beside another log — a recreated or restored `events.redb` as
+/// long as the one it was taken from — is not used: the start replays that log. Beside
+/// its own log it is.
+#[test]
+fn a_checkpoint_of_another_log_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let (own, other) = (dir.path().join("own"), dir.path().join("other"));
+    let config = crmpulse::config::Config::default();
+    let clock = Clock::starting_at_rfc3339(NOW).unwrap();
+    let now = clock.now_ms();
+    let mut sim = ingest::simulator::Simulator::new(
+        ingest::simulator::SimulatorConfig {
+            conversations_per_day: 300.0,
+            ..Default::default()
+        },
+        now - 86_400_000,
+    );
+    let events = sim.advance_to(now);
+    let run = |dir: &std::path::Path, events: &[Event]| {
+        let stack = Stack::build(&config, Source::EventLog(dir.to_owned()), clock).unwrap();
+        let log = stack.log.clone().unwrap();
+        if !events.is_empty() {
+            log.append(events).unwrap();
+        }
+        facts_of(&stack, log.len());
+        let resumed = stack.resumed_from;
+        // The shutdown writes a checkpoint of what is new.
+        stack.shutdown();
+        resumed
+    };
+    assert_eq!(run(&own, &events), None);
+    assert!(own.join("checkpoint.bin").exists());
+    assert_eq!(run(&own, &[]), Some(events.len() as u64), "its own log");
+
+    // Another log with the same events and one more, and the first one's checkpoint.
+    {
+        let log = ingest::EventLog::open(&other).unwrap();
+        log.append(&events).unwrap();
+        log.append(&sim.advance_to(now + 60_000)).unwrap();
+    }
+    std::fs::copy(own.join("checkpoint.bin"), other.join("checkpoint.bin")).unwrap();
+    assert_eq!(run(&other, &[]), None, "another log's checkpoint");
+}

@@ -268,7 +268,11 @@ impl EventLog {
             txn.open_table(EVENT_IDS_V2)?;
             txn.open_table(WATERMARKS)?;
             txn.open_table(DEAD_LETTERS)?;
-            txn.open_table(META)?;
+            let mut meta = txn.open_table(META)?;
+            // The log's identity, made once: what a checkpoint names its log by.
+            if meta.get(LOG_ID)?.is_none() {
+                meta.insert(LOG_ID, rand::random::<u128>().to_le_bytes().as_slice())?;
+            }
         }
         txn.commit()?;
         migrate_v1(&db)?;
@@ -294,6 +298,17 @@ impl EventLog {
             writes: Some(writes),
             committer: Some(committer),
         })
+    }
+
+    /// The log's identity: random, made when the log was created, never changed. A
+    /// checkpoint carries it, so that one found beside another log (a restored or
+    /// recreated `events.redb`) is not taken for this log's.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn id(&self) -> Result<u128, LogError> {
+        let bytes = self.meta(LOG_ID)?.unwrap_or_default();
+        Ok(<[u8; 16]>::try_from(bytes.as_slice()).map_or(0, u128::from_le_bytes))
     }
 
     /// Number of events stored.
@@ -540,6 +555,9 @@ fn decode_record(seq: u64, bytes: &[u8]) -> Option<Event> {
         }
     }
 }
+
+/// The meta key of the log's identity ([`EventLog::id`]).
+const LOG_ID: &str = "log_id";
 
 /// The key of the id table: ids are unique per account.
 fn id_key(event: &Event) -> String {

@@ -26,7 +26,8 @@
 //! - **Same rules, same log.** A checkpoint written with another lateness horizon,
 //!   for another log (the log's random identity, [`ingest::EventLog::id`], differs:
 //!   a restored or recreated `events.redb`), or ahead of the log it is found beside,
-//!   is ignored the same way.
+//!   is ignored the same way, and removed (so that it cannot be taken later for a
+//!   log that has grown past it with other events).
 
 use std::fs::File;
 use std::io::{BufWriter, Read as _, Seek as _, SeekFrom, Write};
@@ -194,6 +195,11 @@ pub fn load(dir: &Path, horizon_ms: Option<i64>, log_id: u128, log_len: u64) -> 
         Err(e) => {
             metrics::counter!("crmpulse_checkpoint_ignored_total").increment(1);
             tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "checkpoint not used; replaying the whole log");
+            // Derived data, and not this log's: removed, so that it cannot be taken
+            // later for a log that has grown past it with other events.
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove the checkpoint not used");
+            }
             None
         }
     }

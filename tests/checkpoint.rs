@@ -219,5 +219,15 @@ fn a_checkpoint_of_another_log_is_not_used() {
         log.append(&sim.advance_to(now + 60_000)).unwrap();
     }
     std::fs::copy(own.join("checkpoint.bin"), other.join("checkpoint.bin")).unwrap();
-    assert_eq!(run(&other, &[]), None, "another log's checkpoint");
+    let stack = Stack::build(&config, Source::EventLog(other.clone()), clock).unwrap();
+    assert_eq!(stack.resumed_from, None, "another log's checkpoint");
+    assert!(
+        !other.join("checkpoint.bin").exists(),
+        "removed when not used"
+    );
+    let len = stack.log.as_ref().unwrap().len();
+    facts_of(&stack, len);
+    stack.shutdown();
+    // The shutdown wrote this log's own, which the next start takes.
+    assert_eq!(run(&other, &[]), Some(len));
 }

@@ -72,10 +72,8 @@ struct Header {
 /// at the same time.
 #[derive(Debug)]
 pub struct Loaded {
-    /// The pipeline's part.
+    /// The pipeline's part; `state.pushed` is the events of the log it covers.
     pub state: PipelineState,
-    /// Events of the log it covers.
-    pub events: u64,
     /// The view store's facts.
     pub facts: Facts,
 }
@@ -184,9 +182,9 @@ pub fn load(dir: &Path, horizon_ms: Option<i64>, log_id: u128, log_len: u64) -> 
     let started = Instant::now();
     match read(&path, horizon_ms, log_id, log_len) {
         Ok(loaded) => {
-            metrics::gauge!("crmpulse_checkpoint_loaded_events").set(loaded.events as f64);
+            metrics::gauge!("crmpulse_checkpoint_loaded_events").set(loaded.state.pushed as f64);
             tracing::info!(
-                events = loaded.events,
+                events = loaded.state.pushed,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "checkpoint loaded"
             );
@@ -262,7 +260,6 @@ fn read(
     );
     Ok(Loaded {
         state,
-        events: header.events,
         facts: Facts {
             body: bytes,
             offset: PREFIX + first,
@@ -349,7 +346,7 @@ impl Checkpointer {
         let started = Instant::now();
         let mut state_took = Duration::ZERO;
         let tmp = self.dir.join(format!("{FILE}.tmp"));
-        let result = (|| -> anyhow::Result<(u64, u64)> {
+        let result = (|| -> anyhow::Result<u64> {
             let mut file = File::create(&tmp)?;
             file.write_all(MAGIC)?;
             file.write_all(&VERSION.to_le_bytes())?;
@@ -360,6 +357,10 @@ impl Checkpointer {
                 written: 0,
             };
             let header_at = store.read(|s| (s.progress, s.events_consumed));
+            anyhow::ensure!(
+                header_at.1 == pushed,
+                "the view store is not at the pipeline's position"
+            );
             let mut z = zstd::stream::Encoder::new(&mut crc, 3)?;
             postcard::to_io(
                 &Header {
@@ -377,25 +378,18 @@ impl Checkpointer {
             let mut z = zstd::stream::Encoder::new(&mut crc, 3)?;
             let mut written = 0u64;
             let mut failed = None;
-            let (progress, consumed) = {
-                let at = store.for_each_fact(|fact, n| {
-                    if failed.is_none() {
-                        match postcard::to_io(&Some((fact, n)), &mut z) {
-                            Ok(_) => written += 1,
-                            Err(e) => failed = Some(e),
-                        }
+            let at = store.for_each_fact(|fact, n| {
+                if failed.is_none() {
+                    match postcard::to_io(&Some((fact, n)), &mut z) {
+                        Ok(_) => written += 1,
+                        Err(e) => failed = Some(e),
                     }
-                });
-                anyhow::ensure!(at == header_at, "the view store moved while it was written");
-                at
-            };
+                }
+            });
+            anyhow::ensure!(at == header_at, "the view store moved while it was written");
             if let Some(e) = failed {
                 return Err(e.into());
             }
-            anyhow::ensure!(
-                consumed == pushed,
-                "the view store is not at the pipeline's position"
-            );
             postcard::to_io(&None::<(Fact, i64)>, &mut z)?;
             postcard::to_io(&written, &mut z)?;
             z.finish()?;
@@ -413,11 +407,11 @@ impl Checkpointer {
             drop(file);
             std::fs::rename(&tmp, self.dir.join(FILE))?;
             File::open(&self.dir)?.sync_all()?;
-            Ok((progress, size))
+            Ok(size)
         })();
         self.last_at = Instant::now();
         match result {
-            Ok((_, size)) => {
+            Ok(size) => {
                 self.last_events = pushed;
                 self.last_took = started.elapsed();
                 let secs = self.last_took.as_secs_f64();

@@ -227,12 +227,13 @@ impl Stack {
                 // and the pipeline goes on from its position.
                 let horizon = config.pipeline.log_options(stack.clock).lateness_horizon_ms;
                 let interval = config.pipeline.checkpoint_interval_secs;
+                let enabled = interval > 0 && horizon.is_some();
                 let log_id = log.id()?;
-                let resume = (interval > 0 && horizon.is_some())
+                let resume = enabled
                     .then(|| checkpoint::load(&dir, horizon, log_id, log.len()))
                     .flatten();
-                let next = resume.as_ref().map_or(0, |r| r.events);
-                stack.resumed_from = resume.as_ref().map(|r| r.events);
+                stack.resumed_from = resume.as_ref().map(|r| r.state.pushed);
+                let next = stack.resumed_from.unwrap_or(0);
                 let (resume, facts) = match resume {
                     Some(r) => (Some(r.state), Some(r.facts)),
                     None => (None, None),
@@ -240,7 +241,7 @@ impl Stack {
                 // The driver replays the live entities while the facts load here; it
                 // reads the log on from the checkpoint once they are in.
                 let (loaded_tx, loaded_rx) = std::sync::mpsc::sync_channel::<()>(1);
-                let checkpoints = (interval > 0 && horizon.is_some()).then(|| Checkpoints {
+                let checkpoints = enabled.then(|| Checkpoints {
                     writer: Checkpointer::new(&dir, Duration::from_secs(interval), next, log_id),
                     store: Arc::clone(&stack.store),
                 });

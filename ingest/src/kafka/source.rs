@@ -33,7 +33,8 @@ use schemas::Event;
 use super::dead_letter::{DeadLetter, Origin, already_dead_lettered};
 use super::{DeadLetters, KafkaConfig, KafkaError};
 
-/// A message that did not decode, kept until it is dead-lettered.
+/// A message to dead-letter: one that did not decode or is too late, or one the
+/// pipeline refused.
 struct Malformed {
     payload: Vec<u8>,
     key: Option<Vec<u8>>,
@@ -260,29 +261,7 @@ impl EventSource {
             }
         }
         if !bad.is_empty() {
-            let letters: Vec<DeadLetter<'_>> = bad
-                .iter()
-                .map(|b| DeadLetter {
-                    payload: &b.payload,
-                    key: b.key.as_deref(),
-                    reason: &b.reason,
-                    reason_kind: b.reason_kind,
-                    origin: Origin::Kafka {
-                        topic: self.topic.clone(),
-                        partition: b.partition,
-                        offset: b.offset,
-                    },
-                })
-                .collect();
-            self.dead_letters.send_blocking(&letters)?;
-            for b in &bad {
-                self.dead_lettered.insert((b.partition, b.offset));
-            }
-            tracing::warn!(
-                topic = self.topic,
-                count = bad.len(),
-                "malformed or too late events dead-lettered"
-            );
+            self.send_dead_letters(&bad, "malformed or too late events dead-lettered")?;
         }
         metrics::counter!("crmpulse_kafka_source_events_total").increment(events.len() as u64);
         Ok(events)
@@ -297,37 +276,47 @@ impl EventSource {
     /// # Errors
     /// [`KafkaError`] when the dead-letter topic does not take them.
     pub fn dead_letter_refused(&mut self, refused: &[(usize, &str)]) -> Result<(), KafkaError> {
-        let fresh: Vec<(&Returned, &str)> = refused
+        let fresh: Vec<Malformed> = refused
             .iter()
             .filter_map(|(i, reason)| self.returned.get(*i).map(|r| (r, *reason)))
             .filter(|(r, _)| !self.dead_lettered.contains(&(r.partition, r.offset)))
+            .map(|(r, reason)| Malformed {
+                payload: r.payload.clone(),
+                key: r.key.clone(),
+                reason: reason.to_owned(),
+                reason_kind: "too_late",
+                partition: r.partition,
+                offset: r.offset,
+            })
             .collect();
         if fresh.is_empty() {
             return Ok(());
         }
-        let letters: Vec<DeadLetter<'_>> = fresh
+        self.send_dead_letters(&fresh, "events for final entities dead-lettered")
+    }
+
+    /// Sends `bad` to the dead-letter topic with their source offsets and remembers
+    /// those offsets, so that a replay skips them; `what` is the log line.
+    fn send_dead_letters(&mut self, bad: &[Malformed], what: &str) -> Result<(), KafkaError> {
+        let letters: Vec<DeadLetter<'_>> = bad
             .iter()
-            .map(|(r, reason)| DeadLetter {
-                payload: &r.payload,
-                key: r.key.as_deref(),
-                reason,
-                reason_kind: "too_late",
+            .map(|b| DeadLetter {
+                payload: &b.payload,
+                key: b.key.as_deref(),
+                reason: &b.reason,
+                reason_kind: b.reason_kind,
                 origin: Origin::Kafka {
                     topic: self.topic.clone(),
-                    partition: r.partition,
-                    offset: r.offset,
+                    partition: b.partition,
+                    offset: b.offset,
                 },
             })
             .collect();
         self.dead_letters.send_blocking(&letters)?;
-        tracing::warn!(
-            topic = self.topic,
-            count = fresh.len(),
-            "events for final entities dead-lettered"
-        );
-        for (r, _) in fresh {
-            self.dead_lettered.insert((r.partition, r.offset));
+        for b in bad {
+            self.dead_lettered.insert((b.partition, b.offset));
         }
+        tracing::warn!(topic = self.topic, count = bad.len(), "{what}");
         Ok(())
     }
 }

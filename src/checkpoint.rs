@@ -1,13 +1,18 @@
-//! Checkpoints of the embedded stack: the view store's facts, the pipeline's
-//! finalizer and the log position they belong to, in one file written atomically, so
-//! that a restart loads them and replays only what the dataflow holds live instead of
-//! the whole log (docs/architecture.md, "Checkpoints").
+//! Checkpoints of a stack with a pipeline: the view store's facts, the pipeline's
+//! finalizer and the source position they belong to, in one file written atomically,
+//! so that a restart loads them and replays only what the dataflow holds live instead
+//! of the whole source (docs/architecture.md, "Checkpoints").
+//!
+//! The source is the embedded log (the position is a number of events, and the live
+//! entities' events are read back from the log by position) or the events topic (the
+//! position is the next offset of each partition with the lateness watermarks, and
+//! the live entities' events are kept in the checkpoint itself, [`HeldEvent`]).
 //!
 //! The file, `checkpoint.bin` in the data dir:
 //!
 //! ```text
 //! "CRMPCKPT" | version: u32 LE | crc32 of the frames: u32 LE | length of frame 1: u64 LE
-//!   | frame 1: zstd( postcard: Header, PipelineState )
+//!   | frame 1: zstd( postcard: Header, PipelineState, Vec<HeldEvent> )
 //!   | frame 2: zstd( postcard: Some((fact, multiplicity)) per fact, None, the number of facts )
 //! ```
 //!
@@ -16,18 +21,21 @@
 //!
 //! Invariants:
 //! - **One position.** Everything in a checkpoint is the state after exactly the first
-//!   `Header::events` events of the log: it is taken only when the view store has
-//!   released every event pushed ([`Checkpointer::write`] checks it under the store's
-//!   lock), and the log only grows (dense sequence numbers that never change).
+//!   `Header::events` events the pipeline took: it is taken between two batches, only
+//!   when the view store has released every event pushed ([`Checkpointer::write`]
+//!   checks it under the store's lock). The log only grows (dense sequence numbers
+//!   that never change); the topic's position is the one after exactly those events.
 //! - **All or nothing.** It is written to `checkpoint.bin.tmp`, fsynced, and renamed
 //!   over the previous one (then the directory is fsynced): a `kill -9` at any point
 //!   leaves the previous checkpoint or the new one, never a mix. A damaged file fails
 //!   its CRC or its decoding and is ignored: the restart replays the whole log.
-//! - **Same rules, same log.** A checkpoint written with another lateness horizon,
+//! - **Same rules, same source.** A checkpoint written with another lateness horizon,
 //!   for another log (the log's random identity, [`ingest::EventLog::id`], differs:
-//!   a restored or recreated `events.redb`), or ahead of the log it is found beside,
-//!   is ignored the same way, and removed (so that it cannot be taken later for a
-//!   log that has grown past it with other events).
+//!   a restored or recreated `events.redb`) or ahead of the log it is found beside,
+//!   for another kind of source, or for a topic whose last messages read are not
+//!   there any more ([`ingest::kafka::EventSource::resume`]: another topic, or one
+//!   recreated), is ignored the same way, and removed (so that it cannot be taken
+//!   later for a source that has grown past it with other events).
 
 use std::fs::File;
 use std::io::{BufWriter, Read as _, Seek as _, SeekFrom, Write};
@@ -35,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use ingest::kafka::SourcePosition;
 use pipeline::{Pipeline, PipelineState};
 use query_api::ViewStore;
 use schemas::metrics::{Fact, MetricBatch};
@@ -43,7 +52,7 @@ use serde::{Deserialize, Serialize};
 const MAGIC: &[u8; 8] = b"CRMPCKPT";
 /// Bumped whenever what a checkpoint holds changes meaning or shape (postcard is
 /// positional: a change of `Fact`, the finalizer or the records needs a new version).
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// Bytes before the frames: magic, version, CRC, frame 1's length.
 const PREFIX: usize = 24;
 const FILE: &str = "checkpoint.bin";
@@ -63,8 +72,42 @@ struct Header {
     progress: u64,
     /// The lateness horizon it was taken with, ms.
     horizon_ms: i64,
-    /// The identity of the log it was taken from.
-    log_id: u128,
+    /// The source it was taken from, and where.
+    source: SourceMark,
+}
+
+/// The source a checkpoint is of, and its position there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceMark {
+    /// The embedded log with this identity; the position is the events covered.
+    Log {
+        /// [`ingest::EventLog::id`].
+        id: u128,
+    },
+    /// The events topic, at this position.
+    Topic(SourcePosition),
+}
+
+impl SourceMark {
+    /// The source, in words for a log line.
+    pub fn describe(&self) -> String {
+        match self {
+            SourceMark::Log { id } => format!("the embedded log {id:032x}"),
+            SourceMark::Topic(p) => format!("the events topic {}", p.topic),
+        }
+    }
+}
+
+/// An event a checkpoint of the events topic keeps because a live entity (or a fold
+/// that never finalizes) needs it on a restart: its pipeline position and its
+/// payload as read from the topic (protobuf).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldEvent {
+    /// The event's position in the pipeline's input (the finalizer's numbering).
+    pub position: u64,
+    /// The message's payload.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
 }
 
 /// A checkpoint read back: the pipeline's part decoded, the facts still to decode
@@ -72,8 +115,13 @@ struct Header {
 /// at the same time.
 #[derive(Debug)]
 pub struct Loaded {
-    /// The pipeline's part; `state.pushed` is the events of the log it covers.
+    /// The pipeline's part; `state.pushed` is the events it covers.
     pub state: PipelineState,
+    /// The source and the position it covers.
+    pub source: SourceMark,
+    /// The live entities' events (a checkpoint of the events topic; empty for the log,
+    /// which is read back by position).
+    pub held: Vec<HeldEvent>,
     /// The view store's facts.
     pub facts: Facts,
 }
@@ -170,17 +218,22 @@ impl<W: Write> Write for Crc<W> {
     }
 }
 
-/// Loads the checkpoint in `dir`, if there is one that applies: same lateness horizon,
-/// taken from the log `log_id`, and not ahead of its `log_len` events. Anything else
-/// (none, damaged, another horizon, another log, another version) is logged and gives
-/// `None`: the caller replays the log.
-pub fn load(dir: &Path, horizon_ms: Option<i64>, log_id: u128, log_len: u64) -> Option<Loaded> {
+/// Loads the checkpoint in `dir`, if there is one that applies: the same lateness
+/// horizon, and `check(source, events)` accepts its source and position (the same
+/// log and not ahead of it; the same topic with the messages it read). Anything else
+/// (none, damaged, another horizon, another source, another version) is logged and
+/// gives `None`: the caller replays its source from the start.
+pub fn load(
+    dir: &Path,
+    horizon_ms: Option<i64>,
+    check: impl FnOnce(&SourceMark, u64) -> anyhow::Result<()>,
+) -> Option<Loaded> {
     let path = dir.join(FILE);
     if !path.exists() {
         return None;
     }
     let started = Instant::now();
-    match read(&path, horizon_ms, log_id, log_len) {
+    match read(&path, horizon_ms, check) {
         Ok(loaded) => {
             metrics::gauge!("crmpulse_checkpoint_loaded_events").set(loaded.state.pushed as f64);
             tracing::info!(
@@ -192,7 +245,7 @@ pub fn load(dir: &Path, horizon_ms: Option<i64>, log_id: u128, log_len: u64) -> 
         }
         Err(e) => {
             metrics::counter!("crmpulse_checkpoint_ignored_total").increment(1);
-            tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "checkpoint not used; replaying the whole log");
+            tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "checkpoint not used; replaying the whole source");
             // Derived data, and not this log's: removed, so that it cannot be taken
             // later for a log that has grown past it with other events.
             if let Err(e) = std::fs::remove_file(&path) {
@@ -206,8 +259,7 @@ pub fn load(dir: &Path, horizon_ms: Option<i64>, log_id: u128, log_len: u64) -> 
 fn read(
     path: &Path,
     horizon_ms: Option<i64>,
-    log_id: u128,
-    log_len: u64,
+    check: impl FnOnce(&SourceMark, u64) -> anyhow::Result<()>,
 ) -> anyhow::Result<Loaded> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
@@ -234,24 +286,18 @@ fn read(
         .context("decompressing the pipeline's part")?;
     let (header, rest): (Header, _) = postcard::take_from_bytes(&body).context("header")?;
     anyhow::ensure!(
-        header.log_id == log_id,
-        "taken from another log (log id {:032x}, this log {log_id:032x}): a restored or recreated events.redb",
-        header.log_id
-    );
-    anyhow::ensure!(
         Some(header.horizon_ms) == horizon_ms,
         "taken with a lateness horizon of {} h, configured {}",
         header.horizon_ms / 3_600_000,
         horizon_ms.map_or("none".to_owned(), |h| format!("{} h", h / 3_600_000)),
     );
-    anyhow::ensure!(
-        header.events <= log_len,
-        "it covers {} events and the log holds {log_len}: not this log",
-        header.events
-    );
+    check(&header.source, header.events)
+        .with_context(|| format!("taken from {}", header.source.describe()))?;
     let (state, rest): (PipelineState, _) =
         postcard::take_from_bytes(rest).context("pipeline state")?;
-    anyhow::ensure!(rest.is_empty(), "bytes after the pipeline state");
+    let (held, rest): (Vec<HeldEvent>, _) =
+        postcard::take_from_bytes(rest).context("held events")?;
+    anyhow::ensure!(rest.is_empty(), "bytes after the held events");
     anyhow::ensure!(
         state.pushed == header.events,
         "pipeline state at {} events, facts at {}",
@@ -260,6 +306,8 @@ fn read(
     );
     Ok(Loaded {
         state,
+        source: header.source,
+        held,
         facts: Facts {
             body: bytes,
             offset: PREFIX + first,
@@ -269,8 +317,8 @@ fn read(
     })
 }
 
-/// Writes checkpoints of a running embedded stack: every `interval` once new events
-/// have been pushed, and when asked ([`Checkpointer::write`]).
+/// Writes checkpoints of a running stack: every `interval` once new events have been
+/// pushed, and when asked ([`Checkpointer::write`]).
 #[derive(Debug)]
 pub struct Checkpointer {
     dir: PathBuf,
@@ -281,22 +329,18 @@ pub struct Checkpointer {
     last_events: u64,
     /// How long the last write took.
     last_took: Duration,
-    /// The identity of the log the checkpoints are of.
-    log_id: u128,
 }
 
 impl Checkpointer {
-    /// Checkpoints of the log `log_id` into `dir` every `interval`; `events` is what
-    /// the log position the stack starts from already covers (a loaded checkpoint's,
-    /// or 0).
-    pub fn new(dir: &Path, interval: Duration, events: u64, log_id: u128) -> Self {
+    /// Checkpoints into `dir` every `interval`; `events` is what the position the
+    /// stack starts from already covers (a loaded checkpoint's, or 0).
+    pub fn new(dir: &Path, interval: Duration, events: u64) -> Self {
         Self {
             dir: dir.to_owned(),
             interval,
             last_at: Instant::now(),
             last_events: events,
             last_took: Duration::ZERO,
-            log_id,
         }
     }
 
@@ -318,9 +362,10 @@ impl Checkpointer {
                 || (new >= CATCH_UP_EVENTS && elapsed >= MIN_SPACING.max(self.last_took * 10)))
     }
 
-    /// Writes a checkpoint of `pipeline` and `store` once the store has released every
+    /// Writes a checkpoint of `pipeline` and `store` at `source`'s position (with the
+    /// `held` events a topic's checkpoint keeps), once the store has released every
     /// event pushed (waiting up to `drain`). Returns whether it wrote one; a pipeline
-    /// without a lateness horizon has no checkpoint.
+    /// without a lateness horizon has no checkpoint. Call it between two batches.
     ///
     /// # Errors
     /// I/O errors; the previous checkpoint is then still in place.
@@ -329,6 +374,8 @@ impl Checkpointer {
         pipeline: &Pipeline,
         store: &ViewStore,
         drain: Duration,
+        source: &SourceMark,
+        held: &[HeldEvent],
     ) -> anyhow::Result<bool> {
         let Some(state) = pipeline.state() else {
             return Ok(false);
@@ -367,11 +414,12 @@ impl Checkpointer {
                     events: pushed,
                     progress: header_at.0,
                     horizon_ms: state.finalizer.horizon_ms(),
-                    log_id: self.log_id,
+                    source: source.clone(),
                 },
                 &mut z,
             )?;
             postcard::to_io(&state, &mut z)?;
+            postcard::to_io(held, &mut z)?;
             z.finish()?;
             let first = crc.written;
             state_took = started.elapsed();

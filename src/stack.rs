@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::auth::Credentials;
-use crate::checkpoint::{self, Checkpointer};
+use crate::checkpoint::{self, Checkpointer, HeldEvent, SourceMark};
 use crate::config::Config;
 
 /// Events read from the log per pipeline batch. Only a backlog (a rebuild, a replay)
@@ -74,8 +74,12 @@ pub enum Source {
     /// The durable embedded event log in this directory (`demo`, `run`).
     EventLog(PathBuf),
     /// `crm.events.v1` of the `[kafka]` section (`run` with `[kafka]`); the pipeline's
-    /// deltas go to `crm.metrics.v1`.
-    EventsTopic,
+    /// deltas go to `crm.metrics.v1`. With `checkpoints`, checkpoints are written to
+    /// and resumed from that directory (the data dir).
+    EventsTopic {
+        /// Where checkpoints go; `None`: none, every start reads the topic from the start.
+        checkpoints: Option<PathBuf>,
+    },
     /// Only `crm.metrics.v1` of the `[kafka]` section, with no pipeline (`serve`).
     MetricsTopic,
 }
@@ -85,7 +89,9 @@ impl Source {
     /// the event log in `data_dir`.
     pub fn for_run(config: &Config, data_dir: &Path) -> Self {
         if config.kafka.is_some() {
-            Source::EventsTopic
+            Source::EventsTopic {
+                checkpoints: Some(data_dir.to_owned()),
+            }
         } else {
             Source::EventLog(data_dir.to_owned())
         }
@@ -124,8 +130,8 @@ pub struct Stack {
     pub clickhouse: Option<Arc<ClickHouseSink>>,
     /// The process's one clock: pipeline time, the API's "now", the simulator's.
     pub clock: Clock,
-    /// The log position of the checkpoint this start went on from (embedded mode),
-    /// `None` when it replayed the whole log.
+    /// The position (events) of the checkpoint this start went on from, `None` when
+    /// it read its source from the start.
     pub resumed_from: Option<u64>,
     /// The number `/healthz` compares `events_consumed` with: the log's length
     /// (embedded) or the events handed to the pipeline (Kafka).
@@ -188,7 +194,7 @@ impl Stack {
                     .map_err(anyhow::Error::msg)
                     .context("opening the reports journal")?,
             ),
-            Source::EventsTopic | Source::MetricsTopic => Arc::new(ReportsJournal(
+            Source::EventsTopic { .. } | Source::MetricsTopic => Arc::new(ReportsJournal(
                 ingest::kafka::journal::ReportsTopic::open(kafka_section(config)?).context(
                     "opening the reports topic (create it with `crmpulse kafka-topics`)",
                 )?,
@@ -222,74 +228,87 @@ impl Stack {
                 stack.source_len = Some(log.subscribe());
                 stack.ingest = Ingest::Log;
                 stack.log = Some(Arc::clone(&log));
-                // A checkpoint, when there is one that applies: its facts go to the
-                // ClickHouse sink (which rewrites every row once) and the view store,
-                // and the pipeline goes on from its position.
-                let horizon = config.pipeline.log_options(stack.clock).lateness_horizon_ms;
-                let interval = config.pipeline.checkpoint_interval_secs;
-                let enabled = interval > 0 && horizon.is_some();
                 let log_id = log.id()?;
-                let resume = enabled
-                    .then(|| checkpoint::load(&dir, horizon, log_id, log.len()))
-                    .flatten();
-                stack.resumed_from = resume.as_ref().map(|r| r.state.pushed);
-                let next = stack.resumed_from.unwrap_or(0);
-                let (resume, facts) = match resume {
-                    Some(r) => (Some(r.state), Some(r.facts)),
-                    None => (None, None),
-                };
-                // The driver replays the live entities while the facts load here; it
-                // reads the log on from the checkpoint once they are in.
-                let (loaded_tx, loaded_rx) = std::sync::mpsc::sync_channel::<()>(1);
-                let checkpoints = enabled.then(|| Checkpoints {
-                    writer: Checkpointer::new(&dir, Duration::from_secs(interval), next, log_id),
-                    store: Arc::clone(&stack.store),
+                let this_log = SourceMark::Log { id: log_id };
+                let log_len = log.len();
+                let loaded = checkpoint_settings(config, stack.clock).and_then(|horizon| {
+                    checkpoint::load(&dir, Some(horizon), |source, events| {
+                        anyhow::ensure!(
+                            *source == this_log,
+                            "not this log ({}): a restored or recreated events.redb",
+                            this_log.describe()
+                        );
+                        anyhow::ensure!(
+                            events <= log_len,
+                            "it covers {events} events and the log holds {log_len}: not this log"
+                        );
+                        Ok(())
+                    })
                 });
-                stack.start_pipeline(
-                    config,
-                    Input::Log {
-                        log,
-                        next,
-                        at_end: false,
-                    },
-                    None,
-                    resume.map(|state| (state, loaded_rx)),
-                    checkpoints,
-                )?;
-                if let Some(facts) = facts {
-                    facts.release(|batch| {
-                        if let Some(ch) = &stack.clickhouse {
-                            ch.accept(&batch);
-                        }
-                        stack.store.apply(batch);
-                    })?;
-                    let _ = loaded_tx.send(());
-                }
+                let next = loaded.as_ref().map_or(0, |l| l.state.pushed);
+                let input = Input::Log {
+                    log,
+                    next,
+                    at_end: false,
+                    id: log_id,
+                };
+                let sinks = stack.sinks(None);
+                stack.start_from(config, input, sinks, None, loaded, Some(&dir))?;
             }
-            Source::EventsTopic => {
+            Source::EventsTopic { checkpoints } => {
                 let kafka = kafka_section(config)?.clone();
                 // Raw events are copied from the embedded log only; from Kafka the
                 // sink writes the rollups (docs/clickhouse.md, "Kafka mode").
                 stack.clickhouse = clickhouse_sink(config, None)?;
                 let (sink, catch_up) = MetricsSink::open(crate::kafka::sink_config(&kafka))
                     .context("reading back the metrics topic")?;
-                let events = EventSource::open(&kafka)
-                    .context("opening the events topic")?
-                    .with_lateness_horizon(
-                        config.pipeline.log_options(stack.clock).lateness_horizon_ms,
-                    );
+                if let Some(dir) = &checkpoints {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!("creating the data dir {} for checkpoints", dir.display())
+                    })?;
+                }
+                // A checkpoint whose position is in this topic: the source goes on
+                // from it, checked against the messages it says were read last.
+                let mut resumed = None;
+                let loaded = checkpoints
+                    .as_deref()
+                    .zip(checkpoint_settings(config, stack.clock))
+                    .and_then(|(dir, horizon)| {
+                        checkpoint::load(dir, Some(horizon), |source, _| {
+                            let SourceMark::Topic(position) = source else {
+                                anyhow::bail!("a checkpoint of the embedded log, not of a topic");
+                            };
+                            resumed = Some(EventSource::resume(&kafka, position)?);
+                            Ok(())
+                        })
+                    });
+                let events = match (resumed, &loaded) {
+                    (Some(source), Some(_)) => source,
+                    // Checked, then not loaded (its state did not decode): from the start.
+                    _ => EventSource::open(&kafka).context("opening the events topic")?,
+                }
+                .with_lateness_horizon(
+                    config.pipeline.log_options(stack.clock).lateness_horizon_ms,
+                );
                 let (pushed_tx, pushed_rx) = watch::channel(0u64);
                 stack.source_len = Some(pushed_rx);
                 stack.ingest = Ingest::Topic(kafka);
-                stack.start_pipeline(
+                let held = (checkpoints.is_some()
+                    && checkpoint_settings(config, stack.clock).is_some())
+                .then(Vec::new);
+                let input = Input::Topic {
+                    events: Box::new(events),
+                    pushed_tx,
+                    held,
+                };
+                let sinks = stack.sinks(Some(sink));
+                stack.start_from(
                     config,
-                    Input::Topic {
-                        events: Box::new(events),
-                        pushed_tx,
-                    },
-                    Some((sink, catch_up)),
-                    None,
-                    None,
+                    input,
+                    sinks,
+                    Some(catch_up),
+                    loaded,
+                    checkpoints.as_deref(),
                 )?;
             }
             Source::MetricsTopic => {
@@ -303,25 +322,79 @@ impl Stack {
         Ok(stack)
     }
 
-    /// Starts the pipeline fed by `input`, releasing every batch to the ClickHouse
-    /// sink, the metrics topic (`metrics`) and the view store, in that order. With
-    /// `resume` (a checkpoint whose facts are already in the view store), the pipeline
-    /// goes on from it: the driver first replays the events the checkpoint's live
-    /// entities need. With `checkpoints`, the driver writes them.
+    /// The sinks every released batch goes to: ClickHouse (when configured), the
+    /// metrics topic (Kafka mode), the view store.
+    fn sinks(&self, metrics: Option<MetricsSink>) -> Arc<Sinks> {
+        Arc::new(Sinks {
+            clickhouse: self.clickhouse.clone(),
+            metrics: metrics.map(std::sync::Mutex::new),
+            store: Arc::clone(&self.store),
+        })
+    }
+
+    /// Starts the pipeline on `input`, from `loaded` when a checkpoint applies: its
+    /// facts go to the sinks (the ClickHouse sink rewrites every row once; the metrics
+    /// sink counts them into what it compares with the topic) while the driver replays
+    /// the live entities, and the driver reads the source on from the checkpoint once
+    /// they are in. With `dir`, the driver writes checkpoints there.
+    fn start_from(
+        &mut self,
+        config: &Config,
+        mut input: Input,
+        sinks: Arc<Sinks>,
+        catch_up: Option<CatchUp>,
+        loaded: Option<checkpoint::Loaded>,
+        dir: Option<&Path>,
+    ) -> anyhow::Result<()> {
+        self.resumed_from = loaded.as_ref().map(|l| l.state.pushed);
+        let checkpoints = dir
+            .zip(checkpoint_settings(config, self.clock))
+            .map(|(dir, _)| Checkpoints {
+                writer: Checkpointer::new(
+                    dir,
+                    Duration::from_secs(config.pipeline.checkpoint_interval_secs),
+                    self.resumed_from.unwrap_or(0),
+                ),
+                store: Arc::clone(&self.store),
+            });
+        let (loaded_tx, loaded_rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let (resume, facts) = match loaded {
+            Some(l) => {
+                if let Input::Topic { held, .. } = &mut input {
+                    *held = Some(l.held);
+                }
+                (Some((l.state, loaded_rx)), Some(l.facts))
+            }
+            None => (None, None),
+        };
+        self.start_pipeline(
+            config,
+            input,
+            Arc::clone(&sinks),
+            catch_up,
+            resume,
+            checkpoints,
+        )?;
+        if let Some(facts) = facts {
+            facts.release(|batch| sinks.release(batch))?;
+            let _ = loaded_tx.send(());
+        }
+        Ok(())
+    }
+
+    /// Starts the pipeline fed by `input`, releasing every batch to `sinks`. With
+    /// `resume` (a checkpoint whose facts are going to the sinks), the pipeline goes
+    /// on from it: the driver first replays the events the checkpoint's live entities
+    /// need. With `checkpoints`, the driver writes them.
     fn start_pipeline(
         &mut self,
         config: &Config,
         input: Input,
-        metrics: Option<(MetricsSink, CatchUp)>,
+        sinks: Arc<Sinks>,
+        catch_up: Option<CatchUp>,
         resume: Option<(pipeline::PipelineState, std::sync::mpsc::Receiver<()>)>,
         checkpoints: Option<Checkpoints>,
     ) -> anyhow::Result<()> {
-        let (mut metrics_sink, catch_up) = match metrics {
-            Some((sink, catch_up)) => (Some(sink), Some(catch_up)),
-            None => (None, None),
-        };
-        let store = Arc::clone(&self.store);
-        let ch_sink = self.clickhouse.clone();
         let runtime = config.pipeline.runtime(self.clock);
         let (resume, warm, loaded) = match resume {
             Some((state, loaded)) => {
@@ -330,21 +403,7 @@ impl Stack {
             }
             None => (None, Vec::new(), None),
         };
-        let on_batch = move |batch: MetricBatch| {
-            // Rows are folded in before the view store takes the batch; the sink
-            // never blocks here (backpressure is applied to the source).
-            if let Some(ch) = &ch_sink {
-                ch.accept(&batch);
-            }
-            if let Some(sink) = &mut metrics_sink
-                && let Err(e) = sink.publish(&batch)
-            {
-                // The next start publishes the difference: nothing is lost or doubled.
-                tracing::error!(error = %e, "metrics sink failed; exiting for a restart");
-                std::process::exit(2);
-            }
-            store.apply(batch);
-        };
+        let on_batch = move |batch: MetricBatch| sinks.release(batch);
         let mut pipeline = match resume {
             Some(state) => Pipeline::resume(&runtime, state, on_batch)?,
             None => Pipeline::start(&runtime, on_batch)?,
@@ -378,7 +437,7 @@ impl Stack {
                     && pipeline.pushed() > c.writer.covered()
                 {
                     // At shutdown: the next start goes on from here.
-                    c.write(&pipeline, SHUTDOWN_DRAIN);
+                    c.write(&pipeline, &mut input, SHUTDOWN_DRAIN);
                 }
                 pipeline.finish();
             })?;
@@ -471,6 +530,13 @@ impl Stack {
             })?;
         self.threads.push(handle);
         Ok(())
+    }
+
+    /// The number `/healthz` compares the view store's `events_consumed` with: the
+    /// log's length (embedded) or the events handed to the pipeline (Kafka); 0 for
+    /// `serve`.
+    pub fn source_len(&self) -> u64 {
+        self.source_len.as_ref().map_or(0, |r| *r.borrow())
     }
 
     /// Whether the source has been read up to what it held at start (and, after a
@@ -696,17 +762,60 @@ fn meta_word(log: &EventLog, name: &str) -> anyhow::Result<Option<[u8; 8]>> {
         .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()))
 }
 
-/// The checkpoints of an embedded stack: the writer and the view store it reads.
+/// The lateness horizon, when checkpoints are on: `[pipeline] checkpoint_interval_secs`
+/// above 0 and a horizon (without one nothing is ever final, and a checkpoint would
+/// hold every event).
+fn checkpoint_settings(config: &Config, clock: Clock) -> Option<i64> {
+    let horizon = config.pipeline.log_options(clock).lateness_horizon_ms;
+    (config.pipeline.checkpoint_interval_secs > 0)
+        .then_some(horizon)
+        .flatten()
+}
+
+/// Where the pipeline's batches go, in this order: the ClickHouse sink (it folds the
+/// rows in and never blocks here: backpressure is applied to the source), the
+/// metrics topic, the view store. A checkpoint's facts take the same way.
+struct Sinks {
+    clickhouse: Option<Arc<ClickHouseSink>>,
+    metrics: Option<std::sync::Mutex<MetricsSink>>,
+    store: Arc<ViewStore>,
+}
+
+impl Sinks {
+    fn release(&self, batch: MetricBatch) {
+        if let Some(ch) = &self.clickhouse {
+            ch.accept(&batch);
+        }
+        if let Some(sink) = &self.metrics {
+            let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = sink.publish(&batch) {
+                // The next start publishes the difference: nothing is lost or doubled.
+                tracing::error!(error = %e, "metrics sink failed; exiting for a restart");
+                std::process::exit(2);
+            }
+        }
+        self.store.apply(batch);
+    }
+}
+
+/// The checkpoints of a stack: the writer and the view store it reads.
 struct Checkpoints {
     writer: Checkpointer,
     store: Arc<ViewStore>,
 }
 
 impl Checkpoints {
-    /// Writes one (see [`Checkpointer::write`]); a failure is logged and counted, the
-    /// stack goes on (the previous checkpoint stays).
-    fn write(&mut self, pipeline: &Pipeline, drain: Duration) {
-        if let Err(e) = self.writer.write(pipeline, &self.store, drain) {
+    /// Writes one at `input`'s position (see [`Checkpointer::write`]); a failure is
+    /// logged and counted, the stack goes on (the previous checkpoint stays).
+    fn write(&mut self, pipeline: &Pipeline, input: &mut Input, drain: Duration) {
+        let Some(state) = pipeline.state() else {
+            return;
+        };
+        let (source, held) = input.mark(|| state.finalizer.warm_positions());
+        if let Err(e) = self
+            .writer
+            .write(pipeline, &self.store, drain, &source, held)
+        {
             tracing::error!(error = %format!("{e:#}"), "checkpoint not written");
         }
     }
@@ -714,16 +823,21 @@ impl Checkpoints {
 
 /// The pipeline's source, as the driver reads it.
 enum Input {
-    /// The embedded log from position `next`; `at_end` once a read found nothing new.
+    /// The embedded log from position `next`; `at_end` once a read found nothing new;
+    /// `id` the log's identity.
     Log {
         log: Arc<EventLog>,
         next: u64,
         at_end: bool,
+        id: u128,
     },
-    /// The events topic; `pushed_tx` follows the events handed to the pipeline.
+    /// The events topic; `pushed_tx` follows the events handed to the pipeline. With
+    /// checkpoints, `held` keeps the payload of every event pushed that a checkpoint
+    /// may need, sorted by position (pruned to the live ones at each checkpoint).
     Topic {
         events: Box<EventSource>,
         pushed_tx: watch::Sender<u64>,
+        held: Option<Vec<HeldEvent>>,
     },
 }
 
@@ -738,8 +852,36 @@ impl Input {
         positions: &[u64],
         loaded: Option<std::sync::mpsc::Receiver<()>>,
     ) -> anyhow::Result<()> {
-        let Input::Log { log, .. } = self else {
-            return Ok(());
+        let log = match self {
+            Input::Log { log, .. } => log,
+            Input::Topic { held, .. } => {
+                if loaded.is_none() {
+                    return Ok(());
+                }
+                // The checkpoint kept the events themselves.
+                let held = held.as_deref().unwrap_or_default();
+                let started = Instant::now();
+                for chunk in held.chunks(WARM_CHUNK) {
+                    let events = chunk
+                        .iter()
+                        .map(|h| {
+                            Event::from_proto_bytes(&h.payload).with_context(|| {
+                                format!(
+                                    "a checkpoint's event at position {} does not decode",
+                                    h.position
+                                )
+                            })
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    pipeline.warm(events)?;
+                }
+                tracing::info!(
+                    events = held.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "live entities replayed from the checkpoint"
+                );
+                return Self::wait_loaded(loaded);
+            }
         };
         if !positions.is_empty() {
             let started = Instant::now();
@@ -774,6 +916,10 @@ impl Input {
                 "live entities replayed from the log"
             );
         }
+        Self::wait_loaded(loaded)
+    }
+
+    fn wait_loaded(loaded: Option<std::sync::mpsc::Receiver<()>>) -> anyhow::Result<()> {
         if let Some(loaded) = loaded {
             loaded
                 .recv()
@@ -782,11 +928,28 @@ impl Input {
         Ok(())
     }
 
+    /// The source's position for a checkpoint, and the events it keeps: none for the
+    /// log (read back by position); for the topic, those at the `warm` positions, the
+    /// others dropped (an entity final now stays final).
+    fn mark(&mut self, warm: impl FnOnce() -> Vec<u64>) -> (SourceMark, &[HeldEvent]) {
+        match self {
+            Input::Log { id, .. } => (SourceMark::Log { id: *id }, &[]),
+            Input::Topic { events, held, .. } => {
+                let held = held.get_or_insert_with(Vec::new);
+                let warm = warm();
+                held.retain(|h| warm.binary_search(&h.position).is_ok());
+                (SourceMark::Topic(events.position()), held.as_slice())
+            }
+        }
+    }
+
     /// The next events, at most a batch; empty when nothing new arrived (a Kafka poll
     /// has then waited [`KAFKA_POLL`]).
     fn next_batch(&mut self) -> anyhow::Result<Vec<Event>> {
         match self {
-            Input::Log { log, next, at_end } => {
+            Input::Log {
+                log, next, at_end, ..
+            } => {
                 let (events, after) = log.read(*next, READ_BATCH)?;
                 if after == *next {
                     *at_end = true;
@@ -867,9 +1030,22 @@ impl Input {
         Ok(())
     }
 
-    /// Called after the pipeline took a batch.
-    fn pushed(&self, pushed: u64) {
-        if let Input::Topic { pushed_tx, .. } = self {
+    /// Called after the pipeline took a batch, whose first event had `batch_start`.
+    fn pushed(&mut self, batch_start: u64, pushed: u64) {
+        if let Input::Topic {
+            pushed_tx,
+            events,
+            held,
+        } = self
+        {
+            if let Some(held) = held {
+                held.extend(events.returned_payloads().zip(batch_start..).map(
+                    |(payload, position)| HeldEvent {
+                        position,
+                        payload: payload.to_vec(),
+                    },
+                ));
+            }
             pushed_tx.send_replace(pushed);
         }
     }
@@ -913,7 +1089,7 @@ fn drive(
             let batch_start = pipeline.pushed();
             pipeline.push(events)?;
             input.refused(pipeline.take_refused(), batch_start)?;
-            input.pushed(pipeline.pushed());
+            input.pushed(batch_start, pipeline.pushed());
             last_tick = Instant::now();
         }
         if let Some(lag) = input.lag(pipeline.pushed()) {
@@ -937,14 +1113,14 @@ fn drive(
             if let Some(c) = checkpoints.as_deref_mut()
                 && pipeline.pushed() >= c.writer.covered() + REPLAYED_EVENTS
             {
-                c.write(pipeline, SHUTDOWN_DRAIN);
+                c.write(pipeline, input, SHUTDOWN_DRAIN);
             }
         }
         if let Some(c) = checkpoints.as_deref_mut()
             && announced
             && c.writer.due(pipeline.pushed())
         {
-            c.write(pipeline, CHECKPOINT_DRAIN);
+            c.write(pipeline, input, CHECKPOINT_DRAIN);
         }
     }
     Ok(())

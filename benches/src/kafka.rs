@@ -141,7 +141,11 @@ fn throughput(
     drop(events);
 
     let started = Instant::now();
-    let pipeline = Stack::build(&with_topics(config, kafka), Source::EventsTopic, clock)?;
+    let pipeline = Stack::build(
+        &with_topics(config, kafka),
+        Source::EventsTopic { checkpoints: None },
+        clock,
+    )?;
     let store = Arc::clone(&pipeline.store);
     let mut progress = store.subscribe();
     runtime.block_on(async {
@@ -171,7 +175,7 @@ fn latency(
     clock: Clock,
 ) -> anyhow::Result<()> {
     let config = with_topics(config, kafka);
-    let pipeline = Stack::build(&config, Source::EventsTopic, clock)?;
+    let pipeline = Stack::build(&config, Source::EventsTopic { checkpoints: None }, clock)?;
     // What `crmpulse serve` runs: a view store fed only from the metrics topic.
     let serve = Stack::build(&config, Source::MetricsTopic, clock)?;
     let served = Arc::clone(&serve.store);

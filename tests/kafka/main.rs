@@ -7,6 +7,7 @@
 //! Every test uses its own topic names, so tests share one broker safely. The oracle
 //! is always `pipeline::reference::facts`: a batch recomputation of all valid events.
 
+mod checkpoints;
 #[path = "../common/mod.rs"]
 mod common;
 mod faults;
@@ -100,6 +101,11 @@ pub fn ingest_key() -> String {
 }
 
 pub fn setup(brokers: &str, partitions: i32) -> Setup {
+    setup_with(brokers, partitions, "")
+}
+
+/// [`setup`] with more lines for the configuration's `[pipeline]` section.
+pub fn setup_with(brokers: &str, partitions: i32, pipeline: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     // Unique per run without reading the clock (tests pin or fake it).
     let suffix = format!("{}-{}", std::process::id(), rand::random::<u64>());
@@ -115,7 +121,7 @@ pub fn setup(brokers: &str, partitions: i32) -> Setup {
     kafka.topics.reports = format!("crm.reports.v1.{suffix}");
     let config_path = dir.path().join("crmpulse.toml");
     let toml = format!(
-        "[pipeline]\nworkers = 2\n\n[auth]\nhs256_secret = {SECRET:?}\n\n[kafka]\nbrokers = {:?}\ngroup_id = {:?}\npartitions = {}\n\n[kafka.topics]\nevents = {:?}\ndead_letters = {:?}\nmetrics = {:?}\nreports = {:?}\n",
+        "[pipeline]\nworkers = 2\n{pipeline}\n[auth]\nhs256_secret = {SECRET:?}\n\n[kafka]\nbrokers = {:?}\ngroup_id = {:?}\npartitions = {}\n\n[kafka.topics]\nevents = {:?}\ndead_letters = {:?}\nmetrics = {:?}\nreports = {:?}\n",
         kafka.brokers,
         kafka.group_id,
         partitions,
@@ -142,11 +148,19 @@ impl Setup {
     /// [`Self::spawn`] with the process's clock started at `now` instead of [`NOW`].
     pub fn spawn_at(&self, name: &str, now: &str, args: &[&str]) -> Child {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        // `run` keeps its checkpoints in the data dir: the test's, never the cwd.
+        let data_dir = self.dir.path().join("data");
+        let data_dir_args: &[&std::ffi::OsStr] = if args.first() == Some(&"run") {
+            &["--data-dir".as_ref(), data_dir.as_os_str()]
+        } else {
+            &[]
+        };
         Command::new(env!("CARGO_BIN_EXE_crmpulse"))
             .arg("--config")
             .arg(&self.config_path)
             .args(["--now", now])
             .args(args)
+            .args(data_dir_args)
             .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -227,6 +241,16 @@ impl Setup {
 
     /// Waits until the metrics topic says `events` events are reflected.
     pub fn wait_for_events(&self, events: u64, timeout: Duration) -> MetricsView {
+        self.wait_for_events_logged(events, timeout, "run")
+    }
+
+    /// [`Self::wait_for_events`], showing the log of the process `name` on a timeout.
+    pub fn wait_for_events_logged(
+        &self,
+        events: u64,
+        timeout: Duration,
+        name: &str,
+    ) -> MetricsView {
         let deadline = Instant::now() + timeout;
         loop {
             let view = self.read_metrics();
@@ -237,7 +261,7 @@ impl Setup {
                 Instant::now() < deadline,
                 "metrics reflect {} of {events} events; run log:\n{}",
                 view.events_consumed,
-                self.log("run")
+                self.log(name)
             );
             std::thread::sleep(Duration::from_millis(300));
         }

@@ -19,7 +19,7 @@ fn dead_letters(s: &Setup, expected: usize) -> Vec<(Vec<u8>, HashMap<String, Str
 }
 
 /// Every dead letter read until `expected` are read or `within` has passed.
-fn dead_letters_within(
+pub(crate) fn dead_letters_within(
     s: &Setup,
     expected: usize,
     within: Duration,
@@ -200,8 +200,17 @@ fn events_reach_the_metrics_topic_exactly_and_serve_replicas_agree() {
 #[test]
 #[ignore = "needs a Kafka broker: scripts/test starts tansu and runs it"]
 fn kill_9_at_random_points_neither_loses_nor_doubles_a_metric() {
+    kill_9_at_random_points("", 300..5_000);
+}
+
+/// Six starts of `run` on a growing topic (3 partitions), each but the last killed
+/// with `kill -9` after a random time in `kill_after_ms`; `pipeline` adds lines to the
+/// `[pipeline]` section. The metrics topic must then hold exactly the batch
+/// recomputation, never a negative count on the way, with progress moving forward.
+/// Returns the set-up (the runs' logs are `run-0.log` …).
+pub fn kill_9_at_random_points(pipeline: &str, kill_after_ms: std::ops::Range<u64>) -> Setup {
     let broker = Broker::from_env();
-    let s = setup(&broker.bootstrap(), 3);
+    let s = setup_with(&broker.bootstrap(), 3, pipeline);
     s.create_topics(&broker);
     let events = simulated_daytime(8, 11);
     let seed: u64 = rand::random();
@@ -210,18 +219,25 @@ fn kill_9_at_random_points_neither_loses_nor_doubles_a_metric() {
     let chunks: Vec<&[Event]> = events.chunks(events.len() / 6 + 1).collect();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    for chunk in &chunks[..chunks.len() - 1] {
+    for (i, chunk) in chunks[..chunks.len() - 1].iter().enumerate() {
         s.produce(chunk);
-        let mut run = s.spawn("run", &["run", "--listen", &listen]);
-        std::thread::sleep(Duration::from_millis(rng.random_range(300..5_000)));
+        let mut run = s.spawn(&format!("run-{i}"), &["run", "--listen", &listen]);
+        std::thread::sleep(Duration::from_millis(
+            rng.random_range(kill_after_ms.clone()),
+        ));
         kill_9(&mut run);
     }
     s.produce(chunks[chunks.len() - 1]);
-    let _run = Guard(s.spawn("run", &["run", "--listen", &listen]));
-    let view = s.wait_for_events(events.len() as u64, Duration::from_secs(240));
+    let last = format!("run-{}", chunks.len() - 1);
+    let _run = Guard(s.spawn(&last, &["run", "--listen", &listen]));
+    let view = s.wait_for_events_logged(events.len() as u64, Duration::from_secs(240), &last);
     let expected = reference(&events);
     assert!(expected.len() > 100, "{} facts", expected.len());
-    assert_eq!(differences(&view.sum, &expected), vec![]);
+    assert_eq!(
+        differences(&view.sum, &expected),
+        vec![],
+        "kill schedule seed {seed}"
+    );
     // A consumer applying complete batches never holds a negative count, and ends
     // with exactly the batch recomputation: nothing was counted twice.
     let mut state: HashMap<Fact, i64> = HashMap::new();
@@ -231,7 +247,7 @@ fn kill_9_at_random_points_neither_loses_nor_doubles_a_metric() {
         }
         assert!(
             state.values().all(|d| *d >= 0),
-            "negative multiplicity at progress {}",
+            "negative multiplicity at progress {}; kill schedule seed {seed}",
             batch.progress
         );
     }
@@ -247,6 +263,7 @@ fn kill_9_at_random_points_neither_loses_nor_doubles_a_metric() {
             .windows(2)
             .all(|w| w[0].progress < w[1].progress)
     );
+    s
 }
 
 #[test]
@@ -479,9 +496,12 @@ fn an_event_for_a_final_conversation_is_refused_by_the_pipeline_and_dead_lettere
     config.pipeline.lateness_horizon_hours = 1;
     let clock = schemas::Clock::starting_at_rfc3339(NOW).unwrap();
     for _ in 0..2 {
-        let stack =
-            crmpulse::stack::Stack::build(&config, crmpulse::stack::Source::EventsTopic, clock)
-                .unwrap();
+        let stack = crmpulse::stack::Stack::build(
+            &config,
+            crmpulse::stack::Source::EventsTopic { checkpoints: None },
+            clock,
+        )
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while !stack.started() {
             assert!(Instant::now() < deadline, "the stack did not catch up");

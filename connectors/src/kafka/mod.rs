@@ -10,7 +10,7 @@ pub mod catch_up;
 pub mod watermarks;
 
 pub use catch_up::ReadToEnd;
-pub use watermarks::{assign_from_start, high_watermarks};
+pub use watermarks::{assign_from, assign_from_start, high_watermarks};
 
 /// Errors of the shared Kafka helpers.
 #[derive(Debug, thiserror::Error)]

@@ -69,11 +69,32 @@ pub fn assign_from_start<C: Consumer>(
     consumer: &C,
     topic: &str,
 ) -> Result<ReadToEnd, ConnectorError> {
+    assign_from(consumer, topic, &HashMap::new(), &HashMap::new())
+}
+
+/// [`assign_from_start`] for a reader that goes on at each partition's offset in
+/// `next` (a resume from a checkpoint), fetching from `fetch_from` (at or before
+/// `next`: the caller skips what lies before `next`; see
+/// `ingest::kafka::EventSource::resume` for why); partitions in neither, new since,
+/// from their first offset.
+///
+/// # Errors
+/// As [`assign_from_start`].
+pub fn assign_from<C: Consumer>(
+    consumer: &C,
+    topic: &str,
+    next: &HashMap<i32, i64>,
+    fetch_from: &HashMap<i32, i64>,
+) -> Result<ReadToEnd, ConnectorError> {
     let marks = high_watermarks(consumer, topic)?;
-    let tracker = ReadToEnd::new(marks);
+    let tracker = ReadToEnd::starting_at(marks, next);
     let mut tpl = TopicPartitionList::new();
     for &p in tracker.partitions() {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        let offset = fetch_from
+            .get(&p)
+            .or(next.get(&p))
+            .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+        tpl.add_partition_offset(topic, p, offset)?;
     }
     consumer.assign(&tpl)?;
     Ok(tracker)

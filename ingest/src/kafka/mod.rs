@@ -24,7 +24,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 pub use config::{KafkaConfig, TopicsConfig};
 pub use dead_letter::{DeadLetter, DeadLetters};
-pub use source::EventSource;
+pub use source::{EventSource, SourcePosition};
 
 /// Errors of crmpulse's Kafka clients.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,16 @@ pub enum KafkaError {
         name: String,
         /// The broker's answer.
         code: RDKafkaErrorCode,
+    },
+    /// A checkpoint's source position is not of this topic (it was recreated, or the
+    /// checkpoint is of another deployment's): the message it says it read last is
+    /// not there.
+    #[error("the checkpoint's position is not in {topic}: {reason}")]
+    NotThisTopic {
+        /// The topic.
+        topic: String,
+        /// What differs.
+        reason: String,
     },
     /// A message could not be delivered.
     #[error("delivering to {topic}: {reason}")]

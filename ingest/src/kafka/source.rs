@@ -1,9 +1,10 @@
 //! The pipeline's event source: every partition of `crm.events.v1`, read from the
-//! start on every start.
+//! start, or from where a checkpoint says the last run had read
+//! ([`EventSource::resume`]).
 //!
-//! Why from the start: the pipeline's state is a pure function of the set of events
-//! (duplicates ignored), so rebuilding it from the topic needs no checkpoint and can
-//! never disagree with the input; the metric sink then publishes only the difference
+//! Why the start is always possible: the pipeline's state is a pure function of the
+//! events in their order (duplicates ignored), so rebuilding it from the topic needs
+//! no checkpoint and can never disagree with the input; the metric sink then publishes only the difference
 //! from what `crm.metrics.v1` already holds (see `pipeline::sink::kafka`). The source
 //! records each partition's high watermark when it starts; [`EventSource::caught_up`]
 //! says when everything that was in the topic then has been handed out.
@@ -24,11 +25,12 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use connectors::kafka::{ReadToEnd, assign_from_start};
+use connectors::kafka::{ReadToEnd, assign_from};
 use rdkafka::Message as _;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::FutureProducer;
 use schemas::Event;
+use serde::{Deserialize, Serialize};
 
 use super::dead_letter::{DeadLetter, Origin, already_dead_lettered};
 use super::{DeadLetters, KafkaConfig, KafkaError};
@@ -72,6 +74,25 @@ pub struct EventSource {
     /// The records of the events the last [`EventSource::poll_batch`] returned, in
     /// order ([`EventSource::dead_letter_refused`]).
     returned: Vec<Returned>,
+    /// Per partition read from: the next offset, and the CRC-32 of the message before.
+    next: HashMap<i32, (i64, u32)>,
+    /// After a resume, each partition's next offset there: messages before it, which
+    /// the fetch from an earlier offset returns too, were read by the last run.
+    skip_below: HashMap<i32, i64>,
+}
+
+/// Where a source stands after the messages it has handed out: what a checkpoint
+/// keeps so that [`EventSource::resume`] goes on from exactly there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePosition {
+    /// The events topic.
+    pub topic: String,
+    /// Each partition read from: `(partition, next offset, CRC-32 of the payload at
+    /// next offset - 1)`. The checksum tells a resume that the topic is the one read
+    /// (not recreated since), sorted by partition.
+    pub partitions: Vec<(i32, i64, u32)>,
+    /// The lateness watermark of each `(account, partition)`, sorted.
+    pub watermarks: Vec<((u64, i32), i64)>,
 }
 
 /// How far past its record's timestamp an event may move its account's watermark.
@@ -94,18 +115,58 @@ impl EventSource {
     /// # Errors
     /// [`KafkaError`] when a topic is missing or the configuration is refused.
     pub fn open(config: &KafkaConfig) -> Result<Self, KafkaError> {
+        Self::open_at(config, None)
+    }
+
+    /// Goes on from `position` (a checkpoint's, [`EventSource::position`]): each
+    /// partition from its next offset there (a partition added since, from its
+    /// start), with the lateness watermarks it had. First checks that the message
+    /// before each partition's next offset is still the one that was read.
+    ///
+    /// # Errors
+    /// [`KafkaError::NotThisTopic`] when it is not (another topic name, a partition
+    /// gone, a message missing or different: the topic was recreated); the caller
+    /// then reads from the start. Otherwise as [`EventSource::open`].
+    pub fn resume(config: &KafkaConfig, position: &SourcePosition) -> Result<Self, KafkaError> {
+        Self::open_at(config, Some(position))
+    }
+
+    fn open_at(
+        config: &KafkaConfig,
+        position: Option<&SourcePosition>,
+    ) -> Result<Self, KafkaError> {
         let topic = config.topics.events.clone();
+        let mut next = HashMap::new();
+        let mut watermarks = HashMap::new();
+        let mut fetch_from = HashMap::new();
+        if let Some(position) = position {
+            if position.topic != topic {
+                return Err(KafkaError::NotThisTopic {
+                    topic,
+                    reason: format!("the checkpoint is of {}", position.topic),
+                });
+            }
+            fetch_from = locate(config, position)?;
+            next = position
+                .partitions
+                .iter()
+                .map(|(p, o, c)| (*p, (*o, *c)))
+                .collect();
+            watermarks = position.watermarks.iter().copied().collect();
+        }
         let mut consumer_config = config.reader_config("source");
         // Named by the configured group id; partitions are assigned, nothing is committed.
         consumer_config.set("group.id", &config.group_id);
         let consumer: BaseConsumer = consumer_config.create()?;
-        let progress = assign_from_start(&consumer, &topic)?;
+        let starts: HashMap<i32, i64> = next.iter().map(|(p, (o, _))| (*p, *o)).collect();
+        let progress = assign_from(&consumer, &topic, &starts, &fetch_from)?;
         let dead_lettered = already_dead_lettered(config, &topic)?;
         let producer: FutureProducer = config.producer_config(0).create()?;
         tracing::info!(
             topic,
             partitions = progress.partitions().len(),
             messages = progress.messages_at_open(),
+            resumed_at = starts.values().sum::<i64>(),
             dead_lettered = dead_lettered.len(),
             "event source opened"
         );
@@ -117,10 +178,34 @@ impl EventSource {
             dead_lettered,
             read: 0,
             horizon_ms: None,
-            watermarks: HashMap::new(),
+            watermarks,
             lag: None,
             returned: Vec::new(),
+            next,
+            skip_below: starts,
         })
+    }
+
+    /// Where the source stands: after every message the polls so far returned or
+    /// dead-lettered (a checkpoint taken between polls covers exactly those).
+    pub fn position(&self) -> SourcePosition {
+        let mut partitions: Vec<(i32, i64, u32)> =
+            self.next.iter().map(|(p, (o, c))| (*p, *o, *c)).collect();
+        partitions.sort_unstable();
+        let mut watermarks: Vec<((u64, i32), i64)> =
+            self.watermarks.iter().map(|(k, w)| (*k, *w)).collect();
+        watermarks.sort_unstable();
+        SourcePosition {
+            topic: self.topic.clone(),
+            partitions,
+            watermarks,
+        }
+    }
+
+    /// The payloads of the events the last [`EventSource::poll_batch`] returned, in
+    /// order (protobuf, as in the topic).
+    pub fn returned_payloads(&self) -> impl Iterator<Item = &[u8]> {
+        self.returned.iter().map(|r| r.payload.as_slice())
     }
 
     /// True once every message that was in the topic at [`Self::open`] has been
@@ -214,10 +299,19 @@ impl EventSource {
                     break;
                 }
             };
-            self.read += 1;
             let (partition, offset) = (m.partition(), m.offset());
             self.progress.message(partition, offset);
+            if self
+                .skip_below
+                .get(&partition)
+                .is_some_and(|next| offset < *next)
+            {
+                continue;
+            }
+            self.read += 1;
             let payload = m.payload().unwrap_or_default();
+            self.next
+                .insert(partition, (offset + 1, crc32fast::hash(payload)));
             let decoded = Event::from_proto_bytes(payload).map_err(|e| (e.to_string(), e.kind()));
             let decoded = match decoded {
                 Ok(e) => match too_late(
@@ -318,6 +412,110 @@ impl EventSource {
         }
         tracing::warn!(topic = self.topic, count = bad.len(), "{what}");
         Ok(())
+    }
+}
+
+/// How long [`locate`] waits for the messages it reads.
+const LOCATE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one of its probes waits before it tries an earlier offset.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Checks that the message before each partition's next offset in `position` is in
+/// the topic with the checksum it had when read, and returns an offset per partition
+/// to fetch from, at or before that message, from which the broker returns every
+/// message.
+///
+/// Kafka returns the whole record batch that holds the offset asked for (the client
+/// skips the records before it), so that offset is the message itself. tansu 0.6
+/// returns the first batch that *starts* at or after the offset instead (nothing,
+/// inside the last batch), which would lose the rest of the batch. So the probe
+/// starts at the message, or at the high watermark − 1 when that is earlier (tansu
+/// reports the last batch's first offset + 1), then moves back, doubling the step,
+/// until the broker's first message is at or before the one read; the source skips
+/// what comes before the next offset.
+fn locate(
+    config: &KafkaConfig,
+    position: &SourcePosition,
+) -> Result<HashMap<i32, i64>, KafkaError> {
+    let topic = &position.topic;
+    let not_this = |reason: String| KafkaError::NotThisTopic {
+        topic: topic.clone(),
+        reason,
+    };
+    let consumer: BaseConsumer = config.reader_config("source-check").create()?;
+    let marks = connectors::kafka::high_watermarks(&consumer, topic)?;
+    let mut fetch_from = HashMap::new();
+    for &(p, next, crc) in &position.partitions {
+        if next == 0 {
+            continue;
+        }
+        let Some(&high) = marks.get(&p) else {
+            return Err(not_this(format!("partition {p} is gone")));
+        };
+        let last = next - 1;
+        let (low, _) = consumer.fetch_watermarks(topic, p, LOCATE_TIMEOUT)?;
+        let low = low.max(0);
+        let mut from = last.min(high - 1).max(low);
+        let mut step = 1;
+        let first = loop {
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Offset(from))?;
+            consumer.assign(&tpl)?;
+            let wait = if from == low {
+                LOCATE_TIMEOUT
+            } else {
+                PROBE_TIMEOUT
+            };
+            match first_at_or_after(&consumer, p, from, wait) {
+                Some(first) if first.0 <= last => break first,
+                Some(_) | None if from > low => {
+                    from = (last - step).max(low);
+                    step *= 2;
+                }
+                _ => {
+                    return Err(not_this(format!(
+                        "no message in partition {p} at or before offset {last}"
+                    )));
+                }
+            }
+        };
+        // Read on to the last message read, and check it.
+        let mut at = first;
+        while at.0 < last {
+            at = first_at_or_after(&consumer, p, at.0 + 1, LOCATE_TIMEOUT)
+                .ok_or_else(|| not_this(format!("partition {p} ends before offset {last}")))?;
+        }
+        if at.0 != last || at.1 != crc {
+            return Err(not_this(format!(
+                "partition {p} offset {last} is not the message read (found offset {}, crc {:08x}, expected {crc:08x})",
+                at.0, at.1
+            )));
+        }
+        fetch_from.insert(p, first.0);
+    }
+    Ok(fetch_from)
+}
+
+/// The next message of partition `p` at or after `offset` that `consumer` returns
+/// within `wait`, as `(offset, CRC-32 of its payload)`.
+fn first_at_or_after(
+    consumer: &BaseConsumer,
+    p: i32,
+    offset: i64,
+    wait: Duration,
+) -> Option<(i64, u32)> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        match consumer.poll(left.min(Duration::from_millis(200))) {
+            Some(Ok(m)) if m.partition() == p && m.offset() >= offset => {
+                return Some((m.offset(), crc32fast::hash(m.payload().unwrap_or_default())));
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "consumer error while locating a checkpoint's position");
+            }
+            _ => {}
+        }
     }
 }
 

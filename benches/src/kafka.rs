@@ -5,6 +5,10 @@
 //!   then a pipeline starts on the topic and the clock runs until its metrics sink
 //!   has published the batch that reflects all of them: events/s from Kafka through
 //!   the full metric catalog into `crm.metrics.v1`.
+//! - Restart: on the same topic, a stack with checkpoints reads it whole and writes
+//!   its checkpoint at shutdown; the next start goes on from the checkpoint, timed to
+//!   caught up (the metrics topic read back, the checkpoint loaded, the live
+//!   entities' events replayed, the topic read on from the offsets).
 //! - Latency: the whole production path, each hop over the broker: a producer
 //!   sends `conversation_opened` events at a steady rate to `crm.events.v1`; the
 //!   pipeline publishes to `crm.metrics.v1`; a view store fed only from that topic
@@ -163,6 +167,40 @@ fn throughput(
         kafka.topics.metrics,
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64()
+    );
+    restart(config, kafka, clock, n)
+}
+
+/// The restart figure (see the module), on the topic [`throughput`] filled.
+fn restart(config: &Config, kafka: &KafkaConfig, clock: Clock, n: u64) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = with_topics(config, kafka);
+    let source = Source::EventsTopic {
+        checkpoints: Some(dir.path().to_owned()),
+    };
+    let caught_up = |stack: &Stack| {
+        while !stack.started() || stack.store.read(|s| s.events_consumed) < stack.source_len() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let started = Instant::now();
+    let first = Stack::build(&config, source.clone(), clock)?;
+    caught_up(&first);
+    let whole = started.elapsed();
+    first.shutdown();
+    let size = std::fs::metadata(dir.path().join("checkpoint.bin"))?.len();
+    let started = Instant::now();
+    let second = Stack::build(&config, source, clock)?;
+    caught_up(&second);
+    let resumed = started.elapsed();
+    let from = second.resumed_from;
+    second.shutdown();
+    println!(
+        "restart: {n} events; the whole topic read (and the metrics topic back) in {:.2}s; \
+         from the checkpoint ({:.1} MB, at {from:?} events) in {:.2}s",
+        whole.as_secs_f64(),
+        size as f64 / 1e6,
+        resumed.as_secs_f64()
     );
     Ok(())
 }

@@ -150,11 +150,12 @@ impl Setup {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         // `run` keeps its checkpoints in the data dir: the test's, never the cwd.
         let data_dir = self.dir.path().join("data");
-        let data_dir_args: &[&std::ffi::OsStr] = if args.first() == Some(&"run") {
-            &["--data-dir".as_ref(), data_dir.as_os_str()]
-        } else {
-            &[]
-        };
+        let data_dir_args: &[&std::ffi::OsStr] =
+            if args.first() == Some(&"run") && !args.contains(&"--data-dir") {
+                &["--data-dir".as_ref(), data_dir.as_os_str()]
+            } else {
+                &[]
+            };
         Command::new(env!("CARGO_BIN_EXE_crmpulse"))
             .arg("--config")
             .arg(&self.config_path)

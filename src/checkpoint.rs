@@ -392,6 +392,7 @@ impl Checkpointer {
         }
         let started = Instant::now();
         let mut state_took = Duration::ZERO;
+        let mut facts_took = Duration::ZERO;
         let tmp = self.dir.join(format!("{FILE}.tmp"));
         let result = (|| -> anyhow::Result<u64> {
             let mut file = File::create(&tmp)?;
@@ -442,6 +443,7 @@ impl Checkpointer {
             postcard::to_io(&written, &mut z)?;
             z.finish()?;
             crc.flush()?;
+            facts_took = started.elapsed() - state_took;
             let Crc {
                 inner, crc: sum, ..
             } = crc;
@@ -472,6 +474,11 @@ impl Checkpointer {
                     bytes = size,
                     elapsed_ms = (secs * 1000.0) as u64,
                     pipeline_part_ms = state_took.as_millis() as u64,
+                    facts_ms = facts_took.as_millis() as u64,
+                    sync_ms = self
+                        .last_took
+                        .saturating_sub(state_took + facts_took)
+                        .as_millis() as u64,
                     "checkpoint written"
                 );
                 Ok(true)

@@ -963,6 +963,15 @@ impl Input {
         }
     }
 
+    /// The cap on the pipeline's watermarks: for the topic, the least event time its
+    /// partitions still behind have reached ([`EventSource::watermark_cap`]).
+    fn watermark_cap(&self) -> Option<i64> {
+        match self {
+            Input::Log { .. } => None,
+            Input::Topic { events, .. } => events.watermark_cap(),
+        }
+    }
+
     /// Whether everything the source held when the stack started has been read.
     fn caught_up(&self) -> bool {
         match self {
@@ -1078,6 +1087,9 @@ fn drive(
             }
             continue;
         }
+        // Taken before the read: the batch may carry a slow partition's whole backlog,
+        // whose events must be judged by where that partition was.
+        let cap = input.watermark_cap();
         let events = input.next_batch()?;
         if events.is_empty() {
             if last_tick.elapsed() >= TICK {
@@ -1087,6 +1099,7 @@ fn drive(
         } else {
             metrics::counter!("crmpulse_pipeline_events_total").increment(events.len() as u64);
             let batch_start = pipeline.pushed();
+            pipeline.set_watermark_cap(cap);
             pipeline.push(events)?;
             input.refused(pipeline.take_refused(), batch_start)?;
             input.pushed(batch_start, pipeline.pushed());

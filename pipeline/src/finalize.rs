@@ -25,10 +25,18 @@
 //! `too_late`, counted, and handed back to the caller for the dead letters — instead
 //! of starting a new entity with half its history.
 //!
-//! Every decision is a function of the sequence of events pushed: the same events in
-//! the same order are refused whatever the batch sizes, the timing or the number of
-//! workers. (An entity is refused by the rule itself, not only once the sweep that
-//! frees its state has run.)
+//! Every decision is a function of the sequence of events pushed (and of the
+//! watermark cap below): the same events in the same order are refused whatever the
+//! batch sizes, the timing or the number of workers. (An entity is refused by the
+//! rule itself, not only once the sweep that frees its state has run.)
+//!
+//! **The watermark cap** ([`Finalizer::set_cap`]): a source that interleaves several
+//! ordered streams (the partitions of a Kafka topic) may deliver one stream's events
+//! far ahead of another's while it reads a backlog. The account's watermark would
+//! then run ahead of the slow stream's events, which would be refused although they
+//! are on time in their stream. The source caps the watermark at the least event time
+//! any stream still behind has reached (as a Flink source combines partition
+//! watermarks by their minimum); the cut is `min(watermark, cap) - horizon`.
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher as _;
@@ -205,6 +213,10 @@ pub struct Finalizer {
     /// Positions of the admitted events that touch no finalizable entity (agent
     /// presence, leads, channel health): their folds keep them for good.
     permanent: Vec<u64>,
+    /// The watermark cap ([`Finalizer::set_cap`]): set by the source before each
+    /// batch, not part of a checkpoint.
+    #[serde(skip)]
+    cap: Option<i64>,
 }
 
 impl Finalizer {
@@ -215,6 +227,24 @@ impl Finalizer {
             accounts: HashMap::default(),
             tombstones: HashSet::default(),
             permanent: Vec::new(),
+            cap: None,
+        }
+    }
+
+    /// Caps every account's watermark at `cap` (ms) for the decisions from now on,
+    /// `None` for no cap (see the module). A cap only delays finality: it never makes
+    /// an entity final sooner.
+    pub fn set_cap(&mut self, cap: Option<i64>) {
+        self.cap = cap;
+    }
+
+    /// The cut of an account with watermark `watermark`: entities closed with their
+    /// latest event before it are final.
+    fn cut(&self, watermark: Option<i64>) -> i64 {
+        match (watermark, self.cap) {
+            (None, _) => i64::MIN,
+            (Some(w), None) => w.saturating_sub(self.horizon_ms),
+            (Some(w), Some(c)) => w.min(c).saturating_sub(self.horizon_ms),
         }
     }
 
@@ -297,10 +327,9 @@ impl Finalizer {
     /// restart's replay ([`Finalizer::warm_positions`]).
     pub fn admit(&mut self, e: &Event, position: u64) -> Result<(), String> {
         let touched = touched(e);
+        let watermark = self.accounts.get(&e.account_id).and_then(|a| a.watermark);
+        let cut = self.cut(watermark);
         let account = self.accounts.entry(e.account_id).or_default();
-        let cut = account
-            .watermark
-            .map_or(i64::MIN, |w| w.saturating_sub(self.horizon_ms));
         // An open that old could precede a customer's final first conversation.
         if let Payload::ConversationOpened {
             conversation_id, ..
@@ -407,9 +436,10 @@ impl Finalizer {
     /// returns them (the dataflow drops their state).
     pub fn sweep(&mut self) -> Vec<Finalized> {
         let mut out = Vec::new();
+        let (horizon_ms, cap) = (self.horizon_ms, self.cap);
         for (account_id, account) in &mut self.accounts {
             let Some(w) = account.watermark else { continue };
-            let cut = w.saturating_sub(self.horizon_ms);
+            let cut = cap.map_or(w, |c| w.min(c)).saturating_sub(horizon_ms);
             // Every time in hour `h` is before the cut once (h + 1) hours <= cut.
             while let Some(entry) = account.queue.first_entry() {
                 if (entry.key() + 1).saturating_mul(HOUR_MS) > cut {
@@ -572,5 +602,37 @@ mod tests {
         admit(&mut f, &resolved(H, "c1")).unwrap();
         let c1 = Finalized::Entity(Family::Conversation, (1, "c1".into()));
         assert!(!f.sweep().contains(&c1));
+    }
+
+    #[test]
+    fn a_capped_watermark_keeps_an_entity_live_until_the_cap_passes_it() {
+        // A stream still behind is at 1 h: c1 (resolved at 0) is not final although
+        // another stream's events moved the account to 10 h, and a message for it is
+        // admitted. Once the cap is lifted, c1 is final and refused.
+        let mut f = Finalizer::new(2 * H);
+        f.set_cap(Some(H));
+        admit(&mut f, &resolved(0, "c1")).unwrap();
+        for h in 1..=10 {
+            admit(&mut f, &msg(h * H, "c2", &format!("m{h}"))).unwrap();
+        }
+        let c1 = Finalized::Entity(Family::Conversation, (1, "c1".into()));
+        assert!(!f.sweep().contains(&c1));
+        admit(&mut f, &msg(H / 2, "c1", "late-but-on-time")).unwrap();
+        f.set_cap(Some(3 * H));
+        assert!(
+            f.sweep().contains(&c1),
+            "the cap passed c1's latest event + horizon"
+        );
+        let refused = admit(&mut f, &msg(H / 2, "c1", "after")).unwrap_err();
+        assert!(
+            refused.starts_with("too_late: conversation c1"),
+            "{refused}"
+        );
+        // Without a cap the account's own watermark (10 h) decides: c2's message at
+        // 1 h is final (8 h before), while the cap at 3 h still kept it live.
+        let m1 = Finalized::Entity(Family::Message, (1, "m1".into()));
+        assert!(!f.sweep().contains(&m1));
+        f.set_cap(None);
+        assert!(f.sweep().contains(&m1));
     }
 }

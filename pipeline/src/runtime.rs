@@ -299,6 +299,15 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Caps the finalizer's watermarks at `cap` (event time, ms) from the next push on;
+    /// `None` lifts the cap ([`Finalizer::set_cap`]). A source that interleaves
+    /// ordered streams sets it to the least time a stream still behind has reached.
+    pub fn set_watermark_cap(&mut self, cap: Option<i64>) {
+        if let Some(f) = self.finalizer.as_mut() {
+            f.set_cap(cap);
+        }
+    }
+
     /// The latest pipeline time handed to the workers.
     pub fn time(&self) -> Time {
         self.time

@@ -230,3 +230,87 @@ fn the_event_source_resumed_inside_a_record_batch_takes_every_later_message_once
         refused
     );
 }
+
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test starts tansu and runs it"]
+fn a_partition_read_ahead_of_another_does_not_make_the_other_ones_events_late() {
+    // Partition 0 holds two days of traffic. Partition 1 holds a conversation of the
+    // first minutes, resolved at 5 minutes, then 20,000 messages of another within
+    // the first 10 minutes, then the first conversation's customer writing at 35
+    // minutes: on time in its partition (one-hour horizon). The source reads both
+    // backlogs at once, so partition 0's later hours come in before that last message;
+    // the pipeline's watermark is capped by the partition still behind, so it is not
+    // refused.
+    let broker = Broker::from_env();
+    let s = setup(&broker.bootstrap(), 2);
+    s.create_topics(&broker);
+    let backlog = simulated(48, 3);
+    let t0 = backlog.first().unwrap().occurred_at_ms;
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let slow = [
+        (0, r#""type":"conversation_opened","conversation_id":"slow-c","customer_id":"slow-u","channel":"whatsapp","inbox_id":"i1","origin":"inbound""#),
+        (5, r#""type":"conversation_resolved","conversation_id":"slow-c","resolved_by":"agent""#),
+        (35, r#""type":"message_created","message_id":"slow-m","conversation_id":"slow-c","direction":"inbound","sender":"customer","channel":"whatsapp""#),
+    ]
+    .map(|(minute, body)| {
+        Event::from_json(&format!(
+            r#"{{"event_id":"slow-{minute}","account_id":1,"occurred_at":"{}",{body}}}"#,
+            at(t0 + minute * 60_000)
+        ))
+        .unwrap()
+    });
+    let filler = (0..20_000).map(|i| {
+        Event::from_json(&format!(
+            r#"{{"event_id":"filler-{i}","account_id":1,"occurred_at":"{}","type":"message_created","message_id":"filler-{i}","conversation_id":"filler-c","direction":"inbound","sender":"customer","channel":"whatsapp"}}"#,
+            at(t0 + i * 30)
+        ))
+        .unwrap()
+    });
+    let partition_1: Vec<Event> = slow[..2]
+        .iter()
+        .cloned()
+        .chain(filler)
+        .chain([slow[2].clone()])
+        .collect();
+    let producer: BaseProducer = s.kafka.producer_config(60_000).create().unwrap();
+    for (partition, events) in [(0, &backlog[..]), (1, &partition_1[..])] {
+        for e in events {
+            let payload = e.to_proto_bytes();
+            while producer
+                .send(
+                    BaseRecord::to(&s.kafka.topics.events)
+                        .partition(partition)
+                        .key(e.partition_key().as_bytes())
+                        .payload(&payload),
+                )
+                .is_err()
+            {
+                producer.poll(Duration::from_millis(10));
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let mut config = crmpulse::config::load(Some(&s.config_path)).unwrap();
+    config.pipeline.lateness_horizon_hours = 1;
+    let stack = caught_up_stack(&s, &config, None);
+    stack.shutdown();
+    let letters = topics::dead_letters_within(&s, usize::MAX, Duration::from_secs(5));
+    let slow_letters: Vec<_> = letters
+        .iter()
+        .filter(|(payload, _)| {
+            Event::from_proto_bytes(payload).is_ok_and(|e| e.event_id.starts_with("slow-"))
+        })
+        .map(|(_, headers)| headers["reason"].clone())
+        .collect();
+    assert_eq!(
+        slow_letters,
+        Vec::<String>::new(),
+        "{} letters in all",
+        letters.len()
+    );
+    assert!(backlog.len() > 10_000, "{} events", backlog.len());
+}

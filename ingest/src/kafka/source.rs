@@ -79,6 +79,8 @@ pub struct EventSource {
     /// After a resume, each partition's next offset there: messages before it, which
     /// the fetch from an earlier offset returns too, were read by the last run.
     skip_below: HashMap<i32, i64>,
+    /// The latest event time read from each partition.
+    partition_time: HashMap<i32, i64>,
 }
 
 /// Where a source stands after the messages it has handed out: what a checkpoint
@@ -183,6 +185,7 @@ impl EventSource {
             returned: Vec::new(),
             next,
             skip_below: starts,
+            partition_time: HashMap::new(),
         })
     }
 
@@ -200,6 +203,20 @@ impl EventSource {
             partitions,
             watermarks,
         }
+    }
+
+    /// The least event time reached by the partitions still behind the end they had
+    /// at open, while the source reads that backlog; `None` once every partition has
+    /// reached it (a partition not read from yet counts as `i64::MIN`). The pipeline
+    /// caps its watermarks with it (`pipeline::Pipeline::set_watermark_cap`): while
+    /// one partition is read ahead of another, the slow one's events are not made late
+    /// by the fast one's.
+    pub fn watermark_cap(&self) -> Option<i64> {
+        self.progress
+            .behind()
+            .iter()
+            .map(|p| self.partition_time.get(p).copied().unwrap_or(i64::MIN))
+            .min()
     }
 
     /// The payloads of the events the last [`EventSource::poll_batch`] returned, in
@@ -331,6 +348,8 @@ impl EventSource {
             };
             match decoded {
                 Ok(e) => {
+                    let time = self.partition_time.entry(partition).or_insert(i64::MIN);
+                    *time = (*time).max(e.occurred_at_ms);
                     events.push(e);
                     self.returned.push(Returned {
                         payload: payload.to_vec(),

@@ -963,12 +963,12 @@ impl Input {
         }
     }
 
-    /// The cap on the pipeline's watermarks: for the topic, the least event time its
-    /// partitions still behind have reached ([`EventSource::watermark_cap`]).
-    fn watermark_cap(&self) -> Option<i64> {
+    /// The caps on the pipeline's watermarks for the events of the last batch: for the
+    /// topic, [`EventSource::watermark_caps`]; none for the log.
+    fn watermark_caps(&self) -> Vec<Option<i64>> {
         match self {
-            Input::Log { .. } => None,
-            Input::Topic { events, .. } => events.watermark_cap(),
+            Input::Log { .. } => Vec::new(),
+            Input::Topic { events, .. } => events.watermark_caps().to_vec(),
         }
     }
 
@@ -1087,9 +1087,6 @@ fn drive(
             }
             continue;
         }
-        // Taken before the read: the batch may carry a slow partition's whole backlog,
-        // whose events must be judged by where that partition was.
-        let cap = input.watermark_cap();
         let events = input.next_batch()?;
         if events.is_empty() {
             if last_tick.elapsed() >= TICK {
@@ -1099,7 +1096,7 @@ fn drive(
         } else {
             metrics::counter!("crmpulse_pipeline_events_total").increment(events.len() as u64);
             let batch_start = pipeline.pushed();
-            pipeline.set_watermark_cap(cap);
+            pipeline.set_watermark_caps(input.watermark_caps());
             pipeline.push(events)?;
             input.refused(pipeline.take_refused(), batch_start)?;
             input.pushed(batch_start, pipeline.pushed());

@@ -34,9 +34,10 @@
 //! ordered streams (the partitions of a Kafka topic) may deliver one stream's events
 //! far ahead of another's while it reads a backlog. The account's watermark would
 //! then run ahead of the slow stream's events, which would be refused although they
-//! are on time in their stream. The source caps the watermark at the least event time
-//! any stream still behind has reached (as a Flink source combines partition
-//! watermarks by their minimum); the cut is `min(watermark, cap) - horizon`.
+//! are on time in their stream. The source caps the watermark, for each event, at the
+//! least event time reached by the event's own stream and by the streams still
+//! behind (as a Flink source combines partition watermarks by their minimum); the cut
+//! is `min(watermark, cap) - horizon`.
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher as _;

@@ -136,6 +136,8 @@ pub struct Pipeline {
     finalizer: Option<Finalizer>,
     /// Events refused since [`Pipeline::take_refused`] was last called.
     refused: Vec<Refused>,
+    /// The watermark caps of the next push's events ([`Pipeline::set_watermark_caps`]).
+    caps: Vec<Option<i64>>,
     /// Output at times below it is dropped by the collector: it is a restart's replay
     /// of state whose facts the checkpoint already holds ([`Pipeline::warm`]).
     warm_end: Arc<AtomicU64>,
@@ -211,6 +213,7 @@ impl Pipeline {
             marks,
             finalizer: config.lateness_horizon_ms.map(Finalizer::new),
             refused: Vec::new(),
+            caps: Vec::new(),
             warm_end,
         })
     }
@@ -299,13 +302,13 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Caps the finalizer's watermarks at `cap` (event time, ms) from the next push on;
-    /// `None` lifts the cap ([`Finalizer::set_cap`]). A source that interleaves
-    /// ordered streams sets it to the least time a stream still behind has reached.
-    pub fn set_watermark_cap(&mut self, cap: Option<i64>) {
-        if let Some(f) = self.finalizer.as_mut() {
-            f.set_cap(cap);
-        }
+    /// Caps the finalizer's watermarks for the events of the next push: `caps[i]`
+    /// (event time, ms; `None`: no cap) for its `i`-th event ([`Finalizer::set_cap`]),
+    /// the last one for the sweep after it; an event past the end of `caps` has none.
+    /// A source that interleaves ordered streams gives, for each event, the least time
+    /// a stream still behind had reached once that event was read.
+    pub fn set_watermark_caps(&mut self, caps: Vec<Option<i64>>) {
+        self.caps = caps;
     }
 
     /// The latest pipeline time handed to the workers.
@@ -350,13 +353,14 @@ impl Pipeline {
             .collect();
         let mut finalize: Vec<Vec<Finalized>> = vec![Vec::new(); n];
         let mut admitted = 0;
+        let caps = std::mem::take(&mut self.caps);
         for (i, e) in events.into_iter().enumerate() {
             let position = self.pushed + i as u64;
-            match self
-                .finalizer
-                .as_mut()
-                .map_or(Ok(()), |f| f.admit(&e, position))
-            {
+            let cap = caps.get(i).copied().flatten();
+            match self.finalizer.as_mut().map_or(Ok(()), |f| {
+                f.set_cap(cap);
+                f.admit(&e, position)
+            }) {
                 Ok(()) => {
                     parts[admitted % n].push(e);
                     admitted += 1;

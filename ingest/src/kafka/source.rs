@@ -81,6 +81,8 @@ pub struct EventSource {
     skip_below: HashMap<i32, i64>,
     /// The latest event time read from each partition.
     partition_time: HashMap<i32, i64>,
+    /// The watermark cap of each event the last [`EventSource::poll_batch`] returned.
+    caps: Vec<Option<i64>>,
 }
 
 /// Where a source stands after the messages it has handed out: what a checkpoint
@@ -186,6 +188,7 @@ impl EventSource {
             next,
             skip_below: starts,
             partition_time: HashMap::new(),
+            caps: Vec::new(),
         })
     }
 
@@ -205,13 +208,19 @@ impl EventSource {
         }
     }
 
-    /// The least event time reached by the partitions still behind the end they had
-    /// at open, while the source reads that backlog; `None` once every partition has
-    /// reached it (a partition not read from yet counts as `i64::MIN`). The pipeline
-    /// caps its watermarks with it (`pipeline::Pipeline::set_watermark_cap`): while
-    /// one partition is read ahead of another, the slow one's events are not made late
-    /// by the fast one's.
-    pub fn watermark_cap(&self) -> Option<i64> {
+    /// For each event the last [`EventSource::poll_batch`] returned, in order: the
+    /// least event time reached, once that event was read, by its own partition and
+    /// by the partitions still behind the end they had at open (a partition not read
+    /// from yet counts as `i64::MIN`). The pipeline caps
+    /// its watermarks with them (`pipeline::Pipeline::set_watermark_caps`): while one
+    /// partition is read ahead of another, the slow one's events are not made late by
+    /// the fast one's. Each cap depends only on the sequence of messages read, not on
+    /// how it is cut into batches.
+    pub fn watermark_caps(&self) -> &[Option<i64>] {
+        &self.caps
+    }
+
+    fn watermark_cap(&self) -> Option<i64> {
         self.progress
             .behind()
             .iter()
@@ -298,6 +307,7 @@ impl EventSource {
         let mut bad: Vec<Malformed> = Vec::new();
         let mut wait = timeout;
         self.returned.clear();
+        self.caps.clear();
         while events.len() + bad.len() < max {
             let Some(result) = self.consumer.poll(wait) else {
                 if wait == timeout {
@@ -350,6 +360,11 @@ impl EventSource {
                 Ok(e) => {
                     let time = self.partition_time.entry(partition).or_insert(i64::MIN);
                     *time = (*time).max(e.occurred_at_ms);
+                    let own = *time;
+                    // Its own partition's time bounds it too: the last message of a
+                    // partition's backlog is no longer behind, but it is no later.
+                    self.caps
+                        .push(Some(self.watermark_cap().map_or(own, |c| c.min(own))));
                     events.push(e);
                     self.returned.push(Returned {
                         payload: payload.to_vec(),

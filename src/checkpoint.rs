@@ -60,6 +60,8 @@ const FILE: &str = "checkpoint.bin";
 const LOAD_CHUNK: usize = 100_000;
 /// New events after which a checkpoint is due before the interval ([`Checkpointer::due`]).
 pub const CATCH_UP_EVENTS: u64 = 1_000_000;
+/// Bytes of serialized facts handed to zstd at a time.
+const FACTS_BUFFER: usize = 1 << 16;
 /// The least time between two checkpoints taken before the interval.
 const MIN_SPACING: Duration = Duration::from_secs(30);
 
@@ -409,38 +411,50 @@ impl Checkpointer {
                 header_at.1 == pushed,
                 "the view store is not at the pipeline's position"
             );
+            // postcard serializes into memory and zstd takes whole blocks: postcard's
+            // writer writes byte by byte, which cost 2.8 µs per fact (10× the rest).
             let mut z = zstd::stream::Encoder::new(&mut crc, 3)?;
-            postcard::to_io(
-                &Header {
-                    events: pushed,
-                    progress: header_at.0,
-                    horizon_ms: state.finalizer.horizon_ms(),
-                    source: source.clone(),
-                },
-                &mut z,
-            )?;
-            postcard::to_io(&state, &mut z)?;
-            postcard::to_io(held, &mut z)?;
+            let header = Header {
+                events: pushed,
+                progress: header_at.0,
+                horizon_ms: state.finalizer.horizon_ms(),
+                source: source.clone(),
+            };
+            z.write_all(&postcard::to_allocvec(&header)?)?;
+            z.write_all(&postcard::to_allocvec(&state)?)?;
+            z.write_all(&postcard::to_allocvec(held)?)?;
             z.finish()?;
             let first = crc.written;
             state_took = started.elapsed();
             let mut z = zstd::stream::Encoder::new(&mut crc, 3)?;
             let mut written = 0u64;
-            let mut failed = None;
+            let mut failed: Option<anyhow::Error> = None;
+            let mut buf = Vec::with_capacity(FACTS_BUFFER + 4096);
             let at = store.for_each_fact(|fact, n| {
-                if failed.is_none() {
-                    match postcard::to_io(&Some((fact, n)), &mut z) {
-                        Ok(_) => written += 1,
-                        Err(e) => failed = Some(e),
+                if failed.is_some() {
+                    return;
+                }
+                match postcard::to_extend(&Some((fact, n)), std::mem::take(&mut buf)) {
+                    Ok(b) => {
+                        buf = b;
+                        written += 1;
                     }
+                    Err(e) => failed = Some(e.into()),
+                }
+                if buf.len() >= FACTS_BUFFER {
+                    if let Err(e) = z.write_all(&buf) {
+                        failed = Some(e.into());
+                    }
+                    buf.clear();
                 }
             });
             anyhow::ensure!(at == header_at, "the view store moved while it was written");
             if let Some(e) = failed {
-                return Err(e.into());
+                return Err(e);
             }
-            postcard::to_io(&None::<(Fact, i64)>, &mut z)?;
-            postcard::to_io(&written, &mut z)?;
+            let buf = postcard::to_extend(&None::<(Fact, i64)>, buf)?;
+            let buf = postcard::to_extend(&written, buf)?;
+            z.write_all(&buf)?;
             z.finish()?;
             crc.flush()?;
             facts_took = started.elapsed() - state_took;

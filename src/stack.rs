@@ -231,8 +231,10 @@ impl Stack {
                 let log_id = log.id()?;
                 let this_log = SourceMark::Log { id: log_id };
                 let log_len = log.len();
-                let loaded = checkpoint_settings(config, stack.clock).and_then(|horizon| {
-                    checkpoint::load(&dir, Some(horizon), |source, events| {
+                let checkpoints =
+                    checkpoint_settings(config, stack.clock).map(|h| (dir.as_path(), h));
+                let loaded = checkpoints.and_then(|(dir, horizon)| {
+                    checkpoint::load(dir, Some(horizon), |source, events| {
                         anyhow::ensure!(
                             *source == this_log,
                             "not this log ({}): a restored or recreated events.redb",
@@ -253,7 +255,7 @@ impl Stack {
                     id: log_id,
                 };
                 let sinks = stack.sinks(None);
-                stack.start_from(config, input, sinks, None, loaded, Some(&dir))?;
+                stack.start_from(config, input, sinks, None, loaded, checkpoints)?;
             }
             Source::EventsTopic { checkpoints } => {
                 let kafka = kafka_section(config)?.clone();
@@ -269,19 +271,19 @@ impl Stack {
                 }
                 // A checkpoint whose position is in this topic: the source goes on
                 // from it, checked against the messages it says were read last.
-                let mut resumed = None;
-                let loaded = checkpoints
+                let checkpoints = checkpoints
                     .as_deref()
-                    .zip(checkpoint_settings(config, stack.clock))
-                    .and_then(|(dir, horizon)| {
-                        checkpoint::load(dir, Some(horizon), |source, _| {
-                            let SourceMark::Topic(position) = source else {
-                                anyhow::bail!("a checkpoint of the embedded log, not of a topic");
-                            };
-                            resumed = Some(EventSource::resume(&kafka, position)?);
-                            Ok(())
-                        })
-                    });
+                    .zip(checkpoint_settings(config, stack.clock));
+                let mut resumed = None;
+                let loaded = checkpoints.and_then(|(dir, horizon)| {
+                    checkpoint::load(dir, Some(horizon), |source, _| {
+                        let SourceMark::Topic(position) = source else {
+                            anyhow::bail!("a checkpoint of the embedded log, not of a topic");
+                        };
+                        resumed = Some(EventSource::resume(&kafka, position)?);
+                        Ok(())
+                    })
+                });
                 let events = match (resumed, &loaded) {
                     (Some(source), Some(_)) => source,
                     // Checked, then not loaded (its state did not decode): from the start.
@@ -293,23 +295,14 @@ impl Stack {
                 let (pushed_tx, pushed_rx) = watch::channel(0u64);
                 stack.source_len = Some(pushed_rx);
                 stack.ingest = Ingest::Topic(kafka);
-                let held = (checkpoints.is_some()
-                    && checkpoint_settings(config, stack.clock).is_some())
-                .then(Vec::new);
+                let held = checkpoints.is_some().then(Vec::new);
                 let input = Input::Topic {
                     events: Box::new(events),
                     pushed_tx,
                     held,
                 };
                 let sinks = stack.sinks(Some(sink));
-                stack.start_from(
-                    config,
-                    input,
-                    sinks,
-                    Some(catch_up),
-                    loaded,
-                    checkpoints.as_deref(),
-                )?;
+                stack.start_from(config, input, sinks, Some(catch_up), loaded, checkpoints)?;
             }
             Source::MetricsTopic => {
                 let kafka = kafka_section(config)?;
@@ -336,7 +329,8 @@ impl Stack {
     /// facts go to the sinks (the ClickHouse sink rewrites every row once; the metrics
     /// sink counts them into what it compares with the topic) while the driver replays
     /// the live entities, and the driver reads the source on from the checkpoint once
-    /// they are in. With `dir`, the driver writes checkpoints there.
+    /// they are in. With `checkpoints` (the dir and the horizon of
+    /// [`checkpoint_settings`]), the driver writes checkpoints there.
     fn start_from(
         &mut self,
         config: &Config,
@@ -344,19 +338,17 @@ impl Stack {
         sinks: Arc<Sinks>,
         catch_up: Option<CatchUp>,
         loaded: Option<checkpoint::Loaded>,
-        dir: Option<&Path>,
+        checkpoints: Option<(&Path, i64)>,
     ) -> anyhow::Result<()> {
         self.resumed_from = loaded.as_ref().map(|l| l.state.pushed);
-        let checkpoints = dir
-            .zip(checkpoint_settings(config, self.clock))
-            .map(|(dir, _)| Checkpoints {
-                writer: Checkpointer::new(
-                    dir,
-                    Duration::from_secs(config.pipeline.checkpoint_interval_secs),
-                    self.resumed_from.unwrap_or(0),
-                ),
-                store: Arc::clone(&self.store),
-            });
+        let checkpoints = checkpoints.map(|(dir, _)| Checkpoints {
+            writer: Checkpointer::new(
+                dir,
+                Duration::from_secs(config.pipeline.checkpoint_interval_secs),
+                self.resumed_from.unwrap_or(0),
+            ),
+            store: Arc::clone(&self.store),
+        });
         let (loaded_tx, loaded_rx) = std::sync::mpsc::sync_channel::<()>(1);
         let (resume, facts) = match loaded {
             Some(l) => {

@@ -239,14 +239,11 @@ impl Finalizer {
         self.cap = cap;
     }
 
-    /// The cut of an account with watermark `watermark`: entities closed with their
-    /// latest event before it are final.
-    fn cut(&self, watermark: Option<i64>) -> i64 {
-        match (watermark, self.cap) {
-            (None, _) => i64::MIN,
-            (Some(w), None) => w.saturating_sub(self.horizon_ms),
-            (Some(w), Some(c)) => w.min(c).saturating_sub(self.horizon_ms),
-        }
+    /// The cut of an account with watermark `watermark` under `cap` and `horizon_ms`:
+    /// entities closed with their latest event before it are final.
+    fn cut(watermark: i64, cap: Option<i64>, horizon_ms: i64) -> i64 {
+        cap.map_or(watermark, |c| watermark.min(c))
+            .saturating_sub(horizon_ms)
     }
 
     /// The lateness horizon, ms.
@@ -328,9 +325,10 @@ impl Finalizer {
     /// restart's replay ([`Finalizer::warm_positions`]).
     pub fn admit(&mut self, e: &Event, position: u64) -> Result<(), String> {
         let touched = touched(e);
-        let watermark = self.accounts.get(&e.account_id).and_then(|a| a.watermark);
-        let cut = self.cut(watermark);
         let account = self.accounts.entry(e.account_id).or_default();
+        let cut = account
+            .watermark
+            .map_or(i64::MIN, |w| Self::cut(w, self.cap, self.horizon_ms));
         // An open that old could precede a customer's final first conversation.
         if let Payload::ConversationOpened {
             conversation_id, ..
@@ -440,7 +438,7 @@ impl Finalizer {
         let (horizon_ms, cap) = (self.horizon_ms, self.cap);
         for (account_id, account) in &mut self.accounts {
             let Some(w) = account.watermark else { continue };
-            let cut = cap.map_or(w, |c| w.min(c)).saturating_sub(horizon_ms);
+            let cut = Self::cut(w, cap, horizon_ms);
             // Every time in hour `h` is before the cut once (h + 1) hours <= cut.
             while let Some(entry) = account.queue.first_entry() {
                 if (entry.key() + 1).saturating_mul(HOUR_MS) > cut {

@@ -1,7 +1,7 @@
 //! Compressed blocks of log records.
 //!
-//! The event table stores events in blocks of up to [`BLOCK_EVENTS`] consecutive
-//! sequence numbers, keyed by the first one. Consecutive events share most of their
+//! The event table stores events in blocks of consecutive sequence numbers, keyed by
+//! the first one, each at most [`BLOCK_BYTES`] encoded. Consecutive events share most of their
 //! bytes (account, ids with common prefixes, types, nearby timestamps), so a block
 //! compressed with zstd takes a fraction of the records it holds one by one.
 //!
@@ -16,10 +16,26 @@
 
 use std::fmt;
 
-/// Records per block. The last block is rewritten by each commit until it is full, so
-/// this bounds the work one commit adds (one block of about 50 KiB raw, ~0.1 ms of
-/// zstd) against how well a block compresses.
-pub const BLOCK_EVENTS: usize = 512;
+/// The most a block's encoded bytes may take. redb keeps a B-tree entry larger than half
+/// of its 4 KiB page alone in a leaf of 4 KiB × a power of two, with 16 bytes of
+/// its own (leaf header, value length, the u64 key): a block of 512 events, about 6.6
+/// KiB, took an 8 KiB leaf and wasted 19% of it. Blocks are sealed by size instead,
+/// close under 8 KiB with a margin ([`pack`]). A larger leaf compresses a few percent
+/// better and costs every commit a larger tail block to rewrite.
+pub const BLOCK_BYTES: usize = 8 * 1024 - 64;
+
+/// [`pack`] seals a block once its encoded size is at least this share (1/16ths) of
+/// [`BLOCK_BYTES`]: closer would cost more trial compressions per block.
+const FULL_SIXTEENTHS: usize = 15;
+
+/// Whether an encoded block is full: [`pack`] would seal it before anything else.
+pub fn is_full(block: &[u8]) -> bool {
+    block.len() >= BLOCK_BYTES * FULL_SIXTEENTHS / 16
+}
+
+/// Raw bytes per encoded byte assumed before any block was encoded (the simulator's
+/// events compress about 4×): only the first guess depends on it.
+const FIRST_RATIO: f64 = 4.0;
 
 /// zstd level: 3 is zstd's default, a good ratio at several hundred MB/s.
 const LEVEL: i32 = 3;
@@ -68,6 +84,61 @@ pub fn encode<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
     block.extend_from_slice(&u32::try_from(raw.len()).unwrap_or(u32::MAX).to_le_bytes());
     block.extend_from_slice(&frame);
     block
+}
+
+/// Packs `records` into blocks of at most [`BLOCK_BYTES`] each (a record larger than
+/// that alone gets a block of its own): returns each block's record count and encoding,
+/// in order. Every block but the last holds at least 15/16 of [`BLOCK_BYTES`] or could
+/// not take its successor; the last one is the open tail, which later appends fill.
+///
+/// zstd's output size is only known by compressing, so each block is a guess from the
+/// ratio of the block before, corrected by trial: most blocks take one compression,
+/// the tail block of a small commit always one.
+pub fn pack<R: AsRef<[u8]>>(records: &[R]) -> Vec<(usize, Vec<u8>)> {
+    let raw_len = |rs: &[R]| -> usize { rs.iter().map(|r| r.as_ref().len()).sum() };
+    // The number of leading records of `rs` (at least 1) whose raw bytes fit `target`.
+    let fitting = |rs: &[R], target: f64| -> usize {
+        let mut sum = 0usize;
+        let n = rs
+            .iter()
+            .take_while(|r| {
+                sum += r.as_ref().len() + 2;
+                sum as f64 <= target
+            })
+            .count();
+        n.max(1)
+    };
+    let mut ratio = FIRST_RATIO;
+    let mut blocks = Vec::new();
+    let mut rest = records;
+    while !rest.is_empty() {
+        let mut n = fitting(rest, BLOCK_BYTES as f64 * ratio * 0.97).min(rest.len());
+        let mut block = encode(&rest[..n]);
+        if block.len() > BLOCK_BYTES {
+            // Too many: shrink in proportion until it fits (one record always does).
+            while block.len() > BLOCK_BYTES && n > 1 {
+                let scaled = n as f64 * BLOCK_BYTES as f64 / block.len() as f64 * 0.98;
+                n = (scaled as usize).clamp(1, n - 1);
+                block = encode(&rest[..n]);
+            }
+        } else {
+            // Room left and records to fill it: grow while the block still fits.
+            while !is_full(&block) && n < rest.len() {
+                let r = raw_len(&rest[..n]) as f64 / block.len() as f64;
+                let more = fitting(&rest[n..], (BLOCK_BYTES - block.len()) as f64 * r * 0.9);
+                let grown = encode(&rest[..(n + more).min(rest.len())]);
+                if grown.len() > BLOCK_BYTES {
+                    break;
+                }
+                n = (n + more).min(rest.len());
+                block = grown;
+            }
+        }
+        ratio = raw_len(&rest[..n]) as f64 / block.len() as f64;
+        blocks.push((n, block));
+        rest = &rest[n..];
+    }
+    blocks
 }
 
 /// Decodes a block into its records, in order.
@@ -155,9 +226,83 @@ mod tests {
         }
     }
 
+    /// The simulator's kind of record: similar, of varied lengths.
+    fn records(n: usize, seed: u64) -> Vec<Vec<u8>> {
+        (0..n as u64)
+            .map(|i| {
+                let x = (i ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                format!(
+                    "sim-{seed}-{i} account 1 conversation_{} whatsapp inbox-{} agent-{} {}",
+                    ["opened", "assigned", "message", "resolved"][(x % 4) as usize],
+                    x % 7,
+                    x % 31,
+                    "x".repeat((x % 97) as usize)
+                )
+                .into_bytes()
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn packed_blocks_hold_every_record_in_order_and_fit_their_leaf(
+            n in 0usize..20_000,
+            seed in any::<u64>(),
+            huge in prop::option::of(0usize..20_000),
+        ) {
+            let mut records = records(n, seed);
+            if let Some(at) = huge {
+                // A record larger than a block.
+                records.insert(at.min(records.len()), vec![7u8; BLOCK_BYTES * 2]);
+            }
+            let blocks = pack(&records);
+            let mut decoded = Vec::new();
+            for (i, (count, block)) in blocks.iter().enumerate() {
+                prop_assert_eq!(count_of(block), *count);
+                let records = decode(block).unwrap();
+                prop_assert!(records.len() == 1 || block.len() <= BLOCK_BYTES, "block {i}: {} bytes", block.len());
+                decoded.extend(records);
+            }
+            prop_assert_eq!(decoded, records);
+        }
+    }
+
+    fn count_of(block: &[u8]) -> usize {
+        count(block).unwrap()
+    }
+
+    #[test]
+    fn sealed_blocks_fill_most_of_their_leaf() {
+        let records = records(50_000, 3);
+        let blocks = pack(&records);
+        let sealed = &blocks[..blocks.len() - 1];
+        let used: usize = sealed.iter().map(|(_, b)| b.len()).sum();
+        let fill = used as f64 / (sealed.len() * BLOCK_BYTES) as f64;
+        assert!(
+            fill > 0.9,
+            "{} sealed blocks {:.1}% full",
+            sealed.len(),
+            fill * 100.0
+        );
+        // One at a time, as a commit of one event appends to the open tail.
+        let mut tail: Vec<Vec<u8>> = Vec::new();
+        let mut sealed_one_by_one = 0;
+        for record in &records[..5_000] {
+            tail.push(record.clone());
+            let mut packed = pack(&tail);
+            if packed.len() > 1 {
+                sealed_one_by_one += 1;
+                assert!(packed[0].1.len() <= BLOCK_BYTES);
+                let (_, open) = packed.pop().unwrap();
+                tail = decode(&open).unwrap();
+            }
+        }
+        assert!(sealed_one_by_one > 0);
+    }
+
     #[test]
     fn similar_records_compress() {
-        let records: Vec<Vec<u8>> = (0..BLOCK_EVENTS)
+        let records: Vec<Vec<u8>> = (0..512)
             .map(|i| {
                 format!("sim-42-{i} account 1 conversation_opened whatsapp inbox-1").into_bytes()
             })

@@ -9,6 +9,8 @@
 //!   Chatwoot) into the embedded log ([`sources`]).
 //! - `crmpulse-bench restart`: restart to caught-up against history length, with and
 //!   without a checkpoint ([`restart`]).
+//! - `crmpulse-bench sustained`: event-to-WebSocket latency under sustained load over
+//!   a long history ([`sustained`]).
 //!
 //! Figures are printed, never asserted.
 
@@ -24,6 +26,7 @@ mod latency;
 mod memory;
 mod restart;
 mod sources;
+mod sustained;
 mod throughput;
 
 use std::path::PathBuf;
@@ -65,6 +68,9 @@ enum Command {
     /// Restart to caught-up of the embedded stack against history length: the whole
     /// log replayed, and from a checkpoint.
     Restart(restart::RestartArgs),
+    /// Event-to-WebSocket latency while the embedded stack takes a sustained load
+    /// (50k events/s by default) over a long history (90 days by default).
+    Sustained(sustained::SustainedArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,5 +88,6 @@ fn main() -> anyhow::Result<()> {
         Command::Kafka(args) => kafka::run(&args, &config, clock),
         Command::Sources(args) => sources::run(&args, &config, clock),
         Command::Restart(args) => restart::run(&args, &config, clock),
+        Command::Sustained(args) => sustained::run(&args, &config, clock),
     }
 }

@@ -46,7 +46,15 @@ pub fn run(args: &RestartArgs, config: &Config, clock: Clock) -> anyhow::Result<
     Ok(())
 }
 
-fn write_history(dir: &Path, days: i64, config: &Config, clock: Clock) -> anyhow::Result<u64> {
+/// Writes `days` of simulated history of account 1 ending at the clock's now into a
+/// fresh event log in `dir`; returns the log's length and the simulator, which can go
+/// on past the history.
+pub(crate) fn write_history(
+    dir: &Path,
+    days: i64,
+    config: &Config,
+    clock: Clock,
+) -> anyhow::Result<(u64, Simulator)> {
     let log = EventLog::open_with(dir, config.pipeline.log_options(clock))?;
     let end = clock.now_ms();
     let mut sim = Simulator::new(
@@ -62,7 +70,7 @@ fn write_history(dir: &Path, days: i64, config: &Config, clock: Clock) -> anyhow
             log.append(chunk)?;
         }
     }
-    Ok(log.len())
+    Ok((log.len(), sim))
 }
 
 /// Starts the stack on `dir` and waits until it has caught up; returns the time it
@@ -77,7 +85,7 @@ fn start(dir: &Path, config: &Config, clock: Clock) -> anyhow::Result<(Duration,
 }
 
 fn run_one(days: i64, dir: &Path, config: &Config, clock: Clock) -> anyhow::Result<()> {
-    let events = write_history(dir, days, config, clock)?;
+    let (events, _) = write_history(dir, days, config, clock)?;
     let log_bytes = std::fs::metadata(dir.join("events.redb"))?.len();
     println!(
         "\nrestart, {days} days of history: {events} events, log {:.1} MB",

@@ -321,16 +321,38 @@ fn read(
 
 /// Writes checkpoints of a running stack: every `interval` once new events have been
 /// pushed, and when asked ([`Checkpointer::write`]).
+///
+/// A write has two parts. The capture, on the caller's thread (the pipeline's
+/// driver, so ingestion waits for it): the pipeline's state and the view store's facts
+/// serialized into memory, at one position. Then the file, on a thread of its own
+/// while ingestion goes on: both parts compressed, written, fsynced and renamed into
+/// place. One file write runs at a time; the next capture waits for the last one.
 #[derive(Debug)]
 pub struct Checkpointer {
     dir: PathBuf,
     interval: Duration,
-    /// When the last one was written (or the stack started).
+    /// When the last one was captured (or the stack started).
     last_at: Instant,
-    /// Events it covered.
+    /// Events the last capture covers.
     last_events: u64,
-    /// How long the last write took.
+    /// Events the last checkpoint on disk covers.
+    written_events: u64,
+    /// How long the last capture paused the caller (the spacing rule of
+    /// [`Checkpointer::due`] keeps captures to a tenth of ingestion's time).
     last_took: Duration,
+    /// The file write in progress, if any.
+    in_flight: Option<std::thread::JoinHandle<Result<u64, ()>>>,
+}
+
+/// What a file write reports.
+#[derive(Debug)]
+struct Written {
+    events: u64,
+    size: u64,
+    /// The capture's two parts, and the file write.
+    state_took: Duration,
+    facts_took: Duration,
+    file_took: Duration,
 }
 
 impl Checkpointer {
@@ -342,7 +364,9 @@ impl Checkpointer {
             interval,
             last_at: Instant::now(),
             last_events: events,
+            written_events: events,
             last_took: Duration::ZERO,
+            in_flight: None,
         }
     }
 
@@ -366,11 +390,14 @@ impl Checkpointer {
 
     /// Writes a checkpoint of `pipeline` and `store` at `source`'s position (with the
     /// `held` events a topic's checkpoint keeps), once the store has released every
-    /// event pushed (waiting up to `drain`). Returns whether it wrote one; a pipeline
-    /// without a lateness horizon has no checkpoint. Call it between two batches.
+    /// event pushed (waiting up to `drain`): captures it here and hands the file to a
+    /// thread of its own (see [`Checkpointer`]; [`Checkpointer::finish`] waits for it).
+    /// Returns whether it captured one; a pipeline without a lateness horizon has no
+    /// checkpoint. Call it between two batches.
     ///
     /// # Errors
-    /// I/O errors; the previous checkpoint is then still in place.
+    /// Errors of the capture; the previous checkpoint is then still in place. (A
+    /// file write that fails is logged and counted by its thread.)
     pub fn write(
         &mut self,
         pipeline: &Pipeline,
@@ -392,116 +419,182 @@ impl Checkpointer {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        // One file at a time: the last one lands before this one is captured.
+        self.finish();
         let started = Instant::now();
         let mut state_took = Duration::ZERO;
-        let mut facts_took = Duration::ZERO;
-        let tmp = self.dir.join(format!("{FILE}.tmp"));
-        let result = (|| -> anyhow::Result<u64> {
-            let mut file = File::create(&tmp)?;
-            file.write_all(MAGIC)?;
-            file.write_all(&VERSION.to_le_bytes())?;
-            file.write_all(&[0; PREFIX - 12])?;
-            let mut crc = Crc {
-                inner: BufWriter::with_capacity(1 << 20, file.try_clone()?),
-                crc: crc32fast::Hasher::new(),
-                written: 0,
-            };
+        let captured = (|| -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
             let header_at = store.read(|s| (s.progress, s.events_consumed));
             anyhow::ensure!(
                 header_at.1 == pushed,
                 "the view store is not at the pipeline's position"
             );
-            // postcard serializes into memory and zstd takes whole blocks: postcard's
-            // writer writes byte by byte, which cost 2.8 µs per fact (10× the rest).
-            let mut z = zstd::stream::Encoder::new(&mut crc, 3)?;
             let header = Header {
                 events: pushed,
                 progress: header_at.0,
                 horizon_ms: state.finalizer.horizon_ms(),
                 source: source.clone(),
             };
-            z.write_all(&postcard::to_allocvec(&header)?)?;
-            z.write_all(&postcard::to_allocvec(&state)?)?;
-            z.write_all(&postcard::to_allocvec(held)?)?;
-            z.finish()?;
-            let first = crc.written;
+            let mut part = postcard::to_allocvec(&header)?;
+            part = postcard::to_extend(&state, part)?;
+            part = postcard::to_extend(held, part)?;
             state_took = started.elapsed();
-            let mut z = zstd::stream::Encoder::new(&mut crc, 3)?;
+            // Facts are serialized into one buffer (postcard's writer writes byte by
+            // byte: fed to zstd directly it cost 2.8 µs per fact, 10× the rest).
             let mut written = 0u64;
             let mut failed: Option<anyhow::Error> = None;
-            let mut buf = Vec::with_capacity(FACTS_BUFFER + 4096);
+            let mut facts = Vec::new();
             let at = store.for_each_fact(|fact, n| {
                 if failed.is_some() {
                     return;
                 }
-                match postcard::to_extend(&Some((fact, n)), std::mem::take(&mut buf)) {
+                match postcard::to_extend(&Some((fact, n)), std::mem::take(&mut facts)) {
                     Ok(b) => {
-                        buf = b;
+                        facts = b;
                         written += 1;
                     }
                     Err(e) => failed = Some(e.into()),
-                }
-                if buf.len() >= FACTS_BUFFER {
-                    if let Err(e) = z.write_all(&buf) {
-                        failed = Some(e.into());
-                    }
-                    buf.clear();
                 }
             });
             anyhow::ensure!(at == header_at, "the view store moved while it was written");
             if let Some(e) = failed {
                 return Err(e);
             }
-            let buf = postcard::to_extend(&None::<(Fact, i64)>, buf)?;
-            let buf = postcard::to_extend(&written, buf)?;
-            z.write_all(&buf)?;
-            z.finish()?;
-            crc.flush()?;
-            facts_took = started.elapsed() - state_took;
-            let Crc {
-                inner, crc: sum, ..
-            } = crc;
-            drop(inner);
-            let sum = sum.finalize();
-            file.seek(SeekFrom::Start(12))?;
-            file.write_all(&sum.to_le_bytes())?;
-            file.write_all(&first.to_le_bytes())?;
-            file.sync_all()?;
-            let size = file.metadata()?.len();
-            drop(file);
-            std::fs::rename(&tmp, self.dir.join(FILE))?;
-            File::open(&self.dir)?.sync_all()?;
-            Ok(size)
+            facts = postcard::to_extend(&None::<(Fact, i64)>, facts)?;
+            facts = postcard::to_extend(&written, facts)?;
+            Ok((part, facts))
         })();
+        let paused = started.elapsed();
         self.last_at = Instant::now();
-        match result {
-            Ok(size) => {
-                self.last_events = pushed;
-                self.last_took = started.elapsed();
-                let secs = self.last_took.as_secs_f64();
-                metrics::counter!("crmpulse_checkpoints_total").increment(1);
-                metrics::gauge!("crmpulse_checkpoint_events").set(pushed as f64);
-                metrics::gauge!("crmpulse_checkpoint_bytes").set(size as f64);
-                metrics::gauge!("crmpulse_checkpoint_write_seconds").set(secs);
-                tracing::info!(
-                    events = pushed,
-                    bytes = size,
-                    elapsed_ms = (secs * 1000.0) as u64,
-                    pipeline_part_ms = state_took.as_millis() as u64,
-                    facts_ms = facts_took.as_millis() as u64,
-                    sync_ms = self
-                        .last_took
-                        .saturating_sub(state_took + facts_took)
-                        .as_millis() as u64,
-                    "checkpoint written"
-                );
-                Ok(true)
-            }
+        let (part, facts) = captured.map_err(|e| {
+            metrics::counter!("crmpulse_checkpoint_failures_total").increment(1);
+            e.context("capturing a checkpoint")
+        })?;
+        self.last_events = pushed;
+        self.last_took = paused;
+        let dir = self.dir.clone();
+        let spawned = std::thread::Builder::new()
+            .name("crmpulse-checkpoint".into())
+            .spawn(move || {
+                let file_started = Instant::now();
+                report(write_file(&dir, &part, &facts).map(|size| Written {
+                    events: pushed,
+                    size,
+                    state_took,
+                    facts_took: paused - state_took,
+                    file_took: file_started.elapsed(),
+                }))
+            });
+        match spawned {
+            Ok(handle) => self.in_flight = Some(handle),
             Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
+                self.last_events = self.written_events;
                 metrics::counter!("crmpulse_checkpoint_failures_total").increment(1);
-                Err(e.context("writing a checkpoint"))
+                return Err(anyhow::Error::from(e).context("starting a checkpoint write"));
             }
         }
+        Ok(true)
     }
+
+    /// Waits for the file write in progress, if any (it logs and counts its own
+    /// outcome): at shutdown, so the checkpoint is on disk when the process exits.
+    pub fn finish(&mut self) {
+        let Some(handle) = self.in_flight.take() else {
+            return;
+        };
+        let outcome = handle.join().unwrap_or_else(|_| {
+            tracing::error!("the checkpoint writer panicked");
+            Err(())
+        });
+        match outcome {
+            Ok(events) => self.written_events = events,
+            // The capture after the last one on disk is lost: the next is due by the
+            // same rule as if it had never been taken.
+            Err(()) => self.last_events = self.written_events,
+        }
+    }
+}
+
+/// Logs and counts a file write's outcome, on its thread, as it ends; returns the
+/// events it covers, or `Err` when it failed.
+fn report(outcome: anyhow::Result<Written>) -> Result<u64, ()> {
+    match outcome {
+        Ok(w) => {
+            metrics::counter!("crmpulse_checkpoints_total").increment(1);
+            metrics::gauge!("crmpulse_checkpoint_events").set(w.events as f64);
+            metrics::gauge!("crmpulse_checkpoint_bytes").set(w.size as f64);
+            metrics::gauge!("crmpulse_checkpoint_write_seconds")
+                .set((w.state_took + w.facts_took + w.file_took).as_secs_f64());
+            metrics::gauge!("crmpulse_checkpoint_pause_seconds")
+                .set((w.state_took + w.facts_took).as_secs_f64());
+            tracing::info!(
+                events = w.events,
+                bytes = w.size,
+                paused_ms = (w.state_took + w.facts_took).as_millis() as u64,
+                pipeline_part_ms = w.state_took.as_millis() as u64,
+                facts_ms = w.facts_took.as_millis() as u64,
+                file_ms = w.file_took.as_millis() as u64,
+                "checkpoint written"
+            );
+            Ok(w.events)
+        }
+        Err(e) => {
+            metrics::counter!("crmpulse_checkpoint_failures_total").increment(1);
+            tracing::error!(error = %format!("{e:#}"), "checkpoint not written");
+            Err(())
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Writes a checkpoint file from its two serialized parts: each compressed as one
+/// zstd frame, CRC-32 over both, into a tmp file, fsynced, renamed into place, and the
+/// directory fsynced. Returns the file's size. On error the tmp file is removed and
+/// the previous checkpoint is still in place.
+fn write_file(dir: &Path, part: &[u8], facts: &[u8]) -> anyhow::Result<u64> {
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    let result = (|| -> anyhow::Result<u64> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(MAGIC)?;
+        file.write_all(&VERSION.to_le_bytes())?;
+        file.write_all(&[0; PREFIX - 12])?;
+        let mut crc = Crc {
+            inner: BufWriter::with_capacity(1 << 20, file.try_clone()?),
+            crc: crc32fast::Hasher::new(),
+            written: 0,
+        };
+        let mut z = zstd::stream::Encoder::new(&mut crc, 3)?;
+        z.write_all(part)?;
+        z.finish()?;
+        let first = crc.written;
+        let mut z = zstd::stream::Encoder::new(&mut crc, 3)?;
+        for chunk in facts.chunks(FACTS_BUFFER) {
+            z.write_all(chunk)?;
+        }
+        z.finish()?;
+        crc.flush()?;
+        let Crc {
+            inner, crc: sum, ..
+        } = crc;
+        drop(inner);
+        let sum = sum.finalize();
+        file.seek(SeekFrom::Start(12))?;
+        file.write_all(&sum.to_le_bytes())?;
+        file.write_all(&first.to_le_bytes())?;
+        file.sync_all()?;
+        let size = file.metadata()?.len();
+        drop(file);
+        std::fs::rename(&tmp, dir.join(FILE))?;
+        File::open(dir)?.sync_all()?;
+        Ok(size)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.context("writing a checkpoint")
 }

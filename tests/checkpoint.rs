@@ -231,3 +231,48 @@ fn a_checkpoint_of_another_log_is_not_used() {
     // The shutdown wrote this log's own, which the next start takes.
     assert_eq!(run(&other, &[]), Some(len));
 }
+
+/// A checkpoint whose file cannot be written (here its tmp path is a directory) leaves
+/// the previous one in place: the next start goes on from that one, and once the path
+/// is free again the next write replaces it.
+#[test]
+fn a_checkpoint_write_that_fails_leaves_the_previous_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = crmpulse::config::Config::default();
+    let clock = Clock::starting_at_rfc3339(NOW).unwrap();
+    let now = clock.now_ms();
+    let mut sim = ingest::simulator::Simulator::new(
+        ingest::simulator::SimulatorConfig {
+            conversations_per_day: 300.0,
+            ..Default::default()
+        },
+        now - 86_400_000,
+    );
+    let run = |events: &[Event]| {
+        let stack = Stack::build(&config, Source::EventLog(data.clone()), clock).unwrap();
+        let log = stack.log.clone().unwrap();
+        if !events.is_empty() {
+            log.append(events).unwrap();
+        }
+        facts_of(&stack, log.len());
+        let resumed = stack.resumed_from;
+        // The shutdown writes a checkpoint of what is new.
+        stack.shutdown();
+        (resumed, log.len())
+    };
+    let (resumed, first) = run(&sim.advance_to(now - 43_200_000));
+    assert_eq!(resumed, None);
+    assert!(data.join("checkpoint.bin").exists());
+    // The shutdown's write fails: the file at `first` stays.
+    let tmp = data.join("checkpoint.bin.tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let (resumed, second) = run(&sim.advance_to(now));
+    assert_eq!(resumed, Some(first));
+    assert!(second > first);
+    assert!(tmp.is_dir(), "the write could not replace the directory");
+    std::fs::remove_dir(&tmp).unwrap();
+    // From the one that stayed; then this start's shutdown writes one at `second`.
+    assert_eq!(run(&[]), (Some(first), second));
+    assert_eq!(run(&[]), (Some(second), second));
+}

@@ -178,6 +178,44 @@ async fn a_restart_from_a_checkpoint_after_kill_9_at_random_points_equals_a_full
     );
 }
 
+/// The default configuration, a clock at [`NOW`], and a simulator of a small team
+/// (300 conversations a day) starting a day before it.
+fn small_day() -> (
+    crmpulse::config::Config,
+    Clock,
+    ingest::simulator::Simulator,
+) {
+    let clock = Clock::starting_at_rfc3339(NOW).unwrap();
+    let sim = ingest::simulator::Simulator::new(
+        ingest::simulator::SimulatorConfig {
+            conversations_per_day: 300.0,
+            ..Default::default()
+        },
+        clock.now_ms() - 86_400_000,
+    );
+    (crmpulse::config::Config::default(), clock, sim)
+}
+
+/// Starts the embedded stack on `dir`, appends `events`, waits until the view store
+/// has them and shuts the stack down (which writes a checkpoint of what is new).
+/// Returns the position it resumed from, if any, and the log's length.
+fn run_once(
+    config: &crmpulse::config::Config,
+    clock: Clock,
+    dir: &std::path::Path,
+    events: &[Event],
+) -> (Option<u64>, u64) {
+    let stack = Stack::build(config, Source::EventLog(dir.to_owned()), clock).unwrap();
+    let log = stack.log.clone().unwrap();
+    if !events.is_empty() {
+        log.append(events).unwrap();
+    }
+    facts_of(&stack, log.len());
+    let resumed = stack.resumed_from;
+    stack.shutdown();
+    (resumed, log.len())
+}
+
 /// A checkpoint found beside another log — a recreated or restored `events.redb` as
 /// long as the one it was taken from — is not used: the start replays that log. Beside
 /// its own log it is.
@@ -185,29 +223,10 @@ async fn a_restart_from_a_checkpoint_after_kill_9_at_random_points_equals_a_full
 fn a_checkpoint_of_another_log_is_not_used() {
     let dir = tempfile::tempdir().unwrap();
     let (own, other) = (dir.path().join("own"), dir.path().join("other"));
-    let config = crmpulse::config::Config::default();
-    let clock = Clock::starting_at_rfc3339(NOW).unwrap();
+    let (config, clock, mut sim) = small_day();
     let now = clock.now_ms();
-    let mut sim = ingest::simulator::Simulator::new(
-        ingest::simulator::SimulatorConfig {
-            conversations_per_day: 300.0,
-            ..Default::default()
-        },
-        now - 86_400_000,
-    );
     let events = sim.advance_to(now);
-    let run = |dir: &std::path::Path, events: &[Event]| {
-        let stack = Stack::build(&config, Source::EventLog(dir.to_owned()), clock).unwrap();
-        let log = stack.log.clone().unwrap();
-        if !events.is_empty() {
-            log.append(events).unwrap();
-        }
-        facts_of(&stack, log.len());
-        let resumed = stack.resumed_from;
-        // The shutdown writes a checkpoint of what is new.
-        stack.shutdown();
-        resumed
-    };
+    let run = |dir: &std::path::Path, events: &[Event]| run_once(&config, clock, dir, events).0;
     assert_eq!(run(&own, &events), None);
     assert!(own.join("checkpoint.bin").exists());
     assert_eq!(run(&own, &[]), Some(events.len() as u64), "its own log");
@@ -239,28 +258,9 @@ fn a_checkpoint_of_another_log_is_not_used() {
 fn a_checkpoint_write_that_fails_leaves_the_previous_one() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = crmpulse::config::Config::default();
-    let clock = Clock::starting_at_rfc3339(NOW).unwrap();
+    let (config, clock, mut sim) = small_day();
     let now = clock.now_ms();
-    let mut sim = ingest::simulator::Simulator::new(
-        ingest::simulator::SimulatorConfig {
-            conversations_per_day: 300.0,
-            ..Default::default()
-        },
-        now - 86_400_000,
-    );
-    let run = |events: &[Event]| {
-        let stack = Stack::build(&config, Source::EventLog(data.clone()), clock).unwrap();
-        let log = stack.log.clone().unwrap();
-        if !events.is_empty() {
-            log.append(events).unwrap();
-        }
-        facts_of(&stack, log.len());
-        let resumed = stack.resumed_from;
-        // The shutdown writes a checkpoint of what is new.
-        stack.shutdown();
-        (resumed, log.len())
-    };
+    let run = |events: &[Event]| run_once(&config, clock, &data, events);
     let (resumed, first) = run(&sim.advance_to(now - 43_200_000));
     assert_eq!(resumed, None);
     assert!(data.join("checkpoint.bin").exists());

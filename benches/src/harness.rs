@@ -116,6 +116,56 @@ impl KpiProbe {
     }
 }
 
+/// Conversations a latency benchmark opens, one POST each ([`open_conversations`]).
+pub(crate) struct Openings {
+    /// Their account.
+    pub(crate) account_id: u64,
+    /// Event and conversation ids are `{prefix}-{k}`.
+    pub(crate) prefix: String,
+    /// Per second.
+    pub(crate) rate: u64,
+    /// In all.
+    pub(crate) count: u64,
+}
+
+/// Opens `openings` on `addr`'s `/api/v1/events` (with `key` when the server wants
+/// one), each stamped with `clock`'s now; pushes each send instant into `sent`, in
+/// order, for [`KpiProbe::record`].
+pub(crate) fn open_conversations(
+    addr: std::net::SocketAddr,
+    key: Option<String>,
+    openings: Openings,
+    sent: std::sync::Arc<Mutex<Vec<Instant>>>,
+    clock: Clock,
+) -> tokio::task::JoinHandle<()> {
+    let Openings {
+        account_id,
+        prefix,
+        rate,
+        count,
+    } = openings;
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}/api/v1/events");
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+        for k in 0..count {
+            tick.tick().await;
+            let event = json!({
+                "event_id": format!("{prefix}-{k}"), "account_id": account_id,
+                "occurred_at": schemas::event::format_rfc3339_ms(clock.now_ms()),
+                "type": "conversation_opened", "conversation_id": format!("{prefix}-{k}"),
+                "customer_id": prefix, "channel": "whatsapp", "inbox_id": prefix, "origin": "inbound",
+            });
+            sent.lock().expect("sent lock").push(Instant::now());
+            let mut request = client.post(&url).json(&json!([event]));
+            if let Some(key) = &key {
+                request = request.bearer_auth(key);
+            }
+            let _ = request.send().await;
+        }
+    })
+}
+
 /// A full embedded stack serving on a free loopback port, for the benchmarks that
 /// go through HTTP and WebSocket.
 pub(crate) struct BenchServer {

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use query_api::auth::Role;
 use schemas::Clock;
-use serde_json::json;
 
 use crate::embedded::BenchArgs;
 use crate::harness::{BenchServer, KpiProbe};
@@ -40,28 +39,19 @@ pub(crate) async fn latency(
     let mut probe = KpiProbe::connect(addr, Some(&token)).await?;
 
     let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    let sender_sent = Arc::clone(&sent);
     let (rate, seconds) = (args.rate, args.seconds);
-    let sender = tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        let url = format!("http://{addr}/api/v1/events");
-        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
-        for k in 0..rate * seconds {
-            tick.tick().await;
-            let now = schemas::event::format_rfc3339_ms(clock.now_ms());
-            let event = json!({
-                "event_id": format!("bench-{coalesce_ms}-{k}"), "account_id": 1, "occurred_at": now,
-                "type": "conversation_opened", "conversation_id": format!("bench-{k}"),
-                "customer_id": "bench", "channel": "whatsapp", "inbox_id": "bench", "origin": "inbound",
-            });
-            sender_sent.lock().expect("sent lock").push(Instant::now());
-            let mut request = client.post(&url).json(&json!([event]));
-            if let Some(key) = &ingest_key {
-                request = request.bearer_auth(key);
-            }
-            let _ = request.send().await;
-        }
-    });
+    let sender = crate::harness::open_conversations(
+        addr,
+        ingest_key,
+        crate::harness::Openings {
+            account_id: 1,
+            prefix: format!("bench-{coalesce_ms}"),
+            rate,
+            count: rate * seconds,
+        },
+        Arc::clone(&sent),
+        clock,
+    );
 
     let total = (rate * seconds) as usize;
     let hist = probe

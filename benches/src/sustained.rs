@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use query_api::auth::Role;
 use schemas::Clock;
-use serde_json::json;
 
 use crate::harness::{BenchServer, KpiProbe, rss_mib};
 use crmpulse::config::Config;
@@ -181,29 +180,18 @@ async fn run_one(
 
     let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let probes = (args.probes_per_s * args.seconds) as usize;
-    let prober = {
-        let (client, sent) = (client.clone(), Arc::clone(&sent));
-        let url = format!("http://{addr}/api/v1/events");
-        let rate = args.probes_per_s.max(1);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
-            for k in 0..probes {
-                tick.tick().await;
-                let event = json!({
-                    "event_id": format!("probe-{k}"), "account_id": 2,
-                    "occurred_at": schemas::event::format_rfc3339_ms(clock.now_ms()),
-                    "type": "conversation_opened", "conversation_id": format!("probe-{k}"),
-                    "customer_id": "probe", "channel": "whatsapp", "inbox_id": "probe", "origin": "inbound",
-                });
-                sent.lock().expect("sent lock").push(Instant::now());
-                let mut request = client.post(&url).json(&json!([event]));
-                if let Some(key) = &probe_key {
-                    request = request.bearer_auth(key);
-                }
-                let _ = request.send().await;
-            }
-        })
-    };
+    let prober = crate::harness::open_conversations(
+        addr,
+        probe_key,
+        crate::harness::Openings {
+            account_id: 2,
+            prefix: "probe".into(),
+            rate: args.probes_per_s,
+            count: probes as u64,
+        },
+        Arc::clone(&sent),
+        clock,
+    );
     let hist = probe
         .record(
             &sent,

@@ -60,8 +60,6 @@ const FILE: &str = "checkpoint.bin";
 const LOAD_CHUNK: usize = 100_000;
 /// New events after which a checkpoint is due before the interval ([`Checkpointer::due`]).
 pub const CATCH_UP_EVENTS: u64 = 1_000_000;
-/// Bytes of serialized facts handed to zstd at a time.
-const FACTS_BUFFER: usize = 1 << 16;
 /// The least time between two checkpoints taken before the interval.
 const MIN_SPACING: Duration = Duration::from_secs(30);
 
@@ -342,18 +340,16 @@ pub struct Checkpointer {
     last_took: Duration,
     /// The file write in progress, if any.
     in_flight: Option<std::thread::JoinHandle<FileWrite>>,
-    /// The serialized pipeline part and facts of the last write, kept for the next
-    /// capture to serialize into while the stack catches up (see `keep_buffers`).
+    /// The serialized pipeline part and facts of the last write, for the next capture
+    /// to serialize into: kept when that write covered [`CATCH_UP_EVENTS`] or more new
+    /// events, so the next one is due within [`MIN_SPACING`] or so (about the
+    /// checkpoint's uncompressed size: 55 MB at 90 days); otherwise its thread frees
+    /// them, the next write being an interval away.
     buffers: (Vec<u8>, Vec<u8>),
-    /// Whether the write in flight covers [`CATCH_UP_EVENTS`] or more new events: the
-    /// next one is then due within [`MIN_SPACING`] or so, and its buffers are kept for
-    /// it (about the checkpoint's uncompressed size: 55 MB at 90 days); otherwise they
-    /// are freed, the next write being an interval away.
-    keep_buffers: bool,
 }
 
 /// What a file write's thread hands back: the events it covers (`Err` when it
-/// failed), and the two buffers it wrote from.
+/// failed), and the two buffers it wrote from (empty when they are not kept).
 type FileWrite = (Result<u64, ()>, Vec<u8>, Vec<u8>);
 
 /// What a file write reports.
@@ -382,7 +378,6 @@ impl Checkpointer {
             last_took: Duration::ZERO,
             in_flight: None,
             buffers: Default::default(),
-            keep_buffers: false,
         }
     }
 
@@ -448,7 +443,7 @@ impl Checkpointer {
             metrics::counter!("crmpulse_checkpoint_failures_total").increment(1);
             e.context("capturing a checkpoint")
         })?;
-        self.keep_buffers = pushed.saturating_sub(self.last_events) >= CATCH_UP_EVENTS;
+        let keep_buffers = pushed.saturating_sub(self.last_events) >= CATCH_UP_EVENTS;
         self.last_events = pushed;
         self.last_took = paused;
         let dir = self.dir.clone();
@@ -464,7 +459,11 @@ impl Checkpointer {
                     facts_took: paused - state_took,
                     file_took: file_started.elapsed(),
                 }));
-                (outcome, part, facts)
+                if keep_buffers {
+                    (outcome, part, facts)
+                } else {
+                    (outcome, Vec::new(), Vec::new())
+                }
             });
         match spawned {
             Ok(handle) => self.in_flight = Some(handle),
@@ -485,9 +484,7 @@ impl Checkpointer {
         };
         let outcome = match handle.join() {
             Ok((outcome, part, facts)) => {
-                if self.keep_buffers {
-                    self.buffers = (part, facts);
-                }
+                self.buffers = (part, facts);
                 outcome
             }
             Err(_) => {
@@ -591,6 +588,8 @@ fn report(outcome: anyhow::Result<Written>) -> Result<u64, ()> {
     }
 }
 
+/// The checkpoint written at shutdown is on disk once the driver drops its
+/// checkpointer.
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         self.finish();
@@ -618,9 +617,7 @@ fn write_file(dir: &Path, part: &[u8], facts: &[u8]) -> anyhow::Result<u64> {
         z.finish()?;
         let first = crc.written;
         let mut z = zstd::stream::Encoder::new(&mut crc, 3)?;
-        for chunk in facts.chunks(FACTS_BUFFER) {
-            z.write_all(chunk)?;
-        }
+        z.write_all(facts)?;
         z.finish()?;
         crc.flush()?;
         let Crc {

@@ -431,10 +431,6 @@ impl Stack {
                     // At shutdown: the next start goes on from here.
                     c.write(&pipeline, &mut input, SHUTDOWN_DRAIN);
                 }
-                if let Some(c) = checkpoints.as_mut() {
-                    // On disk before the driver ends.
-                    c.writer.finish();
-                }
                 pipeline.finish();
             })?;
         self.threads.push(driver);

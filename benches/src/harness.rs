@@ -212,6 +212,16 @@ impl BenchServer {
     }
 }
 
+/// A temporary directory under `parent`, or under the system's when `None`.
+pub(crate) fn tempdir_under(
+    parent: Option<&std::path::Path>,
+) -> std::io::Result<tempfile::TempDir> {
+    match parent {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+}
+
 /// Cores available to this process.
 pub(crate) fn num_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

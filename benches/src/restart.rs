@@ -37,10 +37,7 @@ pub struct RestartArgs {
 /// Runs the measurement once per history length.
 pub fn run(args: &RestartArgs, config: &Config, clock: Clock) -> anyhow::Result<()> {
     for &days in &args.days {
-        let tmp = match &args.dir {
-            Some(d) => tempfile::tempdir_in(d)?,
-            None => tempfile::tempdir()?,
-        };
+        let tmp = crate::harness::tempdir_under(args.dir.as_deref())?;
         run_one(days, tmp.path(), config, clock)?;
     }
     Ok(())

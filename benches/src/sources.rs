@@ -255,10 +255,7 @@ fn measure(
         senders.push(args.senders);
     }
     for (i, &n) in senders.iter().enumerate() {
-        let dir = match &args.data_dir {
-            Some(parent) => tempfile::tempdir_in(parent)?,
-            None => tempfile::tempdir()?,
-        };
+        let dir = crate::harness::tempdir_under(args.data_dir.as_deref())?;
         let log = Arc::new(
             EventLog::open_with(dir.path(), config.pipeline.log_options(clock))
                 .context("opening the benchmark's event log")?,

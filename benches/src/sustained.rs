@@ -68,10 +68,7 @@ pub fn run(args: &SustainedArgs, config: &Config, clock: Clock) -> anyhow::Resul
     };
     let runtime = tokio::runtime::Runtime::new()?;
     for coalesce_ms in coalesce {
-        let tmp = match &args.dir {
-            Some(d) => tempfile::tempdir_in(d)?,
-            None => tempfile::tempdir()?,
-        };
+        let tmp = crate::harness::tempdir_under(args.dir.as_deref())?;
         let (events, sim) =
             crate::restart::write_history(tmp.path(), args.history_days, config, clock)?;
         let mut config = config.clone();

@@ -254,7 +254,7 @@ impl EventLog {
         std::fs::create_dir_all(dir)
             .map_err(|e| LogError::from(redb::Error::from(redb::StorageError::Io(e))))?;
         let path = dir.join("events.redb");
-        let db = match Database::create(&path) {
+        let mut db = match Database::create(&path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(LogError::InUse(path.display().to_string()));
@@ -276,7 +276,6 @@ impl EventLog {
         }
         txn.commit()?;
         migrate_v1(&db)?;
-        let mut db = db;
         compact_if_sparse(&mut db, &path)?;
         let len = next_seq(&db.begin_read()?.open_table(EVENTS)?)?;
         let db = Arc::new(db);

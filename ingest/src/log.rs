@@ -20,7 +20,9 @@
 //!   copy kept outside it, so two batches can never be given the same numbers.
 //! - An `event_id` is stored at most once: a second delivery is counted as a duplicate
 //!   and not appended, so the log (and everything derived from it) is idempotent under
-//!   retries. The id table and the event table change in the same transaction.
+//!   retries. The id table and the event table change in the same transaction; the
+//!   committer's copy of the id table in memory is loaded from it at open, and again
+//!   after a failed commit ([`ids`]).
 //! - Acknowledged means durable: a caller gets `Ok` only after the transaction holding
 //!   its batch has committed (fsynced). A failed group commit stores nothing of any
 //!   batch in it, and every caller in it gets the error.
@@ -32,11 +34,13 @@
 //!   dead-letter table with its original bytes and the reason.
 
 mod blocks;
+mod ids;
 
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
+use ids::{ID_SETS, IdHash, IdHasher, Ids};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use schemas::Event;
 use tokio::sync::watch;
@@ -81,11 +85,12 @@ impl Default for LogOptions {
 
 /// Records moved from [`EVENTS_V1`] per transaction by the migration.
 const MIGRATION_CHUNK: usize = 32 * 1024;
-/// `account_id:event_id` → sequence number, for idempotent appends: the ids stored
-/// before the lateness horizon (until 2026-12). Read, never written or pruned.
+/// `account_id:event_id` → sequence number: the id table before the lateness horizon
+/// (until 2026-12). Replaced by [`ID_SETS`] when an older data dir is opened
+/// ([`upgrade_ids`]).
 const EVENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("event_ids_v1");
-/// `account_id:event_id` → the event's time (ms), for idempotent appends. Ids of events
-/// older than the account's watermark − horizon are forgotten ([`LogOptions`]).
+/// `account_id:event_id` → the event's time (ms): the id table from the lateness horizon
+/// until the hashed sets of [`ID_SETS`] (2026-12). Replaced like [`EVENT_IDS`].
 const EVENT_IDS_V2: TableDefinition<&str, i64> = TableDefinition::new("event_ids_v2");
 /// Account → its watermark: the latest event time accepted, at most the commit's "now"
 /// + [`FUTURE_SLACK_MS`] (ms).
@@ -181,8 +186,8 @@ impl DeadLetter<'_> {
 
 /// One event of a [`Write`], encoded on the caller's thread.
 struct Record {
-    /// `account_id:event_id`.
-    key: String,
+    /// The hash of `event_id` ([`IdHasher`]).
+    id: IdHash,
     account_id: u64,
     occurred_at_ms: i64,
     /// Protobuf.
@@ -209,6 +214,8 @@ pub struct EventLog {
     /// The committer's queue; `None` once shutting down.
     writes: Option<mpsc::SyncSender<Write>>,
     committer: Option<JoinHandle<()>>,
+    /// Hashes the ids of appended events, on the caller's thread.
+    hasher: IdHasher,
 }
 
 /// What the committer needs besides the database.
@@ -262,22 +269,37 @@ impl EventLog {
             Err(e) => return Err(redb::Error::from(e).into()),
         };
         let txn = db.begin_write()?;
-        {
+        let log_id = {
             txn.open_table(EVENTS)?;
-            txn.open_table(EVENT_IDS)?;
-            txn.open_table(EVENT_IDS_V2)?;
             txn.open_table(WATERMARKS)?;
             txn.open_table(DEAD_LETTERS)?;
             let mut meta = txn.open_table(META)?;
-            // The log's identity, made once: what a checkpoint names its log by.
-            if meta.get(LOG_ID)?.is_none() {
-                meta.insert(LOG_ID, rand::random::<u128>().to_le_bytes().as_slice())?;
+            // The log's identity, made once: what a checkpoint names its log by, and
+            // the key of its id hashes.
+            let stored = meta.get(LOG_ID)?.map(|v| log_id_of(v.value()));
+            match stored {
+                Some(id) => id,
+                None => {
+                    let id = rand::random::<u128>();
+                    meta.insert(LOG_ID, id.to_le_bytes().as_slice())?;
+                    id
+                }
             }
-        }
+        };
         txn.commit()?;
+        let hasher = IdHasher::new(log_id);
         migrate_v1(&db)?;
+        upgrade_ids(&db, hasher, options.lateness_horizon_ms)?;
         compact_if_sparse(&mut db, &path)?;
-        let len = next_seq(&db.begin_read()?.open_table(EVENTS)?)?;
+        let (len, ids) = {
+            let txn = db.begin_read()?;
+            let ids = match txn.open_table(ID_SETS) {
+                Ok(table) => Ids::load(&table)?,
+                Err(redb::TableError::TableDoesNotExist(_)) => Ids::default(),
+                Err(e) => return Err(e.into()),
+            };
+            (next_seq(&txn.open_table(EVENTS)?)?, ids)
+        };
         let db = Arc::new(db);
         let len = Arc::new(watch::Sender::new(len));
         let (writes, queue) = mpsc::sync_channel(QUEUED_WRITES);
@@ -290,7 +312,7 @@ impl EventLog {
             };
             std::thread::Builder::new()
                 .name("crmpulse-log-commit".into())
-                .spawn(move || commit_loop(&db, &admission, &len, &queue))
+                .spawn(move || commit_loop(&db, &admission, ids, &len, &queue))
                 .map_err(|e| LogError::from(redb::Error::from(redb::StorageError::Io(e))))?
         };
         Ok(Self {
@@ -298,6 +320,7 @@ impl EventLog {
             len,
             writes: Some(writes),
             committer: Some(committer),
+            hasher,
         })
     }
 
@@ -308,8 +331,7 @@ impl EventLog {
     /// # Errors
     /// Storage errors.
     pub fn id(&self) -> Result<u128, LogError> {
-        let bytes = self.meta(LOG_ID)?.unwrap_or_default();
-        Ok(<[u8; 16]>::try_from(bytes.as_slice()).map_or(0, u128::from_le_bytes))
+        Ok(log_id_of(&self.meta(LOG_ID)?.unwrap_or_default()))
     }
 
     /// Number of events stored.
@@ -357,7 +379,7 @@ impl EventLog {
         let events = events
             .iter()
             .map(|e| Record {
-                key: id_key(e),
+                id: self.hasher.hash(&e.event_id),
                 account_id: e.account_id,
                 occurred_at_ms: e.occurred_at_ms,
                 bytes: e.to_proto_bytes(),
@@ -560,9 +582,9 @@ fn decode_record(seq: u64, bytes: &[u8]) -> Option<Event> {
 /// The meta key of the log's identity ([`EventLog::id`]).
 const LOG_ID: &str = "log_id";
 
-/// The key of the id table: ids are unique per account.
-fn id_key(event: &Event) -> String {
-    format!("{}:{}", event.account_id, event.event_id)
+/// The log's identity as stored in [`META`].
+fn log_id_of(bytes: &[u8]) -> u128 {
+    <[u8; 16]>::try_from(bytes).map_or(0, u128::from_le_bytes)
 }
 
 /// The next free sequence number of a sequence-keyed table: its last key + 1.
@@ -710,12 +732,18 @@ fn migrate_v1(db: &Database) -> Result<(), LogError> {
 
 /// The committer: takes every waiting batch into one group, commits the group in one
 /// transaction and answers each batch's caller. Ends when every sender is gone.
+///
+/// `ids` is the id table's copy in memory ([`ids`]). A group that fails may have
+/// changed it, so it is loaded again from the table (which the failed transaction did
+/// not change) before the next group; while that load fails, groups fail with its error.
 fn commit_loop(
     db: &Database,
     admission: &Admission,
+    ids: Ids,
     len: &watch::Sender<u64>,
     queue: &mpsc::Receiver<Write>,
 ) {
+    let mut ids = Some(ids);
     while let Ok(first) = queue.recv() {
         let mut size = first.events.len();
         let mut group = vec![first];
@@ -726,7 +754,18 @@ fn commit_loop(
             group.push(next);
         }
         metrics::histogram!("crmpulse_log_group_commit_batches").record(group.len() as f64);
-        match commit_group(db, admission, &group) {
+        let result = match ids.take() {
+            Some(held) => Ok(held),
+            None => load_ids(db),
+        }
+        .and_then(|mut held| {
+            let result = commit_group(db, admission, &mut held, &group);
+            if result.is_ok() {
+                ids = Some(held);
+            }
+            result
+        });
+        match result {
             Ok((outcomes, next_seq)) => {
                 len.send_replace(next_seq);
                 let (accepted, duplicates, late) =
@@ -762,6 +801,7 @@ fn commit_loop(
 fn commit_group(
     db: &Database,
     admission: &Admission,
+    ids: &mut Ids,
     group: &[Write],
 ) -> Result<(Vec<AppendOutcome>, u64), LogError> {
     let txn = db.begin_write()?;
@@ -770,8 +810,7 @@ fn commit_group(
     let cap = admission.clock.now_ms().saturating_add(FUTURE_SLACK_MS);
     let next = {
         let mut table = txn.open_table(EVENTS)?;
-        let legacy_ids = txn.open_table(EVENT_IDS)?;
-        let mut ids = txn.open_table(EVENT_IDS_V2)?;
+        let mut id_table = txn.open_table(ID_SETS)?;
         let mut marks = txn.open_table(WATERMARKS)?;
         let mut dead = txn.open_table(DEAD_LETTERS)?;
         // Allocated here, inside the transaction, from the tables themselves.
@@ -795,9 +834,7 @@ fn commit_group(
                         e.insert((stored, stored.unwrap_or(i64::MIN)))
                     }
                 };
-                let key = record.key.as_str();
-                let seen = ids.get(key)?.is_some() || legacy_ids.get(key)?.is_some();
-                if seen {
+                if ids.contains(record.account_id, record.id) {
                     outcome.duplicates += 1;
                     continue;
                 }
@@ -811,7 +848,7 @@ fn commit_group(
                     continue;
                 }
                 mark.1 = mark.1.max(record.occurred_at_ms.min(cap));
-                ids.insert(key, record.occurred_at_ms)?;
+                ids.insert(record.account_id, record.id, record.occurred_at_ms);
                 fresh.push(record.bytes.as_slice());
                 next += 1;
                 outcome.accepted += 1;
@@ -820,17 +857,21 @@ fn commit_group(
         }
         let stored = append_blocks(&mut table, &fresh)?;
         debug_assert_eq!(stored, next);
+        ids.write_pending(&mut id_table, first + 1)?;
         for (account, (stored, mark)) in watermarks {
             if stored == Some(mark) || mark == i64::MIN {
                 continue;
             }
             marks.insert(account, mark)?;
-            // Forget the ids the horizon has passed, once per UTC day of watermark
-            // (a redelivery that old is refused as too late, so it need not be known).
-            if let Some(horizon) = admission.horizon_ms
-                && stored.is_none_or(|s| s.div_euclid(DAY_MS) != mark.div_euclid(DAY_MS))
-            {
-                forget_ids(&mut ids, account, mark.saturating_sub(horizon))?;
+            // Once per UTC day of watermark: forget the ids of the days the horizon
+            // has passed whole (a redelivery that old is refused as too late, so it
+            // need not be known), and make each complete day one entry.
+            let today = mark.div_euclid(DAY_MS);
+            if stored.is_none_or(|s| s.div_euclid(DAY_MS) != today) {
+                let forget_before = admission
+                    .horizon_ms
+                    .map(|horizon| mark.saturating_sub(horizon).div_euclid(DAY_MS));
+                ids.roll_day(&mut id_table, account, today, forget_before)?;
             }
         }
         stored
@@ -839,15 +880,77 @@ fn commit_group(
     Ok((outcomes, next))
 }
 
-/// Removes the account's ids of events before `before` (ms).
-fn forget_ids(
-    ids: &mut redb::Table<'_, &'static str, i64>,
-    account: u64,
-    before: i64,
-) -> Result<(), LogError> {
-    // Keys are `account:event_id`; `;` is the character after `:`.
-    let (from, to) = (format!("{account}:"), format!("{account};"));
-    ids.retain_in(from.as_str()..to.as_str(), |_, at| at >= before)?;
+/// The id table's copy in memory, read from the database.
+fn load_ids(db: &Database) -> Result<Ids, LogError> {
+    let txn = db.begin_read()?;
+    match txn.open_table(ID_SETS) {
+        Ok(table) => Ids::load(&table),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(Ids::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Replaces the id tables of older data dirs ([`EVENT_IDS`], [`EVENT_IDS_V2`]) by
+/// [`ID_SETS`], in one transaction. Their keys are the ids themselves, so the sets are
+/// made from the events: every event of the log, or with a horizon, those at or after
+/// their account's watermark − horizon (older ones are refused as too late, so their
+/// ids need not be known; an account without a watermark keeps every id). A crash
+/// during the upgrade leaves the old tables, and the next open does it again.
+fn upgrade_ids(db: &Database, hasher: IdHasher, horizon: Option<i64>) -> Result<(), LogError> {
+    {
+        use redb::TableHandle as _;
+        let txn = db.begin_read()?;
+        let old = [EVENT_IDS.name(), EVENT_IDS_V2.name()];
+        if !txn.list_tables()?.any(|t| old.contains(&t.name())) {
+            return Ok(());
+        }
+    }
+    let started = std::time::Instant::now();
+    let txn = db.begin_write()?;
+    let mut ids = Ids::default();
+    let mut events = 0u64;
+    {
+        let table = txn.open_table(EVENTS)?;
+        let marks = txn.open_table(WATERMARKS)?;
+        let mut cutoffs: foldhash::HashMap<u64, i64> = Default::default();
+        for entry in table.iter()? {
+            let (first, block) = entry?;
+            let Ok(records) = blocks::decode(block.value()) else {
+                continue; // counted and logged by the readers
+            };
+            for (seq, bytes) in (first.value()..).zip(records) {
+                let Some(e) = decode_record(seq, &bytes) else {
+                    continue;
+                };
+                let cutoff = match cutoffs.entry(e.account_id) {
+                    std::collections::hash_map::Entry::Occupied(c) => *c.get(),
+                    std::collections::hash_map::Entry::Vacant(c) => {
+                        let mark = marks.get(e.account_id)?.map(|m| m.value());
+                        *c.insert(match (mark, horizon) {
+                            (Some(mark), Some(h)) => mark.saturating_sub(h),
+                            _ => i64::MIN,
+                        })
+                    }
+                };
+                events += 1;
+                if e.occurred_at_ms >= cutoff {
+                    ids.insert(e.account_id, hasher.hash(&e.event_id), e.occurred_at_ms);
+                }
+            }
+        }
+        let mut id_table = txn.open_table(ID_SETS)?;
+        // Key 1 (a commit's): the next day roll of each account makes them key 0.
+        ids.write_pending(&mut id_table, 1)?;
+    }
+    txn.delete_table(EVENT_IDS)?;
+    txn.delete_table(EVENT_IDS_V2)?;
+    txn.commit()?;
+    tracing::info!(
+        events,
+        ids = ids.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "rebuilt the event log's id table from its events (event_ids_v1/v2 → event_ids_v3)"
+    );
     Ok(())
 }
 
@@ -882,6 +985,7 @@ fn too_late_letter(source: &str, record: &Record, watermark: i64, horizon: i64) 
 mod tests {
     use super::*;
     use schemas::event::Payload;
+    use std::collections::BTreeMap;
 
     fn event(id: &str, t: i64) -> Event {
         Event {
@@ -1058,7 +1162,8 @@ mod tests {
                 for i in 0..count {
                     let e = event(&format!("old{i}"), i);
                     old.insert(i as u64, e.to_proto_bytes().as_slice()).unwrap();
-                    ids.insert(id_key(&e).as_str(), i as u64).unwrap();
+                    let key = format!("{}:{}", e.account_id, e.event_id);
+                    ids.insert(key.as_str(), i as u64).unwrap();
                 }
             }
             txn.commit().unwrap();
@@ -1174,25 +1279,197 @@ mod tests {
         assert_eq!(log.append(&first[..5]).unwrap().duplicates, 5);
         // Three days on, the watermark has passed them by more than the horizon.
         log.append(&[event("later", day0 + 3 * DAY_MS)]).unwrap();
-        use redb::ReadableTableMetadata as _;
-        let ids = log
-            .db
-            .begin_read()
-            .unwrap()
-            .open_table(EVENT_IDS_V2)
-            .unwrap();
         assert_eq!(
-            ids.len().unwrap(),
-            1,
+            id_table(&log),
+            (BTreeMap::from([((1, 1_003), 1)]), 1),
             "only the id within the horizon is kept"
         );
-        drop(ids);
         let out = log.append(&first[..5]).unwrap();
         assert_eq!(
             (out.accepted, out.duplicates, out.too_late.len()),
             (0, 0, 5)
         );
         assert_eq!(log.len(), 51);
+    }
+
+    /// The id table's entries per (account, day), and the ids it holds.
+    fn id_table(log: &EventLog) -> (BTreeMap<(u64, i64), usize>, usize) {
+        ids::shape(&log.db.begin_read().unwrap().open_table(ID_SETS).unwrap())
+    }
+
+    #[test]
+    fn a_day_of_single_event_commits_becomes_one_entry_when_the_day_is_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let day0 = 1_000 * DAY_MS;
+        let open = || log_with(dir.path(), Some(3 * DAY_MS), day0 + 10 * DAY_MS);
+        let log = open();
+        let mut all = Vec::new();
+        for day in 0..2 {
+            for i in 0..20 {
+                let e = event(&format!("d{day}-{i}"), day0 + day * DAY_MS + i * H);
+                assert_eq!(log.append(std::slice::from_ref(&e)).unwrap().accepted, 1);
+                all.push(e);
+            }
+        }
+        let today: Vec<Event> = (0..3)
+            .map(|i| event(&format!("d2-{i}"), day0 + 2 * DAY_MS + i))
+            .collect();
+        for e in &today {
+            log.append(std::slice::from_ref(e)).unwrap();
+        }
+        all.extend(today);
+        assert_eq!(
+            id_table(&log),
+            (
+                BTreeMap::from([((1, 1_000), 1), ((1, 1_001), 1), ((1, 1_002), 3)]),
+                43
+            ),
+            "the complete days are one entry each; today is an entry per commit"
+        );
+        // Every id is still known: now, and read back from the table after a restart.
+        assert_eq!(log.append(&all).unwrap().duplicates, 43);
+        drop(log);
+        let log = open();
+        assert_eq!(log.append(&all).unwrap().duplicates, 43);
+        assert_eq!(log.len(), 43);
+    }
+
+    #[test]
+    fn a_data_dir_with_the_string_id_table_gets_hashed_sets_made_from_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let day0 = 1_000 * DAY_MS;
+        let open = || log_with(dir.path(), Some(DAY_MS), day0 + 10 * DAY_MS);
+        let old: Vec<Event> = (0..10)
+            .map(|i| event(&format!("old{i}"), day0 + i))
+            .collect();
+        let recent: Vec<Event> = (0..10)
+            .map(|i| event(&format!("new{i}"), day0 + 3 * DAY_MS + i))
+            .collect();
+        {
+            let log = open();
+            log.append(&old).unwrap();
+            log.append(&recent).unwrap();
+        }
+        // As the build before the hashed sets left it: a string-keyed table, no sets.
+        {
+            let db = Database::create(dir.path().join("events.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.delete_table(ID_SETS).unwrap();
+            txn.open_table(EVENT_IDS_V2)
+                .unwrap()
+                .insert("1:new0", day0 + 3 * DAY_MS)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let log = open();
+        assert_eq!(
+            id_table(&log).1,
+            10,
+            "the ids within the horizon of the account's watermark"
+        );
+        let txn = log.db.begin_read().unwrap();
+        assert!(
+            txn.open_table(EVENT_IDS_V2).is_err(),
+            "the old table is gone"
+        );
+        drop(txn);
+        let out = log.append(&recent).unwrap();
+        assert_eq!((out.accepted, out.duplicates), (0, 10));
+        let out = log.append(&old).unwrap();
+        assert_eq!(out.too_late.len(), 10, "older than the horizon");
+        assert_eq!(log.len(), 20);
+    }
+
+    /// What one event of a [`model`] batch is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Fate {
+        Accepted,
+        Duplicate,
+        TooLate,
+    }
+
+    /// The admission rules as the docs state them, for one account: a stored id is a
+    /// duplicate; else an event older than the watermark − horizon is too late; else
+    /// it is stored and moves the watermark. When a batch moves the watermark into a
+    /// new UTC day, the ids of the days wholly before watermark − horizon are forgotten.
+    fn model(batches: &[Vec<(String, i64)>], horizon: i64) -> Vec<Vec<Fate>> {
+        let mut ids: BTreeMap<String, i64> = BTreeMap::new();
+        let mut mark: Option<i64> = None;
+        batches
+            .iter()
+            .map(|batch| {
+                let stored = mark;
+                let fates = batch
+                    .iter()
+                    .map(|(id, at)| {
+                        if ids.contains_key(id) {
+                            Fate::Duplicate
+                        } else if mark.is_some_and(|m| *at < m - horizon) {
+                            Fate::TooLate
+                        } else {
+                            ids.insert(id.clone(), at.div_euclid(DAY_MS));
+                            mark = Some(mark.map_or(*at, |m| m.max(*at)));
+                            Fate::Accepted
+                        }
+                    })
+                    .collect();
+                if let Some(m) = mark
+                    && stored.is_none_or(|s| s.div_euclid(DAY_MS) != m.div_euclid(DAY_MS))
+                {
+                    let before = (m - horizon).div_euclid(DAY_MS);
+                    ids.retain(|_, day| *day >= before);
+                }
+                fates
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Appends of ids from a small pool at times over a week, with restarts between
+        /// them: every event's fate is the rules' ([`model`]), so the id table in
+        /// memory and the one read back at open agree with them.
+        #[test]
+        fn duplicates_and_lateness_follow_the_rules_across_restarts(
+            batches in proptest::collection::vec(
+                proptest::collection::vec((0u8..40, 0i64..7 * 24), 1..12),
+                1..24,
+            ),
+            restarts in proptest::collection::vec(proptest::bool::weighted(0.2), 24),
+        ) {
+            let day0 = 1_000 * DAY_MS;
+            let horizon = 2 * DAY_MS;
+            let batches: Vec<Vec<(String, i64)>> = batches
+                .into_iter()
+                .map(|b| b.into_iter().map(|(id, hour)| (format!("e{id}"), day0 + hour * H)).collect())
+                .collect();
+            let expected = model(&batches, horizon);
+            let dir = tempfile::tempdir().unwrap();
+            let open = || log_with(dir.path(), Some(horizon), day0 + 100 * DAY_MS);
+            let mut log = open();
+            for (i, batch) in batches.iter().enumerate() {
+                if restarts[i] {
+                    drop(log);
+                    log = open();
+                }
+                let events: Vec<Event> = batch.iter().map(|(id, at)| event(id, *at)).collect();
+                let out = log.append(&events).unwrap();
+                let fates: Vec<Fate> = (0..events.len())
+                    .map(|p| if out.too_late.contains(&p) { Fate::TooLate } else { Fate::Accepted })
+                    .collect();
+                let want = &expected[i];
+                let count = |f: Fate| want.iter().filter(|w| **w == f).count() as u64;
+                proptest::prop_assert_eq!(
+                    (out.accepted, out.duplicates),
+                    (count(Fate::Accepted), count(Fate::Duplicate)),
+                    "batch {}: {:?}", i, batch
+                );
+                let late: Vec<bool> = fates.iter().map(|f| *f == Fate::TooLate).collect();
+                let want_late: Vec<bool> = want.iter().map(|f| *f == Fate::TooLate).collect();
+                proptest::prop_assert_eq!(late, want_late, "batch {}", i);
+            }
+        }
     }
 
     #[test]

@@ -58,7 +58,8 @@ const PREFIX: usize = 24;
 const FILE: &str = "checkpoint.bin";
 /// Facts applied to the view store per batch when a checkpoint is loaded.
 const LOAD_CHUNK: usize = 100_000;
-/// New events after which a checkpoint is due before the interval ([`Checkpointer::due`]).
+/// New events after which a checkpoint is due before the interval, by default
+/// ([`Checkpointer::due`], `[pipeline] checkpoint_catch_up_events`).
 pub const CATCH_UP_EVENTS: u64 = 1_000_000;
 /// The least time between two checkpoints taken before the interval.
 const MIN_SPACING: Duration = Duration::from_secs(30);
@@ -329,6 +330,8 @@ fn read(
 pub struct Checkpointer {
     dir: PathBuf,
     interval: Duration,
+    /// New events that make one due before the interval; 0 for never.
+    catch_up_events: u64,
     /// When the last one was captured (or the stack started).
     last_at: Instant,
     /// Events the last capture covers.
@@ -341,7 +344,7 @@ pub struct Checkpointer {
     /// The file write in progress, if any.
     in_flight: Option<std::thread::JoinHandle<FileWrite>>,
     /// The serialized pipeline part and facts of the last write, for the next capture
-    /// to serialize into: kept when that write covered [`CATCH_UP_EVENTS`] or more new
+    /// to serialize into: kept when that write covered `catch_up_events` or more new
     /// events, so the next one is due within [`MIN_SPACING`] or so (about the
     /// checkpoint's uncompressed size: 55 MB at 90 days); otherwise its thread frees
     /// them, the next write being an interval away.
@@ -366,12 +369,14 @@ struct Written {
 }
 
 impl Checkpointer {
-    /// Checkpoints into `dir` every `interval`; `events` is what the position the
-    /// stack starts from already covers (a loaded checkpoint's, or 0).
-    pub fn new(dir: &Path, interval: Duration, events: u64) -> Self {
+    /// Checkpoints into `dir` every `interval`, and after `catch_up_events` new events
+    /// (0: only every `interval`); `events` is what the position the stack starts from
+    /// already covers (a loaded checkpoint's, or 0).
+    pub fn new(dir: &Path, interval: Duration, catch_up_events: u64, events: u64) -> Self {
         Self {
             dir: dir.to_owned(),
             interval,
+            catch_up_events,
             last_at: Instant::now(),
             last_events: events,
             written_events: events,
@@ -387,7 +392,7 @@ impl Checkpointer {
     }
 
     /// Whether one is due: new events since the last, and the interval passed; or,
-    /// sooner, [`CATCH_UP_EVENTS`] new events (a backlog or the demo's backfill, which
+    /// sooner, `catch_up_events` new events (a backlog or the demo's backfill, which
     /// a crash would make the next start replay), but never more often than every
     /// [`MIN_SPACING`] nor than ten times the last write took, so that writing costs
     /// ingestion at most a tenth of its time.
@@ -396,7 +401,9 @@ impl Checkpointer {
         let elapsed = self.last_at.elapsed();
         new > 0
             && (elapsed >= self.interval
-                || (new >= CATCH_UP_EVENTS && elapsed >= MIN_SPACING.max(self.last_took * 10)))
+                || (self.catch_up_events > 0
+                    && new >= self.catch_up_events
+                    && elapsed >= MIN_SPACING.max(self.last_took * 10)))
     }
 
     /// Writes a checkpoint of `pipeline` and `store` at `source`'s position (with the
@@ -443,7 +450,8 @@ impl Checkpointer {
             metrics::counter!("crmpulse_checkpoint_failures_total").increment(1);
             e.context("capturing a checkpoint")
         })?;
-        let keep_buffers = pushed.saturating_sub(self.last_events) >= CATCH_UP_EVENTS;
+        let keep_buffers = self.catch_up_events > 0
+            && pushed.saturating_sub(self.last_events) >= self.catch_up_events;
         self.last_events = pushed;
         self.last_took = paused;
         let dir = self.dir.clone();
@@ -639,4 +647,37 @@ fn write_file(dir: &Path, part: &[u8], facts: &[u8]) -> anyhow::Result<u64> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.context("writing a checkpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpointer whose last capture was `ago`, covering 0 events.
+    fn last_captured(ago: Duration, catch_up_events: u64) -> Checkpointer {
+        let mut c = Checkpointer::new(Path::new("."), Duration::from_secs(300), catch_up_events, 0);
+        c.last_at = Instant::now() - ago;
+        c
+    }
+
+    #[test]
+    fn a_checkpoint_is_due_after_the_interval_or_sooner_after_the_catch_up_events() {
+        let c = last_captured(Duration::from_secs(31), 1_000_000);
+        assert!(!c.due(0), "nothing new");
+        assert!(
+            !c.due(999_999),
+            "fewer than the catch-up events, inside the interval"
+        );
+        assert!(c.due(1_000_000));
+        let c = last_captured(Duration::from_secs(5), 1_000_000);
+        assert!(!c.due(5_000_000), "never more often than every 30 s");
+        let c = last_captured(Duration::from_secs(31), 5_000_000);
+        assert!(!c.due(1_000_000), "the threshold is the configured one");
+        assert!(c.due(5_000_000));
+        // 0: only the interval.
+        let c = last_captured(Duration::from_secs(299), 0);
+        assert!(!c.due(50_000_000));
+        let c = last_captured(Duration::from_secs(301), 0);
+        assert!(c.due(1));
+    }
 }

@@ -345,6 +345,7 @@ impl Stack {
             writer: Checkpointer::new(
                 dir,
                 Duration::from_secs(config.pipeline.checkpoint_interval_secs),
+                config.pipeline.checkpoint_catch_up_events,
                 self.resumed_from.unwrap_or(0),
             ),
             store: Arc::clone(&self.store),

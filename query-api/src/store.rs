@@ -41,6 +41,9 @@ use schemas::event::{AgentStatus, Channel, ResolvedBy};
 use schemas::metrics::{Fact, MetricBatch};
 use tokio::sync::watch;
 
+mod distinct;
+pub use distinct::DistinctPairs;
+
 /// Length of a rollup day.
 const DAY_MS: i64 = 86_400_000;
 
@@ -130,7 +133,20 @@ pub struct AccountFacts {
     pub automation: Columns<AutomationKey>,
     /// `agent_status_piece` facts, compact, by bucket only (not in `buckets`).
     pub status_pieces: Series<PieceKey>,
+    /// The (agent, conversation) pairs of `handled`, for distinct conversations per
+    /// agent without a conversation filter (groups are agent ids).
+    pub handled_pairs: DistinctPairs,
+    /// The customers of `customer_conversations`, for distinct customers without a
+    /// conversation filter: group [`ANY_CONVERSATION`] for every entry,
+    /// [`FIRST_CONVERSATION`] for those of a customer's first conversation.
+    pub customer_pairs: DistinctPairs,
 }
+
+/// [`AccountFacts::customer_pairs`]' group of every `customer_conversation` entry.
+pub const ANY_CONVERSATION: u32 = 0;
+/// [`AccountFacts::customer_pairs`]' group of the entries of a customer's first
+/// conversation ever.
+pub const FIRST_CONVERSATION: u32 = 1;
 
 impl AccountFacts {
     fn apply(&mut self, fact: Fact, diff: i64) {
@@ -151,7 +167,11 @@ impl AccountFacts {
                     inbox: self.names.intern(inbox_id),
                     channel: *channel,
                 };
-                self.handled.apply(*bucket, key, diff);
+                let change = self.handled.apply(*bucket, key, diff);
+                if change != 0 {
+                    self.handled_pairs
+                        .apply(*bucket, key.agent, key.conversation, change);
+                }
                 return;
             }
             Fact::CustomerConversation {
@@ -168,7 +188,19 @@ impl AccountFacts {
                     channel: *channel,
                     first: *first,
                 };
-                self.customer_conversations.apply(*bucket, key, diff);
+                let change = self.customer_conversations.apply(*bucket, key, diff);
+                if change != 0 {
+                    self.customer_pairs
+                        .apply(*bucket, ANY_CONVERSATION, key.customer, change);
+                    if key.first {
+                        self.customer_pairs.apply(
+                            *bucket,
+                            FIRST_CONVERSATION,
+                            key.customer,
+                            change,
+                        );
+                    }
+                }
                 return;
             }
             Fact::FirstResponse {
@@ -627,25 +659,30 @@ impl<K> Default for Day<K> {
 
 impl<K: Copy + Eq + Hash> Day<K> {
     /// Adds `diff` to `key` at `offset`, forgetting it when it returns to zero (O(1):
-    /// the last entry takes its place).
-    fn add(&mut self, offset: u32, key: K, diff: i64) {
+    /// the last entry takes its place). Returns the entry's multiplicity before and
+    /// after (0 for none).
+    fn add(&mut self, offset: u32, key: K, diff: i64) -> (i64, i64) {
         match self.index.entry((offset, key)) {
             Entry::Occupied(e) => {
                 let i = *e.get() as usize;
+                let before = self.entries[i].2;
                 self.entries[i].2 += diff;
-                if self.entries[i].2 == 0 {
+                let after = self.entries[i].2;
+                if after == 0 {
                     e.remove();
                     self.entries.swap_remove(i);
                     if let Some(&(o, k, _)) = self.entries.get(i) {
                         *self.index.get_mut(&(o, k)).expect("indexed") = i as u32;
                     }
                 }
+                (before, after)
             }
             Entry::Vacant(e) => {
                 if diff != 0 {
                     e.insert(u32::try_from(self.entries.len()).expect("< 2^32 entries a day"));
                     self.entries.push((offset, key, diff));
                 }
+                (0, diff)
             }
         }
     }
@@ -655,25 +692,39 @@ impl<K: Copy + Eq + Hash> Day<K> {
 #[derive(Debug)]
 pub struct Series<K> {
     days: BTreeMap<i64, Day<K>>,
+    /// Entries whose multiplicity is negative (a retraction ahead of its fact, or of
+    /// more than it). The derived indexes that treat "has an entry" as "is present"
+    /// ([`DistinctPairs`]) agree with the day rollups only while there are none.
+    negative: usize,
 }
 
 impl<K> Default for Series<K> {
     fn default() -> Self {
         Self {
             days: BTreeMap::new(),
+            negative: 0,
         }
     }
 }
 
 impl<K: Copy + Eq + Hash> Series<K> {
-    fn apply(&mut self, bucket: i64, key: K, diff: i64) {
+    /// Adds `diff` to `key` in `bucket`. Returns 1 when the entry appeared, -1 when
+    /// it went, 0 otherwise.
+    fn apply(&mut self, bucket: i64, key: K, diff: i64) -> i32 {
         let day = day_of(bucket);
         let offset = u32::try_from(bucket - day).expect("within the day");
         let d = self.days.entry(day).or_default();
-        d.add(offset, key, diff);
+        let (before, after) = d.add(offset, key, diff);
         if d.entries.is_empty() {
             self.days.remove(&day);
         }
+        self.negative = self.negative + usize::from(after < 0) - usize::from(before < 0);
+        i32::from(after != 0) - i32::from(before != 0)
+    }
+
+    /// No entry has a negative multiplicity.
+    pub fn all_positive(&self) -> bool {
+        self.negative == 0
     }
 
     /// The earliest bucket holding an entry.
@@ -733,9 +784,15 @@ impl<K> Default for Columns<K> {
 }
 
 impl<K: Copy + Eq + Hash> Columns<K> {
-    fn apply(&mut self, bucket: i64, key: K, diff: i64) {
+    /// Adds `diff` to `key` in `bucket`: [`Series::apply`]'s change of the entry.
+    fn apply(&mut self, bucket: i64, key: K, diff: i64) -> i32 {
         add_at(&mut self.days, day_of(bucket), key, diff);
-        self.buckets.apply(bucket, key, diff);
+        self.buckets.apply(bucket, key, diff)
+    }
+
+    /// No entry has a negative multiplicity ([`Series::all_positive`]).
+    pub fn all_positive(&self) -> bool {
+        self.buckets.all_positive()
     }
 
     /// Calls `f` with every entry with bucket in `[from, to)` and its multiplicity:

@@ -153,6 +153,12 @@ fn add_time(t: &mut TimeInStatus, status: AgentStatus, ms: i64) {
 
 /// Distinct conversations per agent with a message in `r`, by the conversation filters.
 pub(crate) fn handled(facts: Option<&AccountFacts>, r: Range, p: &Params) -> HashMap<String, i64> {
+    if p.channel.is_none()
+        && p.inbox_id.is_none()
+        && let Some(counts) = facts.and_then(|f| super::handled_per_agent_unfiltered(f, r))
+    {
+        return counts;
+    }
     let filter = facts.map(|f| super::IdFilter::new(p, &f.names));
     super::handled_per_agent(facts, r, |k| {
         filter.is_some_and(|f| f.wants_conversation(k.channel, k.inbox))

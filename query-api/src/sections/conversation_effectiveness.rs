@@ -331,6 +331,14 @@ fn waiting(facts: Option<&AccountFacts>, p: &Params, target_ms: i64, now: i64) -
 
 /// Distinct conversations per agent with a message in `r`.
 pub(crate) fn handled(facts: Option<&AccountFacts>, r: Range, p: &Params) -> HashMap<String, i64> {
+    if p.channel.is_none()
+        && p.inbox_id.is_none()
+        && p.agent_id.is_none()
+        && p.team_id.is_none()
+        && let Some(counts) = facts.and_then(|f| super::handled_per_agent_unfiltered(f, r))
+    {
+        return counts;
+    }
     let filter = facts.map(|f| super::IdFilter::new(p, &f.names));
     super::handled_per_agent(facts, r, |k| {
         filter.is_some_and(|f| {
@@ -440,16 +448,26 @@ pub(crate) fn slot_start_at(
     }
 }
 
+/// Most trend slots that get a dense histogram each (see [`super::Histogram`]).
+const DENSE_SLOTS: usize = 64;
+
 fn trend(replies: &[Reply], r: Range, tz: Tz, g: Granularity) -> Trend {
     let local = super::LocalBuckets::new(r, tz, g);
     let mut slots: BTreeMap<i64, super::Histogram> = BTreeMap::new();
     for slot in local.slots() {
-        slots.entry(slot).or_default();
+        slots.entry(slot).or_insert_with(super::Histogram::sparse);
+    }
+    // A dense array per slot pays when the slots are few (days, weeks); an hourly
+    // trend over weeks has hundreds of small ones.
+    if slots.len() <= DENSE_SLOTS {
+        for hist in slots.values_mut() {
+            *hist = super::Histogram::default();
+        }
     }
     for &(_, seconds, bucket, n) in replies {
         slots
             .entry(local.get(bucket).slot)
-            .or_default()
+            .or_insert_with(super::Histogram::sparse)
             .add(seconds, n);
     }
     Trend {

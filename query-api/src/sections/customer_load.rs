@@ -173,6 +173,23 @@ pub(crate) fn customers(facts: Option<&AccountFacts>, r: Range, p: &Params) -> C
     let Some(facts) = facts else {
         return Customers::default();
     };
+    if p.channel.is_none() && p.inbox_id.is_none() && facts.customer_conversations.all_positive() {
+        // Without a conversation filter every customer with a first conversation in
+        // `r` is one of those counted: new is the distinct count of those entries.
+        let (mut total, mut new_total) = (0, 0);
+        facts.customer_pairs.count(r.from, r.to, |group, n| {
+            if group == crate::store::FIRST_CONVERSATION {
+                new_total += n;
+            } else {
+                total += n;
+            }
+        });
+        return Customers {
+            total,
+            new: new_total,
+            returning: total - new_total,
+        };
+    }
     let filter = super::IdFilter::new(p, &facts.names);
     let mut all = super::Bits::new(facts.customers.len());
     let mut seen: Vec<u32> = Vec::new();

@@ -176,7 +176,14 @@ fn frt(facts: Option<&AccountFacts>, r: Range, p: &Params) -> FrtStats {
 impl FrtStats {
     /// Count, mean and nearest-rank p50/p90 of a `seconds → count` histogram.
     pub fn from_histogram(hist: &BTreeMap<u32, i64>) -> Self {
-        let count: i64 = hist.values().sum();
+        let sorted: Vec<(u32, i64)> = hist.iter().map(|(s, n)| (*s, *n)).collect();
+        Self::from_sorted(&sorted)
+    }
+
+    /// [`Self::from_histogram`] of `(seconds, count)` pairs in ascending order of
+    /// seconds, each value once.
+    pub fn from_sorted(hist: &[(u32, i64)]) -> Self {
+        let count: i64 = hist.iter().map(|(_, n)| n).sum();
         if count <= 0 {
             return FrtStats::default();
         }
@@ -186,7 +193,7 @@ impl FrtStats {
             let mut seen = 0;
             hist.iter()
                 .find(|(_, n)| {
-                    seen += **n;
+                    seen += *n;
                     seen >= rank
                 })
                 .map(|(s, _)| *s)

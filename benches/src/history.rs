@@ -71,6 +71,8 @@ fn run_one(days: i64, config: &Config, clock: Clock) -> anyhow::Result<()> {
         }
         pipeline.push(batch)?;
     }
+    // The history's buffer (16.6M events at 365 days) is not the pipeline's memory.
+    drop(it);
     wait_for(pipeline.pushed());
     let load_secs = load.elapsed().as_secs_f64();
     let loaded_rss = rss_mib();
@@ -83,6 +85,8 @@ fn run_one(days: i64, config: &Config, clock: Clock) -> anyhow::Result<()> {
     }
     wait_for(pipeline.pushed());
     let secs = timed.elapsed().as_secs_f64();
+    let arranged = pipeline.arranged().by_operator();
+    let entities = pipeline.entities();
     pipeline.finish();
     println!(
         "history {days} days ({history_len} events, {history_entity} agent/channel; loaded in {load_secs:.1}s, RSS {loaded_rss:.0} MiB): \
@@ -90,5 +94,13 @@ fn run_one(days: i64, config: &Config, clock: Clock) -> anyhow::Result<()> {
         window_len as f64 / secs,
         peak_rss_mib()
     );
+    let total: i64 = arranged.iter().map(|(_, n)| n).sum();
+    let (live, final_) = entities.unwrap_or_default();
+    println!(
+        "  entities live {live}, final {final_}; updates held in arrangements: {total} in all, the largest:"
+    );
+    for (operator, n) in arranged.iter().take(12) {
+        println!("    {n:>10}  {operator}");
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! - [`finalize`]: which entities are final, and the events refused for them.
 //! - [`runtime`]: workers, the input clock, and the collector that releases output
 //!   only at complete timestamps.
+//! - [`sizes`]: the updates each arrangement holds, by operator.
 //! - [`sink`]: outputs besides the view store: ClickHouse rollups and `crm.metrics.v1`.
 //! - [`reference`]: a batch recomputation of the same facts, used by property tests
 //!   and by `crmpulse bench --verify`.
@@ -20,6 +21,7 @@ pub mod records;
 pub mod reference;
 pub mod runtime;
 pub mod sink;
+pub mod sizes;
 
 pub use finalize::Refused;
 pub use runtime::{Pipeline, PipelineConfig, PipelineError, PipelineState, PipelineStateRef};

@@ -31,6 +31,7 @@ use timely::progress::frontier::MutableAntichain;
 use crate::dataflow::{self, FactEvent, Time};
 use crate::finalize::{Finalized, Finalizer, Refused};
 use crate::records::{EntityKey, Id, Routed};
+use crate::sizes::ArrangedUpdates;
 
 /// Errors starting or running the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +142,8 @@ pub struct Pipeline {
     /// Output at times below it is dropped by the collector: it is a restart's replay
     /// of state whose facts the checkpoint already holds ([`Pipeline::warm`]).
     warm_end: Arc<AtomicU64>,
+    /// Updates held by each arrangement ([`crate::sizes`]).
+    arranged: ArrangedUpdates,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -177,12 +180,16 @@ impl Pipeline {
         let marks = Arc::new(Mutex::new(VecDeque::new()));
 
         let capture_tx = Mutex::new(capture_tx);
+        let arranged = ArrangedUpdates::default();
+        let sizes = arranged.clone();
         let guards = timely::execute(timely::Config::process(workers), move |worker| {
             let rx = receivers.lock().expect("receivers lock")[worker.index()]
                 .take()
                 .expect("each worker takes its own receiver once");
             let sink = capture_tx.lock().expect("capture lock").clone();
+            crate::sizes::before_build(worker, sizes.clone());
             let (inputs, probe) = dataflow::build(worker, sink);
+            crate::sizes::after_build(worker);
             run_worker(worker, inputs, &probe, &rx, max_in_flight);
         })
         .map_err(PipelineError::Start)?;
@@ -215,6 +222,7 @@ impl Pipeline {
             refused: Vec::new(),
             caps: Vec::new(),
             warm_end,
+            arranged,
         })
     }
 
@@ -406,6 +414,11 @@ impl Pipeline {
     /// ([`crate::finalize`]); they are counted in `pushed` but reach no fold.
     pub fn take_refused(&mut self) -> Vec<Refused> {
         std::mem::take(&mut self.refused)
+    }
+
+    /// Updates held by each arrangement of the dataflow, as last logged by the workers.
+    pub fn arranged(&self) -> ArrangedUpdates {
+        self.arranged.clone()
     }
 
     /// `(live, finalized)` entities, when a lateness horizon is set.

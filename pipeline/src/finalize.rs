@@ -42,10 +42,13 @@
 use std::collections::BTreeMap;
 use std::hash::BuildHasher as _;
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
+
+mod tombstones;
 use schemas::Event;
 use schemas::event::Payload;
 use serde::{Deserialize, Serialize};
+use tombstones::Tombstones;
 
 use crate::records::{EntityKey, Id, Routed};
 
@@ -210,7 +213,7 @@ pub struct Finalizer {
     horizon_ms: i64,
     accounts: HashMap<u64, Account>,
     /// Hashes of final entities ([`Finalizer::tombstone`]).
-    tombstones: HashSet<u64>,
+    tombstones: Tombstones,
     /// Positions of the admitted events that touch no finalizable entity (agent
     /// presence, leads, channel health): their folds keep them for good.
     permanent: Vec<u64>,
@@ -226,7 +229,7 @@ impl Finalizer {
         Self {
             horizon_ms: horizon_ms.max(0),
             accounts: HashMap::default(),
-            tombstones: HashSet::default(),
+            tombstones: Tombstones::default(),
             permanent: Vec::new(),
             cap: None,
         }
@@ -349,7 +352,7 @@ impl Finalizer {
                 Some(l) => l.closed(*family) && l.latest < cut,
                 None => self
                     .tombstones
-                    .contains(&Self::tombstone(*family, e.account_id, id)),
+                    .contains(Self::tombstone(*family, e.account_id, id)),
             };
             if is_final {
                 return Err(format!(

@@ -8,7 +8,7 @@
 //! and a change of target applies to the next response.
 
 use foldhash::{HashMap, HashMapExt as _};
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
@@ -238,33 +238,62 @@ pub struct ConversationEffectiveness {
 pub const FORMULA: &str = exact::AGENT_SCORE_FORMULA;
 use super::exact::{self, ATTENTION, GOOD, rate as ratio};
 
-/// A first reply: `(agent id or NO_ID, seconds, bucket, count)`.
-type Reply = (u32, u32, i64, i64);
+/// First replies of one period, summed as SLA compliance and the ranking read them.
+#[derive(Default)]
+struct Replies {
+    /// First replies.
+    replied: i64,
+    /// Those within the target.
+    met: i64,
+    /// `(count, met, seconds sum)` per replying agent id ([`AccountFacts::names`]).
+    per_agent: Vec<(i64, i64, i64)>,
+}
 
-/// First replies in `r` passing the filters, day after day.
-fn first_replies(facts: Option<&AccountFacts>, r: Range, p: &Params) -> Vec<Reply> {
-    let mut out = Vec::new();
+/// First replies in `r` passing the filters, summed, each also handed to `each`
+/// (bucket, seconds, count): one pass feeds SLA, ranking and trend.
+fn first_replies(
+    facts: Option<&AccountFacts>,
+    r: Range,
+    p: &Params,
+    target_ms: i64,
+    mut each: impl FnMut(i64, u32, i64),
+) -> Replies {
+    let mut out = Replies {
+        per_agent: vec![(0, 0, 0); facts.map_or(0, |f| f.names.len())],
+        ..Replies::default()
+    };
     super::scan_first_responses(facts, r, p, |bucket, k, n| {
-        out.push((k.agent, k.seconds, bucket, n));
+        let met = i64::from(k.seconds) * 1000 <= target_ms;
+        out.replied += n;
+        if met {
+            out.met += n;
+        }
+        if k.agent != NO_ID {
+            let e = &mut out.per_agent[k.agent as usize];
+            e.0 += n;
+            e.2 += i64::from(k.seconds) * n;
+            if met {
+                e.1 += n;
+            }
+        }
+        each(bucket, k.seconds, n);
     });
     out
 }
 
 fn sla(
     facts: Option<&AccountFacts>,
-    replies: &[Reply],
+    replies: &Replies,
     r: Range,
     p: &Params,
     target_ms: i64,
     now: i64,
 ) -> Sla {
-    let mut s = Sla::default();
-    for &(_, seconds, _, n) in replies {
-        s.replied += n;
-        if i64::from(seconds) * 1000 <= target_ms {
-            s.met += n;
-        }
-    }
+    let mut s = Sla {
+        replied: replies.replied,
+        met: replies.met,
+        ..Sla::default()
+    };
     // A deadline in [from, to) means a start in [from - target, to - target).
     let scan = Range {
         from: r.from - target_ms - BUCKET_MS,
@@ -451,56 +480,91 @@ pub(crate) fn slot_start_at(
 /// Most trend slots that get a dense histogram each (see [`super::Histogram`]).
 const DENSE_SLOTS: usize = 64;
 
-fn trend(replies: &[Reply], r: Range, tz: Tz, g: Granularity) -> Trend {
-    let local = super::LocalBuckets::new(r, tz, g);
-    let mut slots: BTreeMap<i64, super::Histogram> = BTreeMap::new();
-    for slot in local.slots() {
-        slots.entry(slot).or_insert_with(super::Histogram::sparse);
-    }
-    // A dense array per slot pays when the slots are few (days, weeks); an hourly
-    // trend over weeks has hundreds of small ones.
-    if slots.len() <= DENSE_SLOTS {
-        for hist in slots.values_mut() {
-            *hist = super::Histogram::default();
+/// The FRT trend of a range, filled reply by reply.
+struct TrendBuilder {
+    granularity: Granularity,
+    local: super::LocalBuckets,
+    /// Slot starts in time order, each with its histogram.
+    slots: Vec<(i64, super::Histogram)>,
+    /// Per bucket of the range, its slot's position in `slots`.
+    slot_of: Vec<u32>,
+}
+
+impl TrendBuilder {
+    fn new(r: Range, tz: Tz, g: Granularity) -> Self {
+        let local = super::LocalBuckets::new(r, tz, g);
+        let starts: BTreeSet<i64> = local.slots().collect();
+        // A dense array per slot pays when the slots are few (days, weeks); an hourly
+        // trend over weeks has hundreds of small ones.
+        let dense = starts.len() <= DENSE_SLOTS;
+        let slots: Vec<(i64, super::Histogram)> = starts
+            .iter()
+            .map(|&start| {
+                let hist = if dense {
+                    super::Histogram::default()
+                } else {
+                    super::Histogram::sparse()
+                };
+                (start, hist)
+            })
+            .collect();
+        let slot_of = local
+            .slots()
+            .map(|slot| slots.partition_point(|(s, _)| *s < slot) as u32)
+            .collect();
+        Self {
+            granularity: g,
+            local,
+            slots,
+            slot_of,
         }
     }
-    for &(_, seconds, bucket, n) in replies {
-        slots
-            .entry(local.get(bucket).slot)
-            .or_insert_with(super::Histogram::sparse)
-            .add(seconds, n);
+
+    fn add(&mut self, bucket: i64, seconds: u32, n: i64) {
+        let at = match self.local.index(bucket) {
+            Some(i) => self.slot_of[i] as usize,
+            None => {
+                // Off the range's grid: its slot, a point of its own if new.
+                let slot = self.local.get(bucket).slot;
+                match self.slots.binary_search_by_key(&slot, |(s, _)| *s) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        self.slots.insert(at, (slot, super::Histogram::sparse()));
+                        for i in &mut self.slot_of {
+                            if *i as usize >= at {
+                                *i += 1;
+                            }
+                        }
+                        at
+                    }
+                }
+            }
+        };
+        self.slots[at].1.add(seconds, n);
     }
-    Trend {
-        granularity: g,
-        points: slots
-            .into_iter()
-            .map(|(start, hist)| TrendPoint {
-                start: format_rfc3339_ms(start),
-                stats: hist.stats(),
-            })
-            .collect(),
+
+    fn finish(self) -> Trend {
+        Trend {
+            granularity: self.granularity,
+            points: self
+                .slots
+                .into_iter()
+                .map(|(start, hist)| TrendPoint {
+                    start: format_rfc3339_ms(start),
+                    stats: hist.stats(),
+                })
+                .collect(),
+        }
     }
 }
 
 fn ranking(
     facts: Option<&AccountFacts>,
-    first: &[Reply],
-    target_ms: i64,
+    first: &Replies,
     handled: &HashMap<String, i64>,
     resolved: &HashMap<String, i64>,
 ) -> Ranking {
-    // count, met, seconds sum per agent id ([`AccountFacts::names`]).
-    let mut replies: Vec<(i64, i64, i64)> = vec![(0, 0, 0); facts.map_or(0, |f| f.names.len())];
-    for &(agent, seconds, _, n) in first {
-        if agent != NO_ID {
-            let e = &mut replies[agent as usize];
-            e.0 += n;
-            e.2 += i64::from(seconds) * n;
-            if i64::from(seconds) * 1000 <= target_ms {
-                e.1 += n;
-            }
-        }
-    }
+    let replies = &first.per_agent;
     let most = handled.values().copied().max().unwrap_or(0);
     let mut agents: Vec<RankedAgent> = handled
         .iter()
@@ -562,9 +626,16 @@ pub fn compute(
     let (events_now, resolved_by_agent) = resolve_events(facts, range, p);
     let (events_before, _) = resolve_events(facts, previous, p);
     // Each period's first replies are read once and shared by SLA, trend and ranking.
-    let replies = first_replies(facts, range, p);
-    let replies_before = first_replies(facts, previous, p);
-    let agent_ranking = ranking(facts, &replies, target_ms, &handled_now, &resolved_by_agent);
+    let mut trend = TrendBuilder::new(
+        range,
+        settings.timezone,
+        granularity.unwrap_or_else(|| Granularity::default_for(range, settings.timezone)),
+    );
+    let replies = first_replies(facts, range, p, target_ms, |bucket, seconds, n| {
+        trend.add(bucket, seconds, n);
+    });
+    let replies_before = first_replies(facts, previous, p, target_ms, |_, _, _| {});
+    let agent_ranking = ranking(facts, &replies, &handled_now, &resolved_by_agent);
     let mut handled_per_agent: Vec<Handled> = handled_now
         .iter()
         .map(|(agent, &n)| Handled {
@@ -592,12 +663,7 @@ pub fn compute(
             waiting_now: waiting(facts, p, target_ms, now),
         },
         handled_per_agent,
-        frt_trend: trend(
-            &replies,
-            range,
-            settings.timezone,
-            granularity.unwrap_or_else(|| Granularity::default_for(range, settings.timezone)),
-        ),
+        frt_trend: trend.finish(),
         resolution: Resolution {
             opened_in_range: opened_in_range(facts, range, p),
             resolve_events: events_now,
@@ -614,7 +680,10 @@ mod tests {
 
     fn hourly_slots(day: &str, tz: Tz) -> usize {
         let range = resolve(Some(day), None, tz, 0).unwrap();
-        trend(&[], range, tz, Granularity::Hour).points.len()
+        TrendBuilder::new(range, tz, Granularity::Hour)
+            .finish()
+            .points
+            .len()
     }
 
     #[test]

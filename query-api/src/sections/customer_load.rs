@@ -236,14 +236,43 @@ pub fn compute(
     let mut by_hour = [0i64; 24];
     let mut heat = vec![vec![0i64; 24]; 7];
     let mut total = 0;
-    opened(facts, range, p, |bucket, n| {
-        total += n;
-        let l = local.get(bucket);
+    // Summed per bucket of the range first (an index per fact), then per bucket into
+    // slots, hours and weekdays.
+    let mut per_cell = vec![0i64; local.cells().len()];
+    let mut place = |l: super::LocalBucket, n: i64, slots: &mut BTreeMap<i64, i64>| {
         let hour = l.hour as usize;
         *slots.entry(l.slot).or_default() += n;
         by_hour[hour] += n;
         heat[l.weekday][hour] += n;
+    };
+    opened(facts, range, p, |bucket, n| {
+        total += n;
+        match local.index(bucket) {
+            Some(i) => per_cell[i] += n,
+            None => place(local.get(bucket), n, &mut slots),
+        }
     });
+    // Consecutive buckets mostly share a slot: one map update per run of them.
+    let mut run: Option<(i64, i64)> = None;
+    for (l, &n) in local.cells().iter().zip(&per_cell) {
+        if n == 0 {
+            continue;
+        }
+        let hour = l.hour as usize;
+        by_hour[hour] += n;
+        heat[l.weekday][hour] += n;
+        match &mut run {
+            Some((slot, sum)) if *slot == l.slot => *sum += n,
+            _ => {
+                if let Some((slot, sum)) = run.replace((l.slot, n)) {
+                    *slots.entry(slot).or_default() += sum;
+                }
+            }
+        }
+    }
+    if let Some((slot, sum)) = run {
+        *slots.entry(slot).or_default() += sum;
+    }
     let mut ranked: Vec<u32> = (0..24).filter(|h| by_hour[*h as usize] > 0).collect();
     ranked.sort_by(|a, b| {
         by_hour[*b as usize]
@@ -259,12 +288,17 @@ pub fn compute(
     }
     let mut peak_hist = super::Histogram::default();
     let mut off_hist = super::Histogram::default();
+    let peak_cell: Vec<bool> = local
+        .cells()
+        .iter()
+        .map(|l| is_peak[l.hour as usize])
+        .collect();
     super::scan_first_responses(facts, range, p, |bucket, k, n| {
-        let hist = if is_peak[local.get(bucket).hour as usize] {
-            &mut peak_hist
-        } else {
-            &mut off_hist
+        let peak = match local.index(bucket) {
+            Some(i) => peak_cell[i],
+            None => is_peak[local.get(bucket).hour as usize],
         };
+        let hist = if peak { &mut peak_hist } else { &mut off_hist };
         hist.add(k.seconds, n);
     });
 

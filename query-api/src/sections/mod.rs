@@ -390,12 +390,53 @@ pub(crate) struct LocalBucket {
 
 impl LocalBuckets {
     pub(crate) fn new(r: Range, tz: chrono_tz::Tz, g: Granularity) -> Self {
+        use chrono::{Offset as _, TimeZone as _};
+        const DAY_MS: i64 = 86_400_000;
+        const HOUR_MS: i64 = 3_600_000;
+        let step = chrono::TimeDelta::milliseconds(schemas::time::BUCKET_MS);
+        let mut cells = Vec::with_capacity(
+            usize::try_from((r.to - r.from).max(0) / schemas::time::BUCKET_MS + 1).unwrap_or(0),
+        );
         let mut midnight = None;
-        let mut cells = Vec::new();
+        // (local day number, its slot) of the last bucket: a day or week slot is the
+        // same for every bucket of a local date.
+        let mut day_slot: Option<(i64, i64)> = None;
+        let mut utc = chrono::DateTime::from_timestamp_millis(r.from)
+            .unwrap_or_default()
+            .naive_utc();
         let mut t = r.from;
         while t < r.to {
-            cells.push(Self::at(t, tz, g, &mut midnight));
+            // The zone's offset at `t`, looked up for every bucket (it may change at
+            // any bucket); the rest is arithmetic on the local time in ms.
+            let offset = tz.offset_from_utc_datetime(&utc).fix().local_minus_utc();
+            let local_ms = t + i64::from(offset) * 1000;
+            let day = local_ms.div_euclid(DAY_MS);
+            let slot = match g {
+                Granularity::Hour => t - local_ms.rem_euclid(HOUR_MS),
+                Granularity::Day | Granularity::Week => match day_slot {
+                    Some((d, slot)) if d == day => slot,
+                    _ => {
+                        let local = conversation_effectiveness::local_at(t, tz);
+                        let slot = conversation_effectiveness::slot_start_at(
+                            t,
+                            &local,
+                            tz,
+                            g,
+                            &mut midnight,
+                        );
+                        day_slot = Some((day, slot));
+                        slot
+                    }
+                },
+            };
+            cells.push(LocalBucket {
+                slot,
+                hour: (local_ms.rem_euclid(DAY_MS) / HOUR_MS) as u32,
+                // 1970-01-01 was a Thursday (Monday 0).
+                weekday: (day + 3).rem_euclid(7) as usize,
+            });
             t += schemas::time::BUCKET_MS;
+            utc += step;
         }
         Self {
             from: r.from,
@@ -423,6 +464,20 @@ impl LocalBuckets {
     /// The slots of the range's buckets, in bucket order (with repeats).
     pub(crate) fn slots(&self) -> impl Iterator<Item = i64> + '_ {
         self.cells.iter().map(|c| c.slot)
+    }
+
+    /// The index of `bucket` in the table (its cell among the range's buckets), when
+    /// it is one of them.
+    pub(crate) fn index(&self, bucket: i64) -> Option<usize> {
+        let offset = bucket - self.from;
+        (offset >= 0 && offset % schemas::time::BUCKET_MS == 0)
+            .then_some((offset / schemas::time::BUCKET_MS) as usize)
+            .filter(|i| *i < self.cells.len())
+    }
+
+    /// The range's buckets' local times, in bucket order.
+    pub(crate) fn cells(&self) -> &[LocalBucket] {
+        &self.cells
     }
 
     pub(crate) fn get(&self, bucket: i64) -> LocalBucket {
@@ -868,6 +923,61 @@ mod histogram_tests {
                 *want.entry(s).or_default() += n;
             }
             prop_assert_eq!(hist.stats(), FrtStats::from_histogram(&want));
+        }
+    }
+}
+
+#[cfg(test)]
+mod local_buckets_tests {
+    use super::{Granularity, LocalBuckets};
+    use crate::range::Range;
+
+    /// The table computed by offset arithmetic says, bucket by bucket, what a full
+    /// timezone conversion of each bucket says, across DST changes (both ways, and
+    /// Lord Howe's half hour) and in +05:45 and -09:30 zones.
+    #[test]
+    fn the_table_equals_a_conversion_per_bucket() {
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis()
+        };
+        for zone in [
+            "UTC",
+            "Europe/Berlin",
+            "America/New_York",
+            "Asia/Kathmandu",
+            "Australia/Lord_Howe",
+            "Pacific/Marquesas",
+            "Pacific/Chatham",
+        ] {
+            let tz: chrono_tz::Tz = zone.parse().unwrap();
+            for (from, to) in [
+                ("2026-03-20T00:00:00Z", "2026-04-10T00:00:00Z"),
+                ("2026-09-25T06:15:00Z", "2026-11-05T21:45:00Z"),
+            ] {
+                let r = Range {
+                    from: at(from),
+                    to: at(to),
+                };
+                for g in [Granularity::Hour, Granularity::Day, Granularity::Week] {
+                    let table = LocalBuckets::new(r, tz, g);
+                    let mut t = r.from;
+                    let mut n = 0;
+                    while t < r.to {
+                        let want = LocalBuckets::at(t, tz, g, &mut None);
+                        let got = table.get(t);
+                        assert_eq!(
+                            (got.slot, got.hour, got.weekday),
+                            (want.slot, want.hour, want.weekday),
+                            "{zone} {g:?} at {t}"
+                        );
+                        t += schemas::time::BUCKET_MS;
+                        n += 1;
+                    }
+                    assert_eq!(table.cells.len(), n);
+                }
+            }
         }
     }
 }

@@ -30,6 +30,12 @@
 //! rule as above ([`Columns`]). A 90-day scan is a pass over small integer records (a
 //! 90-day distinct count goes into dense per-id arrays), with no string hashed or
 //! compared; filters are translated to ids once per query ([`crate::sections`]).
+//!
+//! Pairs indexes: the (agent, conversation) pairs of `agent_handled` and the customers
+//! of `customer_conversation` are also kept in a [`DistinctPairs`], updated from the
+//! entries that appear and go, so an unfiltered distinct count over a long range is a
+//! sum per UTC day and group instead of a pass over the entries. It agrees with the
+//! rollups while no entry is negative ([`Series::all_positive`]); readers check.
 
 use foldhash::HashMap;
 use std::collections::BTreeMap;

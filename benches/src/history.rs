@@ -52,7 +52,11 @@ fn run_one(days: i64, config: &Config, clock: Clock) -> anyhow::Result<()> {
 
     let released = Arc::new(AtomicU64::new(0));
     let sink = Arc::clone(&released);
-    let mut pipeline = Pipeline::start(&config.pipeline.runtime(clock), move |b| {
+    let runtime = pipeline::PipelineConfig {
+        arrangement_sizes: true,
+        ..config.pipeline.runtime(clock)
+    };
+    let mut pipeline = Pipeline::start(&runtime, move |b| {
         sink.store(b.events_consumed, Ordering::Relaxed)
     })?;
     let wait_for = |n: u64| {

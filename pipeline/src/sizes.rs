@@ -1,6 +1,7 @@
 //! How many updates each arrangement of the dataflow holds, from differential's own
 //! `differential/arrange` log: the gauge `crmpulse_pipeline_arranged_updates{operator,
-//! worker}`, and [`ArrangedUpdates`] for the benchmarks. This is where the pipeline's
+//! worker}`, and [`ArrangedUpdates`] for the benchmarks. On when
+//! [`crate::PipelineConfig::arrangement_sizes`] is (`[pipeline] arrangement_sizes`). This is where the pipeline's
 //! memory is (as Materialize's `mz_arrangement_sizes`); what grows with history shows
 //! here first.
 //!
@@ -115,7 +116,11 @@ mod tests {
     /// arrangement, by (agent, day): 3 agents × 40 changes over 4 days are 120 of them.
     #[test]
     fn the_presence_folds_input_holds_one_update_per_status_change() {
-        let mut pipeline = Pipeline::start(&PipelineConfig::default(), |_| {}).unwrap();
+        let config = PipelineConfig {
+            arrangement_sizes: true,
+            ..PipelineConfig::default()
+        };
+        let mut pipeline = Pipeline::start(&config, |_| {}).unwrap();
         let t0 = 20_416 * 86_400_000i64; // a UTC midnight
         let events: Vec<Event> = (0..120)
             .map(|i| Event {

@@ -846,6 +846,7 @@ pub fn store_after_with(
         max_in_flight: 2,
         clock: schemas::Clock::starting_at(progress),
         lateness_horizon_ms,
+        ..pipeline::PipelineConfig::default()
     };
     let mut pipeline =
         pipeline::Pipeline::start(&config, move |b| sink.lock().unwrap().push(b)).unwrap();

@@ -183,20 +183,29 @@ impl FrtStats {
     /// [`Self::from_histogram`] of `(seconds, count)` pairs in ascending order of
     /// seconds, each value once.
     pub fn from_sorted(hist: &[(u32, i64)]) -> Self {
-        let count: i64 = hist.iter().map(|(_, n)| n).sum();
+        Self::from_ascending(|| hist.iter().copied())
+    }
+
+    /// [`Self::from_sorted`] of the pairs `pairs()` yields (each call the same ones,
+    /// in ascending order of seconds; zero counts are ignored).
+    pub(crate) fn from_ascending<I: Iterator<Item = (u32, i64)>>(pairs: impl Fn() -> I) -> Self {
+        let (mut count, mut sum) = (0i64, 0i64);
+        for (s, n) in pairs() {
+            count += n;
+            sum += i64::from(s) * n;
+        }
         if count <= 0 {
             return FrtStats::default();
         }
-        let sum: i64 = hist.iter().map(|(s, n)| i64::from(*s) * n).sum();
         let nearest_rank = |num: i64, den: i64| {
             let rank = super::exact::nearest_rank(num, den, count);
             let mut seen = 0;
-            hist.iter()
+            pairs()
                 .find(|(_, n)| {
                     seen += *n;
-                    seen >= rank
+                    *n != 0 && seen >= rank
                 })
-                .map(|(s, _)| *s)
+                .map(|(s, _)| s)
         };
         FrtStats {
             count,

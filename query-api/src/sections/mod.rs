@@ -279,7 +279,7 @@ const DENSE_SECONDS: usize = 8_192;
 /// [`DENSE_SECONDS`] in a dense array grown on demand (an indexed add per fact, where
 /// hashing every fact was the top item of the customer-load and
 /// conversation-effectiveness profiles), the rest hashed; read in ascending order
-/// once at the end for [`kpi::FrtStats::from_sorted`].
+/// once at the end ([`Histogram::stats`]).
 pub(crate) struct Histogram {
     /// `dense[s]`: count of `s` seconds; at most [`DENSE_SECONDS`] long.
     dense: Vec<i64>,
@@ -310,6 +310,7 @@ impl Histogram {
         }
     }
 
+    #[inline]
     pub(crate) fn add(&mut self, seconds: u32, n: i64) {
         let s = seconds as usize;
         if s < self.dense_max {
@@ -323,24 +324,14 @@ impl Histogram {
         }
     }
 
-    /// The `(seconds, count)` pairs with a count, in ascending order of seconds.
-    pub(crate) fn into_sorted(self) -> Vec<(u32, i64)> {
-        let mut tail: Vec<(u32, i64)> = self.sparse.into_iter().filter(|(_, n)| *n != 0).collect();
-        tail.sort_unstable_by_key(|(s, _)| *s);
-        let mut out: Vec<(u32, i64)> = self
-            .dense
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n != 0)
-            .map(|(s, n)| (s as u32, *n))
-            .collect();
-        // Every sparse value is at least `dense_max`, past every dense one.
-        out.extend(tail);
-        out
-    }
-
+    /// The statistics ([`kpi::FrtStats::from_sorted`]) of the values in ascending
+    /// order, read in place: the dense counts in order, then the sorted sparse ones
+    /// (every sparse value is past every dense one).
     pub(crate) fn stats(self) -> kpi::FrtStats {
-        kpi::FrtStats::from_sorted(&self.into_sorted())
+        let mut tail: Vec<(u32, i64)> = self.sparse.into_iter().collect();
+        tail.sort_unstable_by_key(|(s, _)| *s);
+        let dense = self.dense.iter().enumerate().map(|(s, n)| (s as u32, *n));
+        kpi::FrtStats::from_ascending(|| dense.clone().chain(tail.iter().copied()))
     }
 }
 

@@ -642,7 +642,7 @@ fn append_blocks<R: AsRef<[u8]>>(
     Ok(next)
 }
 
-/// Compacts the log's file when at least a quarter of it, and 1 MiB, is free pages.
+/// Compacts the log's file when at least an eighth of it, and 1 MiB, is free pages.
 ///
 /// redb never shrinks its file: pages a commit frees are reused by later commits, but
 /// a burst (a backfill, a large replay of imports) leaves its high-water mark behind,
@@ -661,7 +661,7 @@ fn compact_if_sparse(db: &mut Database, path: &Path) -> Result<(), LogError> {
         stats.allocated_pages() * stats.page_size() as u64
     };
     let free = file.saturating_sub(used);
-    if free < MIN_FREE || free * 4 < file {
+    if free < MIN_FREE || free * 8 < file {
         return Ok(());
     }
     let started = std::time::Instant::now();

@@ -291,15 +291,8 @@ impl EventLog {
         migrate_v1(&db)?;
         upgrade_ids(&db, hasher, options.lateness_horizon_ms)?;
         compact_if_sparse(&mut db, &path)?;
-        let (len, ids) = {
-            let txn = db.begin_read()?;
-            let ids = match txn.open_table(ID_SETS) {
-                Ok(table) => Ids::load(&table)?,
-                Err(redb::TableError::TableDoesNotExist(_)) => Ids::default(),
-                Err(e) => return Err(e.into()),
-            };
-            (next_seq(&txn.open_table(EVENTS)?)?, ids)
-        };
+        let ids = load_ids(&db)?;
+        let len = next_seq(&db.begin_read()?.open_table(EVENTS)?)?;
         let db = Arc::new(db);
         let len = Arc::new(watch::Sender::new(len));
         let (writes, queue) = mpsc::sync_channel(QUEUED_WRITES);

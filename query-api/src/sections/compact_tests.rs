@@ -287,6 +287,23 @@ fn update() -> impl Strategy<Value = (Fact, i64)> {
 }
 
 /// A compact entry back as the fact it stands for (in `bucket`), of account 1.
+/// A store that applied `updates` in batches cut at `cuts` (clamped to the updates,
+/// in any order), each batch one progress step later than the one before.
+pub(super) fn applied_in_batches(updates: &[(Fact, i64)], cuts: Vec<usize>) -> ViewStore {
+    let store = ViewStore::default();
+    let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(updates.len())).collect();
+    cuts.extend([0, updates.len()]);
+    cuts.sort_unstable();
+    for (k, w) in cuts.windows(2).enumerate() {
+        store.apply(MetricBatch {
+            progress: k as u64 + 1,
+            updates: updates[w[0]..w[1]].to_vec(),
+            events_consumed: 0,
+        });
+    }
+    store
+}
+
 fn fact_of(facts: &AccountFacts, bucket: i64, key: Key) -> Fact {
     facts.fact_of(1, bucket, key)
 }
@@ -408,18 +425,7 @@ proptest! {
         ranges in proptest::collection::vec((quarter(), quarter(), -1..=1i64), 1..6),
         filters in proptest::collection::vec(params(), 1..4),
     ) {
-        let store = ViewStore::default();
-        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(updates.len())).collect();
-        cuts.push(0);
-        cuts.push(updates.len());
-        cuts.sort_unstable();
-        for (k, w) in cuts.windows(2).enumerate() {
-            store.apply(MetricBatch {
-                progress: k as u64 + 1,
-                updates: updates[w[0]..w[1]].to_vec(),
-                events_consumed: 0,
-            });
-        }
+        let store = applied_in_batches(&updates, cuts);
         let batch = Batch::new(
             &updates
                 .iter()

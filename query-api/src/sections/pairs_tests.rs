@@ -173,17 +173,7 @@ proptest! {
         cuts in proptest::collection::vec(0..200usize, 0..6),
         ranges in ranges(),
     ) {
-        let store = ViewStore::default();
-        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(updates.len())).collect();
-        cuts.extend([0, updates.len()]);
-        cuts.sort_unstable();
-        for (k, w) in cuts.windows(2).enumerate() {
-            store.apply(MetricBatch {
-                progress: k as u64 + 1,
-                updates: updates[w[0]..w[1]].to_vec(),
-                events_consumed: 0,
-            });
-        }
+        let store = super::compact_tests::applied_in_batches(&updates, cuts);
         let facts = present(&updates);
         let all = Params { account_id: 1, ..Params::default() };
         store.read(|snap| {

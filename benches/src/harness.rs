@@ -62,6 +62,8 @@ pub(crate) struct KpiProbe {
     data: Value,
     /// `active_conversations.total` in the snapshot, before any benchmark event.
     base: i64,
+    /// Every recorded probe: its send instant and its latency in µs, in send order.
+    pub(crate) samples: Vec<(Instant, u64)>,
 }
 
 impl KpiProbe {
@@ -73,7 +75,12 @@ impl KpiProbe {
     ) -> anyhow::Result<Self> {
         let (ws, data) = subscribe_kpi(addr, token, None).await?;
         let base = Self::active_total(&data);
-        Ok(Self { ws, data, base })
+        Ok(Self {
+            ws,
+            data,
+            base,
+            samples: Vec::new(),
+        })
     }
 
     fn active_total(data: &Value) -> i64 {
@@ -108,7 +115,9 @@ impl KpiProbe {
             let received = Instant::now();
             let sent = sent.lock().expect("sent lock");
             for at in &sent[seen.min(sent.len())..now_seen.min(sent.len())] {
-                hist.record(received.duration_since(*at).as_micros() as u64)?;
+                let micros = received.duration_since(*at).as_micros() as u64;
+                hist.record(micros)?;
+                self.samples.push((*at, micros));
             }
             seen = seen.max(now_seen.min(sent.len()));
         }

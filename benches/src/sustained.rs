@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use hdrhistogram::Histogram;
 use query_api::auth::Role;
 use schemas::Clock;
 
@@ -34,6 +35,8 @@ use crmpulse::config::Config;
 
 /// Events per POSTed body of the load.
 const BODY: usize = 500;
+/// Seconds per window of the by-send-time breakdown of the probes' latency.
+const WINDOW_SECS: u64 = 5;
 
 /// `crmpulse-bench sustained`.
 #[derive(Debug, clap::Args)]
@@ -222,5 +225,28 @@ async fn run_one(
         hist.max() as f64 / 1000.0,
         hist.len(),
     );
+    // The same probes by when they were sent: a tail that grows with the run's length
+    // (state that grows under the load) reads differently from one slow window (a
+    // checkpoint, a rehash).
+    let window = Duration::from_secs(WINDOW_SECS);
+    let mut windows: Vec<Histogram<u64>> = Vec::new();
+    for (at, micros) in &probe.samples {
+        let k = (at.saturating_duration_since(load_started).as_secs() / window.as_secs()) as usize;
+        while windows.len() <= k {
+            windows.push(Histogram::<u64>::new(3)?);
+        }
+        windows[k].record(*micros)?;
+    }
+    for (k, w) in windows.iter().enumerate().filter(|(_, w)| !w.is_empty()) {
+        println!(
+            "    sent in {:>3}-{:<3} s: p50 {:>6.1} ms, p99 {:>6.1} ms, max {:>6.1} ms ({} probes)",
+            k as u64 * WINDOW_SECS,
+            (k as u64 + 1) * WINDOW_SECS,
+            w.value_at_quantile(0.5) as f64 / 1000.0,
+            w.value_at_quantile(0.99) as f64 / 1000.0,
+            w.max() as f64 / 1000.0,
+            w.len(),
+        );
+    }
     Ok(())
 }

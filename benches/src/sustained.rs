@@ -228,10 +228,9 @@ async fn run_one(
     // The same probes by when they were sent: a tail that grows with the run's length
     // (state that grows under the load) reads differently from one slow window (a
     // checkpoint, a rehash).
-    let window = Duration::from_secs(WINDOW_SECS);
     let mut windows: Vec<Histogram<u64>> = Vec::new();
     for (at, micros) in &probe.samples {
-        let k = (at.saturating_duration_since(load_started).as_secs() / window.as_secs()) as usize;
+        let k = (at.saturating_duration_since(load_started).as_secs() / WINDOW_SECS) as usize;
         while windows.len() <= k {
             windows.push(Histogram::<u64>::new(3)?);
         }

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::hash::BuildHasher as _;
 
 use differential_dataflow::{AsCollection as _, ExchangeData, VecCollection};
-use foldhash::{HashMap, HashMapExt as _};
+use schemas::sharded::ShardedMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
@@ -90,7 +90,9 @@ where
             // Records not yet processed, by time; and a capability at the least of them.
             let mut stash: BTreeMap<Time, Vec<(EntityKey, O)>> = BTreeMap::new();
             let mut held: Option<Capability<Time>> = None;
-            let mut states: HashMap<EntityKey, St> = HashMap::new();
+            // Sharded: a worker holds millions of entities, and one growth of a single
+            // table held every record behind it for a fifth of a second.
+            let mut states: ShardedMap<EntityKey, St> = ShardedMap::new();
             let mut out: Vec<(Out, isize)> = Vec::new();
             let mut ops: Vec<O> = Vec::new();
             move |(input, frontier), output| {

@@ -47,6 +47,7 @@ use foldhash::HashMap;
 mod tombstones;
 use schemas::Event;
 use schemas::event::Payload;
+use schemas::sharded::ShardedMap;
 use serde::{Deserialize, Serialize};
 use tombstones::Tombstones;
 
@@ -178,17 +179,19 @@ impl Live {
 struct Account {
     /// `None` before its first event.
     watermark: Option<i64>,
-    live: HashMap<(Family, Id), Live>,
+    /// Sharded, as the per-entity maps below: they hold millions, and one growth of
+    /// a single table stopped the pipeline's driver for a third of a second.
+    live: ShardedMap<(Family, Id), Live>,
     /// Live entities by the hour of their latest event (an entity may be listed under
     /// several hours; only the one matching its latest counts).
     queue: BTreeMap<i64, Vec<(Family, Id)>>,
     /// The customers of each live conversation, from its `conversation_opened`s.
-    customers: HashMap<Id, Vec<Id>>,
+    customers: ShardedMap<Id, Vec<Id>>,
     /// Each customer's first conversation: the earliest admitted `conversation_opened`,
     /// ties by conversation id, as the customer fold keeps it
     /// ([`crate::entities::fold_customers`]). A restart seeds the fold with it, since
     /// the events of a final first conversation are not replayed.
-    firsts: HashMap<Id, (i64, Id)>,
+    firsts: ShardedMap<Id, (i64, Id)>,
 }
 
 /// An event refused because an entity it touches is final.
@@ -371,17 +374,11 @@ impl Finalizer {
         }
         for (family, id, lifecycle) in touched.into_iter().flatten() {
             let key = (family, Id::from(id));
-            let (live, new) = match account.live.entry(key.clone()) {
-                std::collections::hash_map::Entry::Occupied(o) => (o.into_mut(), false),
-                std::collections::hash_map::Entry::Vacant(v) => (
-                    v.insert(Live {
-                        latest: at,
-                        lifecycle: None,
-                        positions: Vec::new(),
-                    }),
-                    true,
-                ),
-            };
+            let (live, new) = account.live.get_or_insert_with(key.clone(), || Live {
+                latest: at,
+                lifecycle: None,
+                positions: Vec::new(),
+            });
             let before = (live.latest.div_euclid(HOUR_MS), live.closed(family));
             live.positions.push(position);
             live.latest = live.latest.max(at);
@@ -410,21 +407,16 @@ impl Finalizer {
         {
             let customers = account
                 .customers
-                .entry(Id::from(conversation_id.as_str()))
-                .or_default();
+                .get_or_default(Id::from(conversation_id.as_str()));
             if !customers.iter().any(|c| c == customer_id.as_str()) {
                 customers.push(Id::from(customer_id.as_str()));
             }
             let candidate = (at, Id::from(conversation_id.as_str()));
-            match account.firsts.entry(Id::from(customer_id.as_str())) {
-                std::collections::hash_map::Entry::Occupied(mut o) => {
-                    if candidate < *o.get() {
-                        o.insert(candidate);
-                    }
-                }
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(candidate);
-                }
+            let (first, new) = account
+                .firsts
+                .get_or_insert_with(Id::from(customer_id.as_str()), || candidate.clone());
+            if !new && candidate < *first {
+                *first = candidate;
             }
         }
         account.watermark = Some(match account.watermark {

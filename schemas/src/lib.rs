@@ -8,12 +8,14 @@
 //! - [`time`]: bucket arithmetic both sides agree on.
 //! - [`clock`]: the one source of "now" of a process (fixed by tests).
 //! - [`secret`]: configuration secrets that never print.
+//! - [`sharded`]: a hash map that grows a shard at a time (the large per-entity maps).
 
 pub mod clock;
 pub mod event;
 pub mod metric_records;
 pub mod metrics;
 pub mod secret;
+pub mod sharded;
 pub mod time;
 
 /// Protobuf types generated from `proto/crmpulse/v1/{events,metrics}.proto` by prost.

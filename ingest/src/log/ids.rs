@@ -26,6 +26,7 @@
 use std::collections::BTreeMap;
 
 use redb::{ReadableTable, TableDefinition};
+use schemas::sharded::ShardedMap;
 
 use super::{DAY_MS, LogError};
 
@@ -85,8 +86,9 @@ impl IdHasher {
 /// The committer's copy of the id table, and the ids of the group being committed.
 #[derive(Debug, Default)]
 pub(super) struct Ids {
-    /// Account → each stored id's hash → the UTC day of its event.
-    accounts: foldhash::HashMap<u64, foldhash::HashMap<IdHash, i64>>,
+    /// Account → each stored id's hash → the UTC day of its event (sharded: the map
+    /// of a busy account holds millions, and one growth must not stall a commit).
+    accounts: foldhash::HashMap<u64, ShardedMap<IdHash, i64>>,
     /// The ids accepted by the group being built, by account and day, encoded.
     pending: BTreeMap<(u64, i64), Vec<u8>>,
 }

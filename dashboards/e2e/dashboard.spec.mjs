@@ -101,13 +101,13 @@ test.describe('dashboard against a real crmpulse', () => {
     await waitFor('kpi-active-total to be a number', () => /^\d+$/.test(document.querySelector('[data-testid="kpi-active-total"]')?.textContent?.trim() ?? ''));
     const n = Number(await text('kpi-active-total'));
     const id = `e2e-live-${randomUUID().slice(0, 8)}`;
-    await server.postEvents([{ event_id: id, account_id: 1, occurred_at: iso(Date.now()), type: 'conversation_opened', conversation_id: `conv-${id}`, customer_id: 'e2e-cust', channel: 'whatsapp', inbox_id: 'inbox-1', origin: 'inbound' }]);
+    await server.postEvents([{ event_id: id, account_id: 1, occurred_at: iso(server.now()), type: 'conversation_opened', conversation_id: `conv-${id}`, customer_id: 'e2e-cust', channel: 'whatsapp', inbox_id: 'inbox-1', origin: 'inbound' }]);
     await waitFor(`kpi-active-total = ${n + 1}`, (want) => document.querySelector('[data-testid="kpi-active-total"]')?.textContent?.trim() === String(want), n + 1);
     note(`${n} -> ${n + 1}`);
   });
 
   test('seed known events for account 2', async ({ server }) => {
-    seed = seedEvents(Date.now());
+    seed = seedEvents(server.now());
     const r = await server.postEvents(seed.events);
     note(`accepted ${r.accepted}`);
   });
@@ -131,7 +131,7 @@ test.describe('dashboard against a real crmpulse', () => {
     await open(`view=customer-load&range=today&account_id=${SEED_ACCOUNT}`, await asAdmin(SEED_ACCOUNT));
     await waitValue('cl-opened', 3);
     const conv = `t4-${randomUUID().slice(0, 8)}`;
-    await server.postEvents([{ event_id: `${conv}-open`, account_id: SEED_ACCOUNT, occurred_at: iso(Math.max(Date.now() - 1_000, Math.floor(Date.now() / DAY) * DAY)), type: 'conversation_opened', conversation_id: conv, customer_id: `cust-${conv}`, channel: 'sms', inbox_id: 'inbox-e2e', origin: 'inbound' }]);
+    await server.postEvents([{ event_id: `${conv}-open`, account_id: SEED_ACCOUNT, occurred_at: iso(Math.max(server.now() - 1_000, Math.floor(server.now() / DAY) * DAY)), type: 'conversation_opened', conversation_id: conv, customer_id: `cust-${conv}`, channel: 'sms', inbox_id: 'inbox-e2e', origin: 'inbound' }]);
     await waitValue('cl-opened', 4);
     note('3 -> 4 without reload');
   });
@@ -364,7 +364,7 @@ test.describe('dashboard against a real crmpulse', () => {
     // are served by a stub in the browser; the download goes with the token.
     const pdf = await fetch(`${server.base}/api/reports/dashboard.pdf?sections=summary&account_id=${SEED_ACCOUNT}`, { headers: { authorization: `Bearer ${admin}` }, signal: AbortSignal.timeout(STEP_MS) });
     const pdfBytes = Buffer.from(await pdf.arrayBuffer());
-    const now = Date.now();
+    const now = server.now();
     const runs = [
       { run_id: 'run-sent', schedule_id: made.id, schedule_name: name, account_id: SEED_ACCOUNT, slot: '2026-12-04', due_at: now - DAY, period: ['2026-11-27', '2026-12-04'], recipients: ['ops@example.com', 'lead@example.com'], status: 'sent', attempts: 1, message_bytes: 48_211, pdf_bytes: pdfBytes.length, finished_at: now - DAY + 4_000 },
       { run_id: 'run-failed', schedule_id: made.id, schedule_name: name, account_id: SEED_ACCOUNT, slot: 'manual-1', due_at: now - 2 * DAY, period: ['2026-11-26', '2026-12-03'], recipients: ['ops@example.com'], status: 'failed', error: 'smtp: 550 mailbox unavailable', attempts: 3, message_bytes: 0, pdf_bytes: 0, finished_at: now - 2 * DAY },
@@ -466,7 +466,7 @@ test.describe('dashboard against a real crmpulse', () => {
 
   test('WhatsApp performance: funnel, delivery rate, alert, broadcast and failures from known events', async ({ page, app, server }) => {
     const { text, dataValue, waitFor, waitValue, open, waitLive, axeViolations, noPageErrors, asAdmin, fill } = app;
-    const events = waAutoEvents(Date.now());
+    const events = waAutoEvents(server.now());
     await server.postEvents(events);
     await open(`view=whatsapp-performance&range=today&account_id=${WA_ACCOUNT}`, await asAdmin(WA_ACCOUNT));
     await waitValue('wa-sent', 4);
@@ -572,7 +572,9 @@ test.describe('dashboard against a real crmpulse', () => {
     const own = await startServer(process.env.CRMPULSE_BIN);
     try {
       const { open, waitFor, waitValue, dataValue, text, asAdmin } = helpers(page, own, []);
-      const now = Date.now();
+      // Its own time line, started at E2E_NOW like the worker's: the page's clock (on
+      // the worker server's line) is ahead by that server's age, within the same day.
+      const now = own.now();
       const conv = `stop-${randomUUID().slice(0, 8)}`;
       await own.postEvents([{ event_id: `${conv}-open`, account_id: SEED_ACCOUNT, occurred_at: iso(Math.max(now - 1_000, Math.floor(now / DAY) * DAY)), type: 'conversation_opened', conversation_id: conv, customer_id: `cust-${conv}`, channel: 'sms', inbox_id: 'inbox-e2e', origin: 'inbound' }]);
       await open(`view=customer-load&range=today&account_id=${SEED_ACCOUNT}`, await asAdmin(SEED_ACCOUNT));

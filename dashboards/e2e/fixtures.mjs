@@ -7,9 +7,14 @@
 // credentials; CRMPULSE_CLI: the binary, default `crmpulse`), and the test that stops
 // the server is skipped.
 //
-// The server and the browser both run on the system clock (the server's one clock,
-// docs/operations.md "The clock"); the events are placed relative to "now"
-// (events.mjs), and the browser runs in UTC like the accounts.
+// Time is an input: every server a run starts, the CLI calls against it and every page
+// run on one time line that starts at E2E_NOW (midday UTC, so that no run crosses a
+// day, whatever the machine's date) and advances with real time: the server with
+// `CRMPULSE_NOW` (its one clock, docs/operations.md "The clock"), the CLI the same,
+// the pages with Playwright's clock (`page.clock.install`). `server.now()` reads that
+// line; the events are placed relative to it (events.mjs), and the browser runs in
+// UTC like the accounts. Against an already running server (CRMPULSE_URL) the line is
+// the system clock, as that server's is.
 //
 // Credentials come from the same binary and data dir: `crmpulse token --data-dir DIR
 // --account N --role R [--agent ID]` (a dashboard JWT, opened as
@@ -28,6 +33,9 @@ export { expect };
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 export const STEP_MS = 15_000;
+/** Where the run's time line starts (CRMPULSE_E2E_NOW overrides it): a Wednesday, 12:00 UTC. */
+export const E2E_NOW = Date.parse(process.env.CRMPULSE_E2E_NOW || '2026-11-18T12:00:00Z');
+if (Number.isNaN(E2E_NOW)) throw new Error(`CRMPULSE_E2E_NOW is not an instant: ${process.env.CRMPULSE_E2E_NOW}`);
 export const ARTIFACTS = path.join(here, 'artifacts');
 /**
  * Viewport screenshots go to the ignored artifacts folder, so a test run leaves the
@@ -49,12 +57,16 @@ const freePort = () =>
     s.on('error', reject);
   });
 
-/** Credentials and event posting against one server (`cli`: binary, `dataDir`: its data dir). */
-function client(base, cli, dataDir) {
+/**
+ * Credentials and event posting against one server (`cli`: binary, `dataDir`: its data
+ * dir, `now`: the server's time line, ms; the CLI runs on it too).
+ */
+function client(base, cli, dataDir, now = Date.now) {
   const run = (args) => {
     if (!dataDir) throw new Error('credentials need the data dir: set CRMPULSE_BIN (or CRMPULSE_URL with CRMPULSE_DATA_DIR)');
+    const env = { ...process.env, CRMPULSE_NOW: new Date(now()).toISOString() };
     return new Promise((resolve, reject) => {
-      execFile(cli, [...args, '--data-dir', dataDir], { timeout: STEP_MS }, (err, stdout, stderr) => {
+      execFile(cli, [...args, '--data-dir', dataDir], { timeout: STEP_MS, env }, (err, stdout, stderr) => {
         if (err) return reject(new Error(`${cli} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
         const lines = String(stdout).split('\n').map((l) => l.trim()).filter(Boolean);
         if (lines.length !== 1) return reject(new Error(`${cli} ${args.join(' ')}: expected one line, got ${JSON.stringify(String(stdout).slice(0, 300))}`));
@@ -88,7 +100,7 @@ function client(base, cli, dataDir) {
     if (body.accepted !== events.length) throw new Error(`expected accepted=${events.length}, got ${text}`);
     return body;
   }
-  return { base, token, ingestKey, postEvents };
+  return { base, now, token, ingestKey, postEvents };
 }
 
 /** Starts `bin run` on a free port with a temporary data dir; `stop()` ends it, `remove()` deletes the dir. */
@@ -97,7 +109,10 @@ export async function startServer(bin) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'crmpulse-e2e-'));
   const dataDir = path.join(dir, 'log');
   const out = [];
-  const child = spawn(bin, ['run', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, ['run', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CRMPULSE_NOW: new Date(E2E_NOW).toISOString() },
+  });
   child.stdout.on('data', (b) => out.push(b));
   child.stderr.on('data', (b) => out.push(b));
   const exited = new Promise((r) => child.on('exit', r));
@@ -108,8 +123,13 @@ export async function startServer(bin) {
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
     if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL');
   };
+  // The server's clock started at E2E_NOW a little after the spawn; this line starts
+  // once it answers, so it is behind the server's by at most the start-up (events
+  // placed "now" are never in the server's future).
+  let ready = null;
+  const now = () => E2E_NOW + (ready == null ? 0 : performance.now() - ready);
   const server = {
-    ...client(base, bin, dataDir),
+    ...client(base, bin, dataDir, now),
     owned: true,
     stop,
     log: () => Buffer.concat(out).toString(),
@@ -117,7 +137,10 @@ export async function startServer(bin) {
   };
   for (let i = 0; i < 150; i++) {
     try {
-      if ((await fetch(`${base}/healthz`)).ok) return server;
+      if ((await fetch(`${base}/healthz`)).ok) {
+        ready = performance.now();
+        return server;
+      }
     } catch {
       /* not up yet */
     }
@@ -228,6 +251,11 @@ export const test = base.extend({
     },
     { auto: true },
   ],
+  /** Every page on the server's time line (Playwright's clock, installed before any script runs). */
+  page: async ({ page, server }, use) => {
+    await page.clock.install({ time: server.now() });
+    await use(page);
+  },
   app: async ({ page, server }, use) => {
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));

@@ -14,7 +14,7 @@ const seeded = new Set();
 
 test.beforeAll(async ({ server }) => {
   if (seeded.has(server.base)) return;
-  await server.postEvents(seedEvents(Date.now(), LAYOUT_ACCOUNT).events);
+  await server.postEvents(seedEvents(server.now(), LAYOUT_ACCOUNT).events);
   seeded.add(server.base);
 });
 

@@ -20,7 +20,7 @@
 //! The shard is picked with a fixed hasher ([`foldhash::fast::FixedState`]) independent
 //! of each shard's own (randomly seeded) one. Iteration visits shard after shard, in no
 //! meaningful order, as a hash map's does. A map allocates its shards on its first
-//! insert, so an empty one costs one pointer.
+//! insert, so an empty one costs four words.
 
 use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
@@ -123,26 +123,12 @@ impl<K, V> ShardedMap<K, V> {
         self.shards.iter().flat_map(|s| s.values())
     }
 
-    /// Every value, mutably.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.shards.iter_mut().flat_map(|s| s.values_mut())
-    }
-
     /// Keeps the entries for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         for shard in &mut self.shards {
             shard.retain(&mut keep);
         }
         self.len = self.shards.iter().map(Shard::len).sum();
-    }
-
-    /// Bytes of the shards' tables (entries and control bytes, at their capacity;
-    /// not what the entries point to).
-    pub fn table_bytes(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.capacity() * (size_of::<(K, V)>() + 1))
-            .sum()
     }
 }
 

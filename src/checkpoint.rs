@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 const MAGIC: &[u8; 8] = b"CRMPCKPT";
 /// Bumped whenever what a checkpoint holds changes meaning or shape (postcard is
 /// positional: a change of `Fact`, the finalizer or the records needs a new version).
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
 /// Bytes before the frames: magic, version, CRC, frame 1's length.
 const PREFIX: usize = 24;
 const FILE: &str = "checkpoint.bin";

@@ -175,7 +175,11 @@ impl Live {
     }
 }
 
+/// A checkpoint carries an account without its `queue`, which repeats a key of every
+/// live entity (a third of the time of the pipeline's part of a capture under load):
+/// loading rebuilds it from `live` ([`StoredAccount`]).
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(from = "StoredAccount")]
 struct Account {
     /// `None` before its first event.
     watermark: Option<i64>,
@@ -183,7 +187,10 @@ struct Account {
     /// a single table stopped the pipeline's driver for a third of a second.
     live: ShardedMap<(Family, Id), Live>,
     /// Live entities by the hour of their latest event (an entity may be listed under
-    /// several hours; only the one matching its latest counts).
+    /// several hours). Only where the sweep looks: whether an entity is final is the
+    /// rule on `live` ([`Finalizer::admit`]), so the queue decides when its state is
+    /// freed, never a number.
+    #[serde(skip)]
     queue: BTreeMap<i64, Vec<(Family, Id)>>,
     /// The customers of each live conversation, from its `conversation_opened`s.
     customers: ShardedMap<Id, Vec<Id>>,
@@ -192,6 +199,38 @@ struct Account {
     /// ([`crate::entities::fold_customers`]). A restart seeds the fold with it, since
     /// the events of a final first conversation are not replayed.
     firsts: ShardedMap<Id, (i64, Id)>,
+}
+
+/// [`Account`] as a checkpoint holds it: the same fields in the same order, but the
+/// queue.
+#[derive(Deserialize)]
+struct StoredAccount {
+    watermark: Option<i64>,
+    live: ShardedMap<(Family, Id), Live>,
+    customers: ShardedMap<Id, Vec<Id>>,
+    firsts: ShardedMap<Id, (i64, Id)>,
+}
+
+impl From<StoredAccount> for Account {
+    /// Lists every live entity under the hour of its latest event: where its last
+    /// listing was, or later (an open entity the sweep passed is listed again, and
+    /// the next sweep passes it again).
+    fn from(stored: StoredAccount) -> Self {
+        let mut queue: BTreeMap<i64, Vec<(Family, Id)>> = BTreeMap::new();
+        for (key, live) in stored.live.iter() {
+            queue
+                .entry(live.latest.div_euclid(HOUR_MS))
+                .or_default()
+                .push(key.clone());
+        }
+        Self {
+            watermark: stored.watermark,
+            live: stored.live,
+            queue,
+            customers: stored.customers,
+            firsts: stored.firsts,
+        }
+    }
 }
 
 /// An event refused because an entity it touches is final.
@@ -510,6 +549,55 @@ mod tests {
                 agent_id: None,
             },
         )
+    }
+
+    /// A checkpoint leaves the queue out; the loaded finalizer frees the same entities
+    /// (here: at the same sweeps) and refuses the same events as the one it was taken of.
+    #[test]
+    fn a_finalizer_loaded_from_its_checkpoint_sweeps_and_refuses_as_the_original() {
+        let mut original = Finalizer::new(10 * H);
+        let at = |h: i64| h * H + 17;
+        for (i, h) in [0, 1, 1, 3, 5].into_iter().enumerate() {
+            admit(
+                &mut original,
+                &msg(at(h), &format!("c{i}"), &format!("m{i}")),
+            )
+            .unwrap();
+        }
+        admit(&mut original, &resolved(at(2), "c0")).unwrap();
+        admit(&mut original, &resolved(at(4), "c2")).unwrap();
+        // c1 and c4 stay open; the messages are closed as they come.
+        let bytes = postcard::to_allocvec(&original).unwrap();
+        let mut loaded: Finalizer = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(loaded.live(), original.live());
+        let names = |finals: Vec<Finalized>| {
+            let mut out: Vec<String> = finals.into_iter().map(|f| format!("{f:?}")).collect();
+            out.sort();
+            out
+        };
+        for h in [11, 12, 13, 14, 15, 16, 40] {
+            let tick = msg(at(h), &format!("tick{h}"), &format!("t{h}"));
+            admit(&mut original, &tick).unwrap();
+            admit(&mut loaded, &tick).unwrap();
+            assert_eq!(
+                names(original.sweep()),
+                names(loaded.sweep()),
+                "sweep at {h} h"
+            );
+            assert_eq!(loaded.live(), original.live(), "live at {h} h");
+            // Whether a late event is refused, on copies (admitting it changes them).
+            let copy = |f: &Finalizer| -> Finalizer {
+                postcard::from_bytes(&postcard::to_allocvec(f).unwrap()).unwrap()
+            };
+            for late in [msg(at(2), "c0", "late0"), msg(at(4), "c1", "late1")] {
+                assert_eq!(
+                    admit(&mut copy(&original), &late).is_ok(),
+                    admit(&mut copy(&loaded), &late).is_ok(),
+                    "{late:?} at {h} h"
+                );
+            }
+        }
+        assert!(original.finalized() > 0);
     }
 
     #[test]

@@ -19,6 +19,27 @@ const note = (description) => test.info().annotations.push({ type: 'result', des
 
 test.describe.configure({ mode: 'serial' });
 
+/** Holds every request to `pattern` until the returned function lets the last one through to the server. */
+async function holdRequests(page, pattern) {
+  let release = () => {};
+  await page.route(pattern, async (route) => {
+    await new Promise((r) => { release = r; });
+    await route.continue().catch(() => {});
+  });
+  return () => release();
+}
+
+/** Counts the page's downloads; the returned function stops counting and gives the count. */
+function countDownloads(page) {
+  let downloads = 0;
+  const count = () => { downloads += 1; };
+  page.on('download', count);
+  return () => {
+    page.off('download', count);
+    return downloads;
+  };
+}
+
 /** The known events of account 2 (set by "seed known events for account 2"). */
 let seed;
 
@@ -176,14 +197,8 @@ test.describe('dashboard against a real crmpulse', () => {
     await open(`view=kpi&range=today&account_id=${SEED_ACCOUNT}`, await asAdmin(SEED_ACCOUNT));
     const pdfRoute = '**/api/reports/summary.pdf*';
     // Hold the server's answer so the progress note shows, then cancel: no file.
-    let release = () => {};
-    await page.route(pdfRoute, async (route) => {
-      await new Promise((r) => { release = r; });
-      await route.continue().catch(() => {});
-    });
-    let downloads = 0;
-    const count = () => { downloads += 1; };
-    page.on('download', count);
+    const release = await holdRequests(page, pdfRoute);
+    const downloads = countDownloads(page);
     await page.getByTestId('export-summary').click();
     await page.getByTestId('export-progress').waitFor({ timeout: STEP_MS });
     await page.getByTestId('export-cancel').click();
@@ -200,8 +215,8 @@ test.describe('dashboard against a real crmpulse', () => {
     const said = (await error.textContent()) ?? '';
     if (!said.includes('the view store is warming up')) throw new Error(`export error says: ${said}`);
     await page.unroute(pdfRoute);
-    page.off('download', count);
-    if (downloads !== 0) throw new Error(`${downloads} download(s) after a cancel and a failure`);
+    const downloaded = downloads();
+    if (downloaded !== 0) throw new Error(`${downloaded} download(s) after a cancel and a failure`);
     // The real export: a PDF of the range on screen, whose text pdftotext reads.
     const [download] = await Promise.all([page.waitForEvent('download', { timeout: STEP_MS }), page.getByTestId('export-summary').click()]);
     const name = download.suggestedFilename();
@@ -225,14 +240,8 @@ test.describe('dashboard against a real crmpulse', () => {
     const onRequest = (r) => r.url().includes('/api/reports/dashboard.pdf') && asked.push(r);
     page.on('request', onRequest);
     // Held: the progress note and Cancel replace the button; cancelling leaves no file.
-    let release = () => {};
-    await page.route(pdfRoute, async (route) => {
-      await new Promise((r) => { release = r; });
-      await route.continue().catch(() => {});
-    });
-    let downloads = 0;
-    const count = () => { downloads += 1; };
-    page.on('download', count);
+    const release = await holdRequests(page, pdfRoute);
+    const downloads = countDownloads(page);
     await page.getByLabel('Dashboard PDF of').selectOption('section');
     await page.getByTestId('export-dashboard').click();
     const progress = page.getByTestId('export-dashboard-progress');
@@ -258,8 +267,8 @@ test.describe('dashboard against a real crmpulse', () => {
     await error.waitFor({ timeout: STEP_MS });
     if (!((await error.textContent()) ?? '').includes('the view store is warming up')) throw new Error(`export error says: ${await error.textContent()}`);
     await page.unroute(pdfRoute);
-    page.off('download', count);
-    if (downloads !== 0) throw new Error(`${downloads} download(s) after a cancel and a failure`);
+    const downloaded = downloads();
+    if (downloaded !== 0) throw new Error(`${downloaded} download(s) after a cancel and a failure`);
     const save = async (want, mustHave) => {
       const [download] = await Promise.all([page.waitForEvent('download', { timeout: STEP_MS }), page.getByTestId('export-dashboard').click()]);
       const name = download.suggestedFilename();

@@ -570,6 +570,9 @@ mod tests {
         let bytes = postcard::to_allocvec(&original).unwrap();
         let mut loaded: Finalizer = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(loaded.live(), original.live());
+        let copy = |f: &Finalizer| -> Finalizer {
+            postcard::from_bytes(&postcard::to_allocvec(f).unwrap()).unwrap()
+        };
         let names = |finals: Vec<Finalized>| {
             let mut out: Vec<String> = finals.into_iter().map(|f| format!("{f:?}")).collect();
             out.sort();
@@ -586,9 +589,6 @@ mod tests {
             );
             assert_eq!(loaded.live(), original.live(), "live at {h} h");
             // Whether a late event is refused, on copies (admitting it changes them).
-            let copy = |f: &Finalizer| -> Finalizer {
-                postcard::from_bytes(&postcard::to_allocvec(f).unwrap()).unwrap()
-            };
             for late in [msg(at(2), "c0", "late0"), msg(at(4), "c1", "late1")] {
                 assert_eq!(
                     admit(&mut copy(&original), &late).is_ok(),
